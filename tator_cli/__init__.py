@@ -1,0 +1,1 @@
+"""The `tator` command line: local stack control and client commands."""

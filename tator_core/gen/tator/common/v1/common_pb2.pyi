@@ -1,0 +1,238 @@
+from tator_core.gen.buf.validate import validate_pb2 as _validate_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ModelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_STATE_UNSPECIFIED: _ClassVar[ModelState]
+    MODEL_STATE_MISSING: _ClassVar[ModelState]
+    MODEL_STATE_AVAILABLE: _ClassVar[ModelState]
+    MODEL_STATE_LOADING: _ClassVar[ModelState]
+    MODEL_STATE_READY: _ClassVar[ModelState]
+    MODEL_STATE_FAILED: _ClassVar[ModelState]
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    ERROR_REASON_IMAGE_NOT_CACHED: _ClassVar[ErrorReason]
+    ERROR_REASON_IMAGE_INVALID: _ClassVar[ErrorReason]
+    ERROR_REASON_IMAGE_TOO_LARGE: _ClassVar[ErrorReason]
+    ERROR_REASON_IMAGE_SHA_MISMATCH: _ClassVar[ErrorReason]
+    ERROR_REASON_LABELMAP_MISMATCH: _ClassVar[ErrorReason]
+    ERROR_REASON_MODEL_MISSING: _ClassVar[ErrorReason]
+    ERROR_REASON_MODEL_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_MODEL_LOAD_FAILED: _ClassVar[ErrorReason]
+    ERROR_REASON_HEAD_BACKBONE_MISMATCH: _ClassVar[ErrorReason]
+    ERROR_REASON_CALIBRATION_VERSION_MISMATCH: _ClassVar[ErrorReason]
+    ERROR_REASON_OVERLOADED: _ClassVar[ErrorReason]
+    ERROR_REASON_FANOUT_CAP_EXCEEDED: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_FIELD: _ClassVar[ErrorReason]
+    ERROR_REASON_STAGE_FAILED: _ClassVar[ErrorReason]
+    ERROR_REASON_DATASET_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_NO_GROUND_TRUTH: _ClassVar[ErrorReason]
+    ERROR_REASON_SERVICE_UNAVAILABLE: _ClassVar[ErrorReason]
+    ERROR_REASON_JOB_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+    ERROR_REASON_JOB_NOT_DONE: _ClassVar[ErrorReason]
+    ERROR_REASON_ARCHIVE_INVALID: _ClassVar[ErrorReason]
+    ERROR_REASON_MODEL_REQUIRED: _ClassVar[ErrorReason]
+MODEL_STATE_UNSPECIFIED: ModelState
+MODEL_STATE_MISSING: ModelState
+MODEL_STATE_AVAILABLE: ModelState
+MODEL_STATE_LOADING: ModelState
+MODEL_STATE_READY: ModelState
+MODEL_STATE_FAILED: ModelState
+ERROR_REASON_UNSPECIFIED: ErrorReason
+ERROR_REASON_IMAGE_NOT_CACHED: ErrorReason
+ERROR_REASON_IMAGE_INVALID: ErrorReason
+ERROR_REASON_IMAGE_TOO_LARGE: ErrorReason
+ERROR_REASON_IMAGE_SHA_MISMATCH: ErrorReason
+ERROR_REASON_LABELMAP_MISMATCH: ErrorReason
+ERROR_REASON_MODEL_MISSING: ErrorReason
+ERROR_REASON_MODEL_NOT_FOUND: ErrorReason
+ERROR_REASON_MODEL_LOAD_FAILED: ErrorReason
+ERROR_REASON_HEAD_BACKBONE_MISMATCH: ErrorReason
+ERROR_REASON_CALIBRATION_VERSION_MISMATCH: ErrorReason
+ERROR_REASON_OVERLOADED: ErrorReason
+ERROR_REASON_FANOUT_CAP_EXCEEDED: ErrorReason
+ERROR_REASON_INVALID_FIELD: ErrorReason
+ERROR_REASON_STAGE_FAILED: ErrorReason
+ERROR_REASON_DATASET_NOT_FOUND: ErrorReason
+ERROR_REASON_NO_GROUND_TRUTH: ErrorReason
+ERROR_REASON_SERVICE_UNAVAILABLE: ErrorReason
+ERROR_REASON_JOB_NOT_FOUND: ErrorReason
+ERROR_REASON_NOT_FOUND: ErrorReason
+ERROR_REASON_INTERNAL: ErrorReason
+ERROR_REASON_JOB_NOT_DONE: ErrorReason
+ERROR_REASON_ARCHIVE_INVALID: ErrorReason
+ERROR_REASON_MODEL_REQUIRED: ErrorReason
+
+class ImageRef(_message.Message):
+    __slots__ = ("sha256", "data")
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    data: bytes
+    def __init__(self, sha256: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class Box(_message.Message):
+    __slots__ = ("x1", "y1", "x2", "y2")
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    X2_FIELD_NUMBER: _ClassVar[int]
+    Y2_FIELD_NUMBER: _ClassVar[int]
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
+
+class Window(_message.Message):
+    __slots__ = ("name", "box")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    box: Box
+    def __init__(self, name: _Optional[str] = ..., box: _Optional[_Union[Box, _Mapping]] = ...) -> None: ...
+
+class TilePlan(_message.Message):
+    __slots__ = ("size", "overlap", "include_full")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FULL_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    overlap: float
+    include_full: bool
+    def __init__(self, size: _Optional[int] = ..., overlap: _Optional[float] = ..., include_full: _Optional[bool] = ...) -> None: ...
+
+class GridSpec(_message.Message):
+    __slots__ = ("cols", "rows", "overlap")
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    cols: int
+    rows: int
+    overlap: float
+    def __init__(self, cols: _Optional[int] = ..., rows: _Optional[int] = ..., overlap: _Optional[float] = ...) -> None: ...
+
+class WindowSpec(_message.Message):
+    __slots__ = ("windows", "grid", "include_full", "tiles")
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    GRID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FULL_FIELD_NUMBER: _ClassVar[int]
+    TILES_FIELD_NUMBER: _ClassVar[int]
+    windows: _containers.RepeatedCompositeFieldContainer[Window]
+    grid: GridSpec
+    include_full: bool
+    tiles: TilePlan
+    def __init__(self, windows: _Optional[_Iterable[_Union[Window, _Mapping]]] = ..., grid: _Optional[_Union[GridSpec, _Mapping]] = ..., include_full: _Optional[bool] = ..., tiles: _Optional[_Union[TilePlan, _Mapping]] = ...) -> None: ...
+
+class Mask(_message.Message):
+    __slots__ = ("height", "width", "counts", "x0", "y0")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    X0_FIELD_NUMBER: _ClassVar[int]
+    Y0_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    width: int
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    x0: int
+    y0: int
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., counts: _Optional[_Iterable[int]] = ..., x0: _Optional[int] = ..., y0: _Optional[int] = ...) -> None: ...
+
+class Detection(_message.Message):
+    __slots__ = ("box", "label", "class_id", "score", "source", "model_id", "window", "mask", "probabilities", "prompt")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    box: Box
+    label: str
+    class_id: int
+    score: float
+    source: str
+    model_id: str
+    window: Window
+    mask: Mask
+    probabilities: _containers.RepeatedScalarFieldContainer[float]
+    prompt: str
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[str] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., probabilities: _Optional[_Iterable[float]] = ..., prompt: _Optional[str] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("id", "family", "version", "labelmap", "device", "state", "reason", "is_default", "loaded", "extra")
+    class ExtraEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABELMAP_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    family: str
+    version: str
+    labelmap: _containers.RepeatedScalarFieldContainer[str]
+    device: str
+    state: ModelState
+    reason: str
+    is_default: bool
+    loaded: bool
+    extra: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., version: _Optional[str] = ..., labelmap: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., reason: _Optional[str] = ..., is_default: _Optional[bool] = ..., loaded: _Optional[bool] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class StageTiming(_message.Message):
+    __slots__ = ("stage", "queue_ms", "compute_ms", "batch_size")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    queue_ms: float
+    compute_ms: float
+    batch_size: int
+    def __init__(self, stage: _Optional[str] = ..., queue_ms: _Optional[float] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+
+class Timing(_message.Message):
+    __slots__ = ("stages", "total_ms")
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    stages: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    total_ms: float
+    def __init__(self, stages: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., total_ms: _Optional[float] = ...) -> None: ...
+
+class GenerationSettings(_message.Message):
+    __slots__ = ("max_new_tokens", "do_sample", "temperature", "top_p", "seed")
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DO_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float
+    top_p: float
+    seed: int
+    def __init__(self, max_new_tokens: _Optional[int] = ..., do_sample: _Optional[bool] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,778 @@
+from tator_core.gen.buf.validate import validate_pb2 as _validate_pb2
+from tator_core.gen.tator.common.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class WindowMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WINDOW_MODE_UNSPECIFIED: _ClassVar[WindowMode]
+    WINDOW_MODE_GRID: _ClassVar[WindowMode]
+    WINDOW_MODE_SAHI: _ClassVar[WindowMode]
+
+class ExemplarStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXEMPLAR_STRATEGY_UNSPECIFIED: _ClassVar[ExemplarStrategy]
+    EXEMPLAR_STRATEGY_TOP: _ClassVar[ExemplarStrategy]
+    EXEMPLAR_STRATEGY_RANDOM: _ClassVar[ExemplarStrategy]
+
+class FusionMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FUSION_MODE_UNSPECIFIED: _ClassVar[FusionMode]
+    FUSION_MODE_PRIMARY: _ClassVar[FusionMode]
+    FUSION_MODE_WBF: _ClassVar[FusionMode]
+
+class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_KIND_UNSPECIFIED: _ClassVar[JobKind]
+    JOB_KIND_PREPASS: _ClassVar[JobKind]
+    JOB_KIND_CALIBRATION: _ClassVar[JobKind]
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_STATE_QUEUED: _ClassVar[JobState]
+    JOB_STATE_RUNNING: _ClassVar[JobState]
+    JOB_STATE_SUCCEEDED: _ClassVar[JobState]
+    JOB_STATE_FAILED: _ClassVar[JobState]
+    JOB_STATE_CANCELLED: _ClassVar[JobState]
+    JOB_STATE_INTERRUPTED: _ClassVar[JobState]
+
+class CalibrationModel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CALIBRATION_MODEL_UNSPECIFIED: _ClassVar[CalibrationModel]
+    CALIBRATION_MODEL_MLP: _ClassVar[CalibrationModel]
+    CALIBRATION_MODEL_XGB: _ClassVar[CalibrationModel]
+    CALIBRATION_MODEL_BOTH: _ClassVar[CalibrationModel]
+WINDOW_MODE_UNSPECIFIED: WindowMode
+WINDOW_MODE_GRID: WindowMode
+WINDOW_MODE_SAHI: WindowMode
+EXEMPLAR_STRATEGY_UNSPECIFIED: ExemplarStrategy
+EXEMPLAR_STRATEGY_TOP: ExemplarStrategy
+EXEMPLAR_STRATEGY_RANDOM: ExemplarStrategy
+FUSION_MODE_UNSPECIFIED: FusionMode
+FUSION_MODE_PRIMARY: FusionMode
+FUSION_MODE_WBF: FusionMode
+JOB_KIND_UNSPECIFIED: JobKind
+JOB_KIND_PREPASS: JobKind
+JOB_KIND_CALIBRATION: JobKind
+JOB_STATE_UNSPECIFIED: JobState
+JOB_STATE_QUEUED: JobState
+JOB_STATE_RUNNING: JobState
+JOB_STATE_SUCCEEDED: JobState
+JOB_STATE_FAILED: JobState
+JOB_STATE_CANCELLED: JobState
+JOB_STATE_INTERRUPTED: JobState
+CALIBRATION_MODEL_UNSPECIFIED: CalibrationModel
+CALIBRATION_MODEL_MLP: CalibrationModel
+CALIBRATION_MODEL_XGB: CalibrationModel
+CALIBRATION_MODEL_BOTH: CalibrationModel
+
+class Dataset(_message.Message):
+    __slots__ = ("id", "layout", "labelmap", "glossary", "glossary_hash", "labelmap_hash", "images_per_split", "image_count", "annotation_count", "has_ground_truth")
+    class ImagesPerSplitEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    LABELMAP_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_HASH_FIELD_NUMBER: _ClassVar[int]
+    LABELMAP_HASH_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_PER_SPLIT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HAS_GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    layout: str
+    labelmap: _containers.RepeatedScalarFieldContainer[str]
+    glossary: str
+    glossary_hash: str
+    labelmap_hash: str
+    images_per_split: _containers.ScalarMap[str, int]
+    image_count: int
+    annotation_count: int
+    has_ground_truth: bool
+    def __init__(self, id: _Optional[str] = ..., layout: _Optional[str] = ..., labelmap: _Optional[_Iterable[str]] = ..., glossary: _Optional[str] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., images_per_split: _Optional[_Mapping[str, int]] = ..., image_count: _Optional[int] = ..., annotation_count: _Optional[int] = ..., has_ground_truth: _Optional[bool] = ...) -> None: ...
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets",)
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
+    def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ...) -> None: ...
+
+class ServiceModels(_message.Message):
+    __slots__ = ("service", "address", "health", "models")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    address: str
+    health: str
+    models: _containers.RepeatedCompositeFieldContainer[_common_pb2.ModelInfo]
+    def __init__(self, service: _Optional[str] = ..., address: _Optional[str] = ..., health: _Optional[str] = ..., models: _Optional[_Iterable[_Union[_common_pb2.ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceModels]
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceModels, _Mapping]]] = ...) -> None: ...
+
+class Glossary(_message.Message):
+    __slots__ = ("name", "text", "hash", "terms")
+    class TermsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Terms
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Terms, _Mapping]] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    text: str
+    hash: str
+    terms: _containers.MessageMap[str, Terms]
+    def __init__(self, name: _Optional[str] = ..., text: _Optional[str] = ..., hash: _Optional[str] = ..., terms: _Optional[_Mapping[str, Terms]] = ...) -> None: ...
+
+class Terms(_message.Message):
+    __slots__ = ("terms",)
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    terms: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, terms: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListGlossariesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListGlossariesResponse(_message.Message):
+    __slots__ = ("glossaries",)
+    GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
+    glossaries: _containers.RepeatedCompositeFieldContainer[Glossary]
+    def __init__(self, glossaries: _Optional[_Iterable[_Union[Glossary, _Mapping]]] = ...) -> None: ...
+
+class GetGlossaryRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetGlossaryResponse(_message.Message):
+    __slots__ = ("glossary",)
+    GLOSSARY_FIELD_NUMBER: _ClassVar[int]
+    glossary: Glossary
+    def __init__(self, glossary: _Optional[_Union[Glossary, _Mapping]] = ...) -> None: ...
+
+class PutGlossaryRequest(_message.Message):
+    __slots__ = ("name", "text")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    text: str
+    def __init__(self, name: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class PutGlossaryResponse(_message.Message):
+    __slots__ = ("glossary",)
+    GLOSSARY_FIELD_NUMBER: _ClassVar[int]
+    glossary: Glossary
+    def __init__(self, glossary: _Optional[_Union[Glossary, _Mapping]] = ...) -> None: ...
+
+class DeleteGlossaryRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteGlossaryResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PrepassConfig(_message.Message):
+    __slots__ = ("enable_yolo", "enable_rfdetr", "yolo_id", "rfdetr_id", "detector_conf", "detector_iou", "detector_merge_iou", "detector_full", "detector_sahi", "sahi_window_size", "sahi_overlap_ratio", "enable_sam3_text", "sam3_text_synonym_budget", "sam3_text_window_extension", "window_mode", "sam3_text_score", "sam3_mask_threshold", "enable_sam3_similarity", "similarity_min_exemplar_score", "similarity_exemplar_count", "similarity_exemplar_strategy", "similarity_window_extension", "similarity_score", "grid_cols", "grid_rows", "grid_overlap_ratio", "dedupe_iou", "fusion_mode", "cross_class_dedupe", "cross_class_dedupe_iou", "enable_classifier", "classifier_id", "enable_caption", "caption_windowed", "caption_max_tokens", "seed", "stage_timeout_s", "return_masks")
+    ENABLE_YOLO_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_RFDETR_FIELD_NUMBER: _ClassVar[int]
+    YOLO_ID_FIELD_NUMBER: _ClassVar[int]
+    RFDETR_ID_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_CONF_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_IOU_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_MERGE_IOU_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FULL_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_SAHI_FIELD_NUMBER: _ClassVar[int]
+    SAHI_WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SAHI_OVERLAP_RATIO_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_SAM3_TEXT_FIELD_NUMBER: _ClassVar[int]
+    SAM3_TEXT_SYNONYM_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    SAM3_TEXT_WINDOW_EXTENSION_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MODE_FIELD_NUMBER: _ClassVar[int]
+    SAM3_TEXT_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SAM3_MASK_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_SAM3_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_MIN_EXEMPLAR_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_EXEMPLAR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_EXEMPLAR_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_WINDOW_EXTENSION_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    GRID_COLS_FIELD_NUMBER: _ClassVar[int]
+    GRID_ROWS_FIELD_NUMBER: _ClassVar[int]
+    GRID_OVERLAP_RATIO_FIELD_NUMBER: _ClassVar[int]
+    DEDUPE_IOU_FIELD_NUMBER: _ClassVar[int]
+    FUSION_MODE_FIELD_NUMBER: _ClassVar[int]
+    CROSS_CLASS_DEDUPE_FIELD_NUMBER: _ClassVar[int]
+    CROSS_CLASS_DEDUPE_IOU_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_CLASSIFIER_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_ID_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_CAPTION_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_WINDOWED_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    STAGE_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    RETURN_MASKS_FIELD_NUMBER: _ClassVar[int]
+    enable_yolo: bool
+    enable_rfdetr: bool
+    yolo_id: str
+    rfdetr_id: str
+    detector_conf: float
+    detector_iou: float
+    detector_merge_iou: float
+    detector_full: bool
+    detector_sahi: bool
+    sahi_window_size: int
+    sahi_overlap_ratio: float
+    enable_sam3_text: bool
+    sam3_text_synonym_budget: int
+    sam3_text_window_extension: bool
+    window_mode: WindowMode
+    sam3_text_score: float
+    sam3_mask_threshold: float
+    enable_sam3_similarity: bool
+    similarity_min_exemplar_score: float
+    similarity_exemplar_count: int
+    similarity_exemplar_strategy: ExemplarStrategy
+    similarity_window_extension: bool
+    similarity_score: float
+    grid_cols: int
+    grid_rows: int
+    grid_overlap_ratio: float
+    dedupe_iou: float
+    fusion_mode: FusionMode
+    cross_class_dedupe: bool
+    cross_class_dedupe_iou: float
+    enable_classifier: bool
+    classifier_id: str
+    enable_caption: bool
+    caption_windowed: bool
+    caption_max_tokens: int
+    seed: int
+    stage_timeout_s: float
+    return_masks: bool
+    def __init__(self, enable_yolo: _Optional[bool] = ..., enable_rfdetr: _Optional[bool] = ..., yolo_id: _Optional[str] = ..., rfdetr_id: _Optional[str] = ..., detector_conf: _Optional[float] = ..., detector_iou: _Optional[float] = ..., detector_merge_iou: _Optional[float] = ..., detector_full: _Optional[bool] = ..., detector_sahi: _Optional[bool] = ..., sahi_window_size: _Optional[int] = ..., sahi_overlap_ratio: _Optional[float] = ..., enable_sam3_text: _Optional[bool] = ..., sam3_text_synonym_budget: _Optional[int] = ..., sam3_text_window_extension: _Optional[bool] = ..., window_mode: _Optional[_Union[WindowMode, str]] = ..., sam3_text_score: _Optional[float] = ..., sam3_mask_threshold: _Optional[float] = ..., enable_sam3_similarity: _Optional[bool] = ..., similarity_min_exemplar_score: _Optional[float] = ..., similarity_exemplar_count: _Optional[int] = ..., similarity_exemplar_strategy: _Optional[_Union[ExemplarStrategy, str]] = ..., similarity_window_extension: _Optional[bool] = ..., similarity_score: _Optional[float] = ..., grid_cols: _Optional[int] = ..., grid_rows: _Optional[int] = ..., grid_overlap_ratio: _Optional[float] = ..., dedupe_iou: _Optional[float] = ..., fusion_mode: _Optional[_Union[FusionMode, str]] = ..., cross_class_dedupe: _Optional[bool] = ..., cross_class_dedupe_iou: _Optional[float] = ..., enable_classifier: _Optional[bool] = ..., classifier_id: _Optional[str] = ..., enable_caption: _Optional[bool] = ..., caption_windowed: _Optional[bool] = ..., caption_max_tokens: _Optional[int] = ..., seed: _Optional[int] = ..., stage_timeout_s: _Optional[float] = ..., return_masks: _Optional[bool] = ...) -> None: ...
+
+class Atom(_message.Message):
+    __slots__ = ("atom_id", "stage", "run", "detection", "prompt_origin")
+    ATOM_ID_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    atom_id: str
+    stage: str
+    run: str
+    detection: _common_pb2.Detection
+    prompt_origin: str
+    def __init__(self, atom_id: _Optional[str] = ..., stage: _Optional[str] = ..., run: _Optional[str] = ..., detection: _Optional[_Union[_common_pb2.Detection, _Mapping]] = ..., prompt_origin: _Optional[str] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("index", "box", "label", "score", "source_primary", "sources", "score_by_source", "atom_ids", "probabilities", "classifier_label", "classifier_score", "classifier_margin", "classifier_error", "accept_prob", "accepted")
+    class ScoreBySourceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_BY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ATOM_IDS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_LABEL_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_PROB_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    box: _common_pb2.Box
+    label: str
+    score: float
+    source_primary: str
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    score_by_source: _containers.ScalarMap[str, float]
+    atom_ids: _containers.RepeatedScalarFieldContainer[str]
+    probabilities: _containers.RepeatedScalarFieldContainer[float]
+    classifier_label: str
+    classifier_score: float
+    classifier_margin: float
+    classifier_error: str
+    accept_prob: float
+    accepted: bool
+    def __init__(self, index: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., score: _Optional[float] = ..., source_primary: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., score_by_source: _Optional[_Mapping[str, float]] = ..., atom_ids: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., classifier_label: _Optional[str] = ..., classifier_score: _Optional[float] = ..., classifier_margin: _Optional[float] = ..., classifier_error: _Optional[str] = ..., accept_prob: _Optional[float] = ..., accepted: _Optional[bool] = ...) -> None: ...
+
+class StageReport(_message.Message):
+    __slots__ = ("stage", "ms", "image_bytes_sent", "cache_hits", "calls", "ran", "detections", "note")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    MS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    RAN_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    ms: float
+    image_bytes_sent: int
+    cache_hits: int
+    calls: int
+    ran: bool
+    detections: int
+    note: str
+    def __init__(self, stage: _Optional[str] = ..., ms: _Optional[float] = ..., image_bytes_sent: _Optional[int] = ..., cache_hits: _Optional[int] = ..., calls: _Optional[int] = ..., ran: _Optional[bool] = ..., detections: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class CaptionResult(_message.Message):
+    __slots__ = ("caption", "windows", "degenerate_reason")
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    DEGENERATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    caption: str
+    windows: _containers.RepeatedCompositeFieldContainer[WindowCaptionText]
+    degenerate_reason: str
+    def __init__(self, caption: _Optional[str] = ..., windows: _Optional[_Iterable[_Union[WindowCaptionText, _Mapping]]] = ..., degenerate_reason: _Optional[str] = ...) -> None: ...
+
+class WindowCaptionText(_message.Message):
+    __slots__ = ("window", "caption")
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    window: _common_pb2.Window
+    caption: str
+    def __init__(self, window: _Optional[_Union[_common_pb2.Window, _Mapping]] = ..., caption: _Optional[str] = ...) -> None: ...
+
+class PrepassResult(_message.Message):
+    __slots__ = ("image_sha256", "image_name", "width", "height", "candidates", "atoms", "classifier_classes", "caption", "stages", "cache_hit", "cache_key", "config_hash", "model_versions", "glossary_hash", "labelmap_hash", "pipeline_version", "warnings", "prompts")
+    class ModelVersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class PromptsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Terms
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Terms, _Mapping]] = ...) -> None: ...
+    IMAGE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    ATOMS_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    CACHE_KEY_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_HASH_FIELD_NUMBER: _ClassVar[int]
+    LABELMAP_HASH_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    image_sha256: str
+    image_name: str
+    width: int
+    height: int
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    atoms: _containers.RepeatedCompositeFieldContainer[Atom]
+    classifier_classes: _containers.RepeatedScalarFieldContainer[str]
+    caption: CaptionResult
+    stages: _containers.RepeatedCompositeFieldContainer[StageReport]
+    cache_hit: bool
+    cache_key: str
+    config_hash: str
+    model_versions: _containers.ScalarMap[str, str]
+    glossary_hash: str
+    labelmap_hash: str
+    pipeline_version: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    prompts: _containers.MessageMap[str, Terms]
+    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., prompts: _Optional[_Mapping[str, Terms]] = ...) -> None: ...
+
+class PrepassRequest(_message.Message):
+    __slots__ = ("image", "dataset_image", "dataset_id", "config", "glossary_name", "refresh", "calibration_id", "recipe_id")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_NAME_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RECIPE_ID_FIELD_NUMBER: _ClassVar[int]
+    image: _common_pb2.ImageRef
+    dataset_image: str
+    dataset_id: str
+    config: PrepassConfig
+    glossary_name: str
+    refresh: bool
+    calibration_id: str
+    recipe_id: str
+    def __init__(self, image: _Optional[_Union[_common_pb2.ImageRef, _Mapping]] = ..., dataset_image: _Optional[str] = ..., dataset_id: _Optional[str] = ..., config: _Optional[_Union[PrepassConfig, _Mapping]] = ..., glossary_name: _Optional[str] = ..., refresh: _Optional[bool] = ..., calibration_id: _Optional[str] = ..., recipe_id: _Optional[str] = ...) -> None: ...
+
+class PrepassResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: PrepassResult
+    def __init__(self, result: _Optional[_Union[PrepassResult, _Mapping]] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("id", "kind", "state", "dataset_id", "done", "total", "eta_s", "message", "error", "failed_stage", "created_at", "updated_at", "result_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ETA_S_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    FAILED_STAGE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: JobKind
+    state: JobState
+    dataset_id: str
+    done: int
+    total: int
+    eta_s: float
+    message: str
+    error: str
+    failed_stage: str
+    created_at: float
+    updated_at: float
+    result_json: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., eta_s: _Optional[float] = ..., message: _Optional[str] = ..., error: _Optional[str] = ..., failed_stage: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., result_json: _Optional[str] = ...) -> None: ...
+
+class StartPrepassJobRequest(_message.Message):
+    __slots__ = ("dataset_id", "config", "split", "max_images", "glossary_name", "refresh", "recipe_id")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_NAME_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
+    RECIPE_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    config: PrepassConfig
+    split: str
+    max_images: int
+    glossary_name: str
+    refresh: bool
+    recipe_id: str
+    def __init__(self, dataset_id: _Optional[str] = ..., config: _Optional[_Union[PrepassConfig, _Mapping]] = ..., split: _Optional[str] = ..., max_images: _Optional[int] = ..., glossary_name: _Optional[str] = ..., refresh: _Optional[bool] = ..., recipe_id: _Optional[str] = ...) -> None: ...
+
+class StartPrepassJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class CalibrationConfig(_message.Message):
+    __slots__ = ("model", "label_iou", "eval_ious", "dedupe_iou", "recall_floor", "seed", "val_fraction", "test_fraction", "max_images", "prepass", "embedding_dims")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_IOU_FIELD_NUMBER: _ClassVar[int]
+    EVAL_IOUS_FIELD_NUMBER: _ClassVar[int]
+    DEDUPE_IOU_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FLOOR_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    VAL_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    TEST_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PREPASS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIMS_FIELD_NUMBER: _ClassVar[int]
+    model: CalibrationModel
+    label_iou: float
+    eval_ious: _containers.RepeatedScalarFieldContainer[float]
+    dedupe_iou: float
+    recall_floor: float
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    max_images: int
+    prepass: PrepassConfig
+    embedding_dims: int
+    def __init__(self, model: _Optional[_Union[CalibrationModel, str]] = ..., label_iou: _Optional[float] = ..., eval_ious: _Optional[_Iterable[float]] = ..., dedupe_iou: _Optional[float] = ..., recall_floor: _Optional[float] = ..., seed: _Optional[int] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., max_images: _Optional[int] = ..., prepass: _Optional[_Union[PrepassConfig, _Mapping]] = ..., embedding_dims: _Optional[int] = ...) -> None: ...
+
+class StartCalibrationRequest(_message.Message):
+    __slots__ = ("dataset_id", "config")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    config: CalibrationConfig
+    def __init__(self, dataset_id: _Optional[str] = ..., config: _Optional[_Union[CalibrationConfig, _Mapping]] = ...) -> None: ...
+
+class StartCalibrationResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class WatchJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class WatchJobResponse(_message.Message):
+    __slots__ = ("job", "image")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    image: str
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., image: _Optional[str] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class CancelJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
+
+class Metrics(_message.Message):
+    __slots__ = ("tp", "fp", "fn", "precision", "recall", "f1")
+    TP_FIELD_NUMBER: _ClassVar[int]
+    FP_FIELD_NUMBER: _ClassVar[int]
+    FN_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    f1: float
+    def __init__(self, tp: _Optional[int] = ..., fp: _Optional[int] = ..., fn: _Optional[int] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ...) -> None: ...
+
+class MethodMetrics(_message.Message):
+    __slots__ = ("method", "eval_iou", "overall", "per_class")
+    class PerClassEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Metrics
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    EVAL_IOU_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    eval_iou: float
+    overall: Metrics
+    per_class: _containers.MessageMap[str, Metrics]
+    def __init__(self, method: _Optional[str] = ..., eval_iou: _Optional[float] = ..., overall: _Optional[_Union[Metrics, _Mapping]] = ..., per_class: _Optional[_Mapping[str, Metrics]] = ...) -> None: ...
+
+class CalibrationReport(_message.Message):
+    __slots__ = ("job_id", "dataset_id", "results", "thresholds_json", "split_images", "feature_schema_hash", "artifacts", "report_json")
+    class ThresholdsJsonEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SplitImagesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    dataset_id: str
+    results: _containers.RepeatedCompositeFieldContainer[MethodMetrics]
+    thresholds_json: _containers.ScalarMap[str, str]
+    split_images: _containers.ScalarMap[str, int]
+    feature_schema_hash: str
+    artifacts: _containers.RepeatedScalarFieldContainer[str]
+    report_json: str
+    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., thresholds_json: _Optional[_Mapping[str, str]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., report_json: _Optional[str] = ...) -> None: ...
+
+class GetCalibrationReportRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetCalibrationReportResponse(_message.Message):
+    __slots__ = ("report",)
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    report: CalibrationReport
+    def __init__(self, report: _Optional[_Union[CalibrationReport, _Mapping]] = ...) -> None: ...
+
+class Recipe(_message.Message):
+    __slots__ = ("id", "name", "description", "config", "glossary", "created_at", "updated_at", "schema_version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    description: str
+    config: PrepassConfig
+    glossary: str
+    created_at: float
+    updated_at: float
+    schema_version: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., config: _Optional[_Union[PrepassConfig, _Mapping]] = ..., glossary: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., schema_version: _Optional[int] = ...) -> None: ...
+
+class ListRecipesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRecipesResponse(_message.Message):
+    __slots__ = ("recipes",)
+    RECIPES_FIELD_NUMBER: _ClassVar[int]
+    recipes: _containers.RepeatedCompositeFieldContainer[Recipe]
+    def __init__(self, recipes: _Optional[_Iterable[_Union[Recipe, _Mapping]]] = ...) -> None: ...
+
+class GetRecipeRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetRecipeResponse(_message.Message):
+    __slots__ = ("recipe",)
+    RECIPE_FIELD_NUMBER: _ClassVar[int]
+    recipe: Recipe
+    def __init__(self, recipe: _Optional[_Union[Recipe, _Mapping]] = ...) -> None: ...
+
+class PutRecipeRequest(_message.Message):
+    __slots__ = ("recipe",)
+    RECIPE_FIELD_NUMBER: _ClassVar[int]
+    recipe: Recipe
+    def __init__(self, recipe: _Optional[_Union[Recipe, _Mapping]] = ...) -> None: ...
+
+class PutRecipeResponse(_message.Message):
+    __slots__ = ("recipe",)
+    RECIPE_FIELD_NUMBER: _ClassVar[int]
+    recipe: Recipe
+    def __init__(self, recipe: _Optional[_Union[Recipe, _Mapping]] = ...) -> None: ...
+
+class DeleteRecipeRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteRecipeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ImportRecipeRequest(_message.Message):
+    __slots__ = ("archive",)
+    ARCHIVE_FIELD_NUMBER: _ClassVar[int]
+    archive: bytes
+    def __init__(self, archive: _Optional[bytes] = ...) -> None: ...
+
+class ImportRecipeResponse(_message.Message):
+    __slots__ = ("recipe", "notice")
+    RECIPE_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
+    recipe: Recipe
+    notice: str
+    def __init__(self, recipe: _Optional[_Union[Recipe, _Mapping]] = ..., notice: _Optional[str] = ...) -> None: ...
+
+class ExportRecipeRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ExportRecipeResponse(_message.Message):
+    __slots__ = ("archive", "filename")
+    ARCHIVE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    archive: bytes
+    filename: str
+    def __init__(self, archive: _Optional[bytes] = ..., filename: _Optional[str] = ...) -> None: ...
