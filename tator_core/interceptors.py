@@ -1,0 +1,170 @@
+"""The one server interceptor every service runs.
+
+Per RPC it: assigns a request id (from `x-request-id` metadata or new), bounds
+in-flight work (RESOURCE_EXHAUSTED / OVERLOADED), validates the request with
+protovalidate (INVALID_ARGUMENT with google.rpc.BadRequest field paths), maps
+`TatorError` to its status, and maps anything unexpected to INTERNAL carrying
+the request id — the traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+
+import grpc
+import protovalidate
+from grpc_status import rpc_status
+
+from tator_core import errors
+from tator_core.logs import request_id_var
+from tator_core.metrics import IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
+
+log = logging.getLogger("tator.rpc")
+_UNCHECKED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+def field_path(violation: Any) -> str:
+    """protovalidate FieldPath -> 'image.sha256' / 'model_ids[0]'."""
+    parts = []
+    for el in violation.proto.field.elements:
+        name = el.field_name
+        sub = getattr(el, "subscript", None)  # protobuf-py oneof: .field / .value
+        if sub is not None and getattr(sub, "field", None) == "index":
+            name += f"[{sub.value}]"
+        elif sub is not None and getattr(sub, "field", None):
+            name += f"[{sub.value!r}]"
+        parts.append(name)
+    return ".".join(parts)
+
+
+def validation_error(request: Any) -> errors.TatorError | None:
+    violations = protovalidate.collect_violations(request)
+    if not violations:
+        return None
+    fvs = [(field_path(v) or "(message)", f"{v.proto.rule_id}: {v.proto.message}") for v in violations]
+    msg = "; ".join(f"{f}: {d}" for f, d in fvs)
+    return errors.TatorError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", f"invalid request: {msg}",
+                             {"field": fvs[0][0]}, fvs)
+
+
+class TatorServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, service: str, max_in_flight: int = 64) -> None:
+        self.service = service
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(_UNCHECKED_PREFIXES):
+            return handler
+        method = details.method.rsplit("/", 1)[-1]
+        rid = dict(details.invocation_metadata or ()).get("x-request-id") or uuid.uuid4().hex[:16]
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await self._run(method, rid, request, context, lambda: inner(request, context))
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                async for item in self._run_stream(method, rid, request, context, inner_stream):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return handler
+
+    def _enter(self, rid: str) -> errors.TatorError | None:
+        request_id_var.set(rid)
+        if self.in_flight >= self.max_in_flight:
+            return errors.resource_exhausted(
+                f"{self.service} is serving {self.in_flight} requests (limit {self.max_in_flight}); retry later",
+                limit=self.max_in_flight)
+        self.in_flight += 1
+        IN_FLIGHT.labels(self.service).set(self.in_flight)
+        return None
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        IN_FLIGHT.labels(self.service).set(self.in_flight)
+
+    async def _fail(self, context: grpc.aio.ServicerContext, method: str, rid: str, exc: BaseException) -> None:
+        if isinstance(exc, errors.TatorError):
+            err = exc
+            err.metadata.setdefault("request_id", rid)
+            log.info("rpc failed", extra={"fields": {"method": method, "code": err.code.name, "reason": err.reason,
+                                                     "detail": err.message}})
+        else:
+            log.error("unexpected error in %s", method, exc_info=exc)
+            err = errors.TatorError(grpc.StatusCode.INTERNAL, "INTERNAL",
+                                    f"internal error in {method} (request id {rid})", {"request_id": rid})
+        await context.abort_with_status(rpc_status.to_status(err.to_status()))
+
+    async def _run(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext,
+                   call: Callable[[], Awaitable[Any]]) -> Any:
+        start = time.perf_counter()
+        code = "OK"
+        context.set_trailing_metadata((("x-request-id", rid),))
+        refused = self._enter(rid)
+        try:
+            if refused is not None:
+                raise refused
+            try:
+                invalid = validation_error(request)
+                if invalid is not None:
+                    raise invalid
+                return await call()
+            finally:
+                self._leave()
+        except grpc.aio.AbortError:
+            code = (context.code() or grpc.StatusCode.UNKNOWN).name if hasattr(context, "code") else "ABORTED"
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+            code = exc.code.name if isinstance(exc, errors.TatorError) else "INTERNAL"
+            await self._fail(context, method, rid, exc)
+        finally:
+            RPC_TOTAL.labels(self.service, method, code).inc()
+            RPC_LATENCY.labels(self.service, method).observe(time.perf_counter() - start)
+
+    async def _run_stream(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext,
+                          inner: Callable[..., Any]) -> Any:
+        start = time.perf_counter()
+        code = "OK"
+        context.set_trailing_metadata((("x-request-id", rid),))
+        refused = self._enter(rid)
+        try:
+            if refused is not None:
+                raise refused
+            try:
+                invalid = validation_error(request)
+                if invalid is not None:
+                    raise invalid
+                async for item in inner(request, context):
+                    yield item
+            finally:
+                self._leave()
+        except grpc.aio.AbortError:
+            code = "ABORTED"
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except Exception as exc:  # noqa: BLE001
+            code = exc.code.name if isinstance(exc, errors.TatorError) else "INTERNAL"
+            await self._fail(context, method, rid, exc)
+        finally:
+            RPC_TOTAL.labels(self.service, method, code).inc()
+            RPC_LATENCY.labels(self.service, method).observe(time.perf_counter() - start)

@@ -1,0 +1,108 @@
+"""Model registry: one YAML file listing the models every service may load.
+
+```yaml
+models:
+  - id: yolo-synth
+    family: yolo          # yolo | rfdetr | sam3 | qwen | clip | dinov3 | head
+    path: yolo-synth/best.pt   # relative to this file's directory, or absolute
+    labelmap: [circle, square, triangle]   # optional
+    default: true
+    options: {}           # family-specific
+```
+
+Each service reads the entries of its own families. A missing file makes
+that model MISSING with a reason; it never stops a service from starting
+(Triton's model-repository behaviour).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tator_core import errors
+from tator_core.hashing import path_version
+
+FAMILIES = frozenset({"yolo", "rfdetr", "sam3", "qwen", "clip", "dinov3", "head"})
+
+
+class RegistryError(ValueError):
+    """The registry file itself is malformed."""
+
+
+@dataclass
+class ModelEntry:
+    id: str
+    family: str
+    path: Path
+    labelmap: list[str] | None = None
+    default: bool = False
+    options: dict = field(default_factory=dict)
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    @property
+    def missing_reason(self) -> str:
+        return "" if self.exists else f"weights not found at {self.path}"
+
+    def version(self) -> str:
+        return path_version(self.path) if self.exists else ""
+
+
+class Registry:
+    def __init__(self, entries: list[ModelEntry], source: Path | None = None) -> None:
+        self.source = source
+        self.entries = {e.id: e for e in entries}
+        if len(self.entries) != len(entries):
+            raise RegistryError("duplicate model ids in registry")
+
+    @classmethod
+    def load(cls, path: str | Path | None, families: set[str] | frozenset[str] | None = None) -> "Registry":
+        """Load entries (optionally only some families); no file -> empty registry."""
+        if path is None:
+            return cls([])
+        path = Path(path)
+        if not path.exists():
+            return cls([], path)
+        doc = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(doc, dict) or not isinstance(doc.get("models", []), list):
+            raise RegistryError(f"{path}: expected a mapping with a 'models' list")
+        entries = []
+        for i, raw in enumerate(doc.get("models") or []):
+            if not isinstance(raw, dict) or not raw.get("id") or not raw.get("family") or not raw.get("path"):
+                raise RegistryError(f"{path}: models[{i}] needs id, family and path")
+            fam = str(raw["family"])
+            if fam not in FAMILIES:
+                raise RegistryError(f"{path}: models[{i}] has unknown family {fam!r}")
+            if families is not None and fam not in families:
+                continue
+            p = Path(str(raw["path"]))
+            entries.append(ModelEntry(
+                id=str(raw["id"]), family=fam, path=p if p.is_absolute() else (path.parent / p).resolve(),
+                labelmap=[str(x) for x in raw["labelmap"]] if raw.get("labelmap") else None,
+                default=bool(raw.get("default", False)), options=dict(raw.get("options") or {}),
+            ))
+        return cls(entries, path)
+
+    def get(self, model_id: str) -> ModelEntry:
+        entry = self.entries.get(model_id)
+        if entry is None:
+            raise errors.not_found("MODEL_NOT_FOUND", f"no model {model_id!r} in the registry", model_id=model_id)
+        return entry
+
+    def family(self, family: str) -> list[ModelEntry]:
+        return [e for e in self.entries.values() if e.family == family]
+
+    def default(self, family: str) -> ModelEntry | None:
+        members = self.family(family)
+        return next((e for e in members if e.default), members[0] if members else None)
+
+    def require_default(self, family: str) -> ModelEntry:
+        entry = self.default(family)
+        if entry is None:
+            raise errors.failed_precondition("MODEL_MISSING", f"no {family} model in the registry", family=family)
+        return entry
