@@ -1,0 +1,71 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+TATOR := .venv/bin/tator
+export TATOR_HOME ?= $(CURDIR)/.tator
+DATA := $(TATOR_HOME)/data/synth
+MODELS := $(TATOR_HOME)/models/registry.yaml
+
+.PHONY: demo test venv protos protos-check fixtures regress bench stack-up stack-down clean
+
+# --- setup -----------------------------------------------------------------
+# torch/torchvision are pinned to the builds that lie on these machines' disk;
+# any other version downloads several GB.
+.venv/.installed: pyproject.toml package.json
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e ".[all]"
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+venv: .venv/.installed
+
+# --- contracts ---------------------------------------------------------------
+protos: venv
+	$(PY) scripts/protos.py gen
+
+protos-check: venv
+	$(PY) scripts/protos.py check
+
+# --- data and models (built once, reused) ------------------------------------
+$(DATA)/dataset.json: | venv
+	$(TATOR) data synth --seed 0 --images 200 --out $(DATA)
+
+$(MODELS): $(DATA)/dataset.json tests/fixtures/models/yolo-synth/best.pt
+	$(TATOR) models build --out $(TATOR_HOME)/models --data $(DATA)
+
+fixtures: venv $(MODELS)
+
+# --- the two commands ----------------------------------------------------------
+demo: fixtures
+	$(TATOR) up --detach
+	$(TATOR) status
+	$(TATOR) demo || ($(TATOR) down; exit 1)
+	$(TATOR) down
+
+test: fixtures protos-check
+	$(PY) -m pytest -q -p no:cacheprovider
+	$(TATOR) up --detach
+	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress_fast.json \
+		--out $(TATOR_HOME)/regress_fast.json || ($(TATOR) down; exit 1)
+	$(TATOR) down
+
+# --- more ----------------------------------------------------------------------
+regress: fixtures
+	$(TATOR) up --detach
+	$(TATOR) regress --tier 0 --tier 1 --out $(TATOR_HOME)/regress_full.json || ($(TATOR) down; exit 1)
+	$(TATOR) down
+
+bench: fixtures
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+stack-up: fixtures
+	$(TATOR) up --detach
+
+stack-down:
+	$(TATOR) down
+
+clean:
+	rm -rf $(TATOR_HOME) build

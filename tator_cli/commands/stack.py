@@ -1,0 +1,125 @@
+"""`tator up`, `tator down`, `tator status`: the local stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def _up(config: Optional[Path] = typer.Option(None, help="stack config (default config/stack.yaml)"),
+        detach: bool = typer.Option(False, "--detach", "-d", help="return once SERVING; `tator down` stops"),
+        timeout: float = typer.Option(600.0, help="seconds to wait for every service to be SERVING"),
+        only: Optional[list[str]] = typer.Option(None, help="start only these services")) -> None:
+    """Start the services, wait until every one is SERVING, then supervise (Ctrl-C stops all)."""
+    from tator_cli import stack
+
+    if stack.state_file().exists():
+        stack.stop()
+    services, procs = stack.start(config, only)
+    missing = [n for n in stack.ORDER if n not in procs and not (only and n not in only)]
+    for name in missing:
+        console.print(f"[yellow]{name}: package {services[name].module} not installed; not started[/]")
+    addresses = {n: services[n].address for n in procs}
+    last: dict[str, str] = {}
+
+    def show(states: dict[str, str]) -> None:
+        if states != last:
+            last.clear()
+            last.update(states)
+            console.print("  ".join(f"{n}={s}" for n, s in states.items()))
+
+    try:
+        asyncio.run(stack.wait_serving(addresses, timeout, procs, show))
+    except (TimeoutError, RuntimeError) as exc:
+        console.print(f"[red]{exc}[/]")
+        stack.stop()
+        raise typer.Exit(1)
+    console.print(f"[green]stack SERVING[/] ({', '.join(f'{n}@{services[n].device}' for n in procs)})")
+    if detach:
+        return
+    stack.supervise(services, procs, on_event=lambda m: console.print(f"[yellow]{m}[/]"))
+
+
+def _down() -> None:
+    """Stop the stack started by `tator up --detach`."""
+    from tator_cli import stack
+
+    stopped = stack.stop()
+    console.print(f"stopped {len(stopped)} service(s)" if stopped else "no stack running")
+
+
+async def _collect(services) -> list[dict]:
+    from tator_cli import stack
+    from tator_core.client import ServiceClient
+    from tator_core.gen.tator.classifier.v1 import classifier_pb2, classifier_pb2_grpc
+    from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+    from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
+    from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
+
+    stubs = {
+        "detector": (detector_pb2_grpc.DetectorServiceStub, detector_pb2.ListModelsRequest),
+        "sam3": (sam3_pb2_grpc.Sam3ServiceStub, sam3_pb2.ListModelsRequest),
+        "qwen": (qwen_pb2_grpc.QwenServiceStub, qwen_pb2.ListModelsRequest),
+        "classifier": (classifier_pb2_grpc.ClassifierServiceStub, classifier_pb2.ListModelsRequest),
+        "orchestrator": (orchestrator_pb2_grpc.OrchestratorServiceStub, None),
+    }
+    rows = []
+    for name in stack.ORDER:
+        svc = services[name]
+        stub, req = stubs[name]
+        client = ServiceClient(svc.address, stub, timeout_s=5)
+        row = {"service": name, "address": svc.address, "health": await client.health(), "device": "", "models": []}
+        if row["health"] != "UNREACHABLE" and req is not None:
+            try:
+                resp = await client.call("ListModels", req())
+                row["models"] = [{"id": m.id, "state": m.state, "loaded": m.loaded} for m in resp.models]
+                row["device"] = next((m.device for m in resp.models if m.device), "")
+            except Exception as exc:  # status must still print for a half-broken stack
+                row["error"] = str(exc)
+        elif name == "orchestrator":
+            row["device"] = "cpu"
+        await client.close()
+        rows.append(row)
+    return rows
+
+
+def _status(config: Optional[Path] = typer.Option(None, help="stack config"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Table: service, address, device, health, loaded models."""
+    from tator_cli import stack
+    from tator_core.gen.tator.common.v1 import common_pb2
+
+    services = stack.load_config(config)
+    state = json.loads(stack.state_file().read_text()) if stack.state_file().exists() else {}
+    rows = asyncio.run(_collect(services))
+    for row in rows:
+        row["device"] = row["device"] or state.get(row["service"], {}).get("device", "")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="tator stack")
+    for col in ("service", "address", "device", "health", "models"):
+        table.add_column(col)
+    for row in rows:
+        models = ", ".join(f"{m['id']}({common_pb2.ModelState.Name(m['state']).removeprefix('MODEL_STATE_').lower()})"
+                           for m in row["models"])
+        colour = "green" if row["health"] == "SERVING" else "red"
+        table.add_row(row["service"], row["address"], row["device"], f"[{colour}]{row['health']}[/]", models)
+    Console().print(table)
+    if any(r["health"] != "SERVING" for r in rows):
+        raise typer.Exit(3)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(_up)
+    app.command("down")(_down)
+    app.command("status")(_status)

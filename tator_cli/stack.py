@@ -1,0 +1,246 @@
+"""The local stack: five services as child processes on loopback.
+
+`start()` launches every service whose package is installed, one GPU per
+model service when GPUs exist (else cpu), and records the pids in
+`$TATOR_HOME/run/stack.json`; `wait_serving()` polls grpc.health.v1 until all
+are SERVING; `supervise()` restarts a crashed child (bounded) until a signal;
+`stop()` sends SIGTERM (the services drain), then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tator_core.settings import tator_home
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "config" / "stack.yaml"
+ORDER = ("detector", "sam3", "qwen", "classifier", "orchestrator")
+SERVICE_NAMES = {
+    "orchestrator": "tator.orchestrator.v1.OrchestratorService",
+    "detector": "tator.detector.v1.DetectorService",
+    "sam3": "tator.sam3.v1.Sam3Service",
+    "qwen": "tator.qwen.v1.QwenService",
+    "classifier": "tator.classifier.v1.ClassifierService",
+}
+
+
+@dataclass
+class ServiceConf:
+    name: str
+    address: str
+    metrics_port: int
+    module: str
+    gpu: bool
+    device: str = "cpu"
+    pid: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return self.address.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    @property
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+
+def load_config(path: Path | None = None) -> dict[str, ServiceConf]:
+    doc = yaml.safe_load((path or DEFAULT_CONFIG).read_text())
+    out = {}
+    for name in ORDER:
+        raw = doc["services"][name]
+        out[name] = ServiceConf(name, raw["address"], int(raw.get("metrics_port", -1)), raw["module"],
+                                bool(raw.get("gpu", False)))
+    return out
+
+
+def gpu_count() -> int:
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for ln in out.stdout.splitlines() if ln.startswith("GPU "))
+
+
+def assign_devices(services: dict[str, ServiceConf], gpus: int) -> None:
+    """One GPU per model service, round-robin when there are fewer GPUs."""
+    k = 0
+    for svc in services.values():
+        if svc.gpu and gpus > 0:
+            svc.device = f"cuda:{k % gpus}"
+            k += 1
+        else:
+            svc.device = "cpu"
+
+
+def run_dir() -> Path:
+    d = tator_home() / "run"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def state_file() -> Path:
+    return run_dir() / "stack.json"
+
+
+def registry_path() -> Path:
+    return tator_home() / "models" / "registry.yaml"
+
+
+def command_for(svc: ServiceConf, services: dict[str, ServiceConf]) -> tuple[list[str], dict[str, str]]:
+    cmd = [sys.executable, "-m", svc.module, "--host", svc.host, "--port", str(svc.port),
+           "--metrics-port", str(svc.metrics_port), "--device", svc.device]
+    env = dict(os.environ, TATOR_HOME=str(tator_home()), PYTHONUNBUFFERED="1")
+    if svc.name == "orchestrator":
+        for other in ("detector", "sam3", "qwen", "classifier"):
+            env[f"TATOR_ORCHESTRATOR_{other.upper()}_ADDRESS"] = services[other].address
+    else:
+        cmd += ["--registry", str(registry_path())]
+    env.update(svc.extra_env)
+    return cmd, env
+
+
+def spawn(svc: ServiceConf, services: dict[str, ServiceConf]) -> subprocess.Popen:
+    cmd, env = command_for(svc, services)
+    logs = tator_home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / f"{svc.name}.log", "ab")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            start_new_session=True)
+    log.close()
+    svc.pid = proc.pid
+    return proc
+
+
+def start(config: Path | None = None, only: list[str] | None = None) -> tuple[dict[str, ServiceConf], dict[str, subprocess.Popen]]:
+    services = load_config(config)
+    assign_devices(services, gpu_count())
+    procs = {}
+    for name in ORDER:
+        svc = services[name]
+        if (only and name not in only) or not svc.installed:
+            continue
+        procs[name] = spawn(svc, services)
+    write_state(services, procs)
+    return services, procs
+
+
+def write_state(services: dict[str, ServiceConf], procs: dict[str, subprocess.Popen]) -> None:
+    state_file().write_text(json.dumps({n: {"pid": p.pid, "address": services[n].address,
+                                            "device": services[n].device} for n, p in procs.items()}))
+
+
+async def health_of(address: str, service: str = "") -> str:
+    from tator_core.client import ServiceClient
+
+    client = ServiceClient(address, lambda ch: None)
+    try:
+        return await client.health(service)
+    finally:
+        await client.close()
+
+
+async def wait_serving(addresses: dict[str, str], timeout_s: float = 600.0,
+                       procs: dict[str, subprocess.Popen] | None = None,
+                       on_poll=None) -> dict[str, str]:
+    """Poll health until every address is SERVING; raises on timeout or a dead child."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = dict(zip(addresses, await asyncio.gather(*(health_of(a) for a in addresses.values()))))
+        if on_poll is not None:
+            on_poll(states)
+        if all(s == "SERVING" for s in states.values()):
+            return states
+        for name, proc in (procs or {}).items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode}; see {tator_home()}/logs/{name}.log")
+        if time.monotonic() > deadline:
+            bad = {n: s for n, s in states.items() if s != "SERVING"}
+            raise TimeoutError(f"not SERVING after {timeout_s:.0f}s: {bad}")
+        await asyncio.sleep(0.5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop(grace_s: float = 15.0) -> list[str]:
+    """SIGTERM every recorded child, SIGKILL what is left after grace_s."""
+    path = state_file()
+    if not path.exists():
+        return []
+    state = json.loads(path.read_text())
+    pids = {name: int(v["pid"]) for name, v in state.items()}
+    for pid in pids.values():
+        if _alive(pid):
+            os.killpg(pid, signal.SIGTERM) if _is_group_leader(pid) else os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
+        time.sleep(0.2)
+    for pid in pids.values():
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return list(pids)
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def supervise(services: dict[str, ServiceConf], procs: dict[str, subprocess.Popen], max_restarts: int = 3,
+              on_event=None) -> None:
+    """Block until SIGINT/SIGTERM; restart crashed children at most max_restarts times each."""
+    stopping = False
+
+    def handler(signum, frame):  # noqa: ARG001
+        nonlocal stopping
+        stopping = True
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    restarts = {n: 0 for n in procs}
+    try:
+        while not stopping:
+            for name, proc in list(procs.items()):
+                if proc.poll() is None:
+                    continue
+                if restarts[name] >= max_restarts:
+                    if on_event:
+                        on_event(f"{name} exited ({proc.returncode}); restart budget spent")
+                    procs.pop(name)
+                    continue
+                restarts[name] += 1
+                if on_event:
+                    on_event(f"{name} exited ({proc.returncode}); restarting ({restarts[name]}/{max_restarts})")
+                procs[name] = spawn(services[name], services)
+                write_state(services, procs)
+            time.sleep(0.5)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        stop()
