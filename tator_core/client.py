@@ -27,9 +27,13 @@ def image_ref(data: bytes, with_bytes: bool = True) -> common_pb2.ImageRef:
     return ref
 
 
-def channel_options(max_message_mb: int = 64) -> list[tuple[str, int]]:
+def channel_options(max_message_mb: int = 64) -> list[tuple[str, object]]:
+    """Round-robin over every address a `dns:///` target resolves to: with the
+    default pick_first policy one long-lived HTTP/2 connection pins all calls
+    to one pod and extra replicas sit idle. Harmless for a single address."""
     n = max_message_mb * 1024 * 1024
-    return [("grpc.max_send_message_length", n), ("grpc.max_receive_message_length", n)]
+    return [("grpc.max_send_message_length", n), ("grpc.max_receive_message_length", n),
+            ("grpc.lb_policy_name", "round_robin")]
 
 
 class ServiceClient:

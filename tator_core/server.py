@@ -79,7 +79,10 @@ async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningS
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=[("grpc.max_send_message_length", max_bytes), ("grpc.max_receive_message_length", max_bytes),
-                 ("grpc.so_reuseport", 0)],
+                 ("grpc.so_reuseport", 0),
+                 # Clients reconnect now and then, so a scale-up is noticed without
+                 # waiting for a connection to break; in-flight calls finish first.
+                 ("grpc.max_connection_age_ms", 300_000)],
     )
     spec.add_to_server(server)
     health_servicer = health.aio.HealthServicer()
