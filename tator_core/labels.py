@@ -185,7 +185,7 @@ def parse_glossary_raw(text: str) -> dict[str, list[str]]:
     if text[:1] in "{[":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # hostile nesting is just not JSON
             data = None
         if isinstance(data, dict):
             for k, v in data.items():

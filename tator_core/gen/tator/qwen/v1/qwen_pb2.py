@@ -26,7 +26,7 @@ from tator_core.gen.buf.validate import validate_pb2 as buf_dot_validate_dot_val
 from tator_core.gen.tator.common.v1 import common_pb2 as tator_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tator/qwen/v1/qwen.proto\x12\rtator.qwen.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1ctator/common/v1/common.proto\"i\n\tLabelHint\x12\x19\n\x05label\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\x12!\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x14.tator.common.v1.Box\x12\x1e\n\x05score\x18\x03 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00\"\xea\x02\n\x0e\x43\x61ptionRequest\x12\x30\n\x05image\x18\x01 \x01(\x0b\x32\x19.tator.common.v1.ImageRefB\x06\xbaH\x03\xc8\x01\x01\x12(\n\x04mode\x18\x02 \x01(\x0e\x32\x1a.tator.qwen.v1.CaptionMode\x12,\n\x07windows\x18\x03 \x01(\x0b\x32\x1b.tator.common.v1.WindowSpec\x12(\n\x0c\x61void_labels\x18\x04 \x03(\tB\x12\xbaH\x0f\x92\x01\x0c\x10\xe8\x07\"\x07r\x05\x10\x01\x18\xc8\x01\x12\x32\n\x05hints\x18\x05 \x03(\x0b\x32\x18.tator.qwen.v1.LabelHintB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03\x12\x37\n\ngeneration\x18\x06 \x01(\x0b\x32#.tator.common.v1.GenerationSettings\x12\x1a\n\x08model_id\x18\x07 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x1b\n\x08glossary\x18\x08 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80@\"~\n\rWindowCaption\x12\'\n\x06window\x18\x01 \x01(\x0b\x32\x17.tator.common.v1.Window\x12\x0f\n\x07\x63\x61ption\x18\x02 \x01(\t\x12\x19\n\x11\x64\x65generate_reason\x18\x03 \x01(\t\x12\x18\n\x10generated_tokens\x18\x04 \x01(\x05\"\x9d\x02\n\x0f\x43\x61ptionResponse\x12\x0f\n\x07\x63\x61ption\x18\x01 \x01(\t\x12\x19\n\x11\x64\x65generate_reason\x18\x02 \x01(\t\x12-\n\x07windows\x18\x03 \x03(\x0b\x32\x1c.tator.qwen.v1.WindowCaption\x12\x18\n\x10rewritten_tokens\x18\x04 \x03(\t\x12\x16\n\x0e\x66lagged_tokens\x18\x05 \x03(\t\x12\x18\n\x10generated_tokens\x18\x06 \x01(\x05\x12\'\n\x06timing\x18\x07 \x01(\x0b\x32\x17.tator.common.v1.Timing\x12(\n\x04mode\x18\x08 \x01(\x0e\x32\x1a.tator.qwen.v1.CaptionMode\x12\x10\n\x08warnings\x18\t \x03(\t\"\xf4\x01\n\x15\x45xpandSynonymsRequest\x12$\n\x06labels\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x08\x01\x10\xe8\x07\"\x07r\x05\x10\x01\x18\xc8\x01\x12\x1b\n\x08glossary\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80@\x12+\n\x13max_terms_per_class\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00H\x00\x88\x01\x01\x12\x37\n\ngeneration\x18\x04 \x01(\x0b\x32#.tator.common.v1.GenerationSettings\x12\x1a\n\x08model_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x42\x16\n\x14_max_terms_per_class\":\n\nLabelTerms\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05terms\x18\x02 \x03(\t\x12\x0e\n\x06origin\x18\x03 \x01(\t\"\xbf\x01\n\x16\x45xpandSynonymsResponse\x12)\n\x06labels\x18\x01 \x03(\x0b\x32\x19.tator.qwen.v1.LabelTerms\x12\x12\n\nraw_output\x18\x02 \x01(\t\x12\x13\n\x0bparsed_json\x18\x03 \x01(\x08\x12\x16\n\x0e\x64ropped_by_cap\x18\x04 \x01(\x05\x12\x10\n\x08warnings\x18\x05 \x03(\t\x12\'\n\x06timing\x18\x06 \x01(\x0b\x32\x17.tator.common.v1.Timing\"\x13\n\x11ListModelsRequest\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.tator.common.v1.ModelInfo*]\n\x0b\x43\x61ptionMode\x12\x1c\n\x18\x43\x41PTION_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41PTION_MODE_FULL\x10\x01\x12\x19\n\x15\x43\x41PTION_MODE_WINDOWED\x10\x02\x32\x89\x02\n\x0bQwenService\x12H\n\x07\x43\x61ption\x12\x1d.tator.qwen.v1.CaptionRequest\x1a\x1e.tator.qwen.v1.CaptionResponse\x12]\n\x0e\x45xpandSynonyms\x12$.tator.qwen.v1.ExpandSynonymsRequest\x1a%.tator.qwen.v1.ExpandSynonymsResponse\x12Q\n\nListModels\x12 .tator.qwen.v1.ListModelsRequest\x1a!.tator.qwen.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tator/qwen/v1/qwen.proto\x12\rtator.qwen.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1ctator/common/v1/common.proto\"i\n\tLabelHint\x12\x19\n\x05label\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\x12!\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x14.tator.common.v1.Box\x12\x1e\n\x05score\x18\x03 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00\"\xea\x02\n\x0e\x43\x61ptionRequest\x12\x30\n\x05image\x18\x01 \x01(\x0b\x32\x19.tator.common.v1.ImageRefB\x06\xbaH\x03\xc8\x01\x01\x12(\n\x04mode\x18\x02 \x01(\x0e\x32\x1a.tator.qwen.v1.CaptionMode\x12,\n\x07windows\x18\x03 \x01(\x0b\x32\x1b.tator.common.v1.WindowSpec\x12(\n\x0c\x61void_labels\x18\x04 \x03(\tB\x12\xbaH\x0f\x92\x01\x0c\x10\xe8\x07\"\x07r\x05\x10\x01\x18\xc8\x01\x12\x32\n\x05hints\x18\x05 \x03(\x0b\x32\x18.tator.qwen.v1.LabelHintB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03\x12\x37\n\ngeneration\x18\x06 \x01(\x0b\x32#.tator.common.v1.GenerationSettings\x12\x1a\n\x08model_id\x18\x07 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x12\x1b\n\x08glossary\x18\x08 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80@\"~\n\rWindowCaption\x12\'\n\x06window\x18\x01 \x01(\x0b\x32\x17.tator.common.v1.Window\x12\x0f\n\x07\x63\x61ption\x18\x02 \x01(\t\x12\x19\n\x11\x64\x65generate_reason\x18\x03 \x01(\t\x12\x18\n\x10generated_tokens\x18\x04 \x01(\x05\"\xdc\x02\n\x0f\x43\x61ptionResponse\x12\x0f\n\x07\x63\x61ption\x18\x01 \x01(\t\x12\x19\n\x11\x64\x65generate_reason\x18\x02 \x01(\t\x12-\n\x07windows\x18\x03 \x03(\x0b\x32\x1c.tator.qwen.v1.WindowCaption\x12\x18\n\x10rewritten_tokens\x18\x04 \x03(\t\x12\x16\n\x0e\x66lagged_tokens\x18\x05 \x03(\t\x12\x18\n\x10generated_tokens\x18\x06 \x01(\x05\x12\'\n\x06timing\x18\x07 \x01(\x0b\x32\x17.tator.common.v1.Timing\x12(\n\x04mode\x18\x08 \x01(\x0e\x32\x1a.tator.qwen.v1.CaptionMode\x12\x10\n\x08warnings\x18\t \x03(\t\x12\x1e\n\x16vision_regions_encoded\x18\n \x01(\x05\x12\x1d\n\x15vision_regions_cached\x18\x0b \x01(\x05\"\xf4\x01\n\x15\x45xpandSynonymsRequest\x12$\n\x06labels\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x08\x01\x10\xe8\x07\"\x07r\x05\x10\x01\x18\xc8\x01\x12\x1b\n\x08glossary\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x18\x80\x80@\x12+\n\x13max_terms_per_class\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00H\x00\x88\x01\x01\x12\x37\n\ngeneration\x18\x04 \x01(\x0b\x32#.tator.common.v1.GenerationSettings\x12\x1a\n\x08model_id\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x01\x42\x16\n\x14_max_terms_per_class\":\n\nLabelTerms\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05terms\x18\x02 \x03(\t\x12\x0e\n\x06origin\x18\x03 \x01(\t\"\xbf\x01\n\x16\x45xpandSynonymsResponse\x12)\n\x06labels\x18\x01 \x03(\x0b\x32\x19.tator.qwen.v1.LabelTerms\x12\x12\n\nraw_output\x18\x02 \x01(\t\x12\x13\n\x0bparsed_json\x18\x03 \x01(\x08\x12\x16\n\x0e\x64ropped_by_cap\x18\x04 \x01(\x05\x12\x10\n\x08warnings\x18\x05 \x03(\t\x12\'\n\x06timing\x18\x06 \x01(\x0b\x32\x17.tator.common.v1.Timing\"\x13\n\x11ListModelsRequest\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.tator.common.v1.ModelInfo*]\n\x0b\x43\x61ptionMode\x12\x1c\n\x18\x43\x41PTION_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41PTION_MODE_FULL\x10\x01\x12\x19\n\x15\x43\x41PTION_MODE_WINDOWED\x10\x02\x32\x89\x02\n\x0bQwenService\x12H\n\x07\x43\x61ption\x12\x1d.tator.qwen.v1.CaptionRequest\x1a\x1e.tator.qwen.v1.CaptionResponse\x12]\n\x0e\x45xpandSynonyms\x12$.tator.qwen.v1.ExpandSynonymsRequest\x1a%.tator.qwen.v1.ExpandSynonymsResponse\x12Q\n\nListModels\x12 .tator.qwen.v1.ListModelsRequest\x1a!.tator.qwen.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,8 +55,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPANDSYNONYMSREQUEST'].fields_by_name['max_terms_per_class']._serialized_options = b'\272H\006\032\004\030d(\000'
   _globals['_EXPANDSYNONYMSREQUEST'].fields_by_name['model_id']._loaded_options = None
   _globals['_EXPANDSYNONYMSREQUEST'].fields_by_name['model_id']._serialized_options = b'\272H\005r\003\030\200\001'
-  _globals['_CAPTIONMODE']._serialized_start=1578
-  _globals['_CAPTIONMODE']._serialized_end=1671
+  _globals['_CAPTIONMODE']._serialized_start=1641
+  _globals['_CAPTIONMODE']._serialized_end=1734
   _globals['_LABELHINT']._serialized_start=102
   _globals['_LABELHINT']._serialized_end=207
   _globals['_CAPTIONREQUEST']._serialized_start=210
@@ -64,17 +64,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WINDOWCAPTION']._serialized_start=574
   _globals['_WINDOWCAPTION']._serialized_end=700
   _globals['_CAPTIONRESPONSE']._serialized_start=703
-  _globals['_CAPTIONRESPONSE']._serialized_end=988
-  _globals['_EXPANDSYNONYMSREQUEST']._serialized_start=991
-  _globals['_EXPANDSYNONYMSREQUEST']._serialized_end=1235
-  _globals['_LABELTERMS']._serialized_start=1237
-  _globals['_LABELTERMS']._serialized_end=1295
-  _globals['_EXPANDSYNONYMSRESPONSE']._serialized_start=1298
-  _globals['_EXPANDSYNONYMSRESPONSE']._serialized_end=1489
-  _globals['_LISTMODELSREQUEST']._serialized_start=1491
-  _globals['_LISTMODELSREQUEST']._serialized_end=1510
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1512
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1576
-  _globals['_QWENSERVICE']._serialized_start=1674
-  _globals['_QWENSERVICE']._serialized_end=1939
+  _globals['_CAPTIONRESPONSE']._serialized_end=1051
+  _globals['_EXPANDSYNONYMSREQUEST']._serialized_start=1054
+  _globals['_EXPANDSYNONYMSREQUEST']._serialized_end=1298
+  _globals['_LABELTERMS']._serialized_start=1300
+  _globals['_LABELTERMS']._serialized_end=1358
+  _globals['_EXPANDSYNONYMSRESPONSE']._serialized_start=1361
+  _globals['_EXPANDSYNONYMSRESPONSE']._serialized_end=1552
+  _globals['_LISTMODELSREQUEST']._serialized_start=1554
+  _globals['_LISTMODELSREQUEST']._serialized_end=1573
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1575
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1639
+  _globals['_QWENSERVICE']._serialized_start=1737
+  _globals['_QWENSERVICE']._serialized_end=2002
 # @@protoc_insertion_point(module_scope)

@@ -61,7 +61,7 @@ class WindowCaption(_message.Message):
     def __init__(self, window: _Optional[_Union[_common_pb2.Window, _Mapping]] = ..., caption: _Optional[str] = ..., degenerate_reason: _Optional[str] = ..., generated_tokens: _Optional[int] = ...) -> None: ...
 
 class CaptionResponse(_message.Message):
-    __slots__ = ("caption", "degenerate_reason", "windows", "rewritten_tokens", "flagged_tokens", "generated_tokens", "timing", "mode", "warnings")
+    __slots__ = ("caption", "degenerate_reason", "windows", "rewritten_tokens", "flagged_tokens", "generated_tokens", "timing", "mode", "warnings", "vision_regions_encoded", "vision_regions_cached")
     CAPTION_FIELD_NUMBER: _ClassVar[int]
     DEGENERATE_REASON_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +71,8 @@ class CaptionResponse(_message.Message):
     TIMING_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    VISION_REGIONS_ENCODED_FIELD_NUMBER: _ClassVar[int]
+    VISION_REGIONS_CACHED_FIELD_NUMBER: _ClassVar[int]
     caption: str
     degenerate_reason: str
     windows: _containers.RepeatedCompositeFieldContainer[WindowCaption]
@@ -80,7 +82,9 @@ class CaptionResponse(_message.Message):
     timing: _common_pb2.Timing
     mode: CaptionMode
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, caption: _Optional[str] = ..., degenerate_reason: _Optional[str] = ..., windows: _Optional[_Iterable[_Union[WindowCaption, _Mapping]]] = ..., rewritten_tokens: _Optional[_Iterable[str]] = ..., flagged_tokens: _Optional[_Iterable[str]] = ..., generated_tokens: _Optional[int] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., mode: _Optional[_Union[CaptionMode, str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    vision_regions_encoded: int
+    vision_regions_cached: int
+    def __init__(self, caption: _Optional[str] = ..., degenerate_reason: _Optional[str] = ..., windows: _Optional[_Iterable[_Union[WindowCaption, _Mapping]]] = ..., rewritten_tokens: _Optional[_Iterable[str]] = ..., flagged_tokens: _Optional[_Iterable[str]] = ..., generated_tokens: _Optional[int] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., mode: _Optional[_Union[CaptionMode, str]] = ..., warnings: _Optional[_Iterable[str]] = ..., vision_regions_encoded: _Optional[int] = ..., vision_regions_cached: _Optional[int] = ...) -> None: ...
 
 class ExpandSynonymsRequest(_message.Message):
     __slots__ = ("labels", "glossary", "max_terms_per_class", "generation", "model_id")

@@ -1,0 +1,1 @@
+"""Qwen-VL service: captions (full frame and windowed) and synonym expansion."""

@@ -1,0 +1,1 @@
+"""Model backends of the Qwen service (one module per model family)."""
