@@ -1,0 +1,1 @@
+"""Model backends of the SAM3 service (one module per family)."""

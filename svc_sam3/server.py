@@ -1,0 +1,129 @@
+"""gRPC transport of the SAM3 service: proto in, plain functions, proto out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+
+from tator_core.batching import device_executor
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
+from tator_core.images import ImageStore
+from tator_core.registry import Registry
+from tator_core.server import ServiceSpec
+from tator_core.settings import resolve_device
+
+from svc_sam3 import segment
+from svc_sam3.models import FAMILY, ModelManager
+from svc_sam3.settings import Sam3Settings
+from svc_sam3.windows import window_proto
+
+log = logging.getLogger("tator.sam3")
+FULL_NAME = "tator.sam3.v1.Sam3Service"
+
+
+def _options(request, default_score: float) -> segment.Options:  # noqa: ANN001 - either request type
+    def opt(name: str, default: float) -> float:
+        return getattr(request, name) if request.HasField(name) else default
+
+    return segment.Options(
+        score_threshold=opt("score_threshold", default_score),
+        mask_threshold=opt("mask_threshold", segment.MASK_THRESHOLD),
+        merge_iou=opt("merge_iou", segment.MERGE_IOU),
+        return_masks=request.return_masks,
+        max_results=getattr(request, "max_results_per_prompt", 0))
+
+
+def _box(b: common_pb2.Box) -> tuple[float, float, float, float]:
+    return (b.x1, b.y1, b.x2, b.y2)
+
+
+def _detection(d: segment.Detection) -> common_pb2.Detection:
+    out = common_pb2.Detection(
+        box=common_pb2.Box(x1=d.box[0], y1=d.box[1], x2=d.box[2], y2=d.box[3]), label=d.label, class_id=-1,
+        score=d.score, source=d.source, model_id=d.model_id, window=window_proto(d.window), prompt=d.prompt)
+    if d.mask is not None:
+        out.mask.CopyFrom(d.mask)
+    return out
+
+
+def _response(cls, result: segment.Result, started: float):  # noqa: ANN001, ANN202
+    timing = common_pb2.Timing(total_ms=(time.perf_counter() - started) * 1000)
+    for stage, ms in result.stages.items():
+        if stage == "queue":
+            timing.stages.add(stage=stage, queue_ms=ms)
+        else:
+            timing.stages.add(stage=stage, compute_ms=ms, batch_size=result.batch_size if stage == "decode" else 0)
+    return cls(detections=[_detection(d) for d in result.detections],
+               stats=sam3_pb2.SegmentStats(**vars(result.stats)), timing=timing, warnings=result.warnings)
+
+
+class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
+    def __init__(self, settings: Sam3Settings, models: ModelManager) -> None:
+        self.settings = settings
+        self.models = models
+        self.images = ImageStore(service="sam3", max_items=settings.image_cache_items,
+                                 max_pixels=settings.max_image_pixels)
+        self.engine = segment.Engine(settings, models)
+        self.executor = device_executor("sam3")
+
+    async def _on_device(self, fn, plan):  # noqa: ANN001, ANN202
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, plan, time.perf_counter())
+
+    async def SegmentText(self, request: sam3_pb2.SegmentTextRequest, context) -> sam3_pb2.SegmentTextResponse:  # noqa: N802, ANN001
+        started = time.perf_counter()
+        entry = self.models.entry(request.model_id)
+        image = self.images.resolve(request.image)
+        plan = segment.plan_text(entry, image, [(lp.label, list(lp.prompts)) for lp in request.labels],
+                                 request.windows if request.HasField("windows") else None,
+                                 _options(request, segment.TEXT_SCORE), self.settings.max_prompt_runs)
+        result = await self._on_device(self.engine.run_text, plan)
+        return _response(sam3_pb2.SegmentTextResponse, result, started)
+
+    async def SegmentExemplars(self, request: sam3_pb2.SegmentExemplarsRequest, context) -> sam3_pb2.SegmentExemplarsResponse:  # noqa: N802, ANN001, E501
+        started = time.perf_counter()
+        entry = self.models.entry(request.model_id)
+        image = self.images.resolve(request.image)
+        queries = [segment.ExemplarQuery(s.label, [_box(b) for b in s.positives], [_box(b) for b in s.negatives],
+                                         s.text) for s in request.exemplars]
+        plan = segment.plan_exemplars(entry, image, queries, request.windows if request.HasField("windows") else None,
+                                      _options(request, segment.SIMILARITY_SCORE), self.settings.max_prompt_runs)
+        result = await self._on_device(self.engine.run_exemplars, plan)
+        return _response(sam3_pb2.SegmentExemplarsResponse, result, started)
+
+    async def ListModels(self, request: sam3_pb2.ListModelsRequest, context) -> sam3_pb2.ListModelsResponse:  # noqa: N802, ANN001
+        return sam3_pb2.ListModelsResponse(models=self.models.infos())
+
+    def warm(self) -> None:
+        """Load the default model if it is on disk and run one prompt (caches untouched)."""
+        entry = self.models.registry.default(FAMILY)
+        if entry is None or not entry.exists:
+            log.warning("no sam3 model on disk to warm up", extra={"fields": {"model_id": entry.id if entry else ""}})
+            return
+        backend = self.models.backend(entry)
+        vision = backend.embed_image(np.zeros((64, 64, 3), dtype=np.uint8))
+        backend.decode(vision, backend.embed_texts([segment.VISUAL_TEXT]), (64, 64), score_threshold=1.0)
+
+
+def make_servicer(settings: Sam3Settings) -> Sam3Servicer:
+    device = resolve_device(settings.device)
+    return Sam3Servicer(settings, ModelManager(Registry.load(settings.registry, families={FAMILY}), device))
+
+
+def build_spec(settings: Sam3Settings, servicer: Sam3Servicer | None = None) -> ServiceSpec:
+    """The service for `tator_core.server`; pass a servicer to keep a handle on its engine (tests, benchmarks)."""
+    servicer = servicer or make_servicer(settings)
+
+    async def warmup() -> None:
+        await asyncio.get_running_loop().run_in_executor(servicer.executor, servicer.warm)
+
+    async def shutdown() -> None:
+        servicer.executor.shutdown(wait=False, cancel_futures=True)
+
+    return ServiceSpec(
+        name="sam3", full_name=FULL_NAME,
+        add_to_server=lambda server: sam3_pb2_grpc.add_Sam3ServiceServicer_to_server(servicer, server),
+        warmup=warmup, shutdown=shutdown)

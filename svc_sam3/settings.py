@@ -1,0 +1,25 @@
+"""Settings of the SAM3 service (`TATOR_SAM3_<FIELD>` or `--field-name`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from tator_core.settings import ServiceSettings
+
+
+class Sam3Settings(ServiceSettings):
+    env_prefix: ClassVar[str] = "TATOR_SAM3_"
+    service_name: ClassVar[str] = "sam3"
+
+    max_prompt_runs: int = Field(
+        256, ge=1, le=100_000,
+        description="per-call cap on prompt runs (sum over labels of prompts x contexts); above it the call is "
+                    "refused with FANOUT_CAP_EXCEEDED (the old cap was never enforced, spec §8.10)")
+    vision_cache_mb: int = Field(
+        2048, ge=0, description="memory bound of the vision-embedding LRU (image sha x window); 0 = keep none "
+                                "between calls")
+    vision_cache_items: int = Field(256, ge=1, description="entry bound of the vision-embedding LRU")
+    text_cache_items: int = Field(1024, ge=0, description="prompt-text embeddings kept (LRU); 0 = keep none")
+    prompt_batch: int = Field(8, ge=1, le=256, description="prompts decoded together against one vision embedding")

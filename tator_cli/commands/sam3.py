@@ -1,0 +1,173 @@
+"""`tator segment IMAGE`: text- or exemplar-prompted SAM3 segmentation of one image file.
+
+    tator segment img.png --text circle=circle,disc --text square=square,box --windows 2x2
+    tator segment img.png --exemplar circle=10,10,60,60 --exemplar circle=100,20,140,60 --json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def _split(item: str, flag: str) -> tuple[str, str]:
+    label, sep, rest = item.partition("=")
+    if not sep or not label.strip() or not rest.strip():
+        raise typer.BadParameter(f"expected LABEL=..., got {item!r}", param_hint=flag)
+    return label.strip(), rest
+
+
+def parse_text(items: list[str]) -> dict[str, list[str]]:
+    """['circle=circle,disc', 'circle=ring'] -> {'circle': ['circle', 'disc', 'ring']}."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        label, rest = _split(item, "--text")
+        prompts = [p.strip() for p in rest.split(",") if p.strip()]
+        if not prompts:
+            raise typer.BadParameter(f"no prompt in {item!r}", param_hint="--text")
+        out.setdefault(label, []).extend(prompts)
+    return out
+
+
+def parse_boxes(items: list[str], flag: str) -> dict[str, list[tuple[float, ...]]]:
+    """['circle=1,2,30,40'] -> {'circle': [(1, 2, 30, 40)]} (pixel x1,y1,x2,y2)."""
+    out: dict[str, list[tuple[float, ...]]] = {}
+    for item in items:
+        label, rest = _split(item, flag)
+        try:
+            box = tuple(float(v) for v in rest.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4:
+            raise typer.BadParameter(f"expected LABEL=x1,y1,x2,y2, got {item!r}", param_hint=flag)
+        out.setdefault(label, []).append(box)
+    return out
+
+
+def _window_spec(windows: Optional[str], overlap: float, include_full: bool):
+    from tator_core.gen.tator.common.v1 import common_pb2
+    from tator_core.geometry import parse_grid
+
+    if not windows:
+        return None
+    try:
+        cols, rows = parse_grid(windows)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--windows") from None
+    return common_pb2.WindowSpec(grid=common_pb2.GridSpec(cols=cols, rows=rows, overlap=overlap),
+                                 include_full=include_full)
+
+
+def build_request(data: bytes, text: dict[str, list[str]], positives: dict, negatives: dict, *, windows,
+                  score: Optional[float], mask_threshold: Optional[float], masks: bool, model: str):
+    """SegmentText for text prompts, else SegmentExemplars; returns (method, request)."""
+    from tator_core.client import image_ref
+    from tator_core.gen.tator.common.v1 import common_pb2
+    from tator_core.gen.tator.sam3.v1 import sam3_pb2
+
+    def box(b: tuple[float, ...]) -> common_pb2.Box:
+        return common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3])
+
+    common = dict(image=image_ref(data, with_bytes=False), return_masks=masks, model_id=model, windows=windows,
+                  score_threshold=score, mask_threshold=mask_threshold)
+    common = {k: v for k, v in common.items() if v is not None}
+    if text:
+        return "SegmentText", sam3_pb2.SegmentTextRequest(
+            labels=[sam3_pb2.LabelPrompts(label=k, prompts=v) for k, v in text.items()], **common)
+    return "SegmentExemplars", sam3_pb2.SegmentExemplarsRequest(
+        exemplars=[sam3_pb2.ExemplarSet(label=k, positives=[box(b) for b in v],
+                                        negatives=[box(b) for b in negatives.get(k, [])])
+                   for k, v in positives.items()], **common)
+
+
+async def _call(address: str, data: bytes, method: str, request, timeout_s: float):
+    from tator_core.client import ServiceClient
+    from tator_core.gen.tator.sam3.v1 import sam3_pb2_grpc
+
+    client = ServiceClient(address, sam3_pb2_grpc.Sam3ServiceStub, timeout_s=timeout_s)
+    try:
+        return await client.call(method, request, image_data=data)
+    finally:
+        await client.close()
+
+
+def _print(resp) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(resp.detections)} detections")
+    for col in ("label", "score", "x1", "y1", "x2", "y2", "prompt", "window", "mask px"):
+        table.add_column(col)
+    for d in resp.detections:
+        b = d.box
+        px = sum(d.mask.counts[1::2]) if d.HasField("mask") else ""
+        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.1f}" for v in (b.x1, b.y1, b.x2, b.y2)), d.prompt,
+                      d.window.name, str(px))
+    Console().print(table)
+    s = resp.stats
+    console.print(f"contexts {s.contexts}, prompt runs {s.prompt_runs}, raw detections {s.raw_detections}; "
+                  f"vision embeddings computed {s.vision_embeddings_computed} / cached {s.vision_embeddings_cached}; "
+                  f"text embeddings computed {s.text_embeddings_computed} / cached {s.text_embeddings_cached}; "
+                  f"{resp.timing.total_ms:.0f} ms")
+    for w in resp.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def segment(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Image file (PNG, JPEG, ...).")],
+    text: Annotated[Optional[list[str]], typer.Option(
+        "--text", help="LABEL=prompt[,prompt...]; repeat for more labels.")] = None,
+    exemplar: Annotated[Optional[list[str]], typer.Option(
+        "--exemplar", help="LABEL=x1,y1,x2,y2 positive exemplar box in pixels; repeat for more.")] = None,
+    negative: Annotated[Optional[list[str]], typer.Option(
+        "--negative", help="LABEL=x1,y1,x2,y2 negative exemplar box (with --exemplar).")] = None,
+    windows: Annotated[Optional[str], typer.Option(help="Grid of windows, e.g. 2x2 (default: full frame only).")] = None,
+    overlap: Annotated[float, typer.Option(help="Grid cell overlap ratio.")] = 0.2,
+    include_full: Annotated[bool, typer.Option(help="With --windows, also run the full frame.")] = True,
+    score: Annotated[Optional[float], typer.Option(help="Score threshold (default 0.2 text, 0.3 exemplars).")] = None,
+    mask_threshold: Annotated[Optional[float], typer.Option(help="Mask threshold (default 0.2).")] = None,
+    masks: Annotated[bool, typer.Option("--masks", help="Return RLE masks.")] = False,
+    model: Annotated[str, typer.Option(help="Registry id (default: the default SAM3 model).")] = "",
+    address: Annotated[Optional[str], typer.Option(help="host:port (default from config/stack.yaml).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the response as JSON.")] = False,
+) -> None:
+    """Segment IMAGE with the running SAM3 service, by text prompts or by exemplar boxes."""
+    if bool(text) == bool(exemplar):
+        raise typer.BadParameter("give --text prompts or --exemplar boxes (one of the two)")
+    if negative and not exemplar:
+        raise typer.BadParameter("--negative needs --exemplar", param_hint="--negative")
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from tator_core.errors import parse_rpc_error
+
+    data = image.read_bytes()
+    method, request = build_request(
+        data, parse_text(text or []), parse_boxes(exemplar or [], "--exemplar"),
+        parse_boxes(negative or [], "--negative"), windows=_window_spec(windows, overlap, include_full),
+        score=score, mask_threshold=mask_threshold, masks=masks, model=model)
+    if address is None:
+        from tator_cli.stack import load_config
+
+        address = load_config()["sam3"].address
+    try:
+        resp = asyncio.run(_call(address, data, method, request, timeout))
+    except grpc.aio.AioRpcError as exc:
+        err = parse_rpc_error(exc)
+        console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(MessageToDict(resp, preserving_proto_field_name=True), indent=2))
+    else:
+        _print(resp)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("segment")(segment)
