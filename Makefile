@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test venv protos protos-check fixtures regress bench stack-up stack-down clean
+.PHONY: demo test lint venv protos protos-check fixtures regress bench stack-up stack-down clean
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -45,7 +45,10 @@ demo: fixtures
 	$(TATOR) demo || ($(TATOR) down; exit 1)
 	$(TATOR) down
 
-test: fixtures protos-check
+lint: venv
+	.venv/bin/ruff check .
+
+test: fixtures protos-check lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(TATOR) up --detach
 	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress_fast.json \

@@ -246,8 +246,22 @@ class DatasetCatalog:
 
     def __init__(self, data_root: Path) -> None:
         self.data_root = Path(data_root)
-        self._cache: dict[str, Dataset] = {}
+        self._cache: dict[str, tuple[tuple, Dataset]] = {}
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _signature(root: Path) -> tuple:
+        """Cheap change detector: editing the labelmap, the glossary or adding a
+        split/annotation file invalidates the cached Dataset without a restart."""
+        sig = []
+        for p in (root, root / "labelmap.txt", root / "glossary.json", *(root / s for s in SPLITS),
+                  root / "coco", root / "annotations"):
+            try:
+                st = p.stat()
+                sig.append((p.name, st.st_mtime_ns, st.st_size))
+            except OSError:
+                sig.append((p.name, None, None))
+        return tuple(sig)
 
     def list(self) -> list[Dataset]:
         if not self.data_root.is_dir():
@@ -264,14 +278,16 @@ class DatasetCatalog:
     def get(self, ds_id: str) -> Dataset:
         if not ds_id or "/" in ds_id or "\\" in ds_id or set(ds_id) <= {"."}:
             raise errors.invalid_argument("dataset_id", f"invalid dataset id {ds_id!r}")
-        with self._lock:
-            if ds_id in self._cache:
-                return self._cache[ds_id]
         root = self.data_root / ds_id
+        sig = self._signature(root)
+        with self._lock:
+            hit = self._cache.get(ds_id)
+            if hit is not None and hit[0] == sig:
+                return hit[1]
         ds = load_dataset(root, ds_id) if root.is_dir() and not root.is_symlink() else None
         if ds is None:
             raise errors.not_found("DATASET_NOT_FOUND", f"no dataset {ds_id!r} under {self.data_root}",
                                    dataset_id=ds_id)
         with self._lock:
-            self._cache[ds_id] = ds
+            self._cache[ds_id] = (sig, ds)
         return ds

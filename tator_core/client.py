@@ -10,6 +10,7 @@ transparently. It counts the image bytes it sent, so wire economy is testable.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from typing import Any, AsyncIterator, Callable
 
 import grpc
@@ -40,15 +41,20 @@ class ServiceClient:
     """One service: channel, stub, image protocol and counters."""
 
     def __init__(self, address: str, stub_factory: Callable[[grpc.aio.Channel], Any], *,
-                 max_message_mb: int = 64, timeout_s: float = 120.0) -> None:
+                 max_message_mb: int = 64, timeout_s: float = 120.0,
+                 options: list[tuple[str, object]] | None = None, max_held_images: int = 4096) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=channel_options(max_message_mb))
+        self.channel = grpc.aio.insecure_channel(address, options=channel_options(max_message_mb) + (options or []))
         self.stub = stub_factory(self.channel)
         self.timeout_s = timeout_s
         self.image_bytes_sent = 0
         self.calls = 0
         self.resends = 0
-        self._held: set[str] = set()  # shas the service is believed to hold
+        # shas the service is believed to hold; bounded, since a long-running
+        # orchestrator sees unbounded numbers of images (a forgotten sha costs
+        # at most one resend of its bytes).
+        self._held: OrderedDict[str, None] = OrderedDict()
+        self.max_held_images = max_held_images
 
     def forget_images(self) -> None:
         self._held.clear()
@@ -75,14 +81,17 @@ class ServiceClient:
         except grpc.aio.AioRpcError as exc:
             if image_data is None or request.image.HasField("data") or parse_rpc_error(exc).reason != "IMAGE_NOT_CACHED":
                 raise
-            self._held.discard(sha)
+            self._held.pop(sha, None)
             request.image.data = image_data
             self.resends += 1
             self.calls += 1
             response = await rpc(request, timeout=timeout, metadata=meta)
             self._count_sent(request, image_data)
         if sha is not None:
-            self._held.add(sha)
+            self._held[sha] = None
+            self._held.move_to_end(sha)
+            while len(self._held) > self.max_held_images:
+                self._held.popitem(last=False)
         return response
 
     def _count_sent(self, request: Any, image_data: bytes | None) -> None:

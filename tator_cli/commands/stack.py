@@ -61,7 +61,7 @@ async def _collect(services) -> list[dict]:
     from tator_core.client import ServiceClient
     from tator_core.gen.tator.classifier.v1 import classifier_pb2, classifier_pb2_grpc
     from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
-    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc
     from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
     from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
 

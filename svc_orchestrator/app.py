@@ -1,0 +1,246 @@
+"""The orchestrator's state and its job bodies, behind the transport layer (server.py).
+
+`Orchestrator` owns the typed clients, the dataset catalog, the glossary library, the recipe store,
+the prepass cache and runner, and the job manager. Layout under the state dir:
+`jobs.sqlite`, `prepass_cache.sqlite`, `glossaries/`, `recipes/`, `calibration/<job_id>/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from svc_orchestrator.catalogs import GlossaryLibrary, list_models
+from svc_orchestrator.clients import RemoteCallError, ServiceClients
+from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
+from svc_orchestrator.jobs import JobHandle, JobManager
+from svc_orchestrator.prepass.cache import PrepassCache
+from svc_orchestrator.prepass.plan import stage_failed
+from svc_orchestrator.prepass.runner import PrepassContext, PrepassRunner
+from svc_orchestrator.recipes import RecipeStore
+from svc_orchestrator.settings import OrchestratorSettings
+from tator_core import errors
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.images import sha256_hex
+
+EMBED_BOXES_PER_CALL = 4096
+
+
+def calibration_module() -> Any:
+    """The calibration package (svc_orchestrator/calibration), imported on first use."""
+    try:
+        mod = importlib.import_module("svc_orchestrator.calibration")
+    except ImportError as exc:
+        raise errors.failed_precondition("MODEL_REQUIRED", f"calibration is not available: {exc}") from exc
+    if not hasattr(mod, "run_calibration"):
+        try:
+            mod = importlib.import_module("svc_orchestrator.calibration.flow")
+        except ImportError as exc:
+            raise errors.failed_precondition("MODEL_REQUIRED", f"calibration is not available: {exc}") from exc
+    return mod
+
+
+class JobSummary:
+    """What a prepass job reports when it ends: counts per source, class and stage."""
+
+    def __init__(self, ctx: PrepassContext, split: str) -> None:
+        self.ctx, self.split = ctx, split
+        self.images = self.hits = self.candidates = self.atoms = 0
+        self.sources: Counter[str] = Counter()
+        self.primary: Counter[str] = Counter()
+        self.atom_sources: Counter[str] = Counter()
+        self.classes: Counter[str] = Counter()
+        self.stage_ms: Counter[str] = Counter()
+        self.stage_bytes: Counter[str] = Counter()
+        self.warnings = 0
+
+    def add(self, result: pb.PrepassResult) -> None:
+        self.images += 1
+        self.hits += int(result.cache_hit)
+        self.candidates += len(result.candidates)
+        self.atoms += len(result.atoms)
+        self.warnings += len(result.warnings)
+        for c in result.candidates:
+            self.sources.update(c.sources)
+            self.primary[c.source_primary] += 1
+            self.classes[c.label] += 1
+        self.atom_sources.update(a.detection.source for a in result.atoms)
+        if not result.cache_hit:
+            for s in result.stages:
+                self.stage_ms[s.stage] += s.ms
+                self.stage_bytes[s.stage] += s.image_bytes_sent
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "dataset_id": self.ctx.dataset.id, "split": self.split, "images": self.images, "cache_hits": self.hits,
+            "candidates": self.candidates, "atoms": self.atoms, "candidates_by_source": dict(self.sources),
+            "candidates_by_primary_source": dict(self.primary), "atoms_by_source": dict(self.atom_sources),
+            "candidates_by_class": dict(self.classes), "stage_ms": {k: round(v, 1) for k, v in self.stage_ms.items()},
+            "stage_image_bytes": dict(self.stage_bytes), "warnings": self.warnings,
+            "config_hash": self.ctx.config_hash, "glossary_hash": self.ctx.glossary_hash,
+            "labelmap_hash": self.ctx.labelmap_hash}, sort_keys=True)
+
+
+class Orchestrator:
+    def __init__(self, settings: OrchestratorSettings) -> None:
+        self.settings = settings
+        state = Path(settings.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        self.clients = ServiceClients(settings.service_addresses(), settings.service_timeouts(),
+                                      max_message_mb=settings.max_message_mb,
+                                      health_timeout_s=settings.health_timeout_s, models_ttl_s=settings.models_ttl_s)
+        self.datasets = DatasetCatalog(Path(settings.data_root))
+        self.glossaries = GlossaryLibrary(state / "glossaries")
+        self.recipes = RecipeStore(state / "recipes")
+        self.cache = PrepassCache(state / "prepass_cache.sqlite")
+        self.jobs = JobManager(state / "jobs.sqlite", max_concurrent=settings.max_concurrent_jobs)
+        self.runner = PrepassRunner(self.clients, self.cache, self.datasets, glossary_lookup=self.glossaries.text,
+                                    recipe_lookup=self.recipes.get, max_image_pixels=settings.max_image_pixels)
+        self.calibration_root = state / "calibration"
+
+    async def close(self) -> None:
+        await self.jobs.close()
+        await self.clients.close()
+        self.cache.close()
+
+    # --- prepass --------------------------------------------------------------------------------
+    async def prepass(self, request: pb.PrepassRequest) -> pb.PrepassResult:
+        ctx = self.runner.context(request.dataset_id, request.config if request.HasField("config") else None,
+                                  glossary_name=request.glossary_name, recipe_id=request.recipe_id)
+        if request.WhichOneof("source") == "dataset_image":
+            item = ctx.dataset.item(request.dataset_image)
+            data: bytes | None = await asyncio.to_thread(item.path.read_bytes)
+            result = await self.runner.run(ctx, data=data, name=item.name, refresh=request.refresh)
+        else:
+            ref = request.image
+            data = ref.data if ref.HasField("data") else None
+            result = await self.runner.run(ctx, data=data, sha256=ref.sha256, refresh=request.refresh)
+        if request.calibration_id:
+            await self.apply_calibration(request.calibration_id, result, data)
+        return result
+
+    async def apply_calibration(self, job_id: str, result: pb.PrepassResult, data: bytes | None) -> None:
+        """Accept-model scores on the candidates (never stored in the cache: they depend on the job)."""
+        job = self.jobs.get(job_id)
+        if job.kind != pb.JOB_KIND_CALIBRATION:
+            raise errors.invalid_argument("calibration_id", f"job {job_id} is not a calibration job")
+        if job.state != pb.JOB_STATE_SUCCEEDED:
+            raise errors.failed_precondition("JOB_NOT_DONE", f"calibration {job_id} has not succeeded", job_id=job_id)
+        cal = calibration_module()
+        job_dir = self.calibration_dir(job_id)
+        embeddings = None
+        if getattr(cal, "needs_embeddings", lambda _d: False)(job_dir):
+            if data is None:
+                raise errors.failed_precondition("IMAGE_NOT_CACHED", "this calibration needs embeddings: send the "
+                                                 "image bytes", sha256=result.image_sha256)
+            boxes = [(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in result.candidates]
+            embeddings = await self.embed_boxes(result.image_sha256, data, boxes)
+        decisions = await asyncio.to_thread(cal.apply_accept_model, job_dir, result, embeddings=embeddings)
+        for cand, (prob, accepted) in zip(result.candidates, decisions):
+            cand.accept_prob, cand.accepted = float(prob), bool(accepted)
+
+    async def embed_boxes(self, sha: str, data: bytes, boxes: list[tuple[float, float, float, float]]
+                          ) -> list[list[float]]:
+        """L2-normalised backbone embeddings of the boxes, in order (empty list for a failed box)."""
+        out: list[list[float]] = []
+        for start in range(0, len(boxes), EMBED_BOXES_PER_CALL):
+            part = boxes[start:start + EMBED_BOXES_PER_CALL]
+            try:
+                resp, _ = await self.clients.classifier.embed(sha, data, part, normalize=True)
+            except RemoteCallError as exc:
+                raise stage_failed("embed", "classifier", exc.remote.code, exc.remote.message,
+                                   exc.remote.reason) from exc
+            by_index = {e.index: list(e.values) if e.ok else [] for e in resp.embeddings if e.index >= 0}
+            out.extend(by_index.get(i, []) for i in range(len(part)))
+        return out
+
+    def select_items(self, ctx: PrepassContext, split: str, max_images: int) -> list[ImageItem]:
+        items = ctx.dataset.items(split or None)
+        if not items:
+            raise errors.invalid_argument("split", f"dataset {ctx.dataset.id!r} has no images in split {split!r} "
+                                          f"(splits: {', '.join(ctx.dataset.splits)})")
+        if max_images and max_images < len(items):
+            # Seeded shuffle, keep the first N, then dataset order so progress reads naturally.
+            order = list(range(len(items)))
+            random.Random(ctx.config.seed).shuffle(order)
+            items = [items[i] for i in sorted(order[:max_images])]
+        return items
+
+    def start_prepass_job(self, request: pb.StartPrepassJobRequest) -> pb.Job:
+        ctx = self.runner.context(request.dataset_id, request.config if request.HasField("config") else None,
+                                  glossary_name=request.glossary_name, recipe_id=request.recipe_id)
+        items = self.select_items(ctx, request.split, request.max_images)
+
+        async def body(handle: JobHandle) -> str:
+            summary = JobSummary(ctx, request.split)
+            for i, item in enumerate(items):
+                handle.check_cancelled()
+                result = await self.runner.run_item(ctx, item, refresh=request.refresh)
+                summary.add(result)
+                note = "cache hit" if result.cache_hit else f"{len(result.candidates)} candidates"
+                await handle.progress(i + 1, len(items), f"{item.name}: {note}", image=item.name)
+            return summary.to_json()
+
+        return self.jobs.start(pb.JOB_KIND_PREPASS, ctx.dataset.id, len(items), body)
+
+    # --- calibration ----------------------------------------------------------------------------
+    def calibration_dir(self, job_id: str) -> Path:
+        return self.calibration_root / job_id
+
+    async def start_calibration(self, request: pb.StartCalibrationRequest) -> pb.Job:
+        dataset = self.datasets.get(request.dataset_id)
+        cal = calibration_module()
+        env = CalibrationEnv(self)
+        cal.check_guards(await env.list_models(), dataset, request.config)
+        config = pb.CalibrationConfig()
+        config.CopyFrom(request.config)
+
+        async def body(handle: JobHandle) -> str:
+            async def progress(done: int, total: int, message: str) -> None:
+                await handle.progress(done, total, message)
+
+            job_dir = self.calibration_dir(handle.job_id)
+            job_dir.mkdir(parents=True, exist_ok=True)
+            report = await cal.run_calibration(env, dataset, config, job_id=handle.job_id, job_dir=job_dir,
+                                               progress=progress, cancelled=handle.cancelled)
+            handle.check_cancelled()
+            return json.dumps({"job_id": handle.job_id, "dataset_id": dataset.id,
+                               "artifacts": list(report.artifacts), "split_images": dict(report.split_images),
+                               "feature_schema_hash": report.feature_schema_hash}, sort_keys=True)
+
+        return self.jobs.start(pb.JOB_KIND_CALIBRATION, dataset.id, 0, body)
+
+    def calibration_report(self, job_id: str) -> pb.CalibrationReport:
+        job = self.jobs.get(job_id)
+        if job.kind != pb.JOB_KIND_CALIBRATION:
+            raise errors.not_found("NOT_FOUND", f"job {job_id} is not a calibration job", job_id=job_id)
+        if job.state != pb.JOB_STATE_SUCCEEDED:
+            raise errors.failed_precondition("JOB_NOT_DONE", f"calibration {job_id} is "
+                                             f"{pb.JobState.Name(job.state)}", job_id=job_id)
+        return calibration_module().load_report(self.calibration_dir(job_id))
+
+
+class CalibrationEnv:
+    """What the calibration flow may ask of the orchestrator (svc_orchestrator.calibration)."""
+
+    def __init__(self, app: Orchestrator) -> None:
+        self.app = app
+
+    async def list_models(self) -> pb.ListModelsResponse:
+        return await list_models(self.app.clients)
+
+    async def prepass(self, dataset: Dataset, item: ImageItem, config: pb.PrepassConfig) -> pb.PrepassResult:
+        ctx = self.app.runner.context(dataset.id, config)
+        return await self.app.runner.run_item(ctx, item)
+
+    async def embed(self, dataset: Dataset, item: ImageItem,
+                    boxes: list[tuple[float, float, float, float]]) -> list[list[float]]:
+        if not boxes:
+            return []
+        data = await asyncio.to_thread(item.path.read_bytes)
+        return await self.app.embed_boxes(sha256_hex(data), data, boxes)

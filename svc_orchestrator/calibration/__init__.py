@@ -1,0 +1,22 @@
+"""Calibration: accept/reject models over cached prepass candidates (spec §3, fixing §8.1–8.5, §8.13).
+
+The orchestrator uses four names (its interface with this package):
+`check_guards` (before creating a job), `run_calibration` (the job),
+`load_report` (GetCalibrationReport) and `apply_accept_model` (Prepass with a
+calibration id). `CalibrationEnv` is what the job needs from the orchestrator.
+
+Module map: candidates (flat table + IoU matrices) · features (the documented
+schema) · labeling (one-to-one) · split · models (MLP, XGBoost) · thresholds ·
+evaluate (object-level metrics) · pipeline (the synchronous steps) · report ·
+accept_model (versioned save/load/apply) · guards · flow (the async job).
+
+Compared with the old flow there is no recipe discovery sweep (spec §8.13:
+~460 XGB runs per lane for ΔF1 ≈ 0.001): one model of each kind with fixed,
+documented hyperparameters and early stopping, thresholds per class on val.
+"""
+
+from svc_orchestrator.calibration.accept_model import apply_accept_model, needs_embeddings
+from svc_orchestrator.calibration.flow import CalibrationEnv, check_guards, load_report, run_calibration
+
+__all__ = ["CalibrationEnv", "apply_accept_model", "check_guards", "load_report", "needs_embeddings",
+           "run_calibration"]

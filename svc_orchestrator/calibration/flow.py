@@ -1,0 +1,257 @@
+"""The calibration job: prepass results in, accept models and a report out.
+
+Steps: select and split images (seeded, by image) -> prepass every image
+through the environment (cache hit or run; a failure fails the job instead
+of being cached as an empty record, spec §8.6) -> optional embeddings ->
+features (size prior from the training split's GT only) -> one-to-one labels
+-> fit each requested model -> per-class thresholds on val -> test-split
+evaluation next to the baselines -> report + versioned accept model.
+
+The flow is one async function; CPU-heavy steps run in worker threads
+(`asyncio.to_thread`) so the orchestrator's event loop keeps serving, and
+`cancelled()` is checked between images and between steps (a cancelled job
+raises the job manager's `JobCancelled`, which ends the job CANCELLED). The
+orchestrator calls `check_guards` before it creates the job, so guard
+failures are the RPC's own error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Awaitable, Callable, Protocol, Sequence
+
+import numpy as np
+
+from svc_orchestrator.calibration import accept_model as am
+from svc_orchestrator.calibration import pipeline as pl
+from svc_orchestrator.calibration.candidates import build_table
+from svc_orchestrator.calibration.features import FeatureSchema, fit_size_prior, image_features
+from svc_orchestrator.calibration.guards import check_guards
+from svc_orchestrator.calibration.labeling import label_candidates
+from svc_orchestrator.calibration.report import load_report, save_report
+from svc_orchestrator.calibration.split import select_images, split_images
+from svc_orchestrator.jobs import JobCancelled
+from tator_core import errors
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.hashing import atomic_write_text
+
+__all__ = ["CalibrationEnv", "check_guards", "run_calibration", "load_report", "apply_accept_model", "resolve"]
+
+apply_accept_model = am.apply_accept_model
+#: Images prepassed concurrently; the model services micro-batch across them.
+PREPASS_CONCURRENCY = 4
+Progress = Callable[[int, int, str], Awaitable[None]]
+
+
+class CalibrationEnv(Protocol):
+    async def list_models(self) -> pb.ListModelsResponse: ...
+
+    async def prepass(self, dataset, item, config: pb.PrepassConfig) -> pb.PrepassResult: ...
+
+    async def embed(self, dataset, item, boxes: list[tuple[float, float, float, float]]) -> list[list[float]]: ...
+
+
+def resolve(config: pb.CalibrationConfig) -> pl.Settings:
+    kinds = {pb.CALIBRATION_MODEL_MLP: ("mlp",), pb.CALIBRATION_MODEL_XGB: ("xgb",)}.get(config.model, ("mlp", "xgb"))
+    ious = tuple(dict.fromkeys(round(float(v), 4) for v in config.eval_ious)) or (0.5,)
+    d = pl.Settings()
+    return pl.Settings(
+        kinds=kinds, eval_ious=ious,
+        label_iou=round(config.label_iou, 4) if config.HasField("label_iou") else d.label_iou,
+        dedupe_iou=round(config.dedupe_iou, 4) if config.HasField("dedupe_iou") else d.dedupe_iou,
+        recall_floor=round(config.recall_floor, 4) if config.HasField("recall_floor") else d.recall_floor,
+        seed=int(config.seed) if config.HasField("seed") else d.seed,
+        val_fraction=round(config.val_fraction, 4) if config.HasField("val_fraction") else d.val_fraction,
+        test_fraction=round(config.test_fraction, 4) if config.HasField("test_fraction") else d.test_fraction,
+        max_images=int(config.max_images), embedding_dims=int(config.embedding_dims))
+
+
+def _check(cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise JobCancelled("calibration cancelled")
+
+
+async def _prepass_all(env: CalibrationEnv, dataset, names: list[str], config: pb.PrepassConfig,
+                       embedding_dims: int, progress: Callable[[str], Awaitable[None]],
+                       cancelled: Callable[[], bool]) -> tuple[list[pb.PrepassResult], list[list | None]]:
+    """Prepass (and embed) every image, a few at a time, keeping image order; the first failure stops all."""
+    results: list[pb.PrepassResult | None] = [None] * len(names)
+    embeds: list[list | None] = [None] * len(names)
+    queue = list(range(len(names)))[::-1]
+    failure: list[BaseException] = []
+
+    async def worker() -> None:
+        while queue and not failure:
+            if cancelled():
+                return
+            k = queue.pop()
+            item = dataset.item(names[k])
+            try:
+                res = await env.prepass(dataset, item, config)
+                if embedding_dims and res.candidates:
+                    boxes = [(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in res.candidates]
+                    embeds[k] = await env.embed(dataset, item, boxes)
+            except BaseException as exc:  # re-raised below, after the other workers stopped
+                failure.append(exc)
+                return
+            results[k] = res
+            await progress(names[k])
+
+    await asyncio.gather(*(worker() for _ in range(min(PREPASS_CONCURRENCY, len(names)))))
+    if failure:
+        raise failure[0]
+    _check(cancelled)
+    return [r for r in results if r is not None], embeds
+
+
+def _consistent(results: list[pb.PrepassResult]) -> tuple[dict[str, str], tuple[str, ...], str]:
+    """The model versions, classifier classes and config hash every result must share."""
+    versions = dict(results[0].model_versions)
+    classes: tuple[str, ...] = ()
+    for r in results:
+        if dict(r.model_versions) != versions:
+            raise errors.failed_precondition(
+                "CALIBRATION_VERSION_MISMATCH", f"prepass results disagree on model versions ({r.image_name}); "
+                "models changed during the calibration, start it again", image=r.image_name)
+        if r.candidates:
+            if not r.classifier_classes:
+                raise errors.failed_precondition("STAGE_FAILED", f"prepass of {r.image_name} has no classifier "
+                                                 "probabilities; calibration needs the classifier stage",
+                                                 stage="classifier", image=r.image_name)
+            if classes and tuple(r.classifier_classes) != classes:
+                raise errors.failed_precondition("CALIBRATION_VERSION_MISMATCH", "prepass results disagree on the "
+                                                 "classifier classes", image=r.image_name)
+            classes = tuple(r.classifier_classes)
+    if not classes:
+        raise errors.failed_precondition("STAGE_FAILED", "the prepass found no candidates in any selected image",
+                                         stage="prepass")
+    return versions, classes, results[0].config_hash
+
+
+def _build_features(dataset, names: list[str], results: list[pb.PrepassResult], embeds: list, schema: FeatureSchema,
+                    train: Sequence[str], cancelled: Callable[[], bool]):
+    """(size prior, X, table); reads GT files and image headers, so it runs in a worker thread."""
+    prior = fit_size_prior([(g.label, g.box, *dataset.image_size(it)) for it in map(dataset.item, train)
+                            for g in dataset.ground_truth(it)])
+    blocks, per_image = [], []
+    for name, res, emb in zip(names, results, embeds):
+        if cancelled():
+            return None
+        blocks.append(image_features(res, schema, prior, emb))
+        cands = [(c.label, (c.box.x1, c.box.y1, c.box.x2, c.box.y2), c.score, tuple(c.sources))
+                 for c in res.candidates]
+        gts = [(g.label, g.box) for g in dataset.ground_truth(dataset.item(name))]
+        per_image.append((name, cands, gts))
+    X = np.concatenate(blocks) if blocks else np.zeros((0, schema.width), dtype=np.float32)
+    return prior, X, build_table(per_image)
+
+
+async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationConfig, *, job_id: str, job_dir: Path,
+                          progress: Progress, cancelled: Callable[[], bool]) -> pb.CalibrationReport:
+    s = resolve(config)
+    job_dir = Path(job_dir)
+    timing: dict[str, float] = {}
+    t_all = time.perf_counter()
+    by_split: dict[str, list[str]] = {}
+    for it in dataset.items():
+        by_split.setdefault(it.split, []).append(it.name)
+    names = select_images(by_split, s.max_images, s.seed)
+    split = split_images(names, val_fraction=s.val_fraction, test_fraction=s.test_fraction, seed=s.seed)
+    steps = ["features", "labels", *(f"train {k}" for k in s.kinds), "thresholds", "evaluate", "report"]
+    total, done = len(names) + len(steps), 0
+
+    ordered = asyncio.Lock()  # prepass workers report concurrently; events must reach the job in order
+
+    async def step_done(message: str) -> None:
+        nonlocal done
+        async with ordered:
+            done += 1
+            await progress(done, total, message)
+
+    await progress(0, total, f"prepass of {len(names)} images ({split.sizes()})")
+    t = time.perf_counter()
+    results, embeds = await _prepass_all(env, dataset, names, config.prepass, s.embedding_dims,
+                                         lambda n: step_done(f"prepass: {n}"), cancelled)
+    timing["prepass"] = time.perf_counter() - t
+    versions, classes, config_hash = _consistent(results)
+    input_dim = next((len(v) for e in embeds if e for v in e if len(v)), 0) if s.embedding_dims else 0
+    if s.embedding_dims and not input_dim:
+        raise errors.failed_precondition("STAGE_FAILED", "config.embedding_dims is set but the classifier returned "
+                                         "no embeddings", stage="embed")
+    schema = FeatureSchema(labelmap=tuple(dataset.labelmap), classifier_classes=classes,
+                           embedding_dims=s.embedding_dims if input_dim else 0, embedding_input_dim=input_dim,
+                           embedding_seed=s.seed)
+    t = time.perf_counter()
+    built = await asyncio.to_thread(_build_features, dataset, names, results, embeds, schema, split.train,
+                                    cancelled)
+    _check(cancelled)
+    prior, X, table = built
+    timing["features"] = time.perf_counter() - t
+    await step_done(f"features: {X.shape[0]} candidates x {X.shape[1]} columns")
+    labels = await asyncio.to_thread(label_candidates, table, s.label_iou)
+    masks = pl.Masks.of(table, split)
+    pl.check_trainable(labels.y, masks)
+    await step_done(f"labels: {int(labels.y.sum())} positive of {len(labels.y)}")
+
+    trained: list[pl.Trained] = []
+    for kind in s.kinds:
+        _check(cancelled)
+        t = time.perf_counter()
+        trained.append(await asyncio.to_thread(pl.fit_one, kind, X, labels.y, masks, s.seed))
+        timing[f"train_{kind}"] = time.perf_counter() - t
+        await step_done(f"trained {kind}")
+    _check(cancelled)
+    t = time.perf_counter()
+    for tr in trained:
+        await asyncio.to_thread(pl.tune, tr, table, split, masks, dataset.labelmap, s)
+    timing["thresholds"] = time.perf_counter() - t
+    await step_done("thresholds tuned on val")
+    _check(cancelled)
+    t = time.perf_counter()
+    evaluation = await asyncio.to_thread(pl.evaluate_test, table, labels.y, trained, split, masks,
+                                         dataset.labelmap, s)
+    timing["evaluate"] = time.perf_counter() - t
+    await step_done("evaluated on test")
+    _check(cancelled)
+
+    default = max(trained, key=lambda tr: tr.val_f1).kind
+    accept = am.AcceptModel(schema=schema, prior=prior, model_versions=versions, config_hash=config_hash,
+                            dedupe_iou=s.dedupe_iou, models={tr.kind: tr.model for tr in trained},
+                            thresholds={tr.kind: tr.threshold_map for tr in trained}, default=default,
+                            extra={"job_id": job_id, "dataset_id": dataset.id, "val_f1": {tr.kind: tr.val_f1
+                                                                                           for tr in trained}})
+    report = {
+        "job_id": job_id, "dataset_id": dataset.id, "created_at": time.time(), "labelmap": list(dataset.labelmap),
+        "settings": s.as_dict(), "prepass_config_hash": config_hash, "model_versions": versions,
+        "split": {"sizes": split.sizes(), "images": split.as_dict()},
+        "prepass": {"images": len(results), "cache_hits": sum(int(r.cache_hit) for r in results),
+                    "candidates": len(table), "atoms": sum(len(r.atoms) for r in results),
+                    "warnings": sum(len(r.warnings) for r in results)},
+        "data": {**pl.data_summary(table, labels.y, split, masks), "labels": labels.as_summary()},
+        "feature_schema": {"hash": schema.hash, "width": schema.width, "columns": schema.describe()},
+        "size_prior": prior.to_dict(),
+        "models": {tr.kind: {"fit": tr.model.info.as_dict(),  # type: ignore[attr-defined]
+                             "thresholds": {lab: ch.as_dict() for lab, ch in tr.thresholds.items()},
+                             "val_f1": tr.val_f1, "default": tr.kind == default,
+                             **({"importance": tr.model.importance(schema.names)}  # type: ignore[attr-defined]
+                                if tr.kind == "xgb" else {})} for tr in trained},
+        **evaluation,
+        "comparison": pl.comparison(evaluation["results"], s.kinds, s.primary_iou),
+    }
+
+    def persist() -> pb.CalibrationReport:
+        am.save(job_dir, accept)
+        np.savez_compressed(job_dir / "features.npz", X=X, y=labels.y, image_index=table.image_index,
+                            names=np.asarray(schema.names), images=np.asarray(table.images))
+        atomic_write_text(job_dir / "split.json", json.dumps(split.as_dict(), indent=1))
+        report["timing"] = {**{k: round(v, 3) for k, v in timing.items()},
+                            "total": round(time.perf_counter() - t_all, 3)}
+        return save_report(job_dir, report)
+
+    job_dir.mkdir(parents=True, exist_ok=True)
+    proto = await asyncio.to_thread(persist)
+    await step_done("report saved")
+    return proto

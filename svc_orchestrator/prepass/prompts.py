@@ -1,0 +1,51 @@
+"""SAM3 text prompts per label (spec §2.2), with a cap that is actually enforced (spec §8.10).
+
+Per label, in order and deduplicated case-insensitively: the natural form of the label
+(`light_vehicle` -> `light vehicle`), the raw label, its glossary terms, then Qwen expansions —
+asked for only for labels without glossary terms, and only up to `budget` per label (the old
+budget was a prompt instruction the model could ignore; here the cut happens on our side too).
+The per-label list never exceeds the SegmentText limit of 64 prompts.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from tator_core.labels import natural_label, parse_glossary
+
+MAX_PROMPTS_PER_LABEL = 64
+
+#: origin of each prompt kind; atoms carry base/expanded, the result's prompt map the finer origin.
+BASE, GLOSSARY, QWEN = "base", "glossary", "qwen"
+
+
+def glossary_terms(glossary_text: str, labelmap: Sequence[str]) -> dict[str, list[str]]:
+    return parse_glossary(glossary_text, labelmap)
+
+
+def labels_needing_expansion(labelmap: Sequence[str], terms: Mapping[str, Sequence[str]]) -> list[str]:
+    return [label for label in labelmap if not terms.get(label)]
+
+
+def build_prompts(labelmap: Sequence[str], terms: Mapping[str, Sequence[str]],
+                  expansions: Mapping[str, Sequence[str]], budget: int) -> dict[str, list[tuple[str, str]]]:
+    """{label: [(prompt, origin), ...]} with origin base | glossary | qwen."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for label in labelmap:
+        seen: set[str] = set()
+        prompts: list[tuple[str, str]] = []
+        candidates = ([(natural_label(label), BASE), (label.strip(), BASE)]
+                      + [(t, GLOSSARY) for t in terms.get(label, ())]
+                      + [(t, QWEN) for t in list(expansions.get(label, ()))[:budget]])
+        for text, origin in candidates:
+            text = " ".join(text.split())[:200]
+            if text and text.lower() not in seen:
+                seen.add(text.lower())
+                prompts.append((text, origin))
+        out[label] = prompts[:MAX_PROMPTS_PER_LABEL]
+    return out
+
+
+def atom_origin(origin: str) -> str:
+    """Atom.prompt_origin is base (the label itself) or expanded (glossary or model term)."""
+    return BASE if origin == BASE else "expanded"

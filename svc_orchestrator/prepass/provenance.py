@@ -1,0 +1,123 @@
+"""Atoms, clusters and the class-aware dedupe that keeps provenance (spec §2.3, §2.4 cleanup B).
+
+Every raw detection becomes an atom in a stage/run bucket. Clusters are formed greedily by score
+(`tator_core.geometry.greedy_clusters`): an item joins the first kept cluster of the same label
+whose representative it overlaps at IoU >= dedupe_iou (another label only with cross-class
+merging, at its own IoU). The representative is the best-scoring member; a cluster carries the
+sorted union of sources, the best score per source and every atom id, so the second dedupe
+(Part-A clusters + similarity atoms) merges clusters without losing where anything came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.geometry import XYXY, Scored, fused_box, greedy_clusters, is_valid_box
+
+FULL_WINDOWS = ("", "full")
+
+
+def box_tuple(b: common_pb2.Box) -> XYXY:
+    return (float(b.x1), float(b.y1), float(b.x2), float(b.y2))
+
+
+def is_full(det: common_pb2.Detection) -> bool:
+    return not det.HasField("window") or det.window.name in FULL_WINDOWS
+
+
+def detector_run(det: common_pb2.Detection, fallback_source: str = "") -> str:
+    """yolo_full / yolo_sahi / rfdetr_full / rfdetr_sahi, from the window the detection came from."""
+    return f"{det.source or fallback_source}_{'full' if is_full(det) else 'sahi'}"
+
+
+def sam3_run(det: common_pb2.Detection) -> str:
+    return "full" if is_full(det) else "windowed"
+
+
+@dataclass
+class Cluster:
+    """A deduplicated detection with its provenance."""
+
+    box: XYXY
+    label: str
+    score: float
+    source_primary: str
+    score_by_source: dict[str, float]
+    atom_ids: list[str]
+    window: str = "full"
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted(self.score_by_source)
+
+
+class AtomLog:
+    """Atoms in the order they were made; ids a0000001, a0000002, ... unique within the image."""
+
+    def __init__(self) -> None:
+        self.atoms: list[pb.Atom] = []
+
+    def add(self, stage: str, run: str, det: common_pb2.Detection, prompt_origin: str = "") -> pb.Atom:
+        atom = pb.Atom(atom_id=f"a{len(self.atoms) + 1:07d}", stage=stage, run=run, prompt_origin=prompt_origin)
+        atom.detection.CopyFrom(det)
+        self.atoms.append(atom)
+        return atom
+
+
+def singleton(atom: pb.Atom) -> Cluster:
+    det = atom.detection
+    score = float(det.score)
+    return Cluster(box_tuple(det.box), det.label, score, det.source, {det.source: score}, [atom.atom_id],
+                   det.window.name or "full")
+
+
+def usable(atoms: Iterable[pb.Atom], labelmap: Sequence[str]) -> tuple[list[pb.Atom], list[str]]:
+    """Atoms that can be clustered; the rest are kept as atoms but reported, never silently lost."""
+    known = set(labelmap)
+    keep, notes = [], []
+    for atom in atoms:
+        det = atom.detection
+        if not is_valid_box(box_tuple(det.box)):
+            notes.append(f"{atom.atom_id}: invalid box from {det.source}; not clustered")
+        elif det.label not in known:
+            notes.append(f"{atom.atom_id}: label {det.label!r} from {det.source} is not in the labelmap; "
+                         "not clustered")
+        else:
+            keep.append(atom)
+    return keep, notes
+
+
+def dedupe(items: Sequence[Cluster], *, iou: float, fusion: str = "primary", cross_class: bool = False,
+           cross_class_iou: float = 0.8) -> list[Cluster]:
+    """Merge clusters (atoms are singleton clusters); result sorted by score, then box, then label."""
+    if not items:
+        return []
+    scored = [Scored(c.box, c.score, c.label, c) for c in items]
+    groups = greedy_clusters(scored, iou, class_aware=True, cross_class_iou=cross_class_iou if cross_class else None)
+    out = []
+    for group in groups:
+        members = [items[i] for i in group]
+        rep = members[0]
+        by_source: dict[str, float] = {}
+        atom_ids: list[str] = []
+        for m in members:
+            for src, s in m.score_by_source.items():
+                by_source[src] = max(by_source.get(src, s), s)
+            atom_ids.extend(m.atom_ids)
+        box = fused_box([scored[i] for i in group]) if fusion == "wbf" and len(group) > 1 else rep.box
+        out.append(Cluster(tuple(float(v) for v in box), rep.label, rep.score, rep.source_primary,  # type: ignore[arg-type]
+                           by_source, sorted(set(atom_ids)), rep.window))
+    out.sort(key=lambda c: (-c.score, c.box, c.label))
+    return out
+
+
+def to_candidate(index: int, c: Cluster) -> pb.Candidate:
+    cand = pb.Candidate(index=index, label=c.label, score=c.score, source_primary=c.source_primary,
+                        sources=c.sources, atom_ids=c.atom_ids)
+    cand.box.CopyFrom(common_pb2.Box(x1=c.box[0], y1=c.box[1], x2=c.box[2], y2=c.box[3]))
+    for src, s in c.score_by_source.items():
+        cand.score_by_source[src] = s
+    return cand

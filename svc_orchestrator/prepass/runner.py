@@ -1,0 +1,108 @@
+"""One prepass end to end: inputs resolved, model plan, cache lookup, run, store.
+
+Used by the Prepass RPC, by prepass jobs (one context per job, one `run` per image) and by the
+calibration environment, so all three share one cache and one definition of a cache key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Callable
+
+from svc_orchestrator.clients import ServiceClients
+from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
+from svc_orchestrator.prepass import prompts as P
+from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
+from svc_orchestrator.prepass.config import ResolvedConfig, merge, resolve
+from svc_orchestrator.prepass.flow import FlowInput, ImageInput, SynonymCache, run_prepass
+from svc_orchestrator.prepass.plan import ModelPlan, needed_services, resolve_plan
+from tator_core import errors
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.images import decode_image, sha256_hex
+from tator_core.labels import glossary_hash
+
+
+@dataclass
+class PrepassContext:
+    """What stays fixed over the images of one request or job."""
+
+    dataset: Dataset
+    labelmap: list[str]
+    glossary_text: str
+    glossary_hash: str
+    config_pb: pb.PrepassConfig
+    config: ResolvedConfig
+    config_hash: str
+    wants_expansion: bool
+
+    @property
+    def labelmap_hash(self) -> str:
+        return self.dataset.labelmap_hash
+
+
+class PrepassRunner:
+    def __init__(self, clients: ServiceClients, cache: PrepassCache, datasets: DatasetCatalog, *,
+                 glossary_lookup: Callable[[str], str], recipe_lookup: Callable[[str], pb.Recipe],
+                 max_image_pixels: int = 50_000_000) -> None:
+        self.clients = clients
+        self.cache = cache
+        self.datasets = datasets
+        self.glossary_lookup = glossary_lookup
+        self.recipe_lookup = recipe_lookup
+        self.max_image_pixels = max_image_pixels
+        self.synonyms = SynonymCache()
+
+    def context(self, dataset_id: str, config: pb.PrepassConfig | None = None, *, glossary_name: str = "",
+                recipe_id: str = "") -> PrepassContext:
+        dataset = self.datasets.get(dataset_id)
+        cfg_pb = config if config is not None else pb.PrepassConfig()
+        glossary_text = dataset.glossary_text
+        if recipe_id:
+            recipe = self.recipe_lookup(recipe_id)
+            cfg_pb = merge(recipe.config, cfg_pb)
+            if recipe.glossary:
+                glossary_text = recipe.glossary
+        if glossary_name:
+            glossary_text = self.glossary_lookup(glossary_name)
+        resolved = resolve(cfg_pb)
+        terms = P.glossary_terms(glossary_text, dataset.labelmap)
+        return PrepassContext(dataset, list(dataset.labelmap), glossary_text, glossary_hash(glossary_text), cfg_pb,
+                              resolved, resolved.config_hash(),
+                              bool(P.labels_needing_expansion(dataset.labelmap, terms)))
+
+    async def plan(self, ctx: PrepassContext) -> tuple[ModelPlan, CacheMeta]:
+        states = await self.clients.states(needed_services(ctx.config, ctx.wants_expansion))
+        plan = resolve_plan(ctx.config, states, wants_expansion=ctx.wants_expansion)
+        meta = CacheMeta(ctx.glossary_text, ctx.glossary_hash, tuple(ctx.labelmap), ctx.labelmap_hash,
+                         ctx.config.canonical(), ctx.config_hash, dict(plan.versions))
+        return plan, meta
+
+    async def run(self, ctx: PrepassContext, *, data: bytes | None, sha256: str = "", name: str = "",
+                  refresh: bool = False) -> pb.PrepassResult:
+        """Cache hit, or run and store. Without bytes only a hit can answer (else IMAGE_NOT_CACHED)."""
+        sha = sha256_hex(data) if data is not None else sha256
+        if data is not None and sha256 and sha256 != sha:
+            raise errors.invalid_argument("image.sha256", f"bytes hash to {sha}, not {sha256}", "IMAGE_SHA_MISMATCH")
+        plan, meta = await self.plan(ctx)
+        key = meta.key(sha)
+        if not refresh:
+            hit = await self.cache.aget(key)
+            if hit is not None:
+                hit.cache_hit = True
+                hit.image_name = name
+                return hit
+        if data is None:
+            raise errors.failed_precondition("IMAGE_NOT_CACHED", f"no cached prepass for image {sha}; "
+                                             "resend it with bytes", sha256=sha)
+        img = await asyncio.to_thread(decode_image, data, max_pixels=self.max_image_pixels, sha256=sha)
+        flow_input = FlowInput(ImageInput(sha, data, name, img.width, img.height), ctx.labelmap, ctx.glossary_text,
+                               ctx.glossary_hash, ctx.labelmap_hash, ctx.config, ctx.config_hash, plan)
+        result = await run_prepass(self.clients, flow_input, self.synonyms)
+        result.cache_key = key
+        await self.cache.aput(key, meta, result, ctx.dataset.id)
+        return result
+
+    async def run_item(self, ctx: PrepassContext, item: ImageItem, *, refresh: bool = False) -> pb.PrepassResult:
+        data = await asyncio.to_thread(item.path.read_bytes)
+        return await self.run(ctx, data=data, name=item.name, refresh=refresh)

@@ -1,0 +1,273 @@
+"""Prepass recipes: a named PrepassConfig plus glossary, saved, exported and imported as a zip.
+
+Import never extracts anything to disk: members are read into memory under caps, and the archive
+is refused (INVALID_ARGUMENT, reason ARCHIVE_INVALID, naming the member) when a member name is
+empty, absolute (POSIX or Windows), carries a drive letter or `..`, normalises outside the archive
+root, repeats another (case-insensitively), is a symlink (by its external_attr mode bits), is
+encrypted, or when the archive, a member, the total uncompressed size or the member count is over
+its cap — read sizes are checked on the bytes actually inflated, not the header's claim. The
+manifest must list every other member with its size and SHA-256, and the recipe's config must parse
+into the current PrepassConfig (unknown legacy knobs like `cross_iou` are refused) and validate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import re
+import time
+import zipfile
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from svc_orchestrator.catalogs import normalize_glossary_text
+from svc_orchestrator.prepass.config import resolve
+from tator_core import errors
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.hashing import atomic_write_text
+from tator_core.interceptors import validation_error
+from tator_core.labels import glossary_hash
+
+SCHEMA_VERSION = 1
+ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+MAX_ENTRIES = 64
+MAX_ENTRY_BYTES = 4 * 1024 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
+MANIFEST, META, GLOSSARY = "manifest.json", "recipe.json", "glossary.json"
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_S_IFMT, _S_IFLNK = 0o170000, 0o120000
+
+
+def _bad(member: str, message: str) -> errors.TatorError:
+    return errors.invalid_argument("archive", f"{member or '(unnamed)'}: {message}", "ARCHIVE_INVALID",
+                                   member=member)
+
+
+def check_id(recipe_id: str, fld: str = "id") -> str:
+    if not ID_RE.match(recipe_id) or set(recipe_id) <= {"."}:
+        raise errors.invalid_argument(fld, f"recipe id {recipe_id!r} must match [A-Za-z0-9._-]{{1,128}} "
+                                      "and not be only dots")
+    return recipe_id
+
+
+def _config_dict(config: pb.PrepassConfig) -> dict:
+    return json_format.MessageToDict(config, preserving_proto_field_name=True)
+
+
+def recipe_doc(r: pb.Recipe) -> dict:
+    return {"id": r.id, "name": r.name, "description": r.description, "config": _config_dict(r.config),
+            "glossary": r.glossary, "created_at": r.created_at, "updated_at": r.updated_at,
+            "schema_version": r.schema_version}
+
+
+def recipe_from_doc(doc: dict, member: str = META) -> pb.Recipe:
+    if not isinstance(doc, dict):
+        raise _bad(member, "not a JSON object")
+    try:
+        config = json_format.ParseDict(doc.get("config") or {}, pb.PrepassConfig())
+    except json_format.ParseError as exc:
+        raise _bad(member, f"config does not parse: {exc}") from exc
+    invalid = validation_error(config)
+    if invalid is not None:
+        raise _bad(member, f"config is invalid: {invalid.message}")
+    resolve(config)
+    out = pb.Recipe(id=str(doc.get("id") or ""), name=str(doc.get("name") or ""),
+                    description=str(doc.get("description") or ""), glossary=str(doc.get("glossary") or ""),
+                    created_at=float(doc.get("created_at") or 0), updated_at=float(doc.get("updated_at") or 0),
+                    schema_version=int(doc.get("schema_version") or SCHEMA_VERSION))
+    out.config.CopyFrom(config)
+    return out
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """The member's normalised name; raises on every unsafe form."""
+    raw = info.filename
+    if not raw or not raw.strip() or "\0" in raw:
+        raise _bad(raw, "empty or NUL in member name")
+    if raw.startswith(("/", "\\")):
+        raise _bad(raw, "absolute member path")
+    if _DRIVE_RE.match(raw):
+        raise _bad(raw, "member path carries a drive letter")
+    parts = re.split(r"[/\\]", raw)
+    if ".." in parts:
+        raise _bad(raw, "member path contains '..'")
+    norm = posixpath.normpath(raw.replace("\\", "/"))
+    if norm.startswith("../") or norm in ("..", ".") or posixpath.isabs(norm):
+        raise _bad(raw, "member path leaves the archive root")
+    if (info.external_attr >> 16) & _S_IFMT == _S_IFLNK:
+        raise _bad(raw, "symlink members are refused")
+    if info.flag_bits & 0x1:
+        raise _bad(raw, "encrypted members are refused")
+    return norm
+
+
+def read_archive(archive: bytes) -> dict[str, bytes]:
+    """Every regular member's bytes by normalised name, after all the checks."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(archive))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise _bad("", f"not a zip archive: {exc}") from exc
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise _bad("", f"{len(infos)} members; the cap is {MAX_ENTRIES}")
+    out: dict[str, bytes] = {}
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = _member_name(info)
+        if name.casefold() in seen:
+            raise _bad(info.filename, "duplicate member")
+        seen.add(name.casefold())
+        if info.is_dir():
+            continue
+        if info.file_size > MAX_ENTRY_BYTES:
+            raise _bad(info.filename, f"{info.file_size} bytes; the per-member cap is {MAX_ENTRY_BYTES}")
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(MAX_ENTRY_BYTES + 1)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
+            raise _bad(info.filename, f"cannot be read: {exc}") from exc
+        if len(data) > MAX_ENTRY_BYTES:
+            raise _bad(info.filename, f"inflates past the per-member cap of {MAX_ENTRY_BYTES}")
+        total += len(data)
+        if total > MAX_TOTAL_BYTES:
+            raise _bad(info.filename, f"total uncompressed size passes the cap of {MAX_TOTAL_BYTES}")
+        out[name] = data
+    return out
+
+
+def _json(files: dict[str, bytes], name: str) -> object:
+    if name not in files:
+        raise _bad(name, "required member is missing")
+    try:
+        return json.loads(files[name].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(name, f"not valid JSON: {exc}") from exc
+
+
+def check_manifest(files: dict[str, bytes]) -> None:
+    manifest = _json(files, MANIFEST)
+    copied = manifest.get("assets", {}).get("copied") if isinstance(manifest, dict) else None
+    if not isinstance(copied, list):
+        raise _bad(MANIFEST, "assets.copied must be a list")
+    listed = set()
+    for entry in copied:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise _bad(MANIFEST, "every asset needs a path")
+        path = posixpath.normpath(entry["path"])
+        data = files.get(path)
+        if data is None:
+            raise _bad(path, "listed in the manifest but not in the archive")
+        if entry.get("size") != len(data) or entry.get("sha256") != hashlib.sha256(data).hexdigest():
+            raise _bad(path, "size or sha256 differs from the manifest")
+        listed.add(path)
+    unlisted = sorted(set(files) - listed - {MANIFEST})
+    if unlisted:
+        raise _bad(unlisted[0], "not listed in the manifest")
+
+
+class RecipeStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, recipe_id: str) -> Path:
+        if self.root.is_symlink():
+            raise errors.invalid_argument("id", f"recipe directory {self.root} is a symlink; refused")
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / f"{check_id(recipe_id)}.json"
+
+    def _load(self, path: Path) -> pb.Recipe | None:
+        if path.is_symlink() or not path.is_file():
+            return None
+        try:
+            return recipe_from_doc(json.loads(path.read_text(encoding="utf-8")), path.name)
+        except (OSError, ValueError, errors.TatorError):
+            return None
+
+    def list(self) -> list[pb.Recipe]:
+        self._path("probe")  # creates and checks the directory
+        found = (self._load(p) for p in sorted(self.root.glob("*.json")))
+        return sorted((r for r in found if r is not None), key=lambda r: r.id)
+
+    def get(self, recipe_id: str) -> pb.Recipe:
+        recipe = self._load(self._path(recipe_id))
+        if recipe is None:
+            raise errors.not_found("NOT_FOUND", f"no recipe {recipe_id!r}", recipe_id=recipe_id)
+        return recipe
+
+    def exists(self, recipe_id: str) -> bool:
+        return self._load(self._path(recipe_id)) is not None
+
+    def _free_id(self, base: str) -> str:
+        base = base[:120]
+        if not self.exists(base):
+            return base
+        n = 2
+        while self.exists(f"{base}-{n}"):
+            n += 1
+        return f"{base}-{n}"
+
+    def _save(self, recipe: pb.Recipe) -> pb.Recipe:
+        atomic_write_text(self._path(recipe.id), json.dumps(recipe_doc(recipe), indent=2, sort_keys=True))
+        return recipe
+
+    def put(self, recipe: pb.Recipe) -> pb.Recipe:
+        """Create or replace; an empty id derives one from the name (never replacing another recipe)."""
+        out = pb.Recipe()
+        out.CopyFrom(recipe)
+        resolve(out.config, fld="recipe.config")
+        out.glossary = normalize_glossary_text(out.glossary)
+        now = time.time()
+        if out.id:
+            check_id(out.id, "recipe.id")
+            previous = self._load(self._path(out.id))
+            out.created_at = previous.created_at if previous else now
+        else:
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", out.name).strip("-.")
+            if not slug:
+                raise errors.invalid_argument("recipe.name", "a recipe needs an id or a name with letters or digits")
+            out.id = self._free_id(slug)
+            out.created_at = now
+        out.name = out.name or out.id
+        out.updated_at, out.schema_version = now, SCHEMA_VERSION
+        return self._save(out)
+
+    def delete(self, recipe_id: str) -> None:
+        path = self._path(recipe_id)
+        if self._load(path) is None:
+            raise errors.not_found("NOT_FOUND", f"no recipe {recipe_id!r}", recipe_id=recipe_id)
+        path.unlink()
+
+    def export(self, recipe_id: str) -> tuple[bytes, str]:
+        recipe = self.get(recipe_id)
+        files = {META: json.dumps(recipe_doc(recipe), indent=2, sort_keys=True).encode(),
+                 GLOSSARY: json.dumps({"glossary": recipe.glossary, "glossary_hash": glossary_hash(recipe.glossary)},
+                                      indent=2, sort_keys=True).encode()}
+        manifest = {"schema_version": SCHEMA_VERSION, "recipe_id": recipe.id, "generated_at": time.time(),
+                    "assets": {"copied": [{"path": k, "size": len(v), "sha256": hashlib.sha256(v).hexdigest()}
+                                          for k, v in sorted(files.items())], "missing": []}}
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in [(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode()), *files.items()]:
+                zf.writestr(name, data)
+        return buf.getvalue(), f"{recipe.id}.recipe.zip"
+
+    def import_archive(self, archive: bytes) -> tuple[pb.Recipe, str]:
+        files = read_archive(archive)
+        check_manifest(files)
+        recipe = recipe_from_doc(_json(files, META))
+        if not ID_RE.match(recipe.id) or set(recipe.id) <= {"."}:
+            raise _bad(META, f"recipe id {recipe.id!r} must match [A-Za-z0-9._-]{{1,128}}")
+        notice = ""
+        wanted = recipe.id
+        recipe.id = self._free_id(wanted)
+        if recipe.id != wanted:
+            notice = f"a recipe {wanted!r} exists; imported as {recipe.id!r}"
+        recipe.glossary = normalize_glossary_text(recipe.glossary)
+        recipe.updated_at = time.time()
+        recipe.created_at = recipe.created_at or recipe.updated_at
+        recipe.schema_version = SCHEMA_VERSION
+        return self._save(recipe), notice

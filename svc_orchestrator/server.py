@@ -1,0 +1,104 @@
+"""Transport: OrchestratorService RPCs, each a few lines over `app.Orchestrator`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from svc_orchestrator.app import Orchestrator
+from svc_orchestrator.catalogs import dataset_pb, list_models
+from svc_orchestrator.settings import OrchestratorSettings
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from tator_core.server import ServiceSpec
+
+FULL_NAME = "tator.orchestrator.v1.OrchestratorService"
+
+
+class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
+    def __init__(self, app: Orchestrator) -> None:
+        self.app = app
+
+    # --- catalogs -------------------------------------------------------------------------------
+    async def ListDatasets(self, request, context):
+        datasets = await asyncio.to_thread(lambda: [dataset_pb(d) for d in self.app.datasets.list()])
+        return pb.ListDatasetsResponse(datasets=datasets)
+
+    async def ListModels(self, request, context):
+        return await list_models(self.app.clients)
+
+    async def ListGlossaries(self, request, context):
+        return pb.ListGlossariesResponse(glossaries=self.app.glossaries.list())
+
+    async def GetGlossary(self, request, context):
+        return pb.GetGlossaryResponse(glossary=self.app.glossaries.get(request.name))
+
+    async def PutGlossary(self, request, context):
+        return pb.PutGlossaryResponse(glossary=self.app.glossaries.put(request.name, request.text))
+
+    async def DeleteGlossary(self, request, context):
+        self.app.glossaries.delete(request.name)
+        return pb.DeleteGlossaryResponse()
+
+    # --- prepass and jobs -------------------------------------------------------------------------
+    async def Prepass(self, request, context):
+        return pb.PrepassResponse(result=await self.app.prepass(request))
+
+    async def StartPrepassJob(self, request, context):
+        return pb.StartPrepassJobResponse(job=self.app.start_prepass_job(request))
+
+    async def StartCalibration(self, request, context):
+        return pb.StartCalibrationResponse(job=await self.app.start_calibration(request))
+
+    async def WatchJob(self, request, context):
+        async for job, image in self.app.jobs.watch(request.job_id):
+            yield pb.WatchJobResponse(job=job, image=image)
+
+    async def GetJob(self, request, context):
+        return pb.GetJobResponse(job=self.app.jobs.get(request.job_id))
+
+    async def ListJobs(self, request, context):
+        return pb.ListJobsResponse(jobs=self.app.jobs.list(request.limit))
+
+    async def CancelJob(self, request, context):
+        return pb.CancelJobResponse(job=self.app.jobs.cancel(request.job_id))
+
+    async def GetCalibrationReport(self, request, context):
+        report = await asyncio.to_thread(self.app.calibration_report, request.job_id)
+        return pb.GetCalibrationReportResponse(report=report)
+
+    # --- recipes --------------------------------------------------------------------------------
+    async def ListRecipes(self, request, context):
+        return pb.ListRecipesResponse(recipes=self.app.recipes.list())
+
+    async def GetRecipe(self, request, context):
+        return pb.GetRecipeResponse(recipe=self.app.recipes.get(request.id))
+
+    async def PutRecipe(self, request, context):
+        return pb.PutRecipeResponse(recipe=self.app.recipes.put(request.recipe))
+
+    async def DeleteRecipe(self, request, context):
+        self.app.recipes.delete(request.id)
+        return pb.DeleteRecipeResponse()
+
+    async def ImportRecipe(self, request, context):
+        recipe, notice = await asyncio.to_thread(self.app.recipes.import_archive, request.archive)
+        return pb.ImportRecipeResponse(recipe=recipe, notice=notice)
+
+    async def ExportRecipe(self, request, context):
+        archive, filename = self.app.recipes.export(request.id)
+        return pb.ExportRecipeResponse(archive=archive, filename=filename)
+
+
+def build_spec(settings: OrchestratorSettings) -> ServiceSpec:
+    """The orchestrator loads no model; its warm-up only looks at the model services once (logged)."""
+    app = Orchestrator(settings)
+    servicer = OrchestratorServicer(app)
+
+    async def warmup() -> None:
+        await list_models(app.clients)
+
+    spec = ServiceSpec(name="orchestrator", full_name=FULL_NAME,
+                       add_to_server=lambda server: pb_grpc.add_OrchestratorServiceServicer_to_server(servicer, server),
+                       warmup=warmup, shutdown=app.close)
+    spec.app = app  # type: ignore[attr-defined]  # tests and benchmarks reach the state through the spec
+    return spec

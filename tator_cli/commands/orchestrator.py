@@ -1,0 +1,364 @@
+"""Orchestrator commands: `tator prepass`, `tator datasets`, `tator glossary ...`, `tator jobs ...`.
+
+`tator prepass IMAGE` runs one prepass and prints its candidates; `tator prepass --dataset ID`
+starts a prepass job and follows it with a progress bar (WatchJob), then prints per-source counts
+and stage timings. Heavy imports stay inside the commands so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+err_console = Console(stderr=True)
+AddressOpt = Annotated[Optional[str], typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def default_address() -> str:
+    from tator_cli.stack import load_config
+
+    return load_config()["orchestrator"].address
+
+
+def _client(address: str | None, timeout_s: float = 600.0):
+    from tator_core.client import ServiceClient
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc
+
+    return ServiceClient(address or default_address(), orchestrator_pb2_grpc.OrchestratorServiceStub,
+                         timeout_s=timeout_s)
+
+
+def _run(coro_fn, address: str | None, timeout_s: float = 600.0) -> Any:
+    """Run `coro_fn(client)`; a failed RPC prints its status and exits 1."""
+    import grpc
+
+    from tator_core.errors import parse_rpc_error
+
+    async def main() -> Any:
+        client = _client(address, timeout_s)
+        try:
+            return await coro_fn(client)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(main())
+    except grpc.aio.AioRpcError as exc:
+        err = parse_rpc_error(exc)
+        err_console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
+        for fld, why in err.field_violations:
+            err_console.print(f"  {fld}: {why}")
+        raise typer.Exit(1) from None
+
+
+def _dump(msg: Any) -> None:
+    from google.protobuf.json_format import MessageToDict
+
+    typer.echo(json.dumps(MessageToDict(msg, preserving_proto_field_name=True), indent=2, sort_keys=True))
+
+
+# --- shared printing (also used by the demo) ------------------------------------------------------
+
+def stage_table(stages: dict[str, float], title: str = "stage timings") -> Table:
+    table = Table(title=title)
+    table.add_column("stage")
+    table.add_column("ms", justify="right")
+    for stage, ms in stages.items():
+        table.add_row(stage, f"{ms:.1f}")
+    return table
+
+
+def count_table(counts: dict[str, int], title: str, key: str = "source") -> Table:
+    table = Table(title=title)
+    table.add_column(key)
+    table.add_column("count", justify="right")
+    for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(name, str(n))
+    return table
+
+
+def print_job_summary(console: Console, job: Any) -> dict:
+    """Per-source counts and stage timings of a finished prepass job; returns the summary dict."""
+    summary = json.loads(job.result_json or "{}")
+    console.print(f"[bold]{summary.get('images', 0)} images[/], {summary.get('cache_hits', 0)} cache hits, "
+                  f"{summary.get('candidates', 0)} candidates from {summary.get('atoms', 0)} raw detections")
+    console.print(count_table(summary.get("candidates_by_source", {}), "candidates per source"))
+    console.print(count_table(summary.get("atoms_by_source", {}), "raw detections per source"))
+    console.print(count_table(summary.get("candidates_by_class", {}), "candidates per class", key="class"))
+    if summary.get("stage_ms"):
+        console.print(stage_table(summary["stage_ms"], "stage timings (images that ran, total)"))
+    return summary
+
+
+def print_result(console: Console, result: Any, limit: int = 30) -> None:
+    table = Table(title=f"{result.image_name or result.image_sha256[:12]}: {len(result.candidates)} candidates"
+                        f"{' (cache hit)' if result.cache_hit else ''}")
+    for col in ("#", "label", "score", "box", "sources", "classifier"):
+        table.add_column(col)
+    for c in list(result.candidates)[:limit]:
+        b = c.box
+        clf = c.classifier_error or (f"{c.classifier_label} {c.classifier_score:.2f}" if c.classifier_label else "")
+        table.add_row(str(c.index), c.label, f"{c.score:.3f}", f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
+                      ",".join(c.sources), clf)
+    console.print(table)
+    console.print(stage_table({s.stage: s.ms for s in result.stages if s.ran}))
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+async def watch_with_progress(client: Any, job_id: str, console: Console, description: str = "prepass",
+                              images: list[str] | None = None) -> Any:
+    """Follow a job with a rich progress bar; returns the final Job (image names go to `images`)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    last = None
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("eta {task.fields[eta]}"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+                  console=console, transient=False) as bar:
+        task = bar.add_task(description, total=None, eta="?", note="")
+        async for ev in client.stream("WatchJob", pb.WatchJobRequest(job_id=job_id)):
+            job = ev.job
+            if ev.image and images is not None:
+                images.append(ev.image)
+            bar.update(task, total=job.total or None, completed=job.done, eta=f"{job.eta_s:.0f}s",
+                       note=(ev.image or job.message)[-60:])
+            last = job
+    return last
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+def _config(windowed: bool | None, caption: bool | None, config_json: str | None) -> Any:
+    from google.protobuf.json_format import Parse
+
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    cfg = Parse(config_json, pb.PrepassConfig()) if config_json else pb.PrepassConfig()
+    if windowed is not None:
+        cfg.sam3_text_window_extension = cfg.similarity_window_extension = windowed
+    if caption is not None:
+        cfg.enable_caption = caption
+        if windowed is not None:
+            cfg.caption_windowed = windowed
+    return cfg
+
+
+def prepass(
+    image: Annotated[Optional[Path], typer.Argument(exists=True, dir_okay=False, help="One image file.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset id: with IMAGE, its labelmap and glossary; "
+                                                   "alone, a prepass job over the dataset.")] = None,
+    windowed: Annotated[Optional[bool], typer.Option("--windowed/--no-windowed",
+                                                     help="SAM3 text + similarity on grid windows too.")] = None,
+    caption: Annotated[Optional[bool], typer.Option("--caption/--no-caption", help="Caption the image.")] = None,
+    config: Annotated[Optional[str], typer.Option(help="PrepassConfig as JSON (flags above override).")] = None,
+    glossary: Annotated[Optional[str], typer.Option(help="Saved glossary name to use.")] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="Recipe id whose config is the base.")] = None,
+    split: Annotated[str, typer.Option(help="Job: only this split.")] = "",
+    max_images: Annotated[int, typer.Option(help="Job: at most N images (seeded sample).")] = 0,
+    refresh: Annotated[bool, typer.Option(help="Recompute even when cached.")] = False,
+    address: AddressOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prepass one IMAGE, or a whole --dataset as a job with a progress bar."""
+    from tator_core.client import image_ref
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    if image is None and not dataset:
+        raise typer.BadParameter("give an IMAGE or --dataset ID")
+    cfg = _config(windowed, caption, config)
+    out = Console()
+
+    async def one(client: Any) -> Any:
+        ds = dataset
+        if not ds:
+            ids = [d.id for d in (await client.call("ListDatasets", pb.ListDatasetsRequest())).datasets]
+            if len(ids) != 1:
+                raise typer.BadParameter(f"--dataset is required to pick the labelmap (datasets: {', '.join(ids)})")
+            ds = ids[0]
+        req = pb.PrepassRequest(image=image_ref(image.read_bytes()), dataset_id=ds, config=cfg,
+                                glossary_name=glossary or "", recipe_id=recipe or "", refresh=refresh)
+        return (await client.call("Prepass", req)).result
+
+    async def job(client: Any) -> Any:
+        req = pb.StartPrepassJobRequest(dataset_id=dataset, config=cfg, split=split, max_images=max_images,
+                                        glossary_name=glossary or "", recipe_id=recipe or "", refresh=refresh)
+        started = (await client.call("StartPrepassJob", req)).job
+        err_console.print(f"job {started.id}: {started.total} images of {dataset}")
+        if as_json:
+            last = None
+            async for ev in client.stream("WatchJob", pb.WatchJobRequest(job_id=started.id)):
+                last = ev.job
+            return last
+        return await watch_with_progress(client, started.id, err_console, f"prepass {dataset}")
+
+    if image is not None:
+        result = _run(one, address)
+        _dump(result) if as_json else print_result(out, result)
+        return
+    final = _run(job, address)
+    if as_json:
+        _dump(final)
+    elif final.state == pb.JOB_STATE_SUCCEEDED:
+        print_job_summary(out, final)
+    if final.state != pb.JOB_STATE_SUCCEEDED:
+        stage = f" in stage {final.failed_stage}" if final.failed_stage else ""
+        err_console.print(f"[red]{pb.JobState.Name(final.state)}[/]{stage}: {final.error or final.message}")
+        raise typer.Exit(1)
+
+
+def datasets(address: AddressOpt = None, as_json: JsonOpt = False) -> None:
+    """Datasets under the orchestrator's data root."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    resp = _run(lambda c: c.call("ListDatasets", pb.ListDatasetsRequest()), address)
+    if as_json:
+        return _dump(resp)
+    table = Table(title="datasets")
+    for col in ("id", "layout", "classes", "images", "splits", "boxes", "glossary"):
+        table.add_column(col)
+    for d in resp.datasets:
+        splits = " ".join(f"{k}:{v}" for k, v in sorted(d.images_per_split.items()))
+        table.add_row(d.id, d.layout, ", ".join(d.labelmap), str(d.image_count), splits, str(d.annotation_count),
+                      d.glossary_hash[:12])
+    Console().print(table)
+
+
+glossary_app = typer.Typer(help="The glossary library: list, get, put, delete.", no_args_is_help=True)
+
+
+@glossary_app.command("list")
+def glossary_list(address: AddressOpt = None, as_json: JsonOpt = False) -> None:
+    """Saved glossaries."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    resp = _run(lambda c: c.call("ListGlossaries", pb.ListGlossariesRequest()), address)
+    if as_json:
+        return _dump(resp)
+    table = Table(title="glossaries")
+    for col in ("name", "labels", "terms", "hash"):
+        table.add_column(col)
+    for g in resp.glossaries:
+        table.add_row(g.name, str(len(g.terms)), str(sum(len(t.terms) for t in g.terms.values())), g.hash[:12])
+    Console().print(table)
+
+
+def _print_glossary(g: Any, as_json: bool) -> None:
+    if as_json:
+        return _dump(g)
+    table = Table(title=f"{g.name} ({g.hash[:12]})")
+    table.add_column("label")
+    table.add_column("terms")
+    for key, terms in sorted(g.terms.items()):
+        table.add_row(key, ", ".join(terms.terms))
+    Console().print(table)
+
+
+@glossary_app.command("get")
+def glossary_get(name: str, address: AddressOpt = None, as_json: JsonOpt = False) -> None:
+    """One glossary with its parsed terms."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    _print_glossary(_run(lambda c: c.call("GetGlossary", pb.GetGlossaryRequest(name=name)), address).glossary,
+                    as_json)
+
+
+@glossary_app.command("put")
+def glossary_put(name: str,
+                 file: Annotated[Optional[Path], typer.Argument(exists=True, dir_okay=False,
+                                                                help="Glossary file (JSON or lines).")] = None,
+                 text: Annotated[Optional[str], typer.Option(help="Glossary text instead of a file.")] = None,
+                 address: AddressOpt = None, as_json: JsonOpt = False) -> None:
+    """Save (create or replace) a glossary."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    if (file is None) == (text is None):
+        raise typer.BadParameter("give a FILE or --text")
+    body = file.read_text(encoding="utf-8") if file is not None else text
+    req = pb.PutGlossaryRequest(name=name, text=body or "")
+    _print_glossary(_run(lambda c: c.call("PutGlossary", req), address).glossary, as_json)
+
+
+@glossary_app.command("delete")
+def glossary_delete(name: str, address: AddressOpt = None) -> None:
+    """Delete a glossary."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    _run(lambda c: c.call("DeleteGlossary", pb.DeleteGlossaryRequest(name=name)), address)
+    err_console.print(f"deleted {name}")
+
+
+jobs_app = typer.Typer(help="Jobs: list (default), get, watch, cancel.", invoke_without_command=True)
+
+
+def _jobs_table(jobs: list) -> Table:
+    from datetime import datetime
+
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    table = Table(title="jobs")
+    for col in ("id", "kind", "state", "dataset", "progress", "created", "note"):
+        table.add_column(col)
+    for j in jobs:
+        note = f"{j.failed_stage}: {j.error}" if j.failed_stage else (j.error or j.message)
+        table.add_row(j.id, pb.JobKind.Name(j.kind).removeprefix("JOB_KIND_").lower(),
+                      pb.JobState.Name(j.state).removeprefix("JOB_STATE_").lower(), j.dataset_id,
+                      f"{j.done}/{j.total}", datetime.fromtimestamp(j.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                      note[:70])
+    return table
+
+
+@jobs_app.callback()
+def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(help="At most N jobs.")] = 20,
+              address: AddressOpt = None, as_json: JsonOpt = False) -> None:
+    """Jobs, newest first."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    if ctx.invoked_subcommand is not None:
+        return
+    resp = _run(lambda c: c.call("ListJobs", pb.ListJobsRequest(limit=limit)), address)
+    _dump(resp) if as_json else Console().print(_jobs_table(list(resp.jobs)))
+
+
+@jobs_app.command("get")
+def jobs_get(job_id: str, address: AddressOpt = None, as_json: JsonOpt = False) -> None:
+    """One job (with its result summary)."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    job = _run(lambda c: c.call("GetJob", pb.GetJobRequest(job_id=job_id)), address).job
+    if as_json:
+        return _dump(job)
+    Console().print(_jobs_table([job]))
+    if job.kind == pb.JOB_KIND_PREPASS and job.state == pb.JOB_STATE_SUCCEEDED:
+        print_job_summary(Console(), job)
+
+
+@jobs_app.command("watch")
+def jobs_watch(job_id: str, address: AddressOpt = None) -> None:
+    """Follow a job with a progress bar until it ends."""
+    final = _run(lambda c: watch_with_progress(c, job_id, err_console, job_id), address)
+    Console().print(_jobs_table([final]))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, address: AddressOpt = None) -> None:
+    """Cancel a job (takes effect within one image)."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    job = _run(lambda c: c.call("CancelJob", pb.CancelJobRequest(job_id=job_id)), address).job
+    Console().print(_jobs_table([job]))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prepass")(prepass)
+    app.command("datasets")(datasets)
+    app.add_typer(glossary_app, name="glossary")
+    app.add_typer(jobs_app, name="jobs")

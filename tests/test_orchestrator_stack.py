@@ -1,0 +1,421 @@
+"""The orchestrator against the live local stack (all four model services in-process, tiny models).
+
+Covers: catalogs, candidates from >= 3 sources with provenance, a second call answered from the
+cache with identical output and no model call, a glossary change missing the cache (and the cache
+meta holding the glossary text and hash), each service receiving the image bytes once, jobs with
+progress/cancel, and a model service killed mid-job: the job fails naming the stage, the cache
+holds only complete entries, and a rerun after the restart succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from stack_fixture import MODEL_SERVICES, Stack, images_decoded, rpc_counts, start_stack
+from svc_orchestrator.clients import ServiceClients
+from tator_core.client import ServiceClient, image_ref
+from tator_core.errors import parse_rpc_error
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.stack]
+
+MODEL_METHODS = {"Detect", "SegmentText", "SegmentExemplars", "Classify", "Caption", "ExpandSynonyms", "Embed"}
+# Thresholds low enough that the random tiny RF-DETR and SAM3 produce detections and exemplars, so
+# every source shows up whether or not the trained YOLO fixture is present.
+RICH = dict(detector_conf=0.02, similarity_min_exemplar_score=0.0, similarity_score=0.05)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stack(tmp_path_factory) -> Stack:
+    models = Path(os.environ["TATOR_TEST_MODELS_DIR"]) if os.environ.get("TATOR_TEST_MODELS_DIR") \
+        else tmp_path_factory.mktemp("models")
+    s = await start_stack(tmp_path_factory.mktemp("home"), models)
+    yield s
+    await s.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def orch(stack: Stack) -> ServiceClient:
+    client = ServiceClient(stack.orchestrator.address, pb_grpc.OrchestratorServiceStub, timeout_s=300)
+    yield client
+    await client.close()
+
+
+def scene_png(seed: int, index: int = 0) -> bytes:
+    """A synthetic scene no service has seen yet."""
+    from tator_fixtures.synth import render_scene
+
+    image, _ = render_scene(seed, index)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def model_calls() -> dict:
+    return {k: v for k, v in rpc_counts().items() if k[1] in MODEL_METHODS}
+
+
+async def expect_error(coro, code: grpc.StatusCode, reason: str):
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await coro
+    err = parse_rpc_error(exc.value)
+    assert (err.code, err.reason) == (code, reason), err
+    return err
+
+
+# --- catalogs --------------------------------------------------------------------------------------
+
+async def test_catalogs_list_datasets_and_models(orch: ServiceClient):
+    datasets = {d.id: d for d in (await orch.call("ListDatasets", pb.ListDatasetsRequest())).datasets}
+    synth = datasets["synth"]
+    assert synth.layout == "yolo" and list(synth.labelmap) == ["circle", "square", "triangle"]
+    assert synth.image_count == sum(synth.images_per_split.values()) > 0 and synth.has_ground_truth
+    assert synth.annotation_count > 0 and len(synth.glossary_hash) == 64 and "disc" in synth.glossary
+    assert datasets["fuzz_pack"].image_count == 4
+    models = await orch.call("ListModels", pb.ListModelsRequest())
+    by_service = {s.service: s for s in models.services}
+    assert set(by_service) == set(MODEL_SERVICES)
+    for s in by_service.values():
+        assert s.health == "SERVING" and s.models and all(m.version for m in s.models if m.state == 4), s
+
+
+async def test_list_models_reports_a_down_service_as_unreachable():
+    clients = ServiceClients({s: "127.0.0.1:1" for s in MODEL_SERVICES}, health_timeout_s=1.0)
+    from svc_orchestrator.catalogs import list_models
+
+    resp = await list_models(clients)
+    assert [s.health for s in resp.services] == ["UNREACHABLE"] * 4
+    await clients.close()
+
+
+# --- prepass ---------------------------------------------------------------------------------------
+
+async def test_prepass_sources_provenance_and_wire_economy(orch: ServiceClient):
+    data = scene_png(seed=4242)
+    decoded = {s: images_decoded(s) for s in ("detector", "sam3", "classifier")}
+    req = pb.PrepassRequest(image=image_ref(data), dataset_id="synth", config=pb.PrepassConfig(**RICH))
+    res = (await orch.call("Prepass", req)).result
+    assert not res.cache_hit and res.width > 0 and res.height > 0 and len(res.cache_key) == 64
+    sources = Counter(s for c in res.candidates for s in c.sources)
+    assert len(sources) >= 3, sources
+    atoms = {a.atom_id: a for a in res.atoms}
+    assert len(atoms) == len(res.atoms)
+    assert {a.stage for a in res.atoms} >= {"detector", "sam3_text", "sam3_similarity"}
+    assert {a.run for a in res.atoms} <= {"yolo_full", "yolo_sahi", "rfdetr_full", "rfdetr_sahi", "full", "windowed"}
+    for cand in res.candidates:
+        members = [atoms[i] for i in cand.atom_ids]
+        assert members and list(cand.sources) == sorted({m.detection.source for m in members})
+        assert set(cand.score_by_source) == set(cand.sources)
+        for src, best in cand.score_by_source.items():
+            assert best == pytest.approx(max(m.detection.score for m in members if m.detection.source == src))
+        assert cand.score == pytest.approx(max(cand.score_by_source.values()))
+        assert cand.source_primary in cand.sources and cand.label in ("circle", "square", "triangle")
+        assert len(cand.probabilities) == len(res.classifier_classes) and sum(cand.probabilities) == \
+            pytest.approx(1.0, abs=1e-3) or cand.classifier_error
+    assert set(res.model_versions) >= {"sam3-tiny", "synth-clip-head", "clip-tiny", "rfdetr-nano"}
+    # wire economy: the bytes reached each service once; similarity sent the sha only
+    stages = {s.stage: s for s in res.stages}
+    assert [s.stage for s in res.stages] == ["synonyms", "detectors", "sam3_text", "dedupe", "sam3_similarity",
+                                             "dedupe2", "classifier", "caption"]
+    assert stages["detectors"].image_bytes_sent == len(data)
+    assert stages["sam3_text"].image_bytes_sent == len(data)
+    assert stages["sam3_similarity"].ran and stages["sam3_similarity"].image_bytes_sent == 0
+    assert stages["classifier"].image_bytes_sent == len(data)
+    assert stages["sam3_similarity"].cache_hits >= 1  # SAM3 reused the vision embedding of the text stage
+    for service, before in decoded.items():
+        assert images_decoded(service) - before == 1, service
+    # a refresh reruns every stage without sending the bytes again
+    again = (await orch.call("Prepass", pb.PrepassRequest(image=image_ref(data), dataset_id="synth",
+                                                          config=pb.PrepassConfig(**RICH), refresh=True))).result
+    assert not again.cache_hit and sum(s.image_bytes_sent for s in again.stages) == 0
+    assert again.candidates == res.candidates
+
+
+async def test_second_call_is_a_cache_hit_with_identical_output(stack: Stack, orch: ServiceClient):
+    req = pb.PrepassRequest(dataset_id="synth", dataset_image=stack.app.datasets.get("synth").items()[0].name,
+                            config=pb.PrepassConfig(**RICH))
+    first = (await orch.call("Prepass", req)).result
+    before = model_calls()
+    second = (await orch.call("Prepass", req)).result
+    assert model_calls() == before  # no model service did any work
+    assert second.cache_hit and second.cache_key == first.cache_key
+    second.cache_hit = first.cache_hit
+    assert second == first
+    # the bytes alone are enough to find it again, and a sha-only ref is answered from the cache too
+    data = stack.app.datasets.get("synth").items()[0].path.read_bytes()
+    by_sha = (await orch.call("Prepass", pb.PrepassRequest(image=image_ref(data, with_bytes=False),
+                                                           dataset_id="synth", config=pb.PrepassConfig(**RICH)))).result
+    assert by_sha.cache_hit and by_sha.candidates == first.candidates
+
+
+async def test_glossary_change_misses_the_cache_and_meta_records_it(stack: Stack, orch: ServiceClient):
+    item = stack.app.datasets.get("synth").items()[1].name
+    base = (await orch.call("Prepass", pb.PrepassRequest(dataset_id="synth", dataset_image=item))).result
+    text = '{"circle": ["orb", "ball"], "square": ["block"]}'  # triangle has no terms: Qwen expands it
+    g = (await orch.call("PutGlossary", pb.PutGlossaryRequest(name="alt shapes", text=text))).glossary
+    alt = (await orch.call("Prepass", pb.PrepassRequest(dataset_id="synth", dataset_image=item,
+                                                        glossary_name="alt shapes"))).result
+    assert not alt.cache_hit and alt.glossary_hash == g.hash != base.glossary_hash
+    assert alt.cache_key != base.cache_key
+    stages = {s.stage: s for s in alt.stages}
+    assert stages["synonyms"].ran and stages["synonyms"].calls + stages["synonyms"].cache_hits == 1
+    assert "qwen-tiny" in alt.model_versions and "qwen-tiny" not in base.model_versions
+    assert [t for t in alt.prompts["circle"].terms] == ["base:circle", "glossary:orb", "glossary:ball"]
+    meta = stack.app.cache.meta_for(alt.cache_key)
+    assert meta["glossary_text"] == g.text and meta["glossary_hash"] == g.hash
+    assert meta["labelmap"] == ["circle", "square", "triangle"] and meta["config"]
+    assert meta["versions"] == dict(alt.model_versions) and meta["config_hash"] == alt.config_hash
+
+
+@pytest.mark.parametrize("windowed", [False, True])
+async def test_caption_stage_runs_when_enabled(orch: ServiceClient, windowed: bool):
+    cfg = pb.PrepassConfig(enable_caption=True, caption_windowed=windowed, caption_max_tokens=8,
+                           enable_sam3_similarity=False)
+    res = (await orch.call("Prepass", pb.PrepassRequest(image=image_ref(scene_png(seed=31)), dataset_id="synth",
+                                                        config=cfg))).result
+    stage = {s.stage: s for s in res.stages}["caption"]
+    assert stage.ran and stage.calls == 1 and "qwen-tiny" in res.model_versions
+    # the random tiny Qwen writes noise: the service either returns text or says why it refused it
+    assert res.caption.caption or res.caption.degenerate_reason
+    assert bool(res.caption.windows) == windowed
+
+
+async def test_prepass_errors_have_their_statuses(orch: ServiceClient):
+    png = scene_png(seed=7)
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(png), dataset_id="nope")),
+                       grpc.StatusCode.NOT_FOUND, "DATASET_NOT_FOUND")
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(dataset_id="synth", dataset_image="no/such.png")),
+                       grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(b"not an image"), dataset_id="synth")),
+                       grpc.StatusCode.INVALID_ARGUMENT, "IMAGE_INVALID")
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(scene_png(seed=8), with_bytes=False),
+                                                              dataset_id="synth")),
+                       grpc.StatusCode.FAILED_PRECONDITION, "IMAGE_NOT_CACHED")
+    bad = pb.PrepassConfig(detector_full=False, detector_sahi=False)
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(png), dataset_id="synth", config=bad)),
+                       grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(png), dataset_id="synth",
+                                                              config=pb.PrepassConfig(detector_conf=3))),
+                       grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(png), dataset_id="synth",
+                                                              config=pb.PrepassConfig(rfdetr_id="nope"))),
+                       grpc.StatusCode.NOT_FOUND, "MODEL_NOT_FOUND")
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(png), dataset_id="synth",
+                                                              glossary_name="missing")),
+                       grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
+
+
+async def test_glossary_and_recipe_rpcs(orch: ServiceClient):
+    put = (await orch.call("PutGlossary", pb.PutGlossaryRequest(name=" lib  one ", text="circle: ring, hoop"))).glossary
+    assert put.name == "lib one" and list(put.terms["circle"].terms) == ["ring", "hoop"]
+    names = [g.name for g in (await orch.call("ListGlossaries", pb.ListGlossariesRequest())).glossaries]
+    assert "lib one" in names
+    assert (await orch.call("GetGlossary", pb.GetGlossaryRequest(name="lib one"))).glossary == put
+    for bad in ("..", "a/b", "   "):
+        await expect_error(orch.call("PutGlossary", pb.PutGlossaryRequest(name=bad, text="circle: x")),
+                           grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    await orch.call("DeleteGlossary", pb.DeleteGlossaryRequest(name="lib one"))
+    await expect_error(orch.call("GetGlossary", pb.GetGlossaryRequest(name="lib one")),
+                       grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
+    recipe = pb.Recipe(name="no windows")
+    recipe.config.CopyFrom(pb.PrepassConfig(sam3_text_window_extension=False, similarity_window_extension=False))
+    saved = (await orch.call("PutRecipe", pb.PutRecipeRequest(recipe=recipe))).recipe
+    exported = await orch.call("ExportRecipe", pb.ExportRecipeRequest(id=saved.id))
+    imported = await orch.call("ImportRecipe", pb.ImportRecipeRequest(archive=exported.archive))
+    assert imported.recipe.config == saved.config and imported.notice
+    await expect_error(orch.call("ImportRecipe", pb.ImportRecipeRequest(archive=b"PK\x03\x04junk")),
+                       grpc.StatusCode.INVALID_ARGUMENT, "ARCHIVE_INVALID")
+    res = (await orch.call("Prepass", pb.PrepassRequest(image=image_ref(scene_png(seed=9)), dataset_id="synth",
+                                                        recipe_id=saved.id))).result
+    assert {a.run for a in res.atoms if a.stage != "detector"} <= {"full"}
+
+
+async def test_tier1_steps_pass_against_the_stack(stack: Stack):
+    import random
+
+    from tator_fixtures import FUZZ_PACK_DIR, YOLO_FIXTURE
+    from tator_fixtures.fuzz_pack import load_fuzz_pack
+    from tator_fixtures.regress.registry import StepContext, registered_steps
+
+    steps = [s for s in registered_steps() if s.name.startswith("orchestrator.")]
+    assert len(steps) == 7
+    pack = load_fuzz_pack(FUZZ_PACK_DIR)
+    for spec in steps:
+        if spec.name.endswith("sam3_similarity_only") and not YOLO_FIXTURE.is_file():
+            continue  # its exemplars come from the trained detector; the random RF-DETR finds nothing
+        ctx = StepContext(addresses=stack.addresses(), fuzz_pack=pack, rng=random.Random(f"0:{spec.name}"),
+                          deadline_s=spec.deadline_s, models_dir=stack.registry.parent, data_root=stack.data_root)
+        out = await spec.fn(ctx)
+        assert out["config_hash"] and set(out) <= {"detections", "classes", "sources", "cache", "hashes",
+                                                   "config_hash", "extra"}, (spec.name, out)
+        if spec.name.endswith("cache_reuse"):
+            assert out["cache"] == {"hits": 1}
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+
+async def _watch(orch: ServiceClient, job_id: str) -> list[pb.WatchJobResponse]:
+    return [ev async for ev in orch.stream("WatchJob", pb.WatchJobRequest(job_id=job_id))]
+
+
+async def test_prepass_job_progress_summary_and_cancel(stack: Stack, orch: ServiceClient):
+    job = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="fuzz_pack"))).job
+    assert job.kind == pb.JOB_KIND_PREPASS and job.total == 4
+    events = await _watch(orch, job.id)
+    final = events[-1].job
+    assert final.state == pb.JOB_STATE_SUCCEEDED, final
+    done = [ev.job.done for ev in events if ev.image]
+    assert done == [1, 2, 3, 4] and all(ev.job.eta_s >= 0 for ev in events)
+    summary = json.loads(final.result_json)
+    assert summary["images"] == 4 and summary["dataset_id"] == "fuzz_pack" and "stage_ms" in summary
+    assert (await orch.call("GetJob", pb.GetJobRequest(job_id=job.id))).job.state == pb.JOB_STATE_SUCCEEDED
+    assert job.id in [j.id for j in (await orch.call("ListJobs", pb.ListJobsRequest(limit=5))).jobs]
+    # a rerun is all cache hits
+    rerun = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="fuzz_pack"))).job
+    final = (await _watch(orch, rerun.id))[-1].job
+    assert json.loads(final.result_json)["cache_hits"] == 4
+    # cancel takes effect within one image
+    job = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", refresh=True))).job
+    seen = 0
+    async for ev in orch.stream("WatchJob", pb.WatchJobRequest(job_id=job.id)):
+        if ev.image and seen == 0:
+            seen = ev.job.done
+            await orch.call("CancelJob", pb.CancelJobRequest(job_id=job.id))
+        last = ev.job
+    assert last.state == pb.JOB_STATE_CANCELLED and last.done <= seen + 1 < last.total
+    await expect_error(orch.call("GetJob", pb.GetJobRequest(job_id="job-missing")),
+                       grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
+
+
+async def test_calibration_rpcs_are_wired(stack: Stack, orch: ServiceClient):
+    await expect_error(orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="nope")),
+                       grpc.StatusCode.NOT_FOUND, "DATASET_NOT_FOUND")
+    # guards run before any job exists
+    jobs_before = len((await orch.call("ListJobs", pb.ListJobsRequest(limit=1000))).jobs)
+    no_clf = pb.CalibrationConfig(prepass=pb.PrepassConfig(enable_classifier=False))
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="synth", config=no_clf))
+    assert exc.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
+    assert len((await orch.call("ListJobs", pb.ListJobsRequest(limit=1000))).jobs) == jobs_before
+    # a calibration job runs through the orchestrator's environment and ends in a terminal state
+    cfg = pb.CalibrationConfig(prepass=pb.PrepassConfig(**RICH, enable_yolo=False))
+    job = (await orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="synth", config=cfg))).job
+    assert job.kind == pb.JOB_KIND_CALIBRATION
+    final = (await _watch(orch, job.id))[-1].job
+    assert final.state in (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED) and final.done > 0, final
+    if final.state == pb.JOB_STATE_FAILED:
+        await expect_error(orch.call("GetCalibrationReport", pb.GetCalibrationReportRequest(job_id=job.id)),
+                           grpc.StatusCode.FAILED_PRECONDITION, "JOB_NOT_DONE")
+    else:
+        report = (await orch.call("GetCalibrationReport", pb.GetCalibrationReportRequest(job_id=job.id))).report
+        assert report.dataset_id == "synth"
+    prepass_job = next(j for j in (await orch.call("ListJobs", pb.ListJobsRequest())).jobs
+                       if j.kind == pb.JOB_KIND_PREPASS)
+    await expect_error(orch.call("GetCalibrationReport", pb.GetCalibrationReportRequest(job_id=prepass_job.id)),
+                       grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
+    await expect_error(orch.call("GetCalibrationReport", pb.GetCalibrationReportRequest(job_id="job-none")),
+                       grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
+    item = stack.app.datasets.get("synth").items()[0].name
+    await expect_error(orch.call("Prepass", pb.PrepassRequest(dataset_id="synth", dataset_image=item,
+                                                              calibration_id=prepass_job.id)),
+                       grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+
+
+async def test_cli_commands_against_the_stack(stack: Stack, tmp_path):
+    from typer.testing import CliRunner
+
+    from tator_cli.main import app
+
+    addr = ["--address", stack.orchestrator.address]
+    runner = CliRunner()
+
+    async def cli(*args: str):
+        # the CLI runs its own event loop: give it a thread while this loop keeps serving the stack
+        return await asyncio.to_thread(runner.invoke, app, list(args))
+
+    image = stack.data_root / "fuzz_pack" / "images" / "synth_000001.png"
+    res = await cli("prepass", str(image), "--dataset", "fuzz_pack", "--no-windowed", "--json", *addr)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["image_sha256"] and {s["stage"] for s in doc["stages"]} >= {"detectors", "sam3_text"}
+    assert not any(a["run"] == "windowed" for a in doc.get("atoms", []))
+    res = await cli("prepass", "--dataset", "fuzz_pack", "--max-images", "2", "--refresh", *addr)
+    assert res.exit_code == 0, res.output
+    assert "candidates per source" in res.stdout and "stage timings" in res.stdout
+    res = await cli("datasets", *addr)
+    assert res.exit_code == 0 and "synth" in res.stdout and "fuzz_pack" in res.stdout
+    gfile = tmp_path / "g.json"
+    gfile.write_text('{"circle": ["ring"]}')
+    assert (await cli("glossary", "put", "cli one", str(gfile), *addr)).exit_code == 0
+    res = await cli("glossary", "get", "cli one", "--json", *addr)
+    assert res.exit_code == 0 and json.loads(res.stdout)["terms"]["circle"]["terms"] == ["ring"]
+    assert "cli one" in (await cli("glossary", "list", *addr)).stdout
+    assert (await cli("glossary", "delete", "cli one", *addr)).exit_code == 0
+    res = await cli("glossary", "get", "cli one", *addr)
+    assert res.exit_code == 1 and "NOT_FOUND" in res.output
+    res = await cli("jobs", "--json", *addr)
+    assert res.exit_code == 0 and json.loads(res.stdout)["jobs"]
+
+
+async def test_demo_writes_an_overlay(stack: Stack, tmp_path):
+    from PIL import Image
+
+    from tator_fixtures.demo import run_demo
+
+    out = await asyncio.to_thread(lambda: asyncio.run(run_demo(stack.orchestrator.address, "fuzz_pack", tmp_path,
+                                                               stack.data_root)))
+    png = Path(out["overlay"])
+    assert png.is_file() and Image.open(png).size[0] >= 128
+    assert out["summary"]["images"] == 4 and out["summary"]["candidates_by_source"] is not None
+
+
+async def test_service_killed_mid_job_fails_the_stage_and_rerun_succeeds(stack: Stack, orch: ServiceClient):
+    """Last in the file: it kills and restarts SAM3."""
+    total = len(stack.app.datasets.get("synth").items())
+    keys_before = set(stack.app.cache.keys())
+    cfg = pb.PrepassConfig(**RICH, grid_cols=3)  # a config no other test used: every image is a miss
+    job = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", config=cfg))).job
+    killed = False
+    async for ev in orch.stream("WatchJob", pb.WatchJobRequest(job_id=job.id)):
+        if ev.image and not killed:
+            await stack.kill_service("sam3")
+            killed = True
+        last = ev.job
+    assert killed and last.state == pb.JOB_STATE_FAILED, last
+    assert last.failed_stage in ("sam3_text", "sam3_similarity") and "sam3" in last.error
+    assert 0 < last.done < total
+    # nothing half-written: exactly the finished images are cached, each one complete
+    new = set(stack.app.cache.keys()) - keys_before
+    assert len(new) == last.done
+    for key in new:
+        res = stack.app.cache.get(key)
+        assert {s.stage for s in res.stages if s.ran} >= {"detectors", "sam3_text", "dedupe", "classifier"}
+    # ListModels shows the down service as UNREACHABLE, not an error
+    health = {s.service: s.health for s in (await orch.call("ListModels", pb.ListModelsRequest())).services}
+    assert health["sam3"] == "UNREACHABLE" and health["detector"] == "SERVING"
+    # a single prepass names the stage too
+    err = await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(scene_png(seed=11)),
+                                                                    dataset_id="synth")),
+                             grpc.StatusCode.UNAVAILABLE, "STAGE_FAILED")
+    assert err.metadata["stage"] == "sam3_text"
+    await stack.start_service("sam3")
+    for _ in range(50):  # the orchestrator's channel reconnects within its short backoff
+        health = {s.service: s.health for s in (await orch.call("ListModels", pb.ListModelsRequest())).services}
+        if health["sam3"] == "SERVING":
+            break
+        await asyncio.sleep(0.2)
+    rerun = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", config=cfg))).job
+    final = (await _watch(orch, rerun.id))[-1].job
+    assert final.state == pb.JOB_STATE_SUCCEEDED, final
+    summary = json.loads(final.result_json)
+    assert summary["images"] == total and summary["cache_hits"] == last.done

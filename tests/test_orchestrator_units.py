@@ -1,0 +1,327 @@
+"""Orchestrator logic without services: config/hash, dedupe with provenance, exemplars, prompts,
+prepass cache, glossary library, jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+
+import grpc
+import pytest
+
+from svc_orchestrator.catalogs import GlossaryLibrary, normalize_glossary_text
+from svc_orchestrator.jobs import JobManager
+from svc_orchestrator.prepass import prompts as P
+from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
+from svc_orchestrator.prepass.config import DEFAULTS, merge, resolve
+from svc_orchestrator.prepass.exemplars import select_exemplars
+from svc_orchestrator.prepass.provenance import AtomLog, Cluster, dedupe, detector_run, sam3_run, singleton, usable
+from tator_core import errors
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.labels import glossary_hash
+
+LABELS = ["circle", "square", "triangle"]
+
+
+# --- config ------------------------------------------------------------------------------------
+
+def test_defaults_resolve_to_documented_values():
+    cfg = resolve(None)
+    assert cfg.detector_conf == pytest.approx(0.45) and cfg.dedupe_iou == pytest.approx(0.75)
+    assert cfg.similarity_min_exemplar_score == pytest.approx(0.6) and cfg.similarity_exemplar_count == 3
+    assert cfg.sam3_text_synonym_budget == 10 and cfg.grid_cols == 2 and cfg.grid_rows == 2
+    assert cfg.window_mode == "grid" and cfg.fusion_mode == "primary" and cfg.similarity_exemplar_strategy == "top"
+    assert cfg.enable_caption is False and cfg.enable_classifier is True
+    # Every default is reachable: an explicit value equal to the default hashes like the default.
+    explicit = pb.PrepassConfig(**{k: v for k, v in DEFAULTS.items() if k != "stage_timeout_s"})
+    assert resolve(explicit).config_hash() == cfg.config_hash()
+
+
+def test_config_hash_ignores_knobs_without_effect_and_tracks_the_rest():
+    base = resolve(pb.PrepassConfig(enable_sam3_similarity=False)).config_hash()
+    # similarity knobs with similarity off, the deadline, cross-class IoU with cross-class off: no effect
+    for extra in (dict(similarity_score=0.9), dict(similarity_exemplar_count=7), dict(stage_timeout_s=5),
+                  dict(cross_class_dedupe_iou=0.3), dict(seed=99)):
+        assert resolve(pb.PrepassConfig(enable_sam3_similarity=False, **extra)).config_hash() == base, extra
+    for extra in (dict(detector_conf=0.3), dict(dedupe_iou=0.5), dict(sam3_text_window_extension=False),
+                  dict(cross_class_dedupe=True), dict(enable_classifier=False)):
+        assert resolve(pb.PrepassConfig(enable_sam3_similarity=False, **extra)).config_hash() != base, extra
+    # grid knobs matter only while something runs windowed
+    off = dict(sam3_text_window_extension=False, similarity_window_extension=False)
+    assert (resolve(pb.PrepassConfig(grid_cols=3, **off)).config_hash()
+            == resolve(pb.PrepassConfig(**off)).config_hash())
+    assert resolve(pb.PrepassConfig(grid_cols=3)).config_hash() != resolve(None).config_hash()
+    # the seed matters only for random exemplars
+    rnd = pb.EXEMPLAR_STRATEGY_RANDOM
+    assert (resolve(pb.PrepassConfig(similarity_exemplar_strategy=rnd, seed=1)).config_hash()
+            != resolve(pb.PrepassConfig(similarity_exemplar_strategy=rnd, seed=2)).config_hash())
+
+
+@pytest.mark.parametrize("cfg, field", [
+    (pb.PrepassConfig(detector_full=False, detector_sahi=False), "config.detector_full"),
+    (pb.PrepassConfig(enable_yolo=False, enable_rfdetr=False, enable_sam3_text=False), "config.enable_sam3_text"),
+    (pb.PrepassConfig(detector_conf=float("nan")), "config.detector_conf"),
+])
+def test_invalid_configs_are_refused_with_the_field(cfg, field):
+    with pytest.raises(errors.TatorError) as exc:
+        resolve(cfg)
+    assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT and exc.value.metadata["field"] == field
+
+
+def test_recipe_merge_request_fields_win():
+    base = pb.PrepassConfig(detector_conf=0.3, enable_caption=True, yolo_id="a")
+    merged = merge(base, pb.PrepassConfig(detector_conf=0.5, rfdetr_id="b"))
+    assert merged.detector_conf == pytest.approx(0.5) and merged.enable_caption and merged.yolo_id == "a"
+    assert merged.rfdetr_id == "b"
+
+
+# --- provenance / dedupe -----------------------------------------------------------------------
+
+def _det(box, label, score, source, window="full"):
+    d = common_pb2.Detection(label=label, score=score, source=source, model_id=f"{source}-m")
+    d.box.CopyFrom(common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]))
+    d.window.name = window
+    return d
+
+
+def test_runs_follow_the_window_of_each_detection():
+    assert detector_run(_det((0, 0, 1, 1), "circle", 1, "yolo")) == "yolo_full"
+    assert detector_run(_det((0, 0, 1, 1), "circle", 1, "rfdetr", "tile_3")) == "rfdetr_sahi"
+    assert sam3_run(_det((0, 0, 1, 1), "circle", 1, "sam3_text", "A1")) == "windowed"
+    assert sam3_run(_det((0, 0, 1, 1), "circle", 1, "sam3_text")) == "full"
+
+
+def test_dedupe_is_class_aware_and_keeps_provenance():
+    log = AtomLog()
+    atoms = [log.add("detector", "yolo_full", _det((10, 10, 50, 50), "circle", 0.9, "yolo")),
+             log.add("detector", "rfdetr_full", _det((11, 10, 50, 51), "circle", 0.7, "rfdetr")),
+             log.add("sam3_text", "full", _det((10, 11, 51, 50), "circle", 0.95, "sam3_text")),
+             log.add("sam3_text", "full", _det((10, 10, 50, 50), "square", 0.8, "sam3_text")),
+             log.add("detector", "yolo_full", _det((100, 100, 140, 140), "circle", 0.5, "yolo"))]
+    assert [a.atom_id for a in atoms] == ["a0000001", "a0000002", "a0000003", "a0000004", "a0000005"]
+    clusters = dedupe([singleton(a) for a in atoms], iou=0.75)
+    assert len(clusters) == 3
+    top = clusters[0]
+    assert top.label == "circle" and top.score == pytest.approx(0.95) and top.source_primary == "sam3_text"
+    assert top.sources == ["rfdetr", "sam3_text", "yolo"]
+    assert top.score_by_source == pytest.approx({"yolo": 0.9, "rfdetr": 0.7, "sam3_text": 0.95})
+    assert top.atom_ids == ["a0000001", "a0000002", "a0000003"]
+    assert top.box == (10.0, 11.0, 51.0, 50.0)  # primary fusion keeps the best member's box
+    # cross-class merging folds the square into the circle cluster
+    cross = dedupe([singleton(a) for a in atoms], iou=0.75, cross_class=True, cross_class_iou=0.8)
+    assert len(cross) == 2 and "a0000004" in cross[0].atom_ids
+    # iou 0 disables merging; wbf averages by score
+    assert len(dedupe([singleton(a) for a in atoms], iou=0.0)) == 5
+    wbf = dedupe([singleton(a) for a in atoms], iou=0.75, fusion="wbf")[0]
+    assert 10.0 < wbf.box[0] < 11.0 and wbf.score == pytest.approx(0.95)
+
+
+def test_second_dedupe_merges_clusters_without_losing_atoms():
+    first = [Cluster((0, 0, 10, 10), "circle", 0.9, "yolo", {"yolo": 0.9, "sam3_text": 0.4}, ["a0000001", "a0000002"])]
+    sim = Cluster((0, 0, 10, 10.5), "circle", 0.95, "sam3_similarity", {"sam3_similarity": 0.95}, ["a0000003"])
+    merged = dedupe(first + [sim], iou=0.75)
+    assert len(merged) == 1
+    assert merged[0].atom_ids == ["a0000001", "a0000002", "a0000003"]
+    assert merged[0].sources == ["sam3_similarity", "sam3_text", "yolo"]
+    assert merged[0].source_primary == "sam3_similarity"
+
+
+def test_unusable_atoms_are_reported_not_clustered():
+    log = AtomLog()
+    log.add("detector", "yolo_full", _det((5, 5, 5, 9), "circle", 0.9, "yolo"))
+    log.add("detector", "yolo_full", _det((0, 0, 9, 9), "hexagon", 0.9, "yolo"))
+    good, notes = usable(log.atoms, LABELS)
+    assert good == [] and len(notes) == 2 and "a0000001" in notes[0] and "hexagon" in notes[1]
+
+
+# --- exemplars / prompts -------------------------------------------------------------------------
+
+def _cl(label, score, x):
+    return Cluster((x, 0.0, x + 10.0, 10.0), label, score, "yolo", {"yolo": score}, [f"a{int(x):07d}"])
+
+
+def test_exemplars_are_top_k_per_label_above_min_score_in_pixels():
+    clusters = [_cl("circle", 0.9, 0), _cl("circle", 0.65, 20), _cl("circle", 0.95, 40), _cl("circle", 0.59, 60),
+                _cl("square", 0.5, 80), _cl("triangle", 0.61, 100)]
+    ex = select_exemplars(clusters, LABELS, min_score=0.6, count=2)
+    assert ex == {"circle": [(40.0, 0.0, 50.0, 10.0), (0.0, 0.0, 10.0, 10.0)], "triangle": [(100.0, 0.0, 110.0, 10.0)]}
+    assert select_exemplars(clusters, LABELS, min_score=0.0, count=9)["square"] == [(80.0, 0.0, 90.0, 10.0)]
+    # order-invariant, and random is seeded
+    assert select_exemplars(clusters[::-1], LABELS, min_score=0.6, count=2) == ex
+    r1 = select_exemplars(clusters, LABELS, min_score=0.6, count=2, strategy="random", seed=3)
+    assert r1 == select_exemplars(clusters, LABELS, min_score=0.6, count=2, strategy="random", seed=3)
+
+
+def test_prompts_order_dedupe_and_enforced_budget():
+    terms = P.glossary_terms('{"light_vehicle": ["car", "Car", "van"], "person": []}', ["light_vehicle", "person"])
+    assert P.labels_needing_expansion(["light_vehicle", "person"], terms) == ["person"]
+    out = P.build_prompts(["light_vehicle", "person"], terms, {"person": ["human", "pedestrian", "walker"]}, budget=2)
+    assert out["light_vehicle"] == [("light vehicle", "base"), ("light_vehicle", "base"), ("car", "glossary"),
+                                    ("van", "glossary")]
+    assert out["person"] == [("person", "base"), ("human", "qwen"), ("pedestrian", "qwen")]
+    big = P.build_prompts(["x"], {"x": [f"t{i}" for i in range(100)]}, {}, budget=0)
+    assert len(big["x"]) == P.MAX_PROMPTS_PER_LABEL
+
+
+# --- prepass cache ---------------------------------------------------------------------------------
+
+def _meta(**over) -> CacheMeta:
+    doc = dict(glossary_text="circle: disc", glossary_hash=glossary_hash("circle: disc"), labelmap=tuple(LABELS),
+               labelmap_hash="lm", config={"a": 1}, config_hash="cfg", versions={"yolo-synth": "v1"})
+    doc.update(over)
+    return CacheMeta(**doc)
+
+
+def test_cache_key_covers_every_input(tmp_path):
+    base = _meta()
+    key = base.key("sha")
+    assert key != base.key("other")
+    for over in (dict(glossary_hash="g2"), dict(labelmap_hash="l2"), dict(config_hash="c2"),
+                 dict(versions={"yolo-synth": "v2"}), dict(versions={"yolo-synth": "v1", "sam3-tiny": "s"}),
+                 dict(pipeline_version="999")):
+        assert _meta(**over).key("sha") != key, over
+
+
+def test_cache_roundtrip_with_meta_and_atomic_entries(tmp_path):
+    cache = PrepassCache(tmp_path / "c.sqlite")
+    meta = _meta()
+    result = pb.PrepassResult(image_sha256="sha", image_name="x.png", width=3, height=4, config_hash="cfg")
+    result.candidates.add(label="circle", score=0.5)
+    assert cache.get(meta.key("sha")) is None
+    cache.put(meta.key("sha"), meta, result, "ds")
+    assert cache.get(meta.key("sha")) == result
+    m = cache.meta_for(meta.key("sha"))
+    assert m["glossary_text"] == "circle: disc" and m["glossary_hash"] == meta.glossary_hash
+    assert m["labelmap"] == LABELS and m["versions"] == {"yolo-synth": "v1"} and m["config"] == {"a": 1}
+    # a write failing after its meta row went in (NOT NULL on the entry) leaves neither behind
+    with pytest.raises(sqlite3.Error):
+        cache.put("k2", _meta(config_hash="other"), result, None)  # type: ignore[arg-type]
+    assert cache.get("k2") is None and cache.count() == 1
+    assert sqlite3.connect(tmp_path / "c.sqlite").execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 1
+    cache.close()
+    # WAL and a second connection see the committed entry
+    assert PrepassCache(tmp_path / "c.sqlite").get(meta.key("sha")) == result
+
+
+# --- glossary library ------------------------------------------------------------------------------
+
+def test_glossary_library_names_atomicity_and_symlinks(tmp_path):
+    lib = GlossaryLibrary(tmp_path / "state" / "glossaries")
+    g = lib.put("  my   shapes ", '{"circle": ["disc", "ring"], "square": "box, block"}')
+    assert g.name == "my shapes" and g.text == "circle: disc, ring\nsquare: box, block"
+    assert g.hash == glossary_hash(g.text) and list(g.terms["circle"].terms) == ["disc", "ring"]
+    assert lib.get("my shapes ") == g and [x.name for x in lib.list()] == ["my shapes"]
+    lib.put("my-shapes", "circle: orb")  # a different name, a different file
+    assert lib.get("my shapes").text != lib.get("my-shapes").text
+    for bad in ("", "   ", "..", ".", "a/b", "a\\b"):
+        with pytest.raises(errors.TatorError) as exc:
+            lib.put(bad, "circle: disc")
+        assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(errors.TatorError) as exc:
+        lib.put("empty", "nothing here")
+    assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    # a symlink at the target is replaced, not followed
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    target = lib._path("linked")
+    os.symlink(victim, target)
+    lib.put("linked", "circle: disc")
+    assert victim.read_text() == "keep" and not target.is_symlink()
+    # a symlinked file is skipped by list and get
+    os.symlink(target, lib.root / "zz.json")
+    assert sorted(x.name for x in lib.list()) == ["linked", "my shapes", "my-shapes"]
+    lib.delete("linked")
+    with pytest.raises(errors.TatorError) as exc:
+        lib.get("linked")
+    assert exc.value.code == grpc.StatusCode.NOT_FOUND
+    # no temp files left behind
+    assert not [p for p in lib.root.iterdir() if p.name.endswith(".tmp")]
+    # a symlinked library root is refused
+    os.symlink(lib.root, tmp_path / "state" / "alias")
+    with pytest.raises(errors.TatorError) as exc:
+        GlossaryLibrary(tmp_path / "state" / "alias").list()
+    assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_glossary_text_normalisation_matches_dataset_files():
+    assert normalize_glossary_text(json.dumps({"a": ["x", "y"]})) == "a: x, y"
+    assert normalize_glossary_text("  a: x \n") == "a: x"
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+
+async def test_jobs_progress_watch_cancel_and_restart(tmp_path):
+    db = tmp_path / "jobs.sqlite"
+    jm = JobManager(db)
+    release = asyncio.Event()
+
+    async def body(handle):
+        for i in range(3):
+            handle.check_cancelled()
+            await handle.progress(i + 1, 3, f"img{i}", image=f"img{i}")
+            if i == 0:
+                await release.wait()
+        return json.dumps({"ok": True})
+
+    job = jm.start(pb.JOB_KIND_PREPASS, "ds", 3, body)
+    events = []
+
+    async def watch():
+        async for j, image in jm.watch(job.id):
+            events.append((j.state, j.done, image))
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.wait_for(watcher, 5)
+    assert events[-1][0] == pb.JOB_STATE_SUCCEEDED
+    assert [e[2] for e in events if e[2]] == ["img0", "img1", "img2"]
+    assert jm.get(job.id).result_json == '{"ok": true}'
+
+    # cancellation takes effect at the next unit
+    gate = asyncio.Event()
+
+    async def slow(handle):
+        for i in range(100):
+            handle.check_cancelled()
+            await handle.progress(i + 1, 100)
+            gate.set()
+            await asyncio.sleep(0.01)
+        return "{}"
+
+    job2 = jm.start(pb.JOB_KIND_PREPASS, "ds", 100, slow)
+    await gate.wait()
+    jm.cancel(job2.id)
+    final = await asyncio.wait_for(jm.wait(job2.id), 5)
+    assert final.state == pb.JOB_STATE_CANCELLED and final.done < 100
+
+    # a job that fails in a stage names it
+    async def failing(handle):
+        raise errors.unavailable("STAGE_FAILED", "sam3 down", stage="sam3_text")
+
+    job3 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, failing)
+    final = await asyncio.wait_for(jm.wait(job3.id), 5)
+    assert final.state == pb.JOB_STATE_FAILED and final.failed_stage == "sam3_text" and "sam3 down" in final.error
+
+    # a running job is INTERRUPTED after a restart
+    hang = asyncio.Event()
+
+    async def hanging(handle):
+        await handle.progress(0, 1)
+        await hang.wait()
+        return "{}"
+
+    job4 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, hanging)
+    await asyncio.sleep(0.05)
+    assert jm.get(job4.id).state == pb.JOB_STATE_RUNNING
+    jm2 = JobManager(db)  # a new process on the same database
+    assert jm2.interrupted == 1 and jm2.get(job4.id).state == pb.JOB_STATE_INTERRUPTED
+    assert [j.id for j in jm2.list()][:1] == [job4.id]
+    with pytest.raises(errors.TatorError) as exc:
+        jm2.get("nope")
+    assert exc.value.reason == "JOB_NOT_FOUND"
+    await jm.close()
+    await jm2.close()
