@@ -1,0 +1,215 @@
+"""`tator calibrate --dataset ID` and `tator report JOB_ID`: calibration jobs through the orchestrator.
+
+`calibrate` starts the job (guards fail at once with the orchestrator's FAILED_PRECONDITION naming
+what is missing), follows WatchJob with a progress bar, then prints the test-split report table;
+`report` prints the table of a finished job. `--json` prints the full report JSON instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+class ModelChoice(str, Enum):
+    mlp = "mlp"
+    xgb = "xgb"
+    both = "both"
+
+
+def _default_address() -> str:
+    from tator_cli.stack import load_config
+
+    return load_config()["orchestrator"].address
+
+
+def _client(address: str):
+    from tator_core.client import ServiceClient
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc
+
+    return ServiceClient(address, orchestrator_pb2_grpc.OrchestratorServiceStub, timeout_s=60)
+
+
+def _fail(exc) -> None:
+    from tator_core.errors import parse_rpc_error
+
+    err = parse_rpc_error(exc)
+    console.print(f"[red]{err.code.name}[/] {err.reason or ''}: {err.message}")
+    raise typer.Exit(1)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def print_report(report, out: Console | None = None) -> None:
+    """Overall metrics per method and eval IoU, per-class F1 at the primary IoU, thresholds, artifacts."""
+    out = out or Console()
+    doc = json.loads(report.report_json) if report.report_json else {}
+    sizes = ", ".join(f"{k} {v}" for k, v in sorted(report.split_images.items()))
+    table = Table(title=f"calibration {report.job_id} on {report.dataset_id}: test split ({sizes} images)")
+    width = max((len(r.method) for r in report.results), default=6)
+    table.add_column("method", no_wrap=True, min_width=width)
+    for col in ("IoU", "prec.", "recall", "F1", "TP", "FP", "FN"):
+        table.add_column(col, justify="right")
+    for r in report.results:
+        o = r.overall
+        table.add_row(r.method, f"{r.eval_iou:g}", _fmt(o.precision), _fmt(o.recall), f"[bold]{_fmt(o.f1)}[/]",
+                      str(o.tp), str(o.fp), str(o.fn))
+    out.print(table)
+    if report.results:
+        iou = report.results[0].eval_iou
+        at = [r for r in report.results if r.eval_iou == iou]
+        classes = sorted({c for r in at for c in r.per_class})
+        per = Table(title=f"per-class F1 at eval IoU {iou:g}")
+        per.add_column("class")
+        for r in at:
+            per.add_column(r.method, justify="right")
+        for c in classes:
+            per.add_row(c, *(_fmt(r.per_class[c].f1) if c in r.per_class else "-" for r in at))
+        out.print(per)
+    for kind, text in sorted(report.thresholds_json.items()):
+        th = json.loads(text)
+        default = " (default)" if doc.get("models", {}).get(kind, {}).get("default") else ""
+        out.print(f"{kind}{default} thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(th.items())))
+    for kind, cmp in sorted(doc.get("comparison", {}).items()):
+        out.print(f"{kind}: F1 {cmp['f1']:.3f} vs best single source ({cmp['best_single_source']}) "
+                  f"{cmp['best_single_source_f1']:.3f} ({cmp['delta_vs_best_single_source']:+.3f}), "
+                  f"accept-all {cmp['accept_all_f1']:.3f}")
+    if report.feature_schema_hash:
+        out.print(f"feature schema {report.feature_schema_hash[:16]}")
+    for path in report.artifacts:
+        out.print(f"artifact: {path}")
+
+
+async def _watch(client, job_id: str) -> object:
+    """Follow WatchJob with a progress bar; returns the final Job."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    last = None
+    with Progress(TextColumn("[bold]{task.fields[state]}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), TextColumn("{task.description}"), console=console, transient=False) as bar:
+        task = bar.add_task("", total=None, state="QUEUED")
+        async for event in client.stream("WatchJob", pb.WatchJobRequest(job_id=job_id), timeout_s=24 * 3600):
+            job = last = event.job
+            bar.update(task, completed=job.done, total=job.total or None, description=job.message[:80],
+                       state=pb.JobState.Name(job.state).removeprefix("JOB_STATE_"))
+    return last
+
+
+async def _calibrate(address: str, request, as_json: bool) -> int:
+    import grpc
+
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    client = _client(address)
+    try:
+        try:
+            job = (await client.call("StartCalibration", request)).job
+        except grpc.aio.AioRpcError as exc:
+            _fail(exc)
+        console.print(f"calibration job [bold]{job.id}[/] on {request.dataset_id}")
+        final = await _watch(client, job.id)
+        if final is None or final.state != pb.JOB_STATE_SUCCEEDED:
+            state = pb.JobState.Name(final.state) if final is not None else "UNKNOWN"
+            stage = f" (stage {final.failed_stage})" if final is not None and final.failed_stage else ""
+            console.print(f"[red]{state}[/]{stage}: {final.error if final is not None else ''}")
+            return 1
+        report = (await client.call("GetCalibrationReport", pb.GetCalibrationReportRequest(job_id=job.id))).report
+    finally:
+        await client.close()
+    _emit(report, as_json)
+    return 0
+
+
+def _emit(report, as_json: bool) -> None:
+    if as_json:
+        typer.echo(report.report_json)
+    else:
+        print_report(report)
+
+
+def calibrate(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset id (must have ground truth).")],
+    model: Annotated[ModelChoice, typer.Option(help="Accept model(s) to train.")] = ModelChoice.both,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report JSON.")] = False,
+    max_images: Annotated[int, typer.Option(help="Seeded sample of at most N images (0 = all).")] = 0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for the sample, split and models (default 42).")] = None,
+    eval_iou: Annotated[Optional[list[float]], typer.Option(help="Eval IoU; repeat for several (default 0.5).")] = None,
+    label_iou: Annotated[Optional[float], typer.Option(help="IoU that makes a candidate positive (0.5).")] = None,
+    dedupe_iou: Annotated[Optional[float], typer.Option(help="Dedupe IoU of accepted candidates (0.75).")] = None,
+    recall_floor: Annotated[Optional[float], typer.Option(help="Per-class recall floor for thresholds.")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Share of images for val (0.2).")] = None,
+    test_fraction: Annotated[Optional[float], typer.Option(help="Share of images for test (0.2).")] = None,
+    embedding_dims: Annotated[int, typer.Option(help="Random projection of the classifier embedding (0 = off).")] = 0,
+    sam3: Annotated[bool, typer.Option("--sam3/--no-sam3", help="Run the SAM3 text and similarity stages.")] = True,
+    sam3_windows: Annotated[bool, typer.Option("--sam3-windows/--no-sam3-windows",
+                                               help="Also run SAM3 on grid windows.")] = True,
+    rfdetr: Annotated[bool, typer.Option("--rfdetr/--no-rfdetr", help="Run RF-DETR.")] = True,
+    detector_conf: Annotated[Optional[float], typer.Option(help="Detector confidence (0.45).")] = None,
+    sahi_window_size: Annotated[Optional[int], typer.Option(help="Detector SAHI tile size in px (640).")] = None,
+    classifier_id: Annotated[str, typer.Option(help="Classifier head id (default head if empty).")] = "",
+    address: Annotated[Optional[str], typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")] = None,
+) -> None:
+    """Calibrate accept models on a dataset's cached prepass and print the test-split report."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    kinds = {"mlp": pb.CALIBRATION_MODEL_MLP, "xgb": pb.CALIBRATION_MODEL_XGB, "both": pb.CALIBRATION_MODEL_BOTH}
+    prep = pb.PrepassConfig(enable_rfdetr=rfdetr, classifier_id=classifier_id)
+    if not sam3:
+        prep.enable_sam3_text = prep.enable_sam3_similarity = False
+    if not sam3_windows:
+        prep.sam3_text_window_extension = prep.similarity_window_extension = False
+    if detector_conf is not None:
+        prep.detector_conf = detector_conf
+    if sahi_window_size is not None:
+        prep.sahi_window_size = sahi_window_size
+    config = pb.CalibrationConfig(model=kinds[model.value], max_images=max_images, eval_ious=eval_iou or [],
+                                  embedding_dims=embedding_dims, prepass=prep)
+    for name, value in (("seed", seed), ("label_iou", label_iou), ("dedupe_iou", dedupe_iou),
+                        ("recall_floor", recall_floor), ("val_fraction", val_fraction),
+                        ("test_fraction", test_fraction)):
+        if value is not None:
+            setattr(config, name, value)
+    request = pb.StartCalibrationRequest(dataset_id=dataset, config=config)
+    code = asyncio.run(_calibrate(address or _default_address(), request, as_json))
+    raise typer.Exit(code)
+
+
+def report(
+    job_id: Annotated[str, typer.Argument(help="Calibration job id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report JSON.")] = False,
+    address: Annotated[Optional[str], typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")] = None,
+) -> None:
+    """Print the report of a finished calibration job."""
+    import grpc
+
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    async def get():
+        client = _client(address or _default_address())
+        try:
+            return (await client.call("GetCalibrationReport", pb.GetCalibrationReportRequest(job_id=job_id))).report
+        finally:
+            await client.close()
+
+    try:
+        rep = asyncio.run(get())
+    except grpc.aio.AioRpcError as exc:
+        _fail(exc)
+    _emit(rep, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("calibrate")(calibrate)
+    app.command("report")(report)

@@ -1,0 +1,275 @@
+"""The calibration job end to end on simulated prepass results (no services needed).
+
+`SimulatedEnv` stands in for the orchestrator's prepass on a real synthetic dataset (real `Dataset`, real
+ground truth), so everything after the prepass is the production code: features, labels, both models,
+thresholds, test-split evaluation, report files, the versioned accept model and its refusals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from svc_orchestrator.calibration import apply_accept_model, load_report, needs_embeddings, run_calibration
+from svc_orchestrator.calibration import pipeline
+from svc_orchestrator.calibration.accept_model import load as load_accept
+from svc_orchestrator.calibration.evaluate import Prediction, evaluate_predictions
+from svc_orchestrator.calibration.features import fit_size_prior
+from svc_orchestrator.calibration.simulate import SimParams, SimulatedEnv
+from svc_orchestrator.datasets import DatasetCatalog
+from svc_orchestrator.jobs import JobCancelled
+from tator_core.errors import TatorError
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_fixtures.synth import generate
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("caldata")
+    generate(root / "synth", seed=3, images=60)
+    return DatasetCatalog(root).get("synth")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[int, int, str]] = []
+
+    async def __call__(self, done: int, total: int, message: str) -> None:
+        self.events.append((done, total, message))
+
+
+async def _run(ds, job_dir: Path, config: pb.CalibrationConfig, env: SimulatedEnv | None = None,
+               cancelled=lambda: False) -> tuple[pb.CalibrationReport, Recorder]:
+    rec = Recorder()
+    rep = await run_calibration(env or SimulatedEnv(ds), ds, config, job_id=job_dir.name, job_dir=job_dir,
+                                progress=rec, cancelled=cancelled)
+    return rep, rec
+
+
+@pytest.fixture(scope="module")
+def both(ds, tmp_path_factory: pytest.TempPathFactory):
+    job_dir = tmp_path_factory.mktemp("jobs") / "cal_both"
+    config = pb.CalibrationConfig(model=pb.CALIBRATION_MODEL_BOTH, eval_ious=[0.5, 0.75], seed=11)
+    rep, rec = asyncio.run(_run(ds, job_dir, config))
+    return rep, rec, job_dir
+
+
+def _at(rep: pb.CalibrationReport, method: str, iou: float = 0.5) -> pb.MethodMetrics:
+    return next(r for r in rep.results if r.method == method and abs(r.eval_iou - iou) < 1e-6)
+
+
+def test_models_beat_the_best_single_source_on_test(both) -> None:
+    rep, _, _ = both
+    best = next(r for r in rep.results if r.method.startswith("best_single_source:") and r.eval_iou == 0.5)
+    accept_all = _at(rep, "accept_all")
+    for kind in ("mlp", "xgb"):
+        f1 = _at(rep, kind).overall.f1
+        print(f"{kind}: test F1 {f1:.3f}; {best.method} {best.overall.f1:.3f}; accept_all {accept_all.overall.f1:.3f}")
+        assert f1 >= best.overall.f1
+        assert f1 >= 0.85
+
+
+def test_report_shape_and_invariants(both, ds) -> None:
+    rep, _, job_dir = both
+    methods = {r.method for r in rep.results}
+    assert {"mlp", "xgb", "accept_all"} <= methods and any(m.startswith("best_single_source:") for m in methods)
+    assert sorted({r.eval_iou for r in rep.results}) == [0.5, 0.75]
+    report = json.loads(rep.report_json)
+    test_gt = report["data"]["test"]["gt"]
+    assert test_gt > 0
+    for r in rep.results:
+        assert set(ds.labelmap) <= set(r.per_class)
+        o = r.overall
+        assert o.tp + o.fn == test_gt  # every method is measured against the same test GT
+        assert sum(c.tp for c in r.per_class.values()) == o.tp
+        assert sum(c.fp for c in r.per_class.values()) == o.fp
+        for m in (o, *r.per_class.values()):
+            assert 0 <= m.precision <= 1 and 0 <= m.recall <= 1
+            if m.precision + m.recall:
+                assert m.f1 == pytest.approx(2 * m.precision * m.recall / (m.precision + m.recall))
+    assert dict(rep.split_images) == report["split"]["sizes"] and sum(rep.split_images.values()) == 60
+    sp = report["split"]["images"]
+    assert not (set(sp["train"]) & set(sp["test"])) and not (set(sp["val"]) & set(sp["test"]))
+    assert set(rep.thresholds_json) == {"mlp", "xgb"}
+    assert set(json.loads(rep.thresholds_json["xgb"])) == set(ds.labelmap)
+    for kind in ("mlp", "xgb"):
+        assert report["candidate_metrics"][kind]["average_precision"] > 0.5
+        assert report["comparison"][kind]["f1"] == pytest.approx(_at(rep, kind).overall.f1)
+        assert set(report["models"][kind]["thresholds"]) == set(ds.labelmap)
+    assert report["feature_schema"]["width"] == len(report["feature_schema"]["columns"])
+    assert rep.feature_schema_hash == load_accept(job_dir).schema.hash
+    for entry in report["results"]:  # confusion counts add up to the metric counts
+        conf, o = entry["confusion"], entry["overall"]
+        assert sum(sum(row.values()) for lab, row in conf.items() if lab != "__missed__") == o["tp"] + o["fp"]
+        assert sum(conf.get("__missed__", {}).values()) == o["fn"]
+        assert sum(entry["fp_kinds"].values()) == o["fp"]
+
+
+def test_prior_comes_from_training_split_only(both, ds) -> None:
+    rep, _, _ = both
+    report = json.loads(rep.report_json)
+    train = [(g.label, g.box, *ds.image_size(ds.item(n))) for n in report["split"]["images"]["train"]
+             for g in ds.ground_truth(ds.item(n))]
+    assert report["size_prior"] == fit_size_prior(train).to_dict()
+    everything = [(g.label, g.box, *ds.image_size(it)) for it in ds.items() for g in ds.ground_truth(it)]
+    assert report["size_prior"] != fit_size_prior(everything).to_dict()
+
+
+def test_artifacts_and_load_report(both) -> None:
+    rep, _, job_dir = both
+    assert len(rep.artifacts) == 3
+    for path in rep.artifacts:
+        p = Path(path)
+        assert p.is_file() and p.parent == job_dir
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+    assert load_report(job_dir) == rep
+    with pytest.raises(TatorError) as exc:
+        load_report(job_dir.parent / "nope")
+    assert (exc.value.code, exc.value.reason) == (grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
+
+
+def test_progress_is_monotonic_and_complete(both) -> None:
+    _, rec, _ = both
+    dones = [d for d, _, _ in rec.events]
+    assert dones == sorted(dones) and dones[0] == 0
+    assert rec.events[-1][0] == rec.events[-1][1] == 60 + 7  # images + features, labels, 2 fits, thresholds, eval, report
+    assert any("trained xgb" in m for _, _, m in rec.events)
+
+
+async def test_accept_model_reproduces_the_reported_decisions(both, ds) -> None:
+    """Runtime decisions (apply) give exactly the report's test metrics: no train/serve skew."""
+    rep, _, job_dir = both
+    report = json.loads(rep.report_json)
+    accept = load_accept(job_dir)
+    env = SimulatedEnv(ds)
+    preds, gt = [], {}
+    for name in report["split"]["images"]["test"]:
+        item = ds.item(name)
+        res = await env.prepass(ds, item, pb.PrepassConfig())
+        decisions = apply_accept_model(job_dir, res)
+        assert len(decisions) == len(res.candidates)
+        assert all(0.0 <= p <= 1.0 for p, _ in decisions)
+        preds += [Prediction(name, c.label, (c.box.x1, c.box.y1, c.box.x2, c.box.y2), p)
+                  for c, (p, ok) in zip(res.candidates, decisions) if ok]
+        gt[name] = [(g.label, g.box) for g in ds.ground_truth(item)]
+    again = evaluate_predictions(preds, gt, labelmap=ds.labelmap, images=list(gt), eval_iou=0.5, dedupe_iou=0.75)
+    reported = _at(rep, accept.default).overall
+    assert (again.overall.tp, again.overall.fp, again.overall.fn) == (reported.tp, reported.fp, reported.fn)
+
+
+async def test_version_and_schema_mismatch_are_refused(both, ds) -> None:
+    _, _, job_dir = both
+    item = ds.items()[0]
+    env = SimulatedEnv(ds)
+    env.model_versions = {**env.model_versions, "yolo-sim": "z" * 64}
+    res = await env.prepass(ds, item, pb.PrepassConfig())
+    with pytest.raises(TatorError) as exc:
+        apply_accept_model(job_dir, res)
+    assert (exc.value.code, exc.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CALIBRATION_VERSION_MISMATCH")
+    assert "yolo-sim" in exc.value.message
+    res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
+    del res.model_versions["sam3-sim"]
+    with pytest.raises(TatorError) as exc:
+        apply_accept_model(job_dir, res)
+    assert exc.value.reason == "CALIBRATION_VERSION_MISMATCH" and "sam3-sim" in exc.value.message
+    res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
+    res.classifier_classes.append("__bg_1")
+    with pytest.raises(TatorError) as exc:
+        apply_accept_model(job_dir, res)
+    assert exc.value.reason == "CALIBRATION_VERSION_MISMATCH" and "feature schema" in exc.value.message
+    res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
+    ok = apply_accept_model(job_dir, res, kind="mlp")
+    assert len(ok) == len(res.candidates)
+
+
+async def test_deterministic_for_a_seed_and_fitting_runs_off_the_event_loop(ds, tmp_path: Path, monkeypatch) -> None:
+    threads: list[bool] = []
+    real = pipeline.fit_one
+
+    def spy(*a, **kw):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "fit_one", spy)
+    config = pb.CalibrationConfig(model=pb.CALIBRATION_MODEL_MLP, seed=5, max_images=40)
+    a, _ = await _run(ds, tmp_path / "a", config)
+    b, _ = await _run(ds, tmp_path / "b", config)
+    assert threads == [False, False]
+    assert [(r.method, r.overall) for r in a.results] == [(r.method, r.overall) for r in b.results]
+    assert a.thresholds_json == b.thresholds_json and a.split_images == b.split_images
+    assert sum(a.split_images.values()) == 40
+    assert json.loads(a.report_json)["split"] == json.loads(b.report_json)["split"]
+
+
+async def test_embedding_projection_block(ds, tmp_path: Path) -> None:
+    config = pb.CalibrationConfig(model=pb.CALIBRATION_MODEL_XGB, embedding_dims=6, max_images=30)
+    rep, _ = await _run(ds, tmp_path / "emb", config)
+    cols = json.loads(rep.report_json)["feature_schema"]["columns"]
+    assert sum(c["block"] == "embedding" for c in cols) == 6
+    assert needs_embeddings(tmp_path / "emb")
+    env = SimulatedEnv(ds)
+    item = ds.items()[1]
+    res = await env.prepass(ds, item, pb.PrepassConfig())
+    with pytest.raises(TatorError) as exc:
+        apply_accept_model(tmp_path / "emb", res)
+    assert exc.value.reason == "MODEL_REQUIRED"
+    boxes = [(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in res.candidates]
+    out = apply_accept_model(tmp_path / "emb", res, embeddings=await env.embed(ds, item, boxes))
+    assert len(out) == len(res.candidates)
+
+
+async def test_cancellation_between_images_stops_without_a_report(ds, tmp_path: Path) -> None:
+    env = SimulatedEnv(ds)
+    with pytest.raises(JobCancelled):
+        await _run(ds, tmp_path / "c", pb.CalibrationConfig(), env=env, cancelled=lambda: env.prepass_calls >= 5)
+    assert env.prepass_calls < 10
+    assert not (tmp_path / "c" / "report.pb").exists()
+
+
+async def test_no_positive_candidates_is_a_stage_failure(ds, tmp_path: Path) -> None:
+    blind = SimulatedEnv(ds, params=SimParams(yolo_recall=0, rfdetr_recall=0, sam3_recall=0))
+    with pytest.raises(TatorError) as exc:
+        await _run(ds, tmp_path / "n", pb.CalibrationConfig(max_images=20), env=blind)
+    assert (exc.value.code, exc.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "STAGE_FAILED")
+    assert "training split" in exc.value.message
+
+
+async def test_results_from_mixed_model_versions_are_refused(ds, tmp_path: Path) -> None:
+    env = SimulatedEnv(ds)
+    real = env.prepass
+
+    async def drifting(dataset, item, config):
+        res = await real(dataset, item, config)
+        if env.prepass_calls > 3:
+            res.model_versions["yolo-sim"] = "new" + "0" * 61
+        return res
+
+    env.prepass = drifting  # type: ignore[method-assign]
+    with pytest.raises(TatorError) as exc:
+        await _run(ds, tmp_path / "m", pb.CalibrationConfig(max_images=12), env=env)
+    assert exc.value.reason == "CALIBRATION_VERSION_MISMATCH"
+
+
+async def test_prepass_failure_fails_the_job_instead_of_caching_empty(ds, tmp_path: Path) -> None:
+    env = SimulatedEnv(ds)
+
+    async def broken(dataset, item, config):
+        env.prepass_calls += 1
+        from tator_core import errors
+        raise errors.unavailable("STAGE_FAILED", "detector down", stage="detectors")
+
+    env.prepass = broken  # type: ignore[method-assign]
+    with pytest.raises(TatorError) as exc:
+        await _run(ds, tmp_path / "f", pb.CalibrationConfig(max_images=12), env=env)
+    assert exc.value.reason == "STAGE_FAILED"
+    assert env.prepass_calls <= 4  # one per worker at most: the first failure stops the rest
+    assert np.all([not (tmp_path / "f" / n).exists() for n in ("report.pb", "accept_model")])
