@@ -40,11 +40,14 @@ class MicroBatcher(Generic[T, R]):
     def __init__(self, fn: Callable[[Sequence[T]], Sequence[R]], *, service: str, model: str = "",
                  max_batch: int = 8, max_delay_ms: float = 5.0, max_queue: int = 64,
                  executor: concurrent.futures.Executor | None = None) -> None:
+        """`executor` may be shared by several batchers on one device; a batcher
+        only shuts down an executor it created itself."""
         if max_batch < 1 or max_queue < 1 or max_delay_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1, max_delay_ms >= 0")
         self.fn = fn
         self.service, self.model = service, model
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_ms / 1000.0, max_queue
+        self._owns_executor = executor is None
         self.executor = executor or device_executor(service)
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
@@ -119,4 +122,5 @@ class MicroBatcher(Generic[T, R]):
                 await self._worker
             except (asyncio.CancelledError, Exception):
                 pass
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._owns_executor:
+            self.executor.shutdown(wait=False, cancel_futures=True)

@@ -88,7 +88,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, fld: str 
         raise errors.invalid_argument(fld, f"decompression bomb refused: {exc}", "IMAGE_TOO_LARGE") from exc
     except UnidentifiedImageError as exc:
         raise errors.invalid_argument(fld, "not a recognised image format", "IMAGE_INVALID") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, ImportError) as exc:
+        # ImportError: a library may hook PIL.Image.open (ultralytics adds a HEIF
+        # opener that tries to import a missing plugin on unreadable bytes).
         raise errors.invalid_argument(fld, f"cannot decode image: {exc}", "IMAGE_INVALID") from exc
     arr.setflags(write=False)
     return DecodedImage(sha256=digest, array=arr, encoded_size=len(data))

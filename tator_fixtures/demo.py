@@ -61,7 +61,7 @@ def pick_image(summary_results: list[Any]) -> Any:
 
 
 async def run_demo(address: str, dataset: str, out_dir: Path, data_root: Path, *, max_images: int = 0,
-                   overlay_candidates: int = 8) -> dict:
+                   overlay_candidates: int = 8, config: Any = None) -> dict:
     """Prepass job with a progress bar, its summary, and the overlay of the most telling image."""
     from rich.console import Console
 
@@ -74,7 +74,7 @@ async def run_demo(address: str, dataset: str, out_dir: Path, data_root: Path, *
     client = ServiceClient(address, pb_grpc.OrchestratorServiceStub, timeout_s=600)
     try:
         job = (await client.call("StartPrepassJob", pb.StartPrepassJobRequest(
-            dataset_id=dataset, max_images=max_images))).job
+            dataset_id=dataset, max_images=max_images, config=config or pb.PrepassConfig()))).job
         console.print(f"[bold]prepass[/] of {job.total} images of {dataset} (job {job.id})")
         names: list[str] = []
         final = await watch_with_progress(client, job.id, console, f"prepass {dataset}", images=names)
@@ -83,7 +83,8 @@ async def run_demo(address: str, dataset: str, out_dir: Path, data_root: Path, *
                              f"{final.error}")
         summary = print_job_summary(console, final)
         # Every image is cached now: these calls are cache hits, answered without any model call.
-        results = [(await client.call("Prepass", pb.PrepassRequest(dataset_id=dataset, dataset_image=n))).result
+        results = [(await client.call("Prepass", pb.PrepassRequest(dataset_id=dataset, dataset_image=n,
+                                                                   config=config))).result
                    for n in names[:overlay_candidates]]
         best = pick_image(results)
         print_result(console, best, limit=15)

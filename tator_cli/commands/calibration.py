@@ -39,11 +39,9 @@ def _client(address: str):
 
 
 def _fail(exc) -> None:
-    from tator_core.errors import parse_rpc_error
+    from tator_cli.output import fail_rpc
 
-    err = parse_rpc_error(exc)
-    console.print(f"[red]{err.code.name}[/] {err.reason or ''}: {err.message}")
-    raise typer.Exit(1)
+    fail_rpc(exc, console)
 
 
 def _fmt(v: float) -> str:

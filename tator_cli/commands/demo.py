@@ -28,11 +28,15 @@ def demo(
     from tator_fixtures.demo import run_demo
 
     address = address or load_config()["orchestrator"].address
+    # 224 px tiles find the small objects of the large synthetic scenes (640 would
+    # be one tile); SAM3 runs on the full frame only to keep the demo to minutes.
+    config = pb.PrepassConfig(sahi_window_size=224, sam3_text_window_extension=False,
+                              similarity_window_extension=False)
     asyncio.run(run_demo(address, dataset, out or tator_home() / "demo", tator_home() / "data",
-                         max_images=max_images))
-    # Same (default) prepass config as the job above, so calibration reads the cache.
+                         max_images=max_images, config=config))
+    # The same prepass config as the job above, so calibration reads the cache.
     request = pb.StartCalibrationRequest(dataset_id=dataset, config=pb.CalibrationConfig(
-        model=pb.CALIBRATION_MODEL_BOTH, max_images=max_images, prepass=pb.PrepassConfig()))
+        model=pb.CALIBRATION_MODEL_BOTH, max_images=max_images, prepass=config))
     raise typer.Exit(asyncio.run(_calibrate(address, request, as_json=False)))
 
 

@@ -39,7 +39,7 @@ def _run(coro_fn, address: str | None, timeout_s: float = 600.0) -> Any:
     """Run `coro_fn(client)`; a failed RPC prints its status and exits 1."""
     import grpc
 
-    from tator_core.errors import parse_rpc_error
+    from tator_cli.output import fail_rpc
 
     async def main() -> Any:
         client = _client(address, timeout_s)
@@ -51,11 +51,7 @@ def _run(coro_fn, address: str | None, timeout_s: float = 600.0) -> Any:
     try:
         return asyncio.run(main())
     except grpc.aio.AioRpcError as exc:
-        err = parse_rpc_error(exc)
-        err_console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
-        for fld, why in err.field_violations:
-            err_console.print(f"  {fld}: {why}")
-        raise typer.Exit(1) from None
+        fail_rpc(exc, err_console)
 
 
 def _dump(msg: Any) -> None:

@@ -146,7 +146,7 @@ def segment(
     import grpc
     from google.protobuf.json_format import MessageToDict
 
-    from tator_core.errors import parse_rpc_error
+    from tator_cli.output import fail_rpc
 
     data = image.read_bytes()
     method, request = build_request(
@@ -160,9 +160,7 @@ def segment(
     try:
         resp = asyncio.run(_call(address, data, method, request, timeout))
     except grpc.aio.AioRpcError as exc:
-        err = parse_rpc_error(exc)
-        console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
-        raise typer.Exit(1) from None
+        fail_rpc(exc, console)
     if as_json:
         typer.echo(json.dumps(MessageToDict(resp, preserving_proto_field_name=True), indent=2))
     else:

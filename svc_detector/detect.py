@@ -1,0 +1,173 @@
+"""Detect: run one or several detectors on one decoded image, full frame and/or tiles.
+
+Tiles are coordinates on the cached image (numpy views, never re-encoded
+crops); all windows of one image go to each model as one job, so its tiles run
+as a batch. Tile detections are shifted back to full-image pixels and merged
+class-aware per model (NMS or weighted box fusion at the request's merge IoU).
+Models are not merged with each other: every detection keeps its source,
+model id and window, and deduplication across sources is the caller's business.
+
+Unlike the old service, a TILED pass that finds nothing stays empty: there is
+no silent second full-frame pass (spec §2.1, §8.8), and `runs` lists exactly
+the passes that ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from svc_detector.backends import RawDetections
+from svc_detector.models import ModelManager
+from svc_detector.params import DetectParams
+from tator_core import errors
+from tator_core.geometry import XYXY, Scored, Win, clip_box, is_valid_box, merge, shift_box, tile_windows
+from tator_core.images import DecodedImage
+from tator_core.labels import labelmap_diff
+
+FULL = "full"
+TILED = "tiled"
+
+
+@dataclass(frozen=True)
+class Det:
+    """One detection in full-image pixels."""
+
+    box: XYXY
+    label: str
+    class_id: int
+    score: float
+    source: str
+    model_id: str
+    window: Win
+
+
+@dataclass
+class PassRun:
+    """What one model pass did (ModelRun)."""
+
+    model_id: str
+    source: str
+    pass_: str
+    tiles: int
+    raw_detections: int
+    kept_detections: int = 0
+    compute_ms: float = 0.0
+    batch_size: int = 0
+
+
+@dataclass
+class Stage:
+    name: str
+    queue_ms: float = 0.0
+    compute_ms: float = 0.0
+    batch_size: int = 0
+
+
+@dataclass
+class DetectResult:
+    detections: list[Det]
+    runs: list[PassRun]
+    stages: list[Stage]
+    warnings: list[str]
+    params: DetectParams
+    model_ids: list[str] = field(default_factory=list)
+
+
+def plan_windows(width: int, height: int, params: DetectParams, max_tiles: int) -> dict[str, list[Win]]:
+    """The windows of each pass; more tiles than `max_tiles` is refused, not truncated."""
+    plan: dict[str, list[Win]] = {}
+    if FULL in params.passes:
+        plan[FULL] = [Win(FULL, (0.0, 0.0, float(width), float(height)))]
+    if TILED in params.passes:
+        tiles = tile_windows(width, height, params.tile_size, params.overlap)
+        if len(tiles) > max_tiles:
+            raise errors.invalid_argument(
+                "tile_plan", f"{len(tiles)} tiles of {params.tile_size} px (overlap {params.overlap:g}) on a "
+                f"{width}x{height} image exceed the limit of {max_tiles}; use larger tiles or less overlap",
+                "FANOUT_CAP_EXCEEDED", tiles=len(tiles), limit=max_tiles)
+        plan[TILED] = tiles
+    return plan
+
+
+def check_labelmap(model_id: str, labelmap: Sequence[str], expected: Sequence[str]) -> None:
+    diffs = labelmap_diff(labelmap, expected)
+    if diffs:
+        raise errors.failed_precondition(
+            "LABELMAP_MISMATCH", f"model {model_id} labelmap differs from expected_labelmap: {'; '.join(diffs[:10])}",
+            model_id=model_id, positions=",".join(diffs[:50]), model_labelmap=",".join(labelmap[:100]))
+
+
+def to_dets(raw: RawDetections, window: Win, labelmap: Sequence[str], source: str, model_id: str,
+            width: int, height: int) -> list[Det]:
+    """Shift a window's raw output to full-image pixels, clip, and drop degenerate boxes."""
+    dx, dy = window.box[0], window.box[1]
+    out = []
+    for (x1, y1, x2, y2), score, cid in zip(raw.xyxy.tolist(), raw.scores.tolist(), raw.class_ids.tolist()):
+        box = clip_box(shift_box((x1, y1, x2, y2), dx, dy), width, height)
+        if not is_valid_box(box) or not 0 <= cid < len(labelmap) or score != score:
+            continue
+        out.append(Det(box, labelmap[cid], int(cid), float(score), source, model_id, window))
+    return out
+
+
+def merge_model(dets: dict[str, list[Det]], params: DetectParams) -> list[Det]:
+    """FULL keeps the model's own output; TILED and BOTH merge class-aware at merge_iou."""
+    if params.mode == FULL:
+        return sorted(dets.get(FULL, []), key=lambda d: -d.score)[:params.max_det]
+    pool = [d for p in params.passes for d in dets.get(p, [])]
+    merged = merge([Scored(d.box, d.score, d.label, d) for d in pool], params.merge_iou, params.merge_method,
+                   params.max_det)
+    return [dataclasses.replace(item.ref, box=item.box) for item, _ in merged]
+
+
+async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectParams, manager: ModelManager,
+                 *, max_tiles: int = 256) -> DetectResult:
+    ids, warnings = manager.select(model_ids)
+    plan = plan_windows(image.width, image.height, params, max_tiles)
+    windows = [w for p in params.passes for w in plan[p]]
+    # Load and check every model before any inference: a mismatch fails the call, it is not a warning.
+    backends = {mid: await manager.load(mid) for mid in ids}
+    if params.expected_labelmap:
+        for mid, backend in backends.items():
+            check_labelmap(mid, backend.labelmap, params.expected_labelmap)
+    crops = [image.crop(w.box) for w in windows]
+    outcomes = await asyncio.gather(
+        *(manager.infer(mid, crops, conf=params.conf, iou=params.iou, max_det=params.max_det) for mid in ids),
+        return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+    detections: list[Det] = []
+    runs: list[PassRun] = []
+    stages: list[Stage] = []
+    for mid, (out, stats) in zip(ids, outcomes):  # type: ignore[misc]
+        backend = backends[mid]
+        t0 = time.perf_counter()
+        by_pass: dict[str, list[Det]] = {}
+        model_runs: dict[str, PassRun] = {}
+        k = 0
+        for p in params.passes:
+            run = PassRun(mid, backend.family, p, len(plan[p]), 0)
+            by_pass[p] = []
+            for win in plan[p]:
+                raw = out.dets[k]
+                run.raw_detections += len(raw)
+                run.compute_ms += out.compute_ms[k]
+                run.batch_size = max(run.batch_size, out.forward_size[k])
+                by_pass[p] += to_dets(raw, win, backend.labelmap, backend.family, mid, image.width, image.height)
+                k += 1
+            model_runs[p] = run
+        kept = merge_model(by_pass, params)
+        for p, n in Counter(FULL if d.window.name == FULL else TILED for d in kept).items():
+            model_runs[p].kept_detections = n
+        detections += kept
+        runs += model_runs.values()
+        stages.append(Stage(f"model:{mid}", stats.queue_ms, stats.compute_ms, stats.batch_size))
+        stages.append(Stage(f"merge:{mid}", compute_ms=(time.perf_counter() - t0) * 1000))
+    return DetectResult(detections, runs, stages, warnings, params, ids)

@@ -1,0 +1,133 @@
+"""gRPC transport of the detector: proto in, plain functions, proto out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+
+from svc_detector.detect import Det, DetectResult, detect
+from svc_detector.models import ModelManager, ModelStatus
+from svc_detector.params import resolve_params
+from svc_detector.settings import DetectorSettings
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
+from tator_core.images import ImageStore
+from tator_core.registry import Registry
+from tator_core.server import ServiceSpec
+from tator_core.settings import resolve_device
+
+log = logging.getLogger("tator.detector")
+FULL_NAME = "tator.detector.v1.DetectorService"
+_MODE_NAMES = {detector_pb2.DETECT_MODE_UNSPECIFIED: "full", detector_pb2.DETECT_MODE_FULL: "full",
+               detector_pb2.DETECT_MODE_TILED: "tiled", detector_pb2.DETECT_MODE_BOTH: "both"}
+_MODE_ENUMS = {"full": detector_pb2.DETECT_MODE_FULL, "tiled": detector_pb2.DETECT_MODE_TILED,
+               "both": detector_pb2.DETECT_MODE_BOTH}
+_MERGE_NAMES = {detector_pb2.MERGE_METHOD_UNSPECIFIED: "nms", detector_pb2.MERGE_METHOD_NMS: "nms",
+                detector_pb2.MERGE_METHOD_WBF: "wbf"}
+_MERGE_ENUMS = {"nms": detector_pb2.MERGE_METHOD_NMS, "wbf": detector_pb2.MERGE_METHOD_WBF}
+
+
+def _box(b) -> common_pb2.Box:
+    return common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3])
+
+
+def detection_pb(d: Det) -> common_pb2.Detection:
+    return common_pb2.Detection(
+        box=_box(d.box), label=d.label, class_id=d.class_id, score=d.score, source=d.source, model_id=d.model_id,
+        window=common_pb2.Window(name=d.window.name, box=_box(d.window.box)))
+
+
+def model_info_pb(s: ModelStatus) -> common_pb2.ModelInfo:
+    return common_pb2.ModelInfo(
+        id=s.id, family=s.family, version=s.version, labelmap=s.labelmap, device=s.device,
+        state=common_pb2.ModelState.Value(f"MODEL_STATE_{s.state}"), reason=s.reason, is_default=s.is_default,
+        loaded=s.loaded, extra=s.extra)
+
+
+def params_from_request(request: detector_pb2.DetectRequest):
+    """Proto -> resolve_params keywords; unset optionals stay None so defaults apply."""
+    opt = request.HasField
+    plan = request.tile_plan
+    merge = request.merge
+    return resolve_params(
+        mode=_MODE_NAMES.get(request.mode, str(request.mode)),
+        conf=request.conf if opt("conf") else None, iou=request.iou if opt("iou") else None,
+        max_det=request.max_det if opt("max_det") else None, tile_size=plan.size,
+        overlap=plan.overlap if plan.HasField("overlap") else None, include_full=plan.include_full,
+        merge_method=_MERGE_NAMES.get(merge.method, str(merge.method)),
+        merge_iou=merge.iou if merge.HasField("iou") else None, expected_labelmap=list(request.expected_labelmap))
+
+
+def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> detector_pb2.DetectResponse:
+    p = result.params
+    stages = [common_pb2.StageTiming(stage="decode", compute_ms=decode_ms)] + [
+        common_pb2.StageTiming(stage=s.name, queue_ms=s.queue_ms, compute_ms=s.compute_ms, batch_size=s.batch_size)
+        for s in result.stages]
+    return detector_pb2.DetectResponse(
+        detections=[detection_pb(d) for d in result.detections],
+        runs=[detector_pb2.ModelRun(model_id=r.model_id, source=r.source, **{"pass": r.pass_}, tiles=r.tiles,
+                                    raw_detections=r.raw_detections, kept_detections=r.kept_detections,
+                                    compute_ms=r.compute_ms, batch_size=r.batch_size) for r in result.runs],
+        merge=detector_pb2.MergeSettings(method=_MERGE_ENUMS[p.merge_method], iou=p.merge_iou),
+        conf=p.conf, iou=p.iou, max_det=p.max_det,
+        tile_plan=common_pb2.TilePlan(size=p.tile_size, overlap=p.overlap, include_full=p.mode == "both"),
+        mode=_MODE_ENUMS[p.mode], timing=common_pb2.Timing(stages=stages, total_ms=total_ms),
+        warnings=result.warnings)
+
+
+class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
+    def __init__(self, settings: DetectorSettings, manager: ModelManager) -> None:
+        self.settings = settings
+        self.manager = manager
+        self.images = ImageStore(service="detector", max_items=settings.image_cache_items,
+                                 max_pixels=settings.max_image_pixels)
+
+    async def Detect(self, request, context):  # noqa: N802 (gRPC names)
+        start = time.perf_counter()
+        params, warnings = params_from_request(request)
+        image = await asyncio.to_thread(self.images.resolve, request.image)
+        decode_ms = (time.perf_counter() - start) * 1000
+        result = await detect(image, list(request.model_ids), params, self.manager,
+                              max_tiles=self.settings.max_tiles)
+        result.warnings[:0] = warnings
+        return response_pb(result, decode_ms, (time.perf_counter() - start) * 1000)
+
+    async def ListModels(self, request, context):  # noqa: N802
+        statuses = await asyncio.to_thread(self.manager.statuses)  # hashing weights may read files
+        return detector_pb2.ListModelsResponse(models=[model_info_pb(s) for s in statuses])
+
+    async def LoadModel(self, request, context):  # noqa: N802
+        await self.manager.load(request.model_id)
+        return detector_pb2.LoadModelResponse(model=model_info_pb(self.manager.status(request.model_id)))
+
+    async def UnloadModel(self, request, context):  # noqa: N802
+        await self.manager.unload(request.model_id)
+        return detector_pb2.UnloadModelResponse(model=model_info_pb(self.manager.status(request.model_id)))
+
+
+def build_spec(settings: DetectorSettings) -> ServiceSpec:
+    device = resolve_device(settings.device)
+    registry = Registry.load(settings.registry, families={"yolo", "rfdetr"})
+    manager = ModelManager(registry, device, settings)
+    servicer = DetectorServicer(settings, manager)
+
+    def add(server: grpc.aio.Server) -> None:
+        detector_pb2_grpc.add_DetectorServiceServicer_to_server(servicer, server)
+
+    async def warmup() -> None:
+        """Load each family's default that is on disk (load runs one inference); a model that fails to
+        load shows as FAILED in ListModels and does not keep the others from serving."""
+        for family in ("yolo", "rfdetr"):
+            entry = registry.default(family)
+            if entry is None or not entry.exists:
+                continue
+            try:
+                await manager.load(entry.id)
+            except Exception as exc:  # noqa: BLE001 - recorded in the model's state
+                log.error("warm-up: %s failed to load", entry.id, exc_info=exc)
+
+    return ServiceSpec(name="detector", full_name=FULL_NAME, add_to_server=add, warmup=warmup,
+                       shutdown=manager.close)

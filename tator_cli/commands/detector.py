@@ -1,0 +1,118 @@
+"""`tator detect IMAGE`: call the detector service on one image file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+class Mode(str, Enum):
+    full = "full"
+    tiled = "tiled"
+    both = "both"
+
+
+class Merge(str, Enum):
+    nms = "nms"
+    wbf = "wbf"
+
+
+def _default_address() -> str:
+    from tator_cli.stack import load_config
+
+    return load_config()["detector"].address
+
+
+async def _call(address: str, data: bytes, request, timeout_s: float):
+    from tator_core.client import ServiceClient
+    from tator_core.gen.tator.detector.v1 import detector_pb2_grpc
+
+    client = ServiceClient(address, detector_pb2_grpc.DetectorServiceStub, timeout_s=timeout_s)
+    try:
+        return await client.call("Detect", request, image_data=data)
+    finally:
+        await client.close()
+
+
+def _print_tables(resp) -> None:
+    out = Console()
+    table = Table(title=f"{len(resp.detections)} detections")
+    for col in ("label", "score", "x1", "y1", "x2", "y2", "source", "model", "window"):
+        table.add_column(col)
+    for d in resp.detections:
+        b = d.box
+        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.1f}" for v in (b.x1, b.y1, b.x2, b.y2)), d.source,
+                      d.model_id, d.window.name)
+    out.print(table)
+    runs = Table(title="runs")
+    for col in ("model", "source", "pass", "tiles", "raw", "kept", "compute ms", "batch"):
+        runs.add_column(col)
+    for r in resp.runs:
+        runs.add_row(r.model_id, r.source, getattr(r, "pass"), str(r.tiles), str(r.raw_detections),
+                     str(r.kept_detections), f"{r.compute_ms:.1f}", str(r.batch_size))
+    out.print(runs)
+    for w in resp.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def detect(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Image file (PNG, JPEG, ...).")],
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Registry id; repeat for several "
+                                                       "models (default: each family's default).")] = None,
+    mode: Annotated[Mode, typer.Option(help="Full frame, SAHI tiles, or both.")] = Mode.full,
+    conf: Annotated[Optional[float], typer.Option(help="Confidence threshold (default 0.45).")] = None,
+    iou: Annotated[Optional[float], typer.Option(help="YOLO NMS IoU (default 0.45).")] = None,
+    max_det: Annotated[Optional[int], typer.Option(help="Max detections per model (default 300).")] = None,
+    tile_size: Annotated[int, typer.Option(help="Tile side in px (0 = 640).")] = 0,
+    overlap: Annotated[Optional[float], typer.Option(help="Tile overlap ratio (default 0.2).")] = None,
+    merge: Annotated[Merge, typer.Option(help="How tile detections merge.")] = Merge.nms,
+    merge_iou: Annotated[Optional[float], typer.Option(help="Merge IoU (default 0.5).")] = None,
+    labelmap: Annotated[Optional[Path], typer.Option(help="Expected labelmap file; a model that differs fails.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="host:port (default from config/stack.yaml).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the response as JSON.")] = False,
+) -> None:
+    """Detect objects in IMAGE with the running detector service."""
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from tator_core.client import image_ref
+    from tator_cli.output import fail_rpc
+    from tator_core.gen.tator.detector.v1 import detector_pb2
+    from tator_core.labels import read_labelmap
+
+    data = image.read_bytes()
+    request = detector_pb2.DetectRequest(
+        image=image_ref(data, with_bytes=False), model_ids=model or [],
+        mode=detector_pb2.DetectMode.Value(f"DETECT_MODE_{mode.value.upper()}"),
+        merge=detector_pb2.MergeSettings(method=detector_pb2.MergeMethod.Value(f"MERGE_METHOD_{merge.value.upper()}")),
+        expected_labelmap=read_labelmap(labelmap) if labelmap else [])
+    request.tile_plan.size = tile_size
+    for name, value in (("conf", conf), ("iou", iou), ("max_det", max_det)):
+        if value is not None:
+            setattr(request, name, value)
+    if overlap is not None:
+        request.tile_plan.overlap = overlap
+    if merge_iou is not None:
+        request.merge.iou = merge_iou
+    try:
+        resp = asyncio.run(_call(address or _default_address(), data, request, timeout))
+    except grpc.aio.AioRpcError as exc:
+        fail_rpc(exc, console)
+    if as_json:
+        typer.echo(json.dumps(MessageToDict(resp, preserving_proto_field_name=True), indent=2))
+    else:
+        _print_tables(resp)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("detect")(detect)

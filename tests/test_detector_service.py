@@ -1,0 +1,350 @@
+"""The detector service over gRPC, in-process on port 0, with real model files: the committed YOLO fixture
+(trained on the synthetic world) and the tiny random-init RF-DETR Nano."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import pytest_asyncio
+import yaml
+from PIL import Image
+
+from svc_detector import tiny
+from svc_detector.server import build_spec
+from svc_detector.settings import DetectorSettings
+from tator_core.client import ServiceClient, image_ref
+from tator_core.errors import RemoteError, parse_rpc_error
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.detector.v1 import detector_pb2 as pb
+from tator_core.gen.tator.detector.v1 import detector_pb2_grpc
+from tator_core.server import start_server
+from tator_fixtures import LABELMAP, YOLO_FIXTURE
+from tator_fixtures.synth import render_scene
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+MAX_PIXELS = 4_000_000
+YOLO_ID = "yolo-synth"
+
+
+def png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def place_yolo(models_dir: Path) -> dict:
+    """The committed YOLO fixture, as `tator models build` registers it."""
+    out = models_dir / YOLO_ID / "best.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(YOLO_FIXTURE, out)
+    return {"id": YOLO_ID, "family": "yolo", "path": f"{YOLO_ID}/best.pt", "labelmap": list(LABELMAP),
+            "default": True, "options": {}}
+
+
+def write_registry(models_dir: Path, entries: list[dict], name: str = "registry.yaml") -> Path:
+    path = models_dir / name
+    path.write_text(yaml.safe_dump({"models": entries}, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("detector-models")
+    yolo = place_yolo(d)
+    (d / "broken").mkdir()
+    (d / "broken" / "best.pt").write_bytes(b"this is not a checkpoint")
+    entries = [yolo, *tiny.build(d),
+               {"id": "gone", "family": "rfdetr", "path": "gone/model.pth", "options": {"variant": "nano"}},
+               {"id": "broken", "family": "yolo", "path": "broken/best.pt"},
+               {"id": "yolo-wrongmap", "family": "yolo", "path": yolo["path"], "labelmap": ["car", "person"]}]
+    write_registry(d, entries)
+    write_registry(d, [yolo], "yolo-only.yaml")
+    return d
+
+
+async def start(registry: Path, **overrides):
+    settings = DetectorSettings.load([], port=0, device="cpu", registry=registry, metrics_port=-1,
+                                     max_image_pixels=MAX_PIXELS, **overrides)
+    running = await start_server(build_spec(settings), settings)
+    await asyncio.wait_for(running.ready.wait(), 300)
+    assert running.warmup_error is None
+    return running, ServiceClient(running.address, detector_pb2_grpc.DetectorServiceStub, timeout_s=120)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def service(models_dir):
+    running, client = await start(models_dir / "registry.yaml")
+    yield client
+    await client.close()
+    await running.stop()
+
+
+@pytest.fixture(scope="module")
+def scene() -> tuple[bytes, int, int]:
+    image, _ = render_scene(7, 2)
+    return png(np.asarray(image)), image.width, image.height
+
+
+async def rpc_error(client: ServiceClient, method: str, request, **kw) -> RemoteError:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.call(method, request, **kw)
+    return parse_rpc_error(err.value)
+
+
+def detect_request(data: bytes, **fields) -> pb.DetectRequest:
+    plan = fields.pop("tile_plan", None)
+    req = pb.DetectRequest(image=image_ref(data, with_bytes=False), **fields)
+    if plan:
+        req.tile_plan.CopyFrom(common_pb2.TilePlan(**plan))
+    return req
+
+
+# --- model control ------------------------------------------------------------------
+
+async def test_list_models_reports_state_version_labelmap_and_defaults(service, models_dir):
+    resp = await service.call("ListModels", pb.ListModelsRequest())
+    info = {m.id: m for m in resp.models}
+    assert set(info) == {YOLO_ID, "rfdetr-nano", "gone", "broken", "yolo-wrongmap"}
+    for mid in (YOLO_ID, "rfdetr-nano"):  # the warm-up loaded each family's default
+        m = info[mid]
+        assert (m.state, m.loaded, m.is_default, m.device) == (common_pb2.MODEL_STATE_READY, True, True, "cpu")
+    weights = models_dir / "rfdetr-nano" / "model.pth"
+    assert info["rfdetr-nano"].version == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert list(info["rfdetr-nano"].labelmap) == list(LABELMAP) and info["rfdetr-nano"].family == "rfdetr"
+    assert info["rfdetr-nano"].extra["resolution"] == str(tiny.RESOLUTION)
+    gone = info["gone"]
+    assert gone.state == common_pb2.MODEL_STATE_MISSING and "gone/model.pth" in gone.reason and not gone.version
+    assert not info["broken"].loaded and not info["broken"].is_default
+
+
+async def test_load_and_unload(service):
+    resp = await service.call("UnloadModel", pb.UnloadModelRequest(model_id=YOLO_ID))
+    assert (resp.model.loaded, resp.model.state) == (False, common_pb2.MODEL_STATE_AVAILABLE)
+    resp = await service.call("LoadModel", pb.LoadModelRequest(model_id=YOLO_ID))
+    assert (resp.model.loaded, resp.model.state) == (True, common_pb2.MODEL_STATE_READY)
+    assert resp.model.extra["imgsz"].isdigit()
+
+
+@pytest.mark.parametrize("method, model_id, code, reason, text", [
+    ("LoadModel", "nobody", "NOT_FOUND", "MODEL_NOT_FOUND", "nobody"),
+    ("UnloadModel", "nobody", "NOT_FOUND", "MODEL_NOT_FOUND", "nobody"),
+    ("LoadModel", "gone", "FAILED_PRECONDITION", "MODEL_MISSING", "gone/model.pth"),
+    ("LoadModel", "broken", "FAILED_PRECONDITION", "MODEL_LOAD_FAILED", "broken"),
+    ("LoadModel", "yolo-wrongmap", "FAILED_PRECONDITION", "LABELMAP_MISMATCH", "[0]"),
+])
+async def test_load_errors(service, method, model_id, code, reason, text):
+    request = getattr(pb, f"{method}Request")(model_id=model_id)
+    err = await rpc_error(service, method, request)
+    assert (err.code.name, err.reason) == (code, reason) and text in err.message
+
+
+async def test_failed_load_shows_in_list_models(service):
+    await rpc_error(service, "LoadModel", pb.LoadModelRequest(model_id="broken"))
+    resp = await service.call("ListModels", pb.ListModelsRequest())
+    broken = next(m for m in resp.models if m.id == "broken")
+    assert broken.state == common_pb2.MODEL_STATE_FAILED and broken.reason and not broken.loaded
+
+
+# --- detect ---------------------------------------------------------------------
+
+async def test_both_models_in_one_call_full_and_tiled(service, scene):
+    data, width, height = scene
+    req = detect_request(data, model_ids=[YOLO_ID, "rfdetr-nano"], mode=pb.DETECT_MODE_BOTH, conf=0.02,
+                         tile_plan={"size": 128, "overlap": 0.25})
+    resp = await service.call("Detect", req, image_data=data)
+    runs = {(r.model_id, getattr(r, "pass")): r for r in resp.runs}
+    assert set(runs) == {(m, p) for m in (YOLO_ID, "rfdetr-nano") for p in ("full", "tiled")}
+    tiles = runs[("rfdetr-nano", "tiled")].tiles
+    assert tiles > 1 and runs[(YOLO_ID, "tiled")].tiles == tiles and runs[("rfdetr-nano", "full")].tiles == 1
+    assert runs[("rfdetr-nano", "tiled")].batch_size == tiles  # one forward for all tiles of the image
+    # the random-init RF-DETR scores ~0.03-0.05: at conf 0.02 it reports boxes, which must be well-formed
+    assert {d.source for d in resp.detections} == {"yolo", "rfdetr"}
+    family = {YOLO_ID: "yolo", "rfdetr-nano": "rfdetr"}
+    for d in resp.detections:
+        assert d.source == family[d.model_id] and d.score >= 0.02 - 1e-6 and d.score <= 1
+        assert 0 <= d.box.x1 < d.box.x2 <= width and 0 <= d.box.y1 < d.box.y2 <= height
+        assert d.label == LABELMAP[d.class_id]
+        w = d.window
+        assert w.name == "full" or w.name.startswith("tile_")
+        assert w.box.x1 - 1e-3 <= d.box.x1 and d.box.x2 <= w.box.x2 + 1e-3
+    for mid in family:
+        kept = sum(r.kept_detections for r in resp.runs if r.model_id == mid)
+        assert kept == sum(1 for d in resp.detections if d.model_id == mid)
+        assert kept <= 300
+    assert (resp.mode, resp.merge.method, round(resp.merge.iou, 3)) == (pb.DETECT_MODE_BOTH, pb.MERGE_METHOD_NMS, 0.5)
+    assert (round(resp.conf, 3), round(resp.iou, 3), resp.max_det) == (0.02, 0.45, 300)
+    assert (resp.tile_plan.size, round(resp.tile_plan.overlap, 3)) == (128, 0.25)
+    stages = [s.stage for s in resp.timing.stages]
+    assert stages[0] == "decode" and f"model:{YOLO_ID}" in stages and resp.timing.total_ms > 0
+
+
+async def test_empty_model_ids_run_each_family_default(service, scene):
+    data, _, _ = scene
+    resp = await service.call("Detect", detect_request(data), image_data=data)
+    assert [(r.model_id, getattr(r, "pass")) for r in resp.runs] == [(YOLO_ID, "full"), ("rfdetr-nano", "full")]
+    assert (resp.mode, round(resp.conf, 3), resp.tile_plan.size) == (pb.DETECT_MODE_FULL, 0.45, 640)
+
+
+async def test_tiled_with_no_detections_stays_empty_and_says_what_ran(service, scene):
+    data, _, _ = scene
+    req = detect_request(data, model_ids=["rfdetr-nano"], mode=pb.DETECT_MODE_TILED, conf=0.99,
+                         tile_plan={"size": 160})
+    resp = await service.call("Detect", req, image_data=data)
+    assert len(resp.detections) == 0
+    assert [(getattr(r, "pass"), r.raw_detections, r.kept_detections) for r in resp.runs] == [("tiled", 0, 0)]
+    assert resp.mode == pb.DETECT_MODE_TILED and not resp.tile_plan.include_full
+
+
+async def test_wbf_merge_is_echoed(service, scene):
+    data, _, _ = scene
+    req = detect_request(data, model_ids=["rfdetr-nano"], mode=pb.DETECT_MODE_TILED, conf=0.02,
+                         merge=pb.MergeSettings(method=pb.MERGE_METHOD_WBF, iou=0.3), tile_plan={"size": 160})
+    resp = await service.call("Detect", req, image_data=data)
+    assert (resp.merge.method, round(resp.merge.iou, 3)) == (pb.MERGE_METHOD_WBF, 0.3)
+
+
+async def test_expected_labelmap_normalised_match_and_mismatch(service, scene):
+    data, _, _ = scene
+    ok = detect_request(data, model_ids=["rfdetr-nano"], expected_labelmap=["Circle", "SQUARE", "tri_angle"])
+    assert (await service.call("Detect", ok, image_data=data)).runs
+    bad = detect_request(data, model_ids=[YOLO_ID, "rfdetr-nano"], expected_labelmap=["circle", "hexagon", "triangle"])
+    err = await rpc_error(service, "Detect", bad, image_data=data)
+    assert (err.code.name, err.reason) == ("FAILED_PRECONDITION", "LABELMAP_MISMATCH")
+    assert "[1]" in err.metadata["positions"] and "hexagon" in err.message
+
+
+@pytest.mark.parametrize("fields, code, reason, text", [
+    ({"model_ids": ["nobody"]}, "NOT_FOUND", "MODEL_NOT_FOUND", "nobody"),
+    ({"model_ids": ["gone"]}, "FAILED_PRECONDITION", "MODEL_MISSING", "gone/model.pth"),
+    ({"conf": 1.5}, "INVALID_ARGUMENT", "INVALID_FIELD", "conf"),
+    ({"conf": float("nan")}, "INVALID_ARGUMENT", "INVALID_FIELD", "conf"),
+    ({"iou": -0.1}, "INVALID_ARGUMENT", "INVALID_FIELD", "iou"),
+    ({"max_det": 0}, "INVALID_ARGUMENT", "INVALID_FIELD", "max_det"),
+    ({"merge": pb.MergeSettings(iou=1.5)}, "INVALID_ARGUMENT", "INVALID_FIELD", "merge.iou"),
+    ({"tile_plan": {"size": 160, "overlap": 0.95}}, "INVALID_ARGUMENT", "INVALID_FIELD", "tile_plan.overlap"),
+    ({"tile_plan": {"size": 16}, "mode": pb.DETECT_MODE_TILED}, "INVALID_ARGUMENT", "INVALID_FIELD", "tile_plan.size"),
+    ({"mode": 7}, "INVALID_ARGUMENT", "INVALID_FIELD", "mode"),
+    ({"merge": pb.MergeSettings(method=9)}, "INVALID_ARGUMENT", "INVALID_FIELD", "merge.method"),
+])
+async def test_detect_errors(service, scene, fields, code, reason, text):
+    data, _, _ = scene
+    err = await rpc_error(service, "Detect", detect_request(data, **fields), image_data=data)
+    assert (err.code.name, err.reason) == (code, reason) and text in err.message
+
+
+@pytest.mark.parametrize("data, code, reason", [
+    (b"definitely not an image", "INVALID_ARGUMENT", "IMAGE_INVALID"),
+    (png(np.zeros((2100, 2100, 3), np.uint8)), "INVALID_ARGUMENT", "IMAGE_TOO_LARGE"),
+])
+async def test_bad_images(service, data, code, reason):
+    err = await rpc_error(service, "Detect", pb.DetectRequest(image=image_ref(data)))
+    assert (err.code.name, err.reason) == (code, reason)
+
+
+async def test_image_not_cached_and_tile_fanout_cap(service):
+    data = png(np.zeros((1900, 1900, 3), np.uint8))
+    err = await rpc_error(service, "Detect", pb.DetectRequest(image=image_ref(data, with_bytes=False)))
+    assert (err.code.name, err.reason) == ("FAILED_PRECONDITION", "IMAGE_NOT_CACHED")
+    req = detect_request(data, model_ids=[YOLO_ID], mode=pb.DETECT_MODE_TILED, tile_plan={"size": 64, "overlap": 0.5})
+    err = await rpc_error(service, "Detect", req, image_data=data)
+    assert (err.code.name, err.reason) == ("INVALID_ARGUMENT", "FANOUT_CAP_EXCEEDED")
+
+
+# --- concurrency ------------------------------------------------------------------
+
+async def _burst(client: ServiceClient, data: bytes, n: int = 16) -> list:
+    await client.call("Detect", detect_request(data, model_ids=[YOLO_ID]), image_data=data)  # the bytes go once
+    requests = [detect_request(data, model_ids=[YOLO_ID], mode=pb.DETECT_MODE_TILED, tile_plan={"size": 128})
+                for _ in range(n)]
+    return await asyncio.gather(*(client.call("Detect", r, image_data=data) for r in requests),
+                                return_exceptions=True)
+
+
+async def test_16_concurrent_calls_succeed_and_batch(service, scene):
+    data, _, _ = scene
+    outcomes = await _burst(service, data)
+    errors = [parse_rpc_error(o) for o in outcomes if isinstance(o, BaseException)]
+    assert errors == []
+    batches = [s.batch_size for o in outcomes for s in o.timing.stages if s.stage == f"model:{YOLO_ID}"]
+    assert max(batches) > 1  # concurrent jobs were micro-batched
+
+
+async def test_16_concurrent_calls_with_a_small_queue_get_only_resource_exhausted(models_dir, scene):
+    data, _, _ = scene
+    running, client = await start(models_dir / "yolo-only.yaml", max_queue=1, max_batch=1, max_delay_ms=0)
+    try:
+        outcomes = await _burst(client, data)
+    finally:
+        await client.close()
+        await running.stop()
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert all(isinstance(e, grpc.aio.AioRpcError) for e in errors), errors
+    assert {(parse_rpc_error(e).code.name, parse_rpc_error(e).reason) for e in errors} == {
+        ("RESOURCE_EXHAUSTED", "OVERLOADED")}
+    assert 0 < len(errors) < len(outcomes)
+
+
+# --- CLI ----------------------------------------------------------------------------
+
+async def test_cli_detect_json(service, scene, tmp_path):
+    from typer.testing import CliRunner
+
+    from tator_cli.main import app
+
+    data, _, _ = scene
+    path = tmp_path / "scene.png"
+    path.write_bytes(data)
+    args = ["detect", str(path), "--model", "rfdetr-nano", "--mode", "both", "--tile-size", "160", "--conf", "0.02",
+            "--address", service.address, "--json"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert {r["pass"] for r in doc["runs"]} == {"full", "tiled"} and doc["mode"] == "DETECT_MODE_BOTH"
+    bad = await asyncio.to_thread(CliRunner().invoke, app, ["detect", str(path), "--model", "nobody",
+                                                            "--address", service.address])
+    assert bad.exit_code == 1 and "MODEL_NOT_FOUND" in bad.output
+
+
+# --- Tier 1 steps -------------------------------------------------------------------
+
+async def test_tier1_steps_against_the_service(service, models_dir, tmp_path):
+    import random
+
+    from tator_fixtures import FUZZ_PACK_DIR
+    from tator_fixtures.fuzz_pack import load_fuzz_pack
+    from tator_fixtures.regress import StepContext
+    from tator_fixtures.steps.detector import detect_full, detect_sahi
+
+    pack = load_fuzz_pack(FUZZ_PACK_DIR)
+    for fn, passes in ((detect_full, "full"), (detect_sahi, "tiled")):
+        ctx = StepContext(addresses={"detector": service.address}, fuzz_pack=pack, rng=random.Random(fn.__name__),
+                          deadline_s=60, models_dir=models_dir, data_root=tmp_path)
+        result = await fn(ctx)
+        assert set(result["extra"]["runs"]) == {f"{YOLO_ID}:{passes}", f"rfdetr-nano:{passes}"}
+        assert result["detections"] == sum(result["sources"].values()) == sum(result["classes"].values())
+        again = await fn(StepContext(**{**ctx.__dict__, "rng": random.Random(fn.__name__)}))
+        assert again == result  # same draw, same answer
+
+
+@pytest.mark.gpu
+async def test_runs_on_the_configured_cuda_device(models_dir, scene):
+    data, _, _ = scene
+    running, client = await start(models_dir / "registry.yaml", device="cuda:0")
+    try:
+        listing = await client.call("ListModels", pb.ListModelsRequest())
+        assert {m.device for m in listing.models} == {"cuda:0"}
+        req = detect_request(data, model_ids=[YOLO_ID, "rfdetr-nano"], mode=pb.DETECT_MODE_BOTH, conf=0.02,
+                             tile_plan={"size": 128})
+        resp = await client.call("Detect", req, image_data=data)
+        assert len(resp.runs) == 4 and any(d.source == "rfdetr" for d in resp.detections)
+    finally:
+        await client.close()
+        await running.stop()
