@@ -51,7 +51,7 @@ lint: venv
 test: fixtures protos-check lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(TATOR) up --detach
-	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress_fast.json \
+	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress.json \
 		--out $(TATOR_HOME)/regress_fast.json || ($(TATOR) down; exit 1)
 	$(TATOR) down
 

@@ -1,14 +1,13 @@
 """Test fixtures of the Tator stack: the synthetic shapes world, its trained YOLO, the fuzz pack and the
 regression harness.
 
-Everything here is deterministic so that two runs on two machines produce byte-identical data and
-comparable regression summaries. The constants below define the synthetic world; services and tests
+Everything here is deterministic: two runs produce byte-identical data and comparable regression
+summaries (across machines too, as long as numpy and Pillow compute the same floats). The constants below define the synthetic world; services and tests
 import them instead of repeating the class names.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 #: Repository root (the package lives at `<repo>/tator_fixtures`).
@@ -29,8 +28,10 @@ DEMO_IMAGES = 200
 
 
 def tator_home() -> Path:
-    """Root of local state: `$TATOR_HOME`, else `<repo>/.tator` (git-ignored)."""
-    return Path(os.environ.get("TATOR_HOME") or REPO_ROOT / ".tator").resolve()
+    """Root of local state (`$TATOR_HOME`, default `<repo>/.tator`), as the services see it."""
+    from tator_core.settings import tator_home as core_tator_home
+
+    return core_tator_home().resolve()
 
 
 def default_models_dir() -> Path:

@@ -2,6 +2,7 @@
 
 Layout (`tests/fixtures/fuzz_pack/`):
   images/*.png    4 synthetic scenes (≤ 320 px) made by `tator_fixtures.synth` with a fixed seed
+  labels/*.txt    their ground truth, YOLO format (`cls cx cy w h`, normalised)
   labelmap.txt    circle, square, triangle
   glossary.json   3–5 synonyms per class
   models.yaml     registry-form entries (detector, classifier head, SAM3), paths relative to the models dir
@@ -21,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tator_fixtures import LABELMAP
+from tator_fixtures.synth import GLOSSARY, image_name, render_scene, save_png, yolo_lines
+from tator_fixtures.train_yolo import YOLO_ENTRY
 
 MANIFEST = "manifest.json"
 
@@ -45,6 +50,10 @@ class FuzzPack:
     glossary: dict[str, list[str]]
     models: list[dict[str, Any]]  # registry-form entries from models.yaml
     manifest_sha256: str  # hash of manifest.json: one value that pins the whole pack
+
+    def label_path(self, image: Path) -> Path:
+        """Ground truth of one of `images`."""
+        return self.dir / "labels" / f"{image.stem}.txt"
 
 
 def sha256_file(path: Path) -> str:
@@ -109,3 +118,36 @@ def load_fuzz_pack(path: Path | str) -> FuzzPack:
         models=models,
         manifest_sha256=sha256_file(pack_dir / MANIFEST),
     )
+
+
+#: Seed and scene indices of the pack's images (all small scenes; index % 8 != 7).
+PACK_SEED = 11
+PACK_SCENES = (0, 1, 2, 3)
+
+#: The pack's model entries, registry form, paths relative to the models dir: the ids and paths that
+#: `tator models build` writes (yolo-synth here, the others in svc_classifier.tiny and svc_sam3.tiny).
+PACK_MODELS: list[dict[str, Any]] = [
+    YOLO_ENTRY,
+    {"id": "synth-clip-head", "family": "head", "path": "synth-clip-head", "default": True,
+     "options": {"backbone": "clip-tiny"}},  # its classes (with background) live in the head's own meta
+    {"id": "sam3-tiny", "family": "sam3", "path": "sam3-tiny", "default": True, "options": {}},
+]
+
+
+def build_fuzz_pack(dest: Path) -> dict[str, str]:
+    """Write the pack from the synthetic generator and pin it; run only to change the pack on purpose,
+    then update the regression baseline (the pack's hash is part of every summary)."""
+    (dest / "images").mkdir(parents=True, exist_ok=True)
+    (dest / "labels").mkdir(parents=True, exist_ok=True)
+    for index in PACK_SCENES:
+        image, objects = render_scene(PACK_SEED, index)
+        name = image_name(index)
+        save_png(image, dest / "images" / name)
+        (dest / "labels" / name.replace(".png", ".txt")).write_text(yolo_lines(objects, *image.size))
+    (dest / "labelmap.txt").write_text("".join(f"{name}\n" for name in LABELMAP))
+    (dest / "glossary.json").write_text(json.dumps(GLOSSARY, indent=2, sort_keys=True) + "\n")
+    (dest / "models.yaml").write_text(
+        "# Registry-form entries the fuzz pack exercises; paths are relative to the models dir.\n"
+        + yaml.safe_dump({"models": PACK_MODELS}, sort_keys=False)
+    )
+    return write_manifest(dest)

@@ -2,13 +2,14 @@
 
 Scenes hold coloured circles, squares and triangles (the labelmap) plus distractor shapes that are
 never labelled (plus signs, stars, hexagons, thin ellipses), on textured, noisy backgrounds, with
-partial occlusion. About one image in eight is large (800–1024 px) with small objects (12–28 px): a
-detector run full-frame at imgsz 160 misses those, tiles of ~200–320 px find them, which is what the
-tiling code paths need to show.
+partial occlusion. About one image in eight is large (800–1024 px) with small objects (12–28 px), which
+is what the tiling code paths need to show: the fixture YOLO at imgsz 160 found 0 of 58 such objects
+full-frame, and 57, 57 and 45 of them with 160, 224 and 320 px tiles (25% overlap; seed 0).
 
 Determinism: every image draws from its own numpy Generator seeded by (seed, image index), so an image
 does not depend on how many images come before it, and PNGs are written by Pillow with fixed
-parameters and no metadata. Same seed and count ⇒ byte-identical output.
+parameters and no metadata. Same seed and count ⇒ byte-identical output (tested on one machine;
+another CPU or numpy build could round the background's float maths differently).
 
 Output (OUT):
   labelmap.txt, glossary.json, dataset.json (generator version, seed, counts), data.yaml (ultralytics;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,27 +86,35 @@ def is_large(index: int) -> bool:
     return index % LARGE_EVERY == LARGE_EVERY - 1
 
 
-def _polygon(kind: str, cx: float, cy: float, size: float, rng: np.random.Generator) -> list[tuple[float, float]]:
+def _regular(cx: float, cy: float, radius: float, theta: float, n: int,
+             inner: float | None = None) -> list[tuple[float, float]]:
+    """n vertices evenly spaced on a circle from angle theta; with `inner`, odd vertices sit at that radius."""
+    pts = []
+    for k in range(n):
+        rad = inner if inner is not None and k % 2 else radius
+        angle = theta + k * 2 * math.pi / n
+        pts.append((cx + rad * math.cos(angle), cy + rad * math.sin(angle)))
+    return pts
+
+
+def _polygon(kind: str, cx: float, cy: float, size: float,
+             rng: np.random.Generator) -> list[tuple[float, float]]:
     """Vertices of a polygonal shape of about `size` px across, centred at (cx, cy)."""
     r = size / 2
     theta = rng.uniform(0, 2 * math.pi)
     if kind == "square":
         theta = rng.uniform(-math.pi / 12, math.pi / 12) + math.pi / 4  # near axis-aligned, side = size
-        d = r * math.sqrt(2)
-        return [(cx + d * math.cos(theta + k * math.pi / 2), cy + d * math.sin(theta + k * math.pi / 2)) for k in range(4)]
+        return _regular(cx, cy, r * math.sqrt(2), theta, 4)
     if kind == "triangle":
-        return [(cx + r * math.cos(theta + k * 2 * math.pi / 3), cy + r * math.sin(theta + k * 2 * math.pi / 3)) for k in range(3)]
+        return _regular(cx, cy, r, theta, 3)
     if kind == "hexagon":
-        return [(cx + r * math.cos(theta + k * math.pi / 3), cy + r * math.sin(theta + k * math.pi / 3)) for k in range(6)]
+        return _regular(cx, cy, r, theta, 6)
     if kind == "star":
-        return [
-            (cx + (r if k % 2 == 0 else r * 0.45) * math.cos(theta + k * math.pi / 5),
-             cy + (r if k % 2 == 0 else r * 0.45) * math.sin(theta + k * math.pi / 5))
-            for k in range(10)
-        ]
+        return _regular(cx, cy, r, theta, 10, inner=r * 0.45)
     if kind == "plus":
         t = r * rng.uniform(0.25, 0.4)  # half arm width
-        arms = [(-t, -r), (t, -r), (t, -t), (r, -t), (r, t), (t, t), (t, r), (-t, r), (-t, t), (-r, t), (-r, -t), (-t, -t)]
+        arms = [(-t, -r), (t, -r), (t, -t), (r, -t), (r, t), (t, t),
+                (t, r), (-t, r), (-t, t), (-r, t), (-r, -t), (-t, -t)]
         c, s = math.cos(theta), math.sin(theta)
         return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in arms]
     raise ValueError(kind)
@@ -117,7 +127,9 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     hi, lo = int(rng.integers(190, 256)), int(rng.integers(0, 70))
     mid_up = int(lo + (hi - lo) * frac)
     mid_down = int(hi - (hi - lo) * frac)
-    return [(hi, mid_up, lo), (mid_down, hi, lo), (lo, hi, mid_up), (lo, mid_down, hi), (mid_up, lo, hi), (hi, lo, mid_down)][sector]
+    return [
+        (hi, mid_up, lo), (mid_down, hi, lo), (lo, hi, mid_up), (lo, mid_down, hi), (mid_up, lo, hi), (hi, lo, mid_down)
+    ][sector]
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -135,12 +147,13 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         bx, by, br = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.05, 0.3) * max(w, h)
         blob = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * br**2))
         smooth += rng.uniform(-20, 20, size=3).astype(f32) * blob[..., None]
-    img = np.asarray(Image.fromarray(np.clip(smooth, 0, 255).astype(np.uint8), "RGB").resize((gw * 8, gh * 8), Image.BILINEAR))
-    img = img[:h, :w].astype(f32)
+    coarse = Image.fromarray(np.clip(smooth, 0, 255).astype(np.uint8), "RGB")
+    img = np.asarray(coarse.resize((gw * 8, gh * 8), Image.BILINEAR))[:h, :w].astype(f32)
     if rng.random() < 0.5:
         period = rng.uniform(6, 24)
         fy, fx = np.mgrid[0:h, 0:w].astype(f32)
-        img += f32(rng.uniform(4, 14)) * np.sin((fx * math.sin(angle) - fy * math.cos(angle)) * f32(2 * math.pi / period))[..., None]
+        phase = (fx * math.sin(angle) - fy * math.cos(angle)) * f32(2 * math.pi / period)
+        img += f32(rng.uniform(4, 14)) * np.sin(phase)[..., None]
     img += rng.standard_normal((h, w, 1), dtype=f32) * f32(rng.uniform(4, 16))
     img += rng.standard_normal((h, w, 3), dtype=f32) * f32(4)
     return np.clip(img, 0, 255).astype(np.uint8)
@@ -222,7 +235,8 @@ def yolo_lines(objects: list[Obj], w: int, h: int) -> str:
     rows = []
     for obj in objects:
         x0, y0, x1, y1 = obj.box
-        rows.append(f"{obj.cls} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}")
+        cx, cy, bw, bh = (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h
+        rows.append(f"{obj.cls} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
     return "".join(row + "\n" for row in rows)
 
 
@@ -235,18 +249,32 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def generate(out: Path, *, seed: int, images: int) -> dict:
-    """Write the dataset to `out` (created; existing files are overwritten) and return dataset.json."""
+def generate(out: Path, *, seed: int, images: int, splits: tuple[str, ...] = SPLITS) -> dict:
+    """Write the dataset to `out` (created; existing files are overwritten) and return dataset.json.
+
+    `splits` limits which splits are rendered (a test that needs only the test split skips the rest);
+    the split of each image is the same either way. An earlier synthetic dataset at `out` is replaced
+    whole, so no stale image survives; any other non-empty directory is refused.
+    """
     out = Path(out)
-    splits = split_of(seed, images)
-    coco = {s: {"images": [], "annotations": [], "categories": [{"id": i, "name": n} for i, n in enumerate(LABELMAP)]} for s in SPLITS}
-    counts = {s: {"images": 0, "large_images": 0, "objects": 0, "per_class": dict.fromkeys(LABELMAP, 0)} for s in SPLITS}
-    for split in SPLITS:
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / "dataset.json").is_file():
+            raise FileExistsError(f"{out} is not empty and holds no synthetic dataset; not writing into it")
+        for sub in (*SPLITS, "coco"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    assignment = split_of(seed, images)
+    categories = [{"id": i, "name": n} for i, n in enumerate(LABELMAP)]
+    coco = {s: {"images": [], "annotations": [], "categories": categories} for s in splits}
+    counts = {s: {"images": 0, "large_images": 0, "objects": 0, "per_class": dict.fromkeys(LABELMAP, 0)}
+              for s in splits}
+    for split in splits:
         (out / split / "images").mkdir(parents=True, exist_ok=True)
         (out / split / "labels").mkdir(parents=True, exist_ok=True)
     (out / "coco").mkdir(parents=True, exist_ok=True)
 
-    for index, split in enumerate(splits):
+    for index, split in enumerate(assignment):
+        if split not in splits:
+            continue
         image, objects = render_scene(seed, index)
         name = image_name(index)
         save_png(image, out / split / "images" / name)
@@ -266,13 +294,13 @@ def generate(out: Path, *, seed: int, images: int) -> dict:
         for obj in objects:
             c["per_class"][LABELMAP[obj.cls]] += 1
 
-    for split in SPLITS:
+    for split in splits:
         _write_json(out / "coco" / f"{split}.json", coco[split])
     (out / "labelmap.txt").write_text("".join(f"{name}\n" for name in LABELMAP))
     _write_json(out / "glossary.json", GLOSSARY)
     (out / "data.yaml").write_text(
         "# ultralytics dataset; paths are relative to this file's directory\n"
-        + "".join(f"{s}: {s}/images\n" for s in SPLITS)
+        + "".join(f"{s}: {s}/images\n" for s in splits)
         + f"nc: {len(LABELMAP)}\nnames: [{', '.join(LABELMAP)}]\n"
     )
     meta = {"generator": "tator_fixtures.synth", "version": GENERATOR_VERSION, "seed": seed, "images": images,

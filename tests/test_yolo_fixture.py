@@ -1,0 +1,99 @@
+"""The committed YOLO fixture (loads, is pinned, detects the synthetic world) and `tator models build`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tator_core.registry import Registry
+from tator_fixtures import DEMO_IMAGES, DEMO_SEED, LABELMAP, YOLO_FIXTURE
+from tator_fixtures import models as models_mod
+from tator_fixtures.fuzz_pack import sha256_file
+from tator_fixtures.synth import generate
+from tator_fixtures.train_yolo import FIXTURE_IMGSZ, evaluate
+
+README = YOLO_FIXTURE.parent / "README.md"
+
+
+def test_weights_are_pinned_by_the_readme() -> None:
+    assert YOLO_FIXTURE.stat().st_size < 10 * 1024 * 1024
+    documented = re.search(r"sha256[^0-9a-f]*([0-9a-f]{64})", README.read_text())
+    assert documented and documented.group(1) == sha256_file(YOLO_FIXTURE)
+
+
+def test_weights_load_with_the_synthetic_labelmap() -> None:
+    from ultralytics import YOLO
+
+    assert list(YOLO(str(YOLO_FIXTURE)).names.values()) == list(LABELMAP)
+
+
+def test_recall_on_the_synthetic_test_split(tmp_path: Path) -> None:
+    """Same seed and size as the README's dataset command; only the test split is rendered."""
+    generate(tmp_path, seed=DEMO_SEED, images=DEMO_IMAGES, splits=("test",))
+    result = evaluate(YOLO_FIXTURE, tmp_path, split="test", imgsz=FIXTURE_IMGSZ, conf=0.25, iou=0.5)
+    assert result["gt"] >= 40
+    assert result["recall"] >= 0.9, result
+
+
+# --- tator models build ---------------------------------------------------------------------------
+
+FAKE_BUILDER = '''
+from pathlib import Path
+
+def build(models_dir, *, seed=0, **kw):
+    out = Path(models_dir) / "{id}"
+    out.mkdir(exist_ok=True)
+    (out / "weights.bin").write_bytes(bytes([seed]))
+    with open(Path(models_dir) / "calls.log", "a") as log:
+        log.write("{id} " + " ".join(sorted(kw)) + "\\n")
+    return [{{"id": "{id}", "family": "{family}", "path": "{id}", "default": True, "options": {{}}}}]
+'''
+
+
+@pytest.fixture
+def fake_builders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-in service builders, so the aggregation is tested without building real models."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "fake_sam3_tiny.py").write_text(FAKE_BUILDER.format(id="sam3-tiny", family="sam3"))
+    (src / "fake_head_tiny.py").write_text(FAKE_BUILDER.format(id="head-synth", family="head"))
+    monkeypatch.syspath_prepend(str(src))
+    monkeypatch.setattr(models_mod, "BUILDERS", {"fake_sam3_tiny": (), "fake_head_tiny": ("dataset_dir",)})
+
+
+@pytest.fixture
+def small_dataset(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    generate(data, seed=5, images=8)
+    return data
+
+
+def test_models_build_writes_a_registry_once(fake_builders: None, small_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    registry_path = models_mod.build_models(out, data=small_dataset)
+    registry = Registry.load(registry_path)
+    assert sorted(registry.entries) == ["head-synth", "sam3-tiny", "yolo-synth"]
+    yolo = registry.get("yolo-synth")
+    assert yolo.family == "yolo" and yolo.default and yolo.labelmap == list(LABELMAP)
+    assert sha256_file(yolo.path) == sha256_file(YOLO_FIXTURE)
+    assert yolo.options == {"imgsz": FIXTURE_IMGSZ}
+    assert (out / "calls.log").read_text() == "sam3-tiny \nhead-synth dataset_dir\n"
+
+    models_mod.build_models(out, data=small_dataset)  # stamp matches: nothing is rebuilt
+    assert (out / "calls.log").read_text().count("\n") == 2
+    (out / "sam3-tiny" / "weights.bin").unlink()
+    (out / "sam3-tiny").rmdir()
+    models_mod.build_models(out, data=small_dataset)  # a listed path vanished: rebuilt
+    assert (out / "calls.log").read_text().count("\n") == 4
+    assert yaml.safe_load(registry_path.read_text())["models"][0]["id"] == "yolo-synth"
+
+
+def test_models_build_fails_loudly_on_a_missing_builder(
+    fake_builders: None, small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(models_mod.BUILDERS, "svc_nowhere.tiny", ())
+    with pytest.raises(RuntimeError, match="model builder svc_nowhere.tiny is missing"):
+        models_mod.build_models(tmp_path / "models", data=small_dataset)
