@@ -10,6 +10,7 @@ the request id — the traceback goes to the log, never to the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -67,7 +68,8 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                return await self._run(method, rid, request, context, lambda: inner(request, context))
+                async with self._guard(method, rid, request, context):
+                    return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary, request_deserializer=handler.request_deserializer,
@@ -76,8 +78,9 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async for item in self._run_stream(method, rid, request, context, inner_stream):
-                    yield item
+                async with self._guard(method, rid, request, context):
+                    async for item in inner_stream(request, context):
+                        yield item
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, request_deserializer=handler.request_deserializer,
@@ -110,8 +113,9 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
                                     f"internal error in {method} (request id {rid})", {"request_id": rid})
         await context.abort_with_status(rpc_status.to_status(err.to_status()))
 
-    async def _run(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext,
-                   call: Callable[[], Awaitable[Any]]) -> Any:
+    @contextlib.asynccontextmanager
+    async def _guard(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext):
+        """Limit, validate, map failures to statuses and record metrics around one RPC body."""
         start = time.perf_counter()
         code = "OK"
         context.set_trailing_metadata((("x-request-id", rid),))
@@ -123,37 +127,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
                 invalid = validation_error(request)
                 if invalid is not None:
                     raise invalid
-                return await call()
-            finally:
-                self._leave()
-        except grpc.aio.AbortError:
-            code = (context.code() or grpc.StatusCode.UNKNOWN).name if hasattr(context, "code") else "ABORTED"
-            raise
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
-            code = exc.code.name if isinstance(exc, errors.TatorError) else "INTERNAL"
-            await self._fail(context, method, rid, exc)
-        finally:
-            RPC_TOTAL.labels(self.service, method, code).inc()
-            RPC_LATENCY.labels(self.service, method).observe(time.perf_counter() - start)
-
-    async def _run_stream(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext,
-                          inner: Callable[..., Any]) -> Any:
-        start = time.perf_counter()
-        code = "OK"
-        context.set_trailing_metadata((("x-request-id", rid),))
-        refused = self._enter(rid)
-        try:
-            if refused is not None:
-                raise refused
-            try:
-                invalid = validation_error(request)
-                if invalid is not None:
-                    raise invalid
-                async for item in inner(request, context):
-                    yield item
+                yield
             finally:
                 self._leave()
         except grpc.aio.AbortError:
@@ -162,7 +136,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
             code = exc.code.name if isinstance(exc, errors.TatorError) else "INTERNAL"
             await self._fail(context, method, rid, exc)
         finally:

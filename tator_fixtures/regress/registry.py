@@ -109,3 +109,20 @@ def registered_steps() -> list[Step]:
     from tator_fixtures import steps  # noqa: F401  (importing registers every step module)
 
     return sorted(_STEPS.values(), key=lambda s: s.tier)
+
+
+class StepImage:
+    """One fuzz-pack image drawn with the step's rng, its bytes and size, and a
+    client for one service: the setup most service steps share."""
+
+    def __init__(self, ctx: StepContext, service: str, stub_factory: Callable[[Any], Any]) -> None:
+        from PIL import Image
+
+        from tator_core.client import ServiceClient
+
+        self.ctx = ctx
+        self.path: Path = ctx.rng.choice(ctx.fuzz_pack.images)
+        self.data = self.path.read_bytes()
+        with Image.open(self.path) as im:
+            self.width, self.height = im.size
+        self.client = ServiceClient(ctx.addresses[service], stub_factory, timeout_s=ctx.deadline_s)

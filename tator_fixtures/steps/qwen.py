@@ -11,30 +11,22 @@ reusing its vision features (image-first), and a capped, cleaned, correctly-sour
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from tator_fixtures.regress import StepContext, step
+from tator_fixtures.regress.registry import StepImage
 
 RAW_TAG = "light_vehicle"
 
 
-class _Qwen:
+class _Qwen(StepImage):
     """One drawn image and a client for one step."""
 
     def __init__(self, ctx: StepContext) -> None:
-        from PIL import Image
-
-        from tator_core.client import ServiceClient
         from tator_core.gen.tator.qwen.v1 import qwen_pb2_grpc
 
-        self.ctx = ctx
-        self.path: Path = ctx.rng.choice(ctx.fuzz_pack.images)
-        self.data = self.path.read_bytes()
-        with Image.open(self.path) as im:
-            self.width, self.height = im.size
+        super().__init__(ctx, "qwen", qwen_pb2_grpc.QwenServiceStub)
         self.max_new_tokens = ctx.rng.randint(12, 32)
-        self.client = ServiceClient(ctx.addresses["qwen"], qwen_pb2_grpc.QwenServiceStub, timeout_s=ctx.deadline_s)
 
     def hints(self) -> list[Any]:
         from tator_core.gen.tator.common.v1 import common_pb2

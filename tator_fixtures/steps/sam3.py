@@ -11,31 +11,23 @@ second-call computations), so a warm stack and a fresh one give the same summary
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from tator_fixtures.regress import StepContext, step
+from tator_fixtures.regress.registry import StepImage
 
 TEXT_SCORE = 0.2
 #: The tiny random model scores about 0.25; 0.2 keeps its similarity detections visible.
 SIMILARITY_SCORE = 0.2
 
 
-class _Sam3:
+class _Sam3(StepImage):
     """One drawn image and a client for the steps of one run."""
 
     def __init__(self, ctx: StepContext) -> None:
-        from PIL import Image
-
-        from tator_core.client import ServiceClient
         from tator_core.gen.tator.sam3.v1 import sam3_pb2_grpc
 
-        self.ctx = ctx
-        self.path: Path = ctx.rng.choice(ctx.fuzz_pack.images)
-        self.data = self.path.read_bytes()
-        with Image.open(self.path) as im:
-            self.width, self.height = im.size
-        self.client = ServiceClient(ctx.addresses["sam3"], sam3_pb2_grpc.Sam3ServiceStub, timeout_s=ctx.deadline_s)
+        super().__init__(ctx, "sam3", sam3_pb2_grpc.Sam3ServiceStub)
 
     def windows(self):
         from tator_core.gen.tator.common.v1 import common_pb2
