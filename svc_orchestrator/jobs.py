@@ -70,6 +70,10 @@ class JobManager:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        # Updates are read-modify-write with an await in between; serialising them
+        # keeps concurrent progress reports from overwriting each other and keeps
+        # WatchJob events in order.
+        self._update_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(max_concurrent)
         self._tasks: dict[str, asyncio.Task] = {}
         self._cancel: set[str] = set()
@@ -97,15 +101,16 @@ class JobManager:
                              f"({', '.join('?' for _ in _COLUMNS)})", values)
 
     async def _update(self, job_id: str, *, image: str = "", **fields: object) -> pb.Job:
-        job = self._row(job_id)
-        assert job is not None
-        for k, v in fields.items():
-            setattr(job, k, v)
-        job.updated_at = time.time()
-        await asyncio.to_thread(self._write, job)
-        for q in list(self._watchers.get(job_id, ())):
-            q.put_nowait((pb.Job().FromString(job.SerializeToString()), image))
-        return job
+        async with self._update_lock:
+            job = self._row(job_id)
+            assert job is not None
+            for k, v in fields.items():
+                setattr(job, k, v)
+            job.updated_at = time.time()
+            await asyncio.to_thread(self._write, job)
+            for q in list(self._watchers.get(job_id, ())):
+                q.put_nowait((pb.Job().FromString(job.SerializeToString()), image))
+            return job
 
     # --- API ------------------------------------------------------------------------------------
     def get(self, job_id: str) -> pb.Job:

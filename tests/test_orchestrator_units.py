@@ -325,3 +325,37 @@ async def test_jobs_progress_watch_cancel_and_restart(tmp_path):
     assert exc.value.reason == "JOB_NOT_FOUND"
     await jm.close()
     await jm2.close()
+
+
+async def test_concurrent_progress_reports_do_not_overwrite_each_other(tmp_path):
+    """Tasks of one job reporting at once: the last report wins, events stay ordered."""
+    import time as _time
+
+    jm = JobManager(tmp_path / "jobs.sqlite")
+    write = jm._write
+
+    def slow_write(job):  # earlier reports take longer to land, as a loaded disk may do
+        _time.sleep(max(0, 20 - job.done) * 0.002)
+        write(job)
+
+    jm._write = slow_write
+
+    async def body(handle):
+        async def report(k):
+            await handle.progress(k, 20, f"unit {k}")
+
+        await asyncio.gather(*(report(k) for k in range(1, 21)))
+        assert jm.get(handle.job_id).done == 20
+        return "{}"
+
+    job = jm.start(pb.JOB_KIND_PREPASS, "ds", 20, body)
+    events = []
+
+    async def watch():
+        async for j, _ in jm.watch(job.id):
+            events.append(j.updated_at)
+
+    await asyncio.wait_for(asyncio.gather(watch(), jm.wait(job.id)), 10)
+    assert events == sorted(events)
+    final = jm.get(job.id)
+    assert final.state == pb.JOB_STATE_SUCCEEDED and final.done == 20
