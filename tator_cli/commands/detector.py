@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -82,11 +81,9 @@ def detect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the response as JSON.")] = False,
 ) -> None:
     """Detect objects in IMAGE with the running detector service."""
-    import grpc
-    from google.protobuf.json_format import MessageToDict
 
     from tator_core.client import image_ref
-    from tator_cli.output import fail_rpc
+    from tator_cli.output import call_and_show
     from tator_core.gen.tator.detector.v1 import detector_pb2
     from tator_core.labels import read_labelmap
 
@@ -104,14 +101,8 @@ def detect(
         request.tile_plan.overlap = overlap
     if merge_iou is not None:
         request.merge.iou = merge_iou
-    try:
-        resp = asyncio.run(_call(address or _default_address(), data, request, timeout))
-    except grpc.aio.AioRpcError as exc:
-        fail_rpc(exc, console)
-    if as_json:
-        typer.echo(json.dumps(MessageToDict(resp, preserving_proto_field_name=True), indent=2))
-    else:
-        _print_tables(resp)
+    call_and_show(lambda: asyncio.run(_call(address or _default_address(), data, request, timeout)),
+                  as_json, _print_tables, console)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -143,10 +142,8 @@ def segment(
         raise typer.BadParameter("give --text prompts or --exemplar boxes (one of the two)")
     if negative and not exemplar:
         raise typer.BadParameter("--negative needs --exemplar", param_hint="--negative")
-    import grpc
-    from google.protobuf.json_format import MessageToDict
 
-    from tator_cli.output import fail_rpc
+    from tator_cli.output import call_and_show
 
     data = image.read_bytes()
     method, request = build_request(
@@ -157,14 +154,7 @@ def segment(
         from tator_cli.stack import load_config
 
         address = load_config()["sam3"].address
-    try:
-        resp = asyncio.run(_call(address, data, method, request, timeout))
-    except grpc.aio.AioRpcError as exc:
-        fail_rpc(exc, console)
-    if as_json:
-        typer.echo(json.dumps(MessageToDict(resp, preserving_proto_field_name=True), indent=2))
-    else:
-        _print(resp)
+    call_and_show(lambda: asyncio.run(_call(address, data, method, request, timeout)), as_json, _print, console)
 
 
 def register(app: typer.Typer) -> None:
