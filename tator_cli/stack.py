@@ -61,7 +61,9 @@ class ServiceConf:
 
 
 def load_config(path: Path | None = None) -> dict[str, ServiceConf]:
-    doc = yaml.safe_load((path or DEFAULT_CONFIG).read_text())
+    # TATOR_STACK_CONFIG lets several stacks (e.g. two checkouts) run side by side on other ports.
+    path = path or Path(os.environ.get("TATOR_STACK_CONFIG") or DEFAULT_CONFIG)
+    doc = yaml.safe_load(path.read_text())
     out = {}
     for name in ORDER:
         raw = doc["services"][name]
