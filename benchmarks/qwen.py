@@ -59,7 +59,8 @@ async def run(args: argparse.Namespace) -> dict:
     from svc_qwen.settings import QwenSettings
     from tator_core.client import ServiceClient, image_ref
     from tator_core.gen.tator.common.v1 import common_pb2 as cpb
-    from tator_core.gen.tator.qwen.v1 import qwen_pb2 as pb, qwen_pb2_grpc as pbg
+    from tator_core.gen.tator.qwen.v1 import qwen_pb2 as pb
+    from tator_core.gen.tator.qwen.v1 import qwen_pb2_grpc as pbg
     from tator_core.server import start_server
 
     models = Path(tempfile.mkdtemp(prefix="qwen_bench_models_"))

@@ -39,14 +39,13 @@ enforce_offline()
 
 import yaml  # noqa: E402
 
+from svc_sam3 import segment, tiny  # noqa: E402
+from svc_sam3.models import FAMILY, ModelManager  # noqa: E402
+from svc_sam3.settings import Sam3Settings  # noqa: E402
 from tator_core.gen.tator.common.v1 import common_pb2  # noqa: E402
 from tator_core.images import decode_image  # noqa: E402
 from tator_core.registry import Registry  # noqa: E402
 from tator_fixtures import FUZZ_PACK_DIR  # noqa: E402
-
-from svc_sam3 import segment, tiny  # noqa: E402
-from svc_sam3.models import FAMILY, ModelManager  # noqa: E402
-from svc_sam3.settings import Sam3Settings  # noqa: E402
 
 GLOSSARY = {"circle": ["circle", "disc", "ring"], "square": ["square", "box", "block"],
             "triangle": ["triangle", "wedge", "delta"]}

@@ -8,8 +8,8 @@ the old service rejected every detection when one prediction failed
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -7,8 +7,8 @@ cannot score a class it never saw); callers learn which from `dropped`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits

@@ -14,16 +14,21 @@ import logging
 import re
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from svc_classifier import backends
 from svc_classifier.embedding import CROP_FAILURES, OOM_SHRINKS, embed_batched
 from svc_classifier.heads import META_FILE, Head, HeadError, load_head
 from svc_classifier.settings import ClassifierSettings
 from svc_classifier.training import (
-    Progress, TrainOutcome, TrainParams, derive_head_id, train_head,
+    Progress,
+    TrainOutcome,
+    TrainParams,
+    derive_head_id,
+    train_head,
 )
 from tator_core import errors
 from tator_core.batching import device_executor

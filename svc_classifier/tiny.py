@@ -67,8 +67,9 @@ def _stamp(directory: Path, config: dict) -> None:
 
 def build_clip(directory: Path, seed: int) -> None:
     import torch
-    from svc_classifier.backends.base import quiet_transformers
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from svc_classifier.backends.base import quiet_transformers
 
     config = _config("clip", seed)
     if _fresh(directory, config):
@@ -94,8 +95,9 @@ def build_clip(directory: Path, seed: int) -> None:
 
 def build_dinov3(directory: Path, seed: int) -> None:
     import torch
-    from svc_classifier.backends.base import quiet_transformers
     from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessor, DINOv3ViTModel
+
+    from svc_classifier.backends.base import quiet_transformers
 
     config = _config("dinov3", seed)
     if _fresh(directory, config):

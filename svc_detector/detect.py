@@ -18,8 +18,8 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from svc_detector.backends import RawDetections
 from svc_detector.models import ModelManager

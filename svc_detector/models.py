@@ -20,8 +20,8 @@ import gc
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from prometheus_client import Histogram

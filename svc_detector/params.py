@@ -9,8 +9,8 @@ service clamped them and added a warning, so a typo silently changed results.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from tator_core import errors
 from tator_core.labels import LabelmapError, validate_labelmap

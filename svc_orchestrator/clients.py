@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import grpc
 
@@ -51,7 +52,7 @@ class CallStats:
     image_bytes_sent: int = 0
     ms: float = 0.0
 
-    def add(self, other: "CallStats") -> None:
+    def add(self, other: CallStats) -> None:
         self.calls += other.calls
         self.image_bytes_sent += other.image_bytes_sent
         self.ms += other.ms

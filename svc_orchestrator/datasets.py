@@ -22,8 +22,14 @@ from PIL import Image
 
 from tator_core import errors
 from tator_core.geometry import XYXY, xywh_to_xyxy, yolo_to_xyxy
-from tator_core.labels import (LabelmapError, default_glossary, glossary_hash, labelmap_hash,
-                               normalize_glossary, read_labelmap)
+from tator_core.labels import (
+    LabelmapError,
+    default_glossary,
+    glossary_hash,
+    labelmap_hash,
+    normalize_glossary,
+    read_labelmap,
+)
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "val", "valid", "test")

@@ -16,8 +16,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -43,7 +43,7 @@ class JobCancelled(Exception):
 
 
 class JobHandle:
-    def __init__(self, manager: "JobManager", job_id: str) -> None:
+    def __init__(self, manager: JobManager, job_id: str) -> None:
         self.manager, self.job_id = manager, job_id
         self._started = time.monotonic()
 

@@ -9,9 +9,9 @@ from tator_core.offline import enforce_offline
 
 def main() -> None:
     enforce_offline()  # before transformers is imported anywhere
-    from tator_core.server import run
     from svc_qwen.server import build_spec
     from svc_qwen.settings import QwenSettings
+    from tator_core.server import run
 
     settings = QwenSettings.load(sys.argv[1:])
     run(build_spec, settings)

@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
-from tator_core.geometry import XYXY, Win, intersects
-from tator_core.images import DecodedImage
-
 from svc_qwen.backends.qwen_vl import Generated, GenSettings, VisionFeatures
 from svc_qwen.prompts import Vocabulary, caption_prompt, hint_counts, merge_instruction, merge_prompt
 from svc_qwen.sanitize import NO_USABLE_WINDOWS, PassOutcome, finish_caption
+from tator_core.geometry import XYXY, Win, intersects
+from tator_core.images import DecodedImage
 
 FULL, WINDOWED = "full", "windowed"
 

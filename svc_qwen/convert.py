@@ -10,18 +10,18 @@ tiles are built: the old service had no bound on fan-out (spec §8.10).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
-
-from tator_core import errors
-from tator_core.gen.tator.common.v1 import common_pb2
-from tator_core.gen.tator.qwen.v1 import qwen_pb2
-from tator_core.geometry import XYXY, Win, clip_box, grid_windows, is_valid_box, tile_windows
-from tator_core.labels import match_key, parse_glossary
+from collections.abc import Sequence
+from typing import Any
 
 from svc_qwen.backends.qwen_vl import GenSettings
 from svc_qwen.captions import FULL, WINDOWED, CaptionResult, Hint, Stage
 from svc_qwen.prompts import one_line
 from svc_qwen.synonyms import SynonymResult
+from tator_core import errors
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.qwen.v1 import qwen_pb2
+from tator_core.geometry import XYXY, Win, clip_box, grid_windows, is_valid_box, tile_windows
+from tator_core.labels import match_key, parse_glossary
 
 DEFAULT_GRID = (2, 2)
 DEFAULT_OVERLAP = 0.2

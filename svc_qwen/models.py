@@ -14,18 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import Counter
 
+from svc_qwen.backends.qwen_vl import QwenVL
 from tator_core import errors
 from tator_core.batching import device_executor
 from tator_core.metrics import MODEL_COMPUTE_MS, QUEUE_MS
 from tator_core.registry import ModelEntry, Registry
-
-from svc_qwen.backends.qwen_vl import QwenVL
 
 log = logging.getLogger("svc_qwen.models")
 VISION_REGIONS = Counter("tator_qwen_vision_regions_total", "Image regions needing vision features",

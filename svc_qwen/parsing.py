@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
-
-from tator_core.labels import align_label, clean_terms, match_key, parse_glossary_raw
+from typing import Any
 
 from svc_qwen.sanitize import strip_reasoning, strip_special_tokens
+from tator_core.labels import align_label, clean_terms, match_key, parse_glossary_raw
 
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n?(.*?)(?:```|\Z)", re.S)
 _LIST_MARK_RE = re.compile(r"^\s*(?:[-*•>#]+|\d{1,3}[.)])\s*")

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
-
-from tator_core.labels import match_key, natural_label
 
 from svc_qwen.sanitize import is_raw_label, strip_special_tokens
+from tator_core.labels import match_key, natural_label
 
 _WS_RE = re.compile(r"\s+")
 MAX_PROMPT_LABELS = 40
@@ -39,7 +38,7 @@ class Vocabulary:
     by_key: dict[str, str] = field(default_factory=dict)       # match key -> preferred word
 
     @classmethod
-    def build(cls, avoid_labels: Sequence[str], glossary: Mapping[str, list[str]]) -> "Vocabulary":
+    def build(cls, avoid_labels: Sequence[str], glossary: Mapping[str, list[str]]) -> Vocabulary:
         raw = [lb for lb in dict.fromkeys(avoid_labels) if is_raw_label(lb)]
         preferred: dict[str, str] = {}
         for label in list(dict.fromkeys([*avoid_labels, *glossary])):

@@ -10,6 +10,13 @@ import time
 import numpy as np
 import torch
 
+from svc_qwen import convert
+from svc_qwen.backends.qwen_vl import GenSettings
+from svc_qwen.captions import FULL, CaptionJob, Stage, run_caption
+from svc_qwen.models import GENERATED_TOKENS, VISION_REGIONS, QwenModels
+from svc_qwen.prompts import Vocabulary
+from svc_qwen.settings import QwenSettings
+from svc_qwen.synonyms import ResultCache, SynonymJob, SynonymResult, expand
 from tator_core import errors
 from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
 from tator_core.hashing import stable_hash
@@ -18,14 +25,6 @@ from tator_core.labels import glossary_hash
 from tator_core.registry import Registry
 from tator_core.server import ServiceSpec
 from tator_core.settings import resolve_device
-
-from svc_qwen import convert
-from svc_qwen.backends.qwen_vl import GenSettings
-from svc_qwen.captions import FULL, CaptionJob, Stage, run_caption
-from svc_qwen.models import GENERATED_TOKENS, VISION_REGIONS, QwenModels
-from svc_qwen.prompts import Vocabulary
-from svc_qwen.settings import QwenSettings
-from svc_qwen.synonyms import ResultCache, SynonymJob, SynonymResult, expand
 
 log = logging.getLogger("svc_qwen.server")
 DEFAULT_CAP = 10

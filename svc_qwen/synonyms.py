@@ -13,13 +13,12 @@ from __future__ import annotations
 import copy
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Callable, Hashable
-
-from tator_core.labels import natural_label
 
 from svc_qwen.parsing import cap_terms, parse_synonyms
 from svc_qwen.prompts import synonyms_prompt
+from tator_core.labels import natural_label
 
 GLOSSARY, MODEL, DEFAULT = "glossary", "model", "default"
 

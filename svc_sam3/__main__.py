@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from tator_core.offline import enforce_offline
-
 from svc_sam3.settings import Sam3Settings
+from tator_core.offline import enforce_offline
 
 
 def main() -> None:
     settings = Sam3Settings.load(sys.argv[1:])
     enforce_offline()  # before transformers is imported
-    from tator_core.server import run
-
     from svc_sam3.server import build_spec
+    from tator_core.server import run
 
     run(build_spec, settings)
 

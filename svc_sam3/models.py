@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
+from svc_sam3.backends.sam3 import Sam3Backend
 from tator_core import errors
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.registry import ModelEntry, Registry
-
-from svc_sam3.backends.sam3 import Sam3Backend
 
 log = logging.getLogger("tator.sam3.models")
 FAMILY = "sam3"

@@ -25,13 +25,8 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
-
-from tator_core import errors, geometry, rle
-from tator_core.gen.tator.common.v1 import common_pb2
-from tator_core.images import DecodedImage
-from tator_core.registry import ModelEntry
 
 from svc_sam3.backends.sam3 import ExemplarBoxes, RawDetection, Sam3Backend, TextEmbedding, VisionEmbedding
 from svc_sam3.cache import LRU
@@ -39,6 +34,10 @@ from svc_sam3.metrics import PROMPT_RUNS, TEXT_EMBEDDINGS, VISION_CACHE_BYTES, V
 from svc_sam3.models import ModelManager
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import Context, plan_contexts
+from tator_core import errors, geometry, rle
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.images import DecodedImage
+from tator_core.registry import ModelEntry
 
 TEXT_SCORE, SIMILARITY_SCORE, MASK_THRESHOLD, MERGE_IOU = 0.2, 0.3, 0.2, 0.5
 #: The text SAM3's processor pairs with box prompts when none is given.

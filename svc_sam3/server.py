@@ -8,6 +8,10 @@ import time
 
 import numpy as np
 
+from svc_sam3 import segment
+from svc_sam3.models import FAMILY, ModelManager
+from svc_sam3.settings import Sam3Settings
+from svc_sam3.windows import window_proto
 from tator_core.batching import device_executor
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
@@ -15,11 +19,6 @@ from tator_core.images import ImageStore
 from tator_core.registry import Registry
 from tator_core.server import ServiceSpec
 from tator_core.settings import resolve_device
-
-from svc_sam3 import segment
-from svc_sam3.models import FAMILY, ModelManager
-from svc_sam3.settings import Sam3Settings
-from svc_sam3.windows import window_proto
 
 log = logging.getLogger("tator.sam3")
 FULL_NAME = "tator.sam3.v1.Sam3Service"

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from tator_core import errors
 from tator_core.metrics import BATCH_SIZE, MODEL_COMPUTE_MS, QUEUE_DEPTH, QUEUE_MS
@@ -87,7 +88,7 @@ class MicroBatcher(Generic[T, R]):
                     break
                 try:
                     batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             QUEUE_DEPTH.labels(self.service).set(self._queue.qsize())
             live = [b for b in batch if not b[1].cancelled()]

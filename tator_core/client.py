@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc

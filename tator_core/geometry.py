@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torchvision.ops import batched_nms, box_iou

@@ -15,8 +15,8 @@ import difflib
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 _KEY_RE = re.compile(r"[^a-z0-9]")
 _FILLER_RE = re.compile(r"^(?:all\s+kinds\s+of|including|such\s+as|other|and|or)\s+", re.I)

@@ -61,7 +61,7 @@ class Registry:
             raise RegistryError("duplicate model ids in registry")
 
     @classmethod
-    def load(cls, path: str | Path | None, families: set[str] | frozenset[str] | None = None) -> "Registry":
+    def load(cls, path: str | Path | None, families: set[str] | frozenset[str] | None = None) -> Registry:
         """Load entries (optionally only some families); no file -> empty registry."""
         if path is None:
             return cls([])

@@ -16,8 +16,7 @@ import grpc
 import numpy as np
 import pytest
 
-from svc_orchestrator.calibration import apply_accept_model, load_report, needs_embeddings, run_calibration
-from svc_orchestrator.calibration import pipeline
+from svc_orchestrator.calibration import apply_accept_model, load_report, needs_embeddings, pipeline, run_calibration
 from svc_orchestrator.calibration.accept_model import load as load_accept
 from svc_orchestrator.calibration.evaluate import Prediction, evaluate_predictions
 from svc_orchestrator.calibration.features import fit_size_prior

@@ -14,12 +14,18 @@ import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
 from svc_orchestrator.calibration.candidates import build_table
-from svc_orchestrator.calibration.evaluate import (BACKGROUND, MISSED, Counts, Prediction, evaluate_predictions, prf)
+from svc_orchestrator.calibration.evaluate import BACKGROUND, MISSED, Counts, Prediction, evaluate_predictions, prf
 from svc_orchestrator.calibration.features import FeatureSchema, SizePrior, fit_size_prior, image_features
 from svc_orchestrator.calibration.labeling import label_candidates
 from svc_orchestrator.calibration.split import select_images, split_images
-from svc_orchestrator.calibration.thresholds import (SHRINK, candidate_thresholds, pick, tune_class, tune_global,
-                                                     tune_thresholds)
+from svc_orchestrator.calibration.thresholds import (
+    SHRINK,
+    candidate_thresholds,
+    pick,
+    tune_class,
+    tune_global,
+    tune_thresholds,
+)
 from tator_core.errors import TatorError
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb

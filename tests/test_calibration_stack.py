@@ -22,8 +22,8 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-
 from stack_fixture import Stack, start_stack
+
 from tator_core.client import ServiceClient
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb

@@ -18,7 +18,8 @@ from tator_core import errors
 from tator_core.client import ServiceClient, image_ref
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2
-from tator_core.gen.tator.detector.v1 import detector_pb2 as pb, detector_pb2_grpc as pbg
+from tator_core.gen.tator.detector.v1 import detector_pb2 as pb
+from tator_core.gen.tator.detector.v1 import detector_pb2_grpc as pbg
 from tator_core.images import ImageStore
 from tator_core.server import ServiceSpec, start_server
 from tator_core.settings import ServiceSettings

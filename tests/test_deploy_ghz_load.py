@@ -59,7 +59,7 @@ def generated_method(call: str) -> Any:
 
 def test_configs_cover_the_brief() -> None:
     calls = {json.loads(p.read_text())["call"] for p in GHZ}
-    assert REQUIRED_CALLS <= calls
+    assert calls >= REQUIRED_CALLS
 
 
 @pytest.mark.parametrize("path", GHZ, ids=[p.stem for p in GHZ])

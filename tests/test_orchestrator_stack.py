@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-
 from stack_fixture import MODEL_SERVICES, Stack, images_decoded, rpc_counts, start_stack
+
 from svc_orchestrator.clients import ServiceClients
 from tator_core.client import ServiceClient, image_ref
 from tator_core.errors import parse_rpc_error

@@ -10,16 +10,16 @@ import math
 import numpy as np
 import pytest
 
-from tator_core.errors import TatorError
-from tator_core.gen.tator.common.v1 import common_pb2 as cpb
-from tator_core.gen.tator.qwen.v1 import qwen_pb2 as pb
-from tator_core.geometry import grid_windows
-from tator_core.images import DecodedImage
 from svc_qwen import convert
 from svc_qwen.backends.qwen_vl import Generated, GenSettings
 from svc_qwen.captions import FULL, WINDOWED, CaptionJob, Hint, run_caption
 from svc_qwen.prompts import Vocabulary
 from svc_qwen.synonyms import ResultCache, SynonymJob, expand
+from tator_core.errors import TatorError
+from tator_core.gen.tator.common.v1 import common_pb2 as cpb
+from tator_core.gen.tator.qwen.v1 import qwen_pb2 as pb
+from tator_core.geometry import grid_windows
+from tator_core.images import DecodedImage
 
 W, H = 200, 100
 IMAGE = DecodedImage("a" * 64, np.zeros((H, W, 3), dtype=np.uint8), 0)

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from tator_core.client import ServiceClient, image_ref
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2 as cpb
-from tator_core.gen.tator.qwen.v1 import qwen_pb2 as pb, qwen_pb2_grpc as pbg
+from tator_core.gen.tator.qwen.v1 import qwen_pb2 as pb
+from tator_core.gen.tator.qwen.v1 import qwen_pb2_grpc as pbg
 from tator_core.labels import clean_term
 from tator_core.server import start_server
 from tator_fixtures import LABELMAP

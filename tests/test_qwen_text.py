@@ -9,14 +9,25 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tator_core.labels import clean_term
 from svc_qwen.parsing import PLACEHOLDER_TERMS, cap_terms, extract_json, parse_synonyms
 from svc_qwen.prompts import Vocabulary, caption_prompt, hint_counts, merge_prompt, synonyms_prompt
-from svc_qwen.sanitize import (EMPTY, GARBLED, PROMPT_ECHO, REPETITION, cut_repetition, degenerate_reason,
-                               finish_caption, is_raw_label, rewrite_label_tokens, sanitize_caption,
-                               strip_reasoning)
+from svc_qwen.sanitize import (
+    EMPTY,
+    GARBLED,
+    PROMPT_ECHO,
+    REPETITION,
+    cut_repetition,
+    degenerate_reason,
+    finish_caption,
+    is_raw_label,
+    rewrite_label_tokens,
+    sanitize_caption,
+    strip_reasoning,
+)
+from tator_core.labels import clean_term
 
 LABELS = ["light_vehicle", "person", "building", "storage_tank"]
 HOSTILE = st.text(alphabet=st.characters(codec="utf-8"), max_size=400) | st.sampled_from([

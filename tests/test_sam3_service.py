@@ -24,7 +24,8 @@ from tator_core import rle
 from tator_core.client import ServiceClient, image_ref
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2 as cpb
-from tator_core.gen.tator.sam3.v1 import sam3_pb2 as pb, sam3_pb2_grpc as pbg
+from tator_core.gen.tator.sam3.v1 import sam3_pb2 as pb
+from tator_core.gen.tator.sam3.v1 import sam3_pb2_grpc as pbg
 from tator_core.server import start_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -7,16 +7,15 @@ import numpy as np
 import pytest
 import yaml
 
-from tator_core.errors import TatorError
-from tator_core.gen.tator.common.v1 import common_pb2 as cpb
-from tator_core.images import DecodedImage
-from tator_core.registry import Registry
-
 from svc_sam3 import segment, tiny
 from svc_sam3.cache import LRU
 from svc_sam3.models import ModelManager
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import plan_contexts
+from tator_core.errors import TatorError
+from tator_core.gen.tator.common.v1 import common_pb2 as cpb
+from tator_core.images import DecodedImage
+from tator_core.registry import Registry
 
 GLOSSARY_WORDS = ["circle", "square", "triangle", "disc", "ring", "box", "block", "tile", "wedge", "dot", "orb",
                   "delta", "quadrilateral", "visual"]

@@ -84,8 +84,8 @@ def _yolo_boxes(dataset: Path, split: str, stem: str, w: int, h: int) -> list[tu
         cls, cx, cy, bw, bh = int(parts[0]), *map(float, parts[1:])
         assert 0 <= cls < len(LABELMAP)
         assert all(0.0 <= v <= 1.0 for v in (cx, cy, bw, bh)) and bw > 0 and bh > 0
-        assert -1e-6 <= cx - bw / 2 and cx + bw / 2 <= 1 + 1e-6
-        assert -1e-6 <= cy - bh / 2 and cy + bh / 2 <= 1 + 1e-6
+        assert cx - bw / 2 >= -1e-6 and cx + bw / 2 <= 1 + 1e-6
+        assert cy - bh / 2 >= -1e-6 and cy + bh / 2 <= 1 + 1e-6
         boxes.append((cls, [(cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h]))
     return boxes
 
@@ -108,7 +108,7 @@ def test_yolo_labels_valid_and_coco_consistent(dataset: Path) -> None:
                 assert ann["category_id"] == cls
                 assert ann["bbox"] == pytest.approx(box, abs=0.01)
                 x, y, bw, bh = ann["bbox"]
-                assert 0 <= x and 0 <= y and x + bw <= image["width"] and y + bh <= image["height"]
+                assert x >= 0 and y >= 0 and x + bw <= image["width"] and y + bh <= image["height"]
 
 
 def test_scene_sizes(dataset: Path) -> None:

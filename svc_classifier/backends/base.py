@@ -10,8 +10,8 @@ off a non-square box; a classifier of boxes must see the whole box.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -8,8 +8,9 @@ It is only ever called from the device thread, so it need not be thread-safe.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class RawDetections:
         return int(self.scores.shape[0])
 
     @classmethod
-    def empty(cls) -> "RawDetections":
+    def empty(cls) -> RawDetections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64))
 
 

@@ -14,7 +14,8 @@ extra logit is the documented no-object slot and its boxes are dropped.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,8 @@ arguments, so a model trained at 160 px is not silently run at 640.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,8 +11,8 @@ of recomputing boxes for every threshold they try.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

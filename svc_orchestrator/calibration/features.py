@@ -26,9 +26,9 @@ Blocks, in column order:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 
@@ -166,7 +166,7 @@ class FeatureSchema:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FeatureSchema":
+    def from_dict(cls, d: dict) -> FeatureSchema:
         return cls(labelmap=tuple(d["labelmap"]), classifier_classes=tuple(d["classifier_classes"]),
                    embedding_dims=int(d["embedding_dims"]), embedding_input_dim=int(d["embedding_input_dim"]),
                    embedding_seed=int(d["embedding_seed"]), support_iou=float(d["support_iou"]),
@@ -200,7 +200,7 @@ class SizePrior:
         return {"stats": {k: list(v) for k, v in self.stats.items()}, "fallback": list(self.fallback)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SizePrior":
+    def from_dict(cls, d: dict) -> SizePrior:
         return cls({k: tuple(v) for k, v in d["stats"].items()}, tuple(d["fallback"]))  # type: ignore[arg-type]
 
 

@@ -11,7 +11,7 @@ dataset, then the dataset's ground truth.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from svc_orchestrator.calibration.features import is_background
 from svc_orchestrator.calibration.split import MIN_IMAGES

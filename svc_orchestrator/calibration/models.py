@@ -15,10 +15,11 @@ import io
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
+
 
 @dataclass
 class FitInfo:
@@ -105,7 +106,7 @@ class MlpModel:
         return {"params": {**self.params.__dict__, "hidden": list(self.params.hidden)}, "fit": self.info.as_dict()}
 
     @classmethod
-    def from_bytes(cls, data: bytes, meta: dict) -> "MlpModel":
+    def from_bytes(cls, data: bytes, meta: dict) -> MlpModel:
         import torch
 
         p = dict(meta["params"])
@@ -216,7 +217,7 @@ class XgbModel:
         return sorted(scored, key=lambda t: -t[1])[:top]
 
     @classmethod
-    def from_bytes(cls, data: bytes, meta: dict) -> "XgbModel":
+    def from_bytes(cls, data: bytes, meta: dict) -> XgbModel:
         import xgboost as xgb
 
         booster = xgb.Booster()

@@ -9,8 +9,8 @@ test only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class Masks:
     test: np.ndarray
 
     @classmethod
-    def of(cls, table: CandidateTable, split: Split) -> "Masks":
+    def of(cls, table: CandidateTable, split: Split) -> Masks:
         return cls(table.rows_in(split.train), table.rows_in(split.val), table.rows_in(split.test))
 
 

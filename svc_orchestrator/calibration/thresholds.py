@@ -22,8 +22,8 @@ threshold and `DEFAULT_THRESHOLD`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

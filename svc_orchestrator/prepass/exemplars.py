@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from svc_orchestrator.prepass.provenance import Cluster
 from tator_core.geometry import XYXY, is_valid_box

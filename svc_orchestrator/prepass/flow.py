@@ -19,16 +19,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Sequence
 
 from svc_orchestrator.clients import CallStats, RemoteCallError, ServiceClients
 from svc_orchestrator.prepass import prompts as P
 from svc_orchestrator.prepass.config import ResolvedConfig
 from svc_orchestrator.prepass.exemplars import select_exemplars
 from svc_orchestrator.prepass.plan import ModelPlan, stage_failed
-from svc_orchestrator.prepass.provenance import (AtomLog, Cluster, dedupe, detector_run, sam3_run, singleton,
-                                                 to_candidate, usable)
+from svc_orchestrator.prepass.provenance import (
+    AtomLog,
+    Cluster,
+    dedupe,
+    detector_run,
+    sam3_run,
+    singleton,
+    to_candidate,
+    usable,
+)
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb

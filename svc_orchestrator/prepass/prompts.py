@@ -9,7 +9,7 @@ The per-label list never exceeds the SegmentText limit of 64 prompts.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from tator_core.labels import natural_label, parse_glossary
 

@@ -7,8 +7,8 @@ calibration environment, so all three share one cache and one definition of a ca
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from svc_orchestrator.clients import ServiceClients
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem

@@ -30,9 +30,10 @@ import copy
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
@@ -129,7 +130,7 @@ class QwenVL:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", options: dict | None = None, *,
-             feature_cache_items: int = 16) -> "QwenVL":
+             feature_cache_items: int = 16) -> QwenVL:
         import transformers
         from transformers import AutoProcessor
         from transformers.utils import logging as hf_logging

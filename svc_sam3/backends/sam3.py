@@ -18,9 +18,9 @@ All methods run on the service's single device thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class Sam3Backend:
         self._pos: dict[tuple[tuple[int, ...], ...], tuple[torch.Tensor, ...]] = {}
 
     @classmethod
-    def load(cls, path: Path, device: str, options: dict | None = None) -> "Sam3Backend":
+    def load(cls, path: Path, device: str, options: dict | None = None) -> Sam3Backend:
         from transformers import AutoModel, AutoProcessor
 
         options = options or {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -142,22 +142,22 @@ def calibrate(
     model: Annotated[ModelChoice, typer.Option(help="Accept model(s) to train.")] = ModelChoice.both,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report JSON.")] = False,
     max_images: Annotated[int, typer.Option(help="Seeded sample of at most N images (0 = all).")] = 0,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for the sample, split and models (default 42).")] = None,
-    eval_iou: Annotated[Optional[list[float]], typer.Option(help="Eval IoU; repeat for several (default 0.5).")] = None,
-    label_iou: Annotated[Optional[float], typer.Option(help="IoU that makes a candidate positive (0.5).")] = None,
-    dedupe_iou: Annotated[Optional[float], typer.Option(help="Dedupe IoU of accepted candidates (0.75).")] = None,
-    recall_floor: Annotated[Optional[float], typer.Option(help="Per-class recall floor for thresholds.")] = None,
-    val_fraction: Annotated[Optional[float], typer.Option(help="Share of images for val (0.2).")] = None,
-    test_fraction: Annotated[Optional[float], typer.Option(help="Share of images for test (0.2).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the sample, split and models (default 42).")] = None,
+    eval_iou: Annotated[list[float] | None, typer.Option(help="Eval IoU; repeat for several (default 0.5).")] = None,
+    label_iou: Annotated[float | None, typer.Option(help="IoU that makes a candidate positive (0.5).")] = None,
+    dedupe_iou: Annotated[float | None, typer.Option(help="Dedupe IoU of accepted candidates (0.75).")] = None,
+    recall_floor: Annotated[float | None, typer.Option(help="Per-class recall floor for thresholds.")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Share of images for val (0.2).")] = None,
+    test_fraction: Annotated[float | None, typer.Option(help="Share of images for test (0.2).")] = None,
     embedding_dims: Annotated[int, typer.Option(help="Random projection of the classifier embedding (0 = off).")] = 0,
     sam3: Annotated[bool, typer.Option("--sam3/--no-sam3", help="Run the SAM3 text and similarity stages.")] = True,
     sam3_windows: Annotated[bool, typer.Option("--sam3-windows/--no-sam3-windows",
                                                help="Also run SAM3 on grid windows.")] = True,
     rfdetr: Annotated[bool, typer.Option("--rfdetr/--no-rfdetr", help="Run RF-DETR.")] = True,
-    detector_conf: Annotated[Optional[float], typer.Option(help="Detector confidence (0.45).")] = None,
-    sahi_window_size: Annotated[Optional[int], typer.Option(help="Detector SAHI tile size in px (640).")] = None,
+    detector_conf: Annotated[float | None, typer.Option(help="Detector confidence (0.45).")] = None,
+    sahi_window_size: Annotated[int | None, typer.Option(help="Detector SAHI tile size in px (640).")] = None,
     classifier_id: Annotated[str, typer.Option(help="Classifier head id (default head if empty).")] = "",
-    address: Annotated[Optional[str], typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")] = None,
+    address: Annotated[str | None, typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")] = None,
 ) -> None:
     """Calibrate accept models on a dataset's cached prepass and print the test-split report."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -187,7 +187,7 @@ def calibrate(
 def report(
     job_id: Annotated[str, typer.Argument(help="Calibration job id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report JSON.")] = False,
-    address: Annotated[Optional[str], typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")] = None,
+    address: Annotated[str | None, typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")] = None,
 ) -> None:
     """Print the report of a finished calibration job."""
     import grpc

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -59,8 +59,8 @@ def _classify_dict(resp) -> dict:
     return MessageToDict(resp, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
-async def _classify(address: str, data: bytes, boxes: list, head: str, padding: Optional[float],
-                    batch_size: Optional[int], embeddings: bool):
+async def _classify(address: str, data: bytes, boxes: list, head: str, padding: float | None,
+                    batch_size: int | None, embeddings: bool):
     import grpc
 
     from tator_core.client import image_ref
@@ -86,11 +86,11 @@ def classify_cmd(
     image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="image file")],
     box: Annotated[list[str], typer.Option("--box", help="x1,y1,x2,y2 in pixels; repeat for more boxes")],
     head: Annotated[str, typer.Option(help="head id (default: the service's default head)")] = "",
-    padding: Annotated[Optional[float], typer.Option(help="context padding (default: the head's)")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="backbone batch size")] = None,
+    padding: Annotated[float | None, typer.Option(help="context padding (default: the head's)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="backbone batch size")] = None,
     embeddings: Annotated[bool, typer.Option("--embeddings", help="return each box's embedding")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the response as JSON")] = False,
-    address: Annotated[Optional[str], typer.Option(help="classifier address (default from config/stack.yaml)")] = None,
+    address: Annotated[str | None, typer.Option(help="classifier address (default from config/stack.yaml)")] = None,
 ) -> None:
     """Score boxes of an image: full probability vector per box."""
     boxes = [parse_box(b) for b in box]
@@ -143,11 +143,11 @@ def train_head_cmd(
     background_per_image: Annotated[int, typer.Option(help="background crops per image (class __bg_background)")] = 1,
     max_per_class: Annotated[int, typer.Option(help="cap on training crops per class (0 = all)")] = 0,
     normalize: Annotated[bool, typer.Option("--normalize", help="L2-normalise embeddings first")] = False,
-    padding: Annotated[Optional[float], typer.Option(help="context padding (default: the service's)")] = None,
+    padding: Annotated[float | None, typer.Option(help="context padding (default: the service's)")] = None,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
     make_default: Annotated[bool, typer.Option("--make-default", help="make it the default head")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
-    address: Annotated[Optional[str], typer.Option(help="classifier address (default from config/stack.yaml)")] = None,
+    address: Annotated[str | None, typer.Option(help="classifier address (default from config/stack.yaml)")] = None,
 ) -> None:
     """Train a classifier head on a dataset; streams progress, prints the head and its val accuracy."""
     from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb

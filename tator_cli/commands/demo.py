@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,8 +17,8 @@ import typer
 def demo(
     dataset: Annotated[str, typer.Option(help="Dataset id under the data root.")] = "synth",
     max_images: Annotated[int, typer.Option(help="At most N images (0 = all).")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Where the overlay PNG goes.")] = None,
-    address: Annotated[Optional[str], typer.Option(help="Orchestrator host:port.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where the overlay PNG goes.")] = None,
+    address: Annotated[str | None, typer.Option(help="Orchestrator host:port.")] = None,
 ) -> None:
     """Prepass the synthetic dataset, write an overlay, calibrate, print the report."""
     from tator_cli.commands.calibration import _calibrate

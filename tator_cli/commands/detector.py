@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -65,25 +65,25 @@ def _print_tables(resp) -> None:
 
 def detect(
     image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Image file (PNG, JPEG, ...).")],
-    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Registry id; repeat for several "
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Registry id; repeat for several "
                                                        "models (default: each family's default).")] = None,
     mode: Annotated[Mode, typer.Option(help="Full frame, SAHI tiles, or both.")] = Mode.full,
-    conf: Annotated[Optional[float], typer.Option(help="Confidence threshold (default 0.45).")] = None,
-    iou: Annotated[Optional[float], typer.Option(help="YOLO NMS IoU (default 0.45).")] = None,
-    max_det: Annotated[Optional[int], typer.Option(help="Max detections per model (default 300).")] = None,
+    conf: Annotated[float | None, typer.Option(help="Confidence threshold (default 0.45).")] = None,
+    iou: Annotated[float | None, typer.Option(help="YOLO NMS IoU (default 0.45).")] = None,
+    max_det: Annotated[int | None, typer.Option(help="Max detections per model (default 300).")] = None,
     tile_size: Annotated[int, typer.Option(help="Tile side in px (0 = 640).")] = 0,
-    overlap: Annotated[Optional[float], typer.Option(help="Tile overlap ratio (default 0.2).")] = None,
+    overlap: Annotated[float | None, typer.Option(help="Tile overlap ratio (default 0.2).")] = None,
     merge: Annotated[Merge, typer.Option(help="How tile detections merge.")] = Merge.nms,
-    merge_iou: Annotated[Optional[float], typer.Option(help="Merge IoU (default 0.5).")] = None,
-    labelmap: Annotated[Optional[Path], typer.Option(help="Expected labelmap file; a model that differs fails.")] = None,
-    address: Annotated[Optional[str], typer.Option(help="host:port (default from config/stack.yaml).")] = None,
+    merge_iou: Annotated[float | None, typer.Option(help="Merge IoU (default 0.5).")] = None,
+    labelmap: Annotated[Path | None, typer.Option(help="Expected labelmap file; a model that differs fails.")] = None,
+    address: Annotated[str | None, typer.Option(help="host:port (default from config/stack.yaml).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the response as JSON.")] = False,
 ) -> None:
     """Detect objects in IMAGE with the running detector service."""
 
-    from tator_core.client import image_ref
     from tator_cli.output import call_and_show
+    from tator_core.client import image_ref
     from tator_core.gen.tator.detector.v1 import detector_pb2
     from tator_core.labels import read_labelmap
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -27,7 +27,7 @@ models_app = typer.Typer(help="Models: build the model files and registry the st
 def synth(
     seed: Annotated[int, typer.Option(help="Generator seed; same seed => byte-identical files.")] = DEMO_SEED,
     images: Annotated[int, typer.Option(help="Number of images (split 70/15/15).")] = DEMO_IMAGES,
-    out: Annotated[Optional[Path], typer.Option(help="Output dir (default: $TATOR_HOME/data/synth).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output dir (default: $TATOR_HOME/data/synth).")] = None,
 ) -> None:
     """Generate the synthetic dataset (YOLO + COCO layouts, labelmap, glossary)."""
     from tator_fixtures.synth import generate
@@ -42,8 +42,8 @@ def synth(
 
 @models_app.command("build")
 def build(
-    out: Annotated[Optional[Path], typer.Option(help="Models dir (default: $TATOR_HOME/models).")] = None,
-    data: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(help="Models dir (default: $TATOR_HOME/models).")] = None,
+    data: Annotated[Path | None, typer.Option(
         help="Synthetic dataset for the classifier head (default: $TATOR_HOME/data/synth; generated if absent).",
     )] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random-init models.")] = 0,
@@ -70,22 +70,22 @@ def _print_steps(summary: dict) -> None:
 
 
 def regress(
-    tier: Annotated[Optional[list[int]], typer.Option(
+    tier: Annotated[list[int] | None, typer.Option(
         "--tier", min=0, max=2, help="Tier(s) to run: 0 smoke, 1 fuzz-lite, 2 deep (default: 0 and 1).",
     )] = None,
     fast: Annotated[bool, typer.Option(help="Skip the heavy model steps (SAM3, Qwen).")] = False,
-    baseline: Annotated[Optional[Path], typer.Option(
+    baseline: Annotated[Path | None, typer.Option(
         help="Compare with this baseline; exit 1 on a regression.",
     )] = None,
     update_baseline: Annotated[bool, typer.Option(
         help="Accept this run as the baseline (--baseline, default tests/baselines/regress.json); print the diff.",
     )] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Write the JSON summary here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON summary here.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every step's randomised inputs.")] = 0,
-    stack_config: Annotated[Optional[Path], typer.Option(
+    stack_config: Annotated[Path | None, typer.Option(
         help="Stack config with service addresses (default: config/stack.yaml).",
     )] = None,
-    fuzz_pack: Annotated[Optional[Path], typer.Option(
+    fuzz_pack: Annotated[Path | None, typer.Option(
         help="Fuzz pack dir (default: tests/fixtures/fuzz_pack).",
     )] = None,
 ) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 err_console = Console(stderr=True)
-AddressOpt = Annotated[Optional[str], typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")]
+AddressOpt = Annotated[str | None, typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -149,15 +149,15 @@ def _config(windowed: bool | None, caption: bool | None, config_json: str | None
 
 
 def prepass(
-    image: Annotated[Optional[Path], typer.Argument(exists=True, dir_okay=False, help="One image file.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset id: with IMAGE, its labelmap and glossary; "
+    image: Annotated[Path | None, typer.Argument(exists=True, dir_okay=False, help="One image file.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset id: with IMAGE, its labelmap and glossary; "
                                                    "alone, a prepass job over the dataset.")] = None,
-    windowed: Annotated[Optional[bool], typer.Option("--windowed/--no-windowed",
+    windowed: Annotated[bool | None, typer.Option("--windowed/--no-windowed",
                                                      help="SAM3 text + similarity on grid windows too.")] = None,
-    caption: Annotated[Optional[bool], typer.Option("--caption/--no-caption", help="Caption the image.")] = None,
-    config: Annotated[Optional[str], typer.Option(help="PrepassConfig as JSON (flags above override).")] = None,
-    glossary: Annotated[Optional[str], typer.Option(help="Saved glossary name to use.")] = None,
-    recipe: Annotated[Optional[str], typer.Option(help="Recipe id whose config is the base.")] = None,
+    caption: Annotated[bool | None, typer.Option("--caption/--no-caption", help="Caption the image.")] = None,
+    config: Annotated[str | None, typer.Option(help="PrepassConfig as JSON (flags above override).")] = None,
+    glossary: Annotated[str | None, typer.Option(help="Saved glossary name to use.")] = None,
+    recipe: Annotated[str | None, typer.Option(help="Recipe id whose config is the base.")] = None,
     split: Annotated[str, typer.Option(help="Job: only this split.")] = "",
     max_images: Annotated[int, typer.Option(help="Job: at most N images (seeded sample).")] = 0,
     refresh: Annotated[bool, typer.Option(help="Recompute even when cached.")] = False,
@@ -269,9 +269,9 @@ def glossary_get(name: str, address: AddressOpt = None, as_json: JsonOpt = False
 
 @glossary_app.command("put")
 def glossary_put(name: str,
-                 file: Annotated[Optional[Path], typer.Argument(exists=True, dir_okay=False,
+                 file: Annotated[Path | None, typer.Argument(exists=True, dir_okay=False,
                                                                 help="Glossary file (JSON or lines).")] = None,
-                 text: Annotated[Optional[str], typer.Option(help="Glossary text instead of a file.")] = None,
+                 text: Annotated[str | None, typer.Option(help="Glossary text instead of a file.")] = None,
                  address: AddressOpt = None, as_json: JsonOpt = False) -> None:
     """Save (create or replace) a glossary."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
+
 
 def _stack_address() -> str:
     from tator_cli.stack import load_config
@@ -14,7 +15,7 @@ def _stack_address() -> str:
     return load_config()["qwen"].address
 
 
-def _generation(max_new_tokens: Optional[int], sample: bool, seed: Optional[int]) -> Any:
+def _generation(max_new_tokens: int | None, sample: bool, seed: int | None) -> Any:
     from tator_core.gen.tator.common.v1 import common_pb2
 
     gen = common_pb2.GenerationSettings(do_sample=sample)
@@ -25,7 +26,7 @@ def _generation(max_new_tokens: Optional[int], sample: bool, seed: Optional[int]
     return gen
 
 
-def _call(address: str, method: str, request: Any, image_data: Optional[bytes] = None, timeout_s: float = 600) -> Any:
+def _call(address: str, method: str, request: Any, image_data: bytes | None = None, timeout_s: float = 600) -> Any:
     """One RPC; a failed call prints its status and reason and exits 1."""
     import grpc
 
@@ -54,19 +55,19 @@ def _print_json(response: Any) -> None:
     typer.echo(MessageToJson(response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
 
 
-def _read_text(path: Optional[Path]) -> str:
+def _read_text(path: Path | None) -> str:
     return path.read_text(encoding="utf-8") if path is not None else ""
 
 
 def caption(
     image: Path = typer.Argument(..., exists=True, dir_okay=False, help="image file"),
-    windowed: Optional[str] = typer.Option(None, "--windowed", help="caption a COLSxROWS grid of windows, e.g. 2x2"),
+    windowed: str | None = typer.Option(None, "--windowed", help="caption a COLSxROWS grid of windows, e.g. 2x2"),
     include_full: bool = typer.Option(False, "--include-full", help="windowed: also caption the full frame as a draft"),
-    avoid: List[str] = typer.Option([], "--avoid", help="raw labelmap tag the caption must not contain (repeatable)"),
-    glossary: Optional[Path] = typer.Option(None, "--glossary", exists=True, dir_okay=False, help="glossary file"),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, max=4096),
+    avoid: list[str] = typer.Option([], "--avoid", help="raw labelmap tag the caption must not contain (repeatable)"),
+    glossary: Path | None = typer.Option(None, "--glossary", exists=True, dir_okay=False, help="glossary file"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, max=4096),
     sample: bool = typer.Option(False, "--sample", help="sample instead of greedy decoding"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: int | None = typer.Option(None, "--seed"),
     model_id: str = typer.Option("", "--model-id", help="registry id; default model when empty"),
     address: str = typer.Option(None, "--address", help="qwen service host:port (default: config/stack.yaml)"),
     as_json: bool = typer.Option(False, "--json", help="print the response as JSON"),
@@ -123,10 +124,10 @@ def _print_caption(response: Any) -> None:
 
 
 def synonyms(
-    labels: List[str] = typer.Argument(..., help="labels to expand"),
-    cap: Optional[int] = typer.Option(None, "--cap", min=0, max=100, help="terms per label (default 10)"),
-    glossary: Optional[Path] = typer.Option(None, "--glossary", exists=True, dir_okay=False, help="glossary file"),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, max=4096),
+    labels: list[str] = typer.Argument(..., help="labels to expand"),
+    cap: int | None = typer.Option(None, "--cap", min=0, max=100, help="terms per label (default 10)"),
+    glossary: Path | None = typer.Option(None, "--glossary", exists=True, dir_okay=False, help="glossary file"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, max=4096),
     model_id: str = typer.Option("", "--model-id", help="registry id; default model when empty"),
     address: str = typer.Option(None, "--address", help="qwen service host:port (default: config/stack.yaml)"),
     as_json: bool = typer.Option(False, "--json", help="print the response as JSON"),

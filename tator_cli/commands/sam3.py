@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -50,7 +50,7 @@ def parse_boxes(items: list[str], flag: str) -> dict[str, list[tuple[float, ...]
     return out
 
 
-def _window_spec(windows: Optional[str], overlap: float, include_full: bool):
+def _window_spec(windows: str | None, overlap: float, include_full: bool):
     from tator_core.gen.tator.common.v1 import common_pb2
     from tator_core.geometry import parse_grid
 
@@ -65,7 +65,7 @@ def _window_spec(windows: Optional[str], overlap: float, include_full: bool):
 
 
 def build_request(data: bytes, text: dict[str, list[str]], positives: dict, negatives: dict, *, windows,
-                  score: Optional[float], mask_threshold: Optional[float], masks: bool, model: str):
+                  score: float | None, mask_threshold: float | None, masks: bool, model: str):
     """SegmentText for text prompts, else SegmentExemplars; returns (method, request)."""
     from tator_core.client import image_ref
     from tator_core.gen.tator.common.v1 import common_pb2
@@ -120,20 +120,20 @@ def _print(resp) -> None:
 
 def segment(
     image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Image file (PNG, JPEG, ...).")],
-    text: Annotated[Optional[list[str]], typer.Option(
+    text: Annotated[list[str] | None, typer.Option(
         "--text", help="LABEL=prompt[,prompt...]; repeat for more labels.")] = None,
-    exemplar: Annotated[Optional[list[str]], typer.Option(
+    exemplar: Annotated[list[str] | None, typer.Option(
         "--exemplar", help="LABEL=x1,y1,x2,y2 positive exemplar box in pixels; repeat for more.")] = None,
-    negative: Annotated[Optional[list[str]], typer.Option(
+    negative: Annotated[list[str] | None, typer.Option(
         "--negative", help="LABEL=x1,y1,x2,y2 negative exemplar box (with --exemplar).")] = None,
-    windows: Annotated[Optional[str], typer.Option(help="Grid of windows, e.g. 2x2 (default: full frame only).")] = None,
+    windows: Annotated[str | None, typer.Option(help="Grid of windows, e.g. 2x2 (default: full frame only).")] = None,
     overlap: Annotated[float, typer.Option(help="Grid cell overlap ratio.")] = 0.2,
     include_full: Annotated[bool, typer.Option(help="With --windows, also run the full frame.")] = True,
-    score: Annotated[Optional[float], typer.Option(help="Score threshold (default 0.2 text, 0.3 exemplars).")] = None,
-    mask_threshold: Annotated[Optional[float], typer.Option(help="Mask threshold (default 0.2).")] = None,
+    score: Annotated[float | None, typer.Option(help="Score threshold (default 0.2 text, 0.3 exemplars).")] = None,
+    mask_threshold: Annotated[float | None, typer.Option(help="Mask threshold (default 0.2).")] = None,
     masks: Annotated[bool, typer.Option("--masks", help="Return RLE masks.")] = False,
     model: Annotated[str, typer.Option(help="Registry id (default: the default SAM3 model).")] = "",
-    address: Annotated[Optional[str], typer.Option(help="host:port (default from config/stack.yaml).")] = None,
+    address: Annotated[str | None, typer.Option(help="host:port (default from config/stack.yaml).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds before giving up.")] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the response as JSON.")] = False,
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -14,10 +13,10 @@ from rich.table import Table
 console = Console(stderr=True)
 
 
-def _up(config: Optional[Path] = typer.Option(None, help="stack config (default config/stack.yaml)"),
+def _up(config: Path | None = typer.Option(None, help="stack config (default config/stack.yaml)"),
         detach: bool = typer.Option(False, "--detach", "-d", help="return once SERVING; `tator down` stops"),
         timeout: float = typer.Option(600.0, help="seconds to wait for every service to be SERVING"),
-        only: Optional[list[str]] = typer.Option(None, help="start only these services")) -> None:
+        only: list[str] | None = typer.Option(None, help="start only these services")) -> None:
     """Start the services, wait until every one is SERVING, then supervise (Ctrl-C stops all)."""
     from tator_cli import stack
 
@@ -92,7 +91,7 @@ async def _collect(services) -> list[dict]:
     return rows
 
 
-def _status(config: Optional[Path] = typer.Option(None, help="stack config"),
+def _status(config: Path | None = typer.Option(None, help="stack config"),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Table: service, address, device, health, loaded models."""
     from tator_cli import stack
