@@ -28,8 +28,8 @@ from svc_orchestrator.prepass.config import resolve
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
-from tator_core.interceptors import validation_error
 from tator_core.labels import glossary_hash
+from tator_core.validation import validation_error
 
 SCHEMA_VERSION = 1
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

@@ -18,39 +18,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-import protovalidate
 from grpc_status import rpc_status
 
 from tator_core import errors
 from tator_core.logs import request_id_var
 from tator_core.metrics import IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
+from tator_core.validation import validation_error
 
 log = logging.getLogger("tator.rpc")
 _UNCHECKED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
-
-
-def field_path(violation: Any) -> str:
-    """protovalidate FieldPath -> 'image.sha256' / 'model_ids[0]'."""
-    parts = []
-    for el in violation.proto.field.elements:
-        name = el.field_name
-        sub = getattr(el, "subscript", None)  # protobuf-py oneof: .field / .value
-        if sub is not None and getattr(sub, "field", None) == "index":
-            name += f"[{sub.value}]"
-        elif sub is not None and getattr(sub, "field", None):
-            name += f"[{sub.value!r}]"
-        parts.append(name)
-    return ".".join(parts)
-
-
-def validation_error(request: Any) -> errors.TatorError | None:
-    violations = protovalidate.collect_violations(request)
-    if not violations:
-        return None
-    fvs = [(field_path(v) or "(message)", f"{v.proto.rule_id}: {v.proto.message}") for v in violations]
-    msg = "; ".join(f"{f}: {d}" for f, d in fvs)
-    return errors.TatorError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", f"invalid request: {msg}",
-                             {"field": fvs[0][0]}, fvs)
 
 
 class TatorServerInterceptor(grpc.aio.ServerInterceptor):

@@ -82,6 +82,12 @@ def split_of(seed: int, images: int, val_frac: float = 0.15, test_frac: float = 
     return out
 
 
+def split_images(root: Path, split: str) -> list[str]:
+    """Image names of one split of a generated dataset, relative to its root and sorted
+    (`val/images/synth_000004.png`): the names a Prepass request's `dataset_image` takes."""
+    return sorted(f"{split}/images/{p.name}" for p in (root / split / "images").glob("*.png"))
+
+
 def is_large(index: int) -> bool:
     return index % LARGE_EVERY == LARGE_EVERY - 1
 

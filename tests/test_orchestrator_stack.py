@@ -370,7 +370,7 @@ async def test_cli_commands_against_the_stack(stack: Stack, tmp_path):
 async def test_demo_writes_an_overlay(stack: Stack, tmp_path):
     from PIL import Image
 
-    from tator_fixtures.demo import run_demo
+    from tator_cli.commands.demo import run_demo
 
     out = await asyncio.to_thread(lambda: asyncio.run(run_demo(stack.orchestrator.address, "fuzz_pack", tmp_path,
                                                                stack.data_root)))

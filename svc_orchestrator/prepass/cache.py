@@ -86,6 +86,10 @@ def _meta_row(db: sqlite3.Connection, key: str) -> dict | None:
             "versions": json.loads(row[6]), "pipeline_version": row[7], "created_at": row[8]}
 
 
+#: The cache database under the orchestrator's state dir.
+CACHE_FILE = "prepass_cache.sqlite"
+
+
 def read_meta(path: Path, key: str) -> dict | None:
     """The meta record of one entry, read from another process without writing (mode=ro)."""
     db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=10)

@@ -105,7 +105,8 @@ async def _watch(client, job_id: str) -> object:
     return last
 
 
-async def _calibrate(address: str, request, as_json: bool) -> int:
+async def calibrate_job(address: str, request, as_json: bool) -> int:
+    """Start a calibration job, follow it with a progress bar, print its report; the exit code."""
     import grpc
 
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -180,7 +181,7 @@ def calibrate(
         if value is not None:
             setattr(config, name, value)
     request = pb.StartCalibrationRequest(dataset_id=dataset, config=config)
-    code = asyncio.run(_calibrate(address or _default_address(), request, as_json))
+    code = asyncio.run(calibrate_job(address or _default_address(), request, as_json))
     raise typer.Exit(code)
 
 

@@ -2,16 +2,101 @@
 
 A prepass job over the bundled synthetic dataset (progress bar, per-source
 counts, stage timings, an overlay PNG coloured by source), then a calibration
-on the same cached prepass (MLP + XGBoost) and its report table.
+on the same cached prepass (MLP + XGBoost) and its report table. The overlay
+goes to `DIR/overlay_<image>.png` (default DIR: `$TATOR_HOME/demo`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from tator_cli.commands.orchestrator import print_job_summary, print_result, watch_with_progress
+
+#: One colour per source; a candidate is drawn in its primary source's colour.
+SOURCE_COLOURS: dict[str, tuple[int, int, int]] = {
+    "yolo": (255, 64, 64),
+    "rfdetr": (255, 170, 0),
+    "sam3_text": (64, 160, 255),
+    "sam3_similarity": (180, 90, 255),
+}
+OTHER = (200, 200, 200)
+
+
+def write_overlay(image: Path | bytes, result: Any, out_png: Path, *, min_score: float = 0.0) -> Path:
+    """Draw every candidate of a PrepassResult on the image: box in the primary source's colour (a
+    thicker box when several sources agree), label and score, and a legend of sources."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    src = Image.open(io.BytesIO(image) if isinstance(image, bytes) else image).convert("RGB")
+    scale = max(1, 640 // max(src.size))  # small synthetic scenes are enlarged so the labels stay legible
+    img = src.resize((src.width * scale, src.height * scale), Image.NEAREST) if scale > 1 else src
+    draw = ImageDraw.Draw(img)
+    used: dict[str, int] = {}
+    for cand in sorted(result.candidates, key=lambda c: c.score):
+        if cand.score < min_score:
+            continue
+        colour = SOURCE_COLOURS.get(cand.source_primary, OTHER)
+        used[cand.source_primary] = used.get(cand.source_primary, 0) + 1
+        b = [v * scale for v in (cand.box.x1, cand.box.y1, cand.box.x2, cand.box.y2)]
+        draw.rectangle(b, outline=colour, width=1 + min(3, len(cand.sources)))
+        draw.text((b[0] + 2, max(0, b[1] - 11)), f"{cand.label} {cand.score:.2f}", fill=colour)
+    y = 4
+    for source, n in sorted(used.items()):
+        colour = SOURCE_COLOURS.get(source, OTHER)
+        draw.rectangle([4, y, 14, y + 10], fill=colour)
+        draw.text((18, y - 1), f"{source} ({n})", fill=(255, 255, 255))
+        y += 14
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    img.save(out_png)
+    return out_png
+
+
+def pick_image(summary_results: list[Any]) -> Any:
+    """The result with the most distinct sources, then the most candidates: the most telling overlay."""
+    return max(summary_results, key=lambda r: (len({s for c in r.candidates for s in c.sources}),
+                                               len(r.candidates), r.image_name))
+
+
+async def run_demo(address: str, dataset: str, out_dir: Path, data_root: Path, *, max_images: int = 0,
+                   overlay_candidates: int = 8, config: Any = None) -> dict:
+    """Prepass job with a progress bar, its summary, and the overlay of the most telling image."""
+    from rich.console import Console
+
+    from tator_core.client import ServiceClient
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+
+    console = Console()
+    client = ServiceClient(address, pb_grpc.OrchestratorServiceStub, timeout_s=600)
+    try:
+        job = (await client.call("StartPrepassJob", pb.StartPrepassJobRequest(
+            dataset_id=dataset, max_images=max_images, config=config or pb.PrepassConfig()))).job
+        console.print(f"[bold]prepass[/] of {job.total} images of {dataset} (job {job.id})")
+        names: list[str] = []
+        final = await watch_with_progress(client, job.id, console, f"prepass {dataset}", images=names)
+        if final.state != pb.JOB_STATE_SUCCEEDED:
+            raise SystemExit(f"prepass job {pb.JobState.Name(final.state)} in stage {final.failed_stage or '-'}: "
+                             f"{final.error}")
+        summary = print_job_summary(console, final)
+        # Every image is cached now: these calls are cache hits, answered without any model call.
+        results = [(await client.call("Prepass", pb.PrepassRequest(dataset_id=dataset, dataset_image=n,
+                                                                   config=config))).result
+                   for n in names[:overlay_candidates]]
+        best = pick_image(results)
+        print_result(console, best, limit=15)
+        out = write_overlay(data_root / dataset / best.image_name, best,
+                            out_dir / f"overlay_{Path(best.image_name).stem}.png")
+        console.print(f"overlay written: [bold]{out}[/] (box colour = primary source: "
+                      + ", ".join(SOURCE_COLOURS) + ")")
+        return {"job": final.id, "summary": summary, "overlay": str(out)}
+    finally:
+        await client.close()
 
 
 def demo(
@@ -21,11 +106,10 @@ def demo(
     address: Annotated[str | None, typer.Option(help="Orchestrator host:port.")] = None,
 ) -> None:
     """Prepass the synthetic dataset, write an overlay, calibrate, print the report."""
-    from tator_cli.commands.calibration import _calibrate
+    from tator_cli.commands.calibration import calibrate_job
     from tator_cli.stack import load_config
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
     from tator_core.settings import tator_home
-    from tator_fixtures.demo import run_demo
 
     address = address or load_config()["orchestrator"].address
     # 224 px tiles find the small objects of the large synthetic scenes (640 would
@@ -37,7 +121,7 @@ def demo(
     # The same prepass config as the job above, so calibration reads the cache.
     request = pb.StartCalibrationRequest(dataset_id=dataset, config=pb.CalibrationConfig(
         model=pb.CALIBRATION_MODEL_BOTH, max_images=max_images, prepass=config))
-    raise typer.Exit(asyncio.run(_calibrate(address, request, as_json=False)))
+    raise typer.Exit(asyncio.run(calibrate_job(address, request, as_json=False)))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from tator_fixtures.regress import StepContext, step
+from tator_fixtures.synth import split_images
 
 DATASET = "synth"
 
@@ -56,11 +57,9 @@ async def prepass_val_split(ctx: StepContext) -> dict:
                  if d.id == DATASET]
         if not names:
             raise AssertionError(f"dataset {DATASET} is not under the stack's data root")
-        from svc_orchestrator.datasets import DatasetCatalog
-
-        items = DatasetCatalog(ctx.data_root).get(DATASET).items("val")
         results = [(await client.call("Prepass", pb.PrepassRequest(
-            dataset_id=DATASET, dataset_image=it.name, config=_config(pb)))).result for it in items]
+            dataset_id=DATASET, dataset_image=name, config=_config(pb)))).result
+            for name in split_images(ctx.data_root / DATASET, "val")]
     finally:
         await client.close()
     cands = [c for r in results for c in r.candidates]
@@ -73,23 +72,22 @@ async def prepass_val_split(ctx: StepContext) -> dict:
 @step("deep.prepass_benchmark_10", tier=2, service="orchestrator", heavy=True, deadline_s=900)
 async def prepass_benchmark_10(ctx: StepContext) -> dict:
     """Ten uncached prepasses (refresh) through gRPC; timings are reported, not compared."""
-    from svc_orchestrator.datasets import DatasetCatalog
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    items = DatasetCatalog(ctx.data_root).get(DATASET).items("test")[:10]
+    names = split_images(ctx.data_root / DATASET, "test")[:10]
     client = _client(ctx)
     stage_ms: Counter = Counter()
     started = time.perf_counter()
     try:
-        for it in items:
+        for name in names:
             result = (await client.call("Prepass", pb.PrepassRequest(
-                dataset_id=DATASET, dataset_image=it.name, config=_config(pb), refresh=True))).result
+                dataset_id=DATASET, dataset_image=name, config=_config(pb), refresh=True))).result
             stage_ms.update({s.stage: s.ms for s in result.stages})
     finally:
         await client.close()
     wall = time.perf_counter() - started
-    return {"detections": len(items), "extra": {"images_per_s": round(len(items) / wall, 3),
-                                                "stage_ms_per_image": {k: round(v / len(items), 1)
+    return {"detections": len(names), "extra": {"images_per_s": round(len(names) / wall, 3),
+                                                "stage_ms_per_image": {k: round(v / len(names), 1)
                                                                        for k, v in stage_ms.items()}}}
 
 

@@ -118,14 +118,14 @@ async def cache_reuse(ctx: StepContext) -> dict:
 async def cache_meta_glossary(ctx: StepContext) -> dict:
     """The cache meta of an entry holds the glossary text and its hash (read from the state dir of the
     local stack, `<data_root>/../state`)."""
-    from svc_orchestrator.prepass.cache import read_meta
+    from svc_orchestrator import read_cache_meta
     from tator_core.labels import glossary_hash
 
     result = await _prepass(ctx, ctx.rng.choice(ctx.fuzz_pack.images), **LANES["detectors_only"])
-    db = ctx.data_root.parent / "state" / "prepass_cache.sqlite"
-    if not db.is_file():
-        raise AssertionError(f"no prepass cache at {db}")
-    meta = read_meta(db, result.cache_key)
+    try:
+        meta = read_cache_meta(ctx.data_root.parent / "state", result.cache_key)
+    except FileNotFoundError as exc:
+        raise AssertionError(str(exc)) from None
     if meta is None:
         raise AssertionError(f"cache entry {result.cache_key[:12]} has no meta record")
     if meta["glossary_hash"] != result.glossary_hash or glossary_hash(meta["glossary_text"]) != meta["glossary_hash"]:
