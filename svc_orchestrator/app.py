@@ -8,7 +8,6 @@ the prepass cache and runner, and the job manager. Layout under the state dir:
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import random
 from collections import Counter
@@ -19,7 +18,7 @@ from svc_orchestrator.catalogs import GlossaryLibrary, list_models
 from svc_orchestrator.clients import RemoteCallError, ServiceClients
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
 from svc_orchestrator.jobs import JobHandle, JobManager
-from svc_orchestrator.prepass.cache import PrepassCache
+from svc_orchestrator.prepass.cache import CACHE_FILE, PrepassCache
 from svc_orchestrator.prepass.plan import stage_failed
 from svc_orchestrator.prepass.runner import PrepassContext, PrepassRunner
 from svc_orchestrator.recipes import RecipeStore
@@ -32,17 +31,13 @@ EMBED_BOXES_PER_CALL = 4096
 
 
 def calibration_module() -> Any:
-    """The calibration package (svc_orchestrator/calibration), imported on first use."""
+    """The calibration package (svc_orchestrator/calibration), imported on first use: it pulls in
+    xgboost and scikit-learn, which a prepass-only orchestrator never needs to load."""
     try:
-        mod = importlib.import_module("svc_orchestrator.calibration")
+        from svc_orchestrator import calibration
     except ImportError as exc:
         raise errors.failed_precondition("MODEL_REQUIRED", f"calibration is not available: {exc}") from exc
-    if not hasattr(mod, "run_calibration"):
-        try:
-            mod = importlib.import_module("svc_orchestrator.calibration.flow")
-        except ImportError as exc:
-            raise errors.failed_precondition("MODEL_REQUIRED", f"calibration is not available: {exc}") from exc
-    return mod
+    return calibration
 
 
 class JobSummary:
@@ -97,7 +92,7 @@ class Orchestrator:
         self.datasets = DatasetCatalog(Path(settings.data_root))
         self.glossaries = GlossaryLibrary(state / "glossaries")
         self.recipes = RecipeStore(state / "recipes")
-        self.cache = PrepassCache(state / "prepass_cache.sqlite")
+        self.cache = PrepassCache(state / CACHE_FILE)
         self.jobs = JobManager(state / "jobs.sqlite", max_concurrent=settings.max_concurrent_jobs)
         self.runner = PrepassRunner(self.clients, self.cache, self.datasets, glossary_lookup=self.glossaries.text,
                                     recipe_lookup=self.recipes.get, max_image_pixels=settings.max_image_pixels)

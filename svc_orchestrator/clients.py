@@ -252,11 +252,5 @@ class ServiceClients:
                     self._states.pop(state.service, None)
         return {s: out[s] for s in services}
 
-    def invalidate(self, service: str | None = None) -> None:
-        if service is None:
-            self._states.clear()
-        else:
-            self._states.pop(service, None)
-
     async def close(self) -> None:
         await asyncio.gather(*(self.by_name(s).close() for s in SERVICES))

@@ -27,13 +27,6 @@ from tator_core.settings import tator_home
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "config" / "stack.yaml"
 ORDER = ("detector", "sam3", "qwen", "classifier", "orchestrator")
-SERVICE_NAMES = {
-    "orchestrator": "tator.orchestrator.v1.OrchestratorService",
-    "detector": "tator.detector.v1.DetectorService",
-    "sam3": "tator.sam3.v1.Sam3Service",
-    "qwen": "tator.qwen.v1.QwenService",
-    "classifier": "tator.classifier.v1.ClassifierService",
-}
 
 
 @dataclass

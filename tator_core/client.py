@@ -57,9 +57,6 @@ class ServiceClient:
         self._held: OrderedDict[str, None] = OrderedDict()
         self.max_held_images = max_held_images
 
-    def forget_images(self) -> None:
-        self._held.clear()
-
     def _metadata(self, request_id: str | None) -> tuple[tuple[str, str], ...]:
         return (("x-request-id", request_id or uuid.uuid4().hex[:16]),)
 

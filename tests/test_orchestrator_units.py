@@ -359,3 +359,19 @@ async def test_concurrent_progress_reports_do_not_overwrite_each_other(tmp_path)
     assert events == sorted(events)
     final = jm.get(job.id)
     assert final.state == pb.JOB_STATE_SUCCEEDED and final.done == 20
+
+
+def test_read_cache_meta_reads_a_state_dir_without_knowing_its_files(tmp_path):
+    """svc_orchestrator.read_cache_meta is what code outside the service (the regression steps) uses."""
+    from svc_orchestrator import read_cache_meta
+    from svc_orchestrator.prepass.cache import CACHE_FILE
+
+    cache = PrepassCache(tmp_path / CACHE_FILE)
+    meta = _meta()
+    cache.put(meta.key("sha"), meta, pb.PrepassResult(image_sha256="sha"), "ds")
+    cache.close()
+    got = read_cache_meta(tmp_path, meta.key("sha"))
+    assert got["glossary_text"] == "circle: disc" and got["glossary_hash"] == meta.glossary_hash
+    assert read_cache_meta(tmp_path, "no such key") is None
+    with pytest.raises(FileNotFoundError):
+        read_cache_meta(tmp_path / "elsewhere", meta.key("sha"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -44,14 +44,6 @@ class Backend(Protocol):
 
     def predict(self, images: Sequence[np.ndarray], *, conf: float, iou: float,
                 max_det: int) -> list[RawDetections]: ...
-
-
-@dataclass
-class LoadedInfo:
-    """What a backend learned at load time, for ListModels."""
-
-    labelmap: list[str]
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_labelmap(entry: ModelEntry, checkpoint_names: Sequence[str]) -> list[str]:

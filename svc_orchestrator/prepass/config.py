@@ -198,12 +198,3 @@ def merge(base: pb.PrepassConfig, override: pb.PrepassConfig) -> pb.PrepassConfi
             setattr(out, name, getattr(override, name))
     return out
 
-
-def windowed_config(windowed: bool, base: pb.PrepassConfig | None = None) -> pb.PrepassConfig:
-    """The `--windowed` lane switch: SAM3 text and similarity window extensions together."""
-    out = pb.PrepassConfig()
-    if base is not None:
-        out.CopyFrom(base)
-    out.sam3_text_window_extension = windowed
-    out.similarity_window_extension = windowed
-    return out

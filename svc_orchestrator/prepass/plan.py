@@ -23,8 +23,6 @@ from svc_orchestrator.prepass.config import ResolvedConfig
 from tator_core import errors
 from tator_core.gen.tator.common.v1 import common_pb2
 
-#: The stage a service failure is reported under.
-SERVICE_STAGE = {"detector": "detectors", "sam3": "sam3_text", "qwen": "synonyms", "classifier": "classifier"}
 _TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
               grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED)
 

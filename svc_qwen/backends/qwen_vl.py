@@ -206,10 +206,6 @@ class QwenVL:
             found.setdefault(i, found[first[regions[i][0]]])
         return [found[i] for i in range(len(regions))], len(regions) - len(unique)
 
-    def drop_features(self) -> None:
-        with self._lock:
-            self._features.clear()
-
     # --- text -----------------------------------------------------------------
 
     def chat_text(self, prompt: str, with_image: bool) -> str:
