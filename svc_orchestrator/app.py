@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from svc_orchestrator.browse import ImageBrowser
 from svc_orchestrator.catalogs import GlossaryLibrary, list_models
 from svc_orchestrator.clients import RemoteCallError, ServiceClients
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
@@ -90,6 +91,7 @@ class Orchestrator:
                                       max_message_mb=settings.max_message_mb,
                                       health_timeout_s=settings.health_timeout_s, models_ttl_s=settings.models_ttl_s)
         self.datasets = DatasetCatalog(Path(settings.data_root))
+        self.browser = ImageBrowser(max_message_bytes=settings.max_message_mb * 1024 * 1024)
         self.glossaries = GlossaryLibrary(state / "glossaries")
         self.recipes = RecipeStore(state / "recipes")
         self.cache = PrepassCache(state / CACHE_FILE)

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from svc_orchestrator.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
@@ -27,6 +28,7 @@ TERMINAL = frozenset({pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_
                       pb.JOB_STATE_INTERRUPTED})
 _COLUMNS = ("id", "kind", "state", "dataset_id", "done", "total", "eta_s", "message", "error", "failed_stage",
             "created_at", "updated_at", "result_json")
+_PAGE_QUERY = {"list": "jobs"}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, kind INTEGER NOT NULL, state INTEGER NOT NULL, dataset_id TEXT NOT NULL,
@@ -120,10 +122,25 @@ class JobManager:
         return job
 
     def list(self, limit: int = 50) -> list[pb.Job]:
+        return self.page(limit or DEFAULT_PAGE_SIZE, "")[0]
+
+    def page(self, size: int, token: str) -> tuple[list[pb.Job], str]:
+        """Newest first, by a (created_at, id) keyset: jobs started while a client pages through do
+        not shift or repeat the later pages."""
+        size = size or DEFAULT_PAGE_SIZE
+        cursor = decode_token(token, _PAGE_QUERY)
+        where, args = "", []
+        if cursor is not None:
+            if not (isinstance(cursor, list) and len(cursor) == 2 and isinstance(cursor[0], (int, float))
+                    and isinstance(cursor[1], str)):
+                raise errors.invalid_argument("page_token", "page_token is not a token this server issued")
+            where, args = "WHERE created_at < ? OR (created_at = ? AND id < ?)", [cursor[0], cursor[0], cursor[1]]
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs ORDER BY created_at DESC, rowid DESC "
-                                    "LIMIT ?", (limit or 50,)).fetchall()
-        return [pb.Job(**dict(zip(_COLUMNS, r))) for r in rows]
+            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs {where} ORDER BY created_at DESC, "
+                                    "id DESC LIMIT ?", (*args, size + 1)).fetchall()
+        jobs = [pb.Job(**dict(zip(_COLUMNS, r))) for r in rows[:size]]
+        more = len(rows) > size
+        return jobs, encode_token(_PAGE_QUERY, [jobs[-1].created_at, jobs[-1].id]) if more else ""
 
     def start(self, kind: int, dataset_id: str, total: int, body: JobBody, *, message: str = "queued") -> pb.Job:
         now = time.time()

@@ -23,6 +23,18 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         datasets = await asyncio.to_thread(lambda: [dataset_pb(d) for d in self.app.datasets.list()])
         return pb.ListDatasetsResponse(datasets=datasets)
 
+    async def GetDataset(self, request, context):
+        dataset = await asyncio.to_thread(lambda: dataset_pb(self.app.datasets.get(request.dataset_id)))
+        return pb.GetDatasetResponse(dataset=dataset)
+
+    async def ListDatasetImages(self, request, context):
+        return await asyncio.to_thread(
+            lambda: self.app.browser.list_images(self.app.datasets.get(request.dataset_id), request))
+
+    async def GetImage(self, request, context):
+        return await asyncio.to_thread(
+            lambda: self.app.browser.get_image(self.app.datasets.get(request.dataset_id), request))
+
     async def ListModels(self, request, context):
         return await list_models(self.app.clients)
 
@@ -57,7 +69,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         return pb.GetJobResponse(job=self.app.jobs.get(request.job_id))
 
     async def ListJobs(self, request, context):
-        return pb.ListJobsResponse(jobs=self.app.jobs.list(request.limit))
+        jobs, token = self.app.jobs.page(request.page_size or request.limit, request.page_token)
+        return pb.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     async def CancelJob(self, request, context):
         return pb.CancelJobResponse(job=self.app.jobs.cancel(request.job_id))

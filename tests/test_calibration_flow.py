@@ -65,6 +65,38 @@ def _at(rep: pb.CalibrationReport, method: str, iou: float = 0.5) -> pb.MethodMe
     return next(r for r in rep.results if r.method == method and abs(r.eval_iou - iou) < 1e-6)
 
 
+def test_report_is_typed_for_clients(both, ds) -> None:
+    """Thresholds and PR curves are messages (a browser draws them), equal to the JSON they come from,
+    and a report saved without them is upgraded on load."""
+    rep, _, job_dir = both
+    report = json.loads(rep.report_json)
+    assert list(rep.labelmap) == ds.labelmap and rep.primary_eval_iou == pytest.approx(0.5)
+    assert {t.model for t in rep.thresholds} == {"mlp", "xgb"}
+    assert sum(t.is_default for t in rep.thresholds) == 1
+    for t in rep.thresholds:
+        assert [c.label for c in t.classes] == ds.labelmap
+        for c in t.classes:
+            src = report["models"][t.model]["thresholds"][c.label]
+            assert c.threshold == pytest.approx(src["threshold"]) and c.reason == src["reason"]
+            assert c.val.tp == src["val"]["tp"]
+    for curve in rep.curves:
+        src = report["curves"][curve.model]
+        n = len(curve.thresholds)
+        assert n > 2 and len(curve.precision) == len(curve.recall) == len(curve.f1) == n
+        assert list(curve.thresholds) == sorted(curve.thresholds)
+        assert list(curve.recall) == pytest.approx(src["recall"])
+    assert {c.model for c in rep.curves} == {"mlp", "xgb"}
+    legacy = pb.CalibrationReport()
+    legacy.CopyFrom(rep)
+    for name in ("labelmap", "thresholds", "curves", "primary_eval_iou"):
+        legacy.ClearField(name)
+    copy_dir = job_dir.parent / "legacy_report"
+    copy_dir.mkdir(exist_ok=True)
+    (copy_dir / "report.pb").write_bytes(legacy.SerializeToString())
+    upgraded = load_report(copy_dir)
+    assert upgraded.thresholds == rep.thresholds and upgraded.curves == rep.curves
+
+
 def test_models_beat_the_best_single_source_on_test(both) -> None:
     rep, _, _ = both
     best = next(r for r in rep.results if r.method.startswith("best_single_source:") and r.eval_iou == 0.5)

@@ -54,6 +54,19 @@ def to_proto(report: dict, artifacts: list[str]) -> pb.CalibrationReport:
                                                sort_keys=True)
     for split, n in report["split"]["sizes"].items():
         out.split_images[split] = n
+    labelmap = list(report.get("labelmap", []))
+    out.labelmap.extend(labelmap)
+    out.primary_eval_iou = float(report.get("settings", {}).get("primary_eval_iou", 0.0))
+    for kind, m in report["models"].items():
+        order = labelmap + sorted(set(m["thresholds"]) - set(labelmap))
+        out.thresholds.append(pb.ModelThresholds(
+            model=kind, is_default=bool(m.get("default", False)),
+            classes=[pb.ClassThreshold(label=lab, threshold=ch["threshold"], reason=ch.get("reason", ""),
+                                       val=metrics_proto(ch["val"]) if "val" in ch else None)
+                     for lab in order if (ch := m["thresholds"].get(lab)) is not None]))
+    for kind, curve in report.get("curves", {}).items():
+        out.curves.append(pb.PrCurve(model=kind, thresholds=curve["thresholds"], precision=curve["precision"],
+                                     recall=curve["recall"], f1=curve["f1"]))
     return out
 
 
@@ -128,4 +141,8 @@ def load_report(job_dir: Path) -> pb.CalibrationReport:
         data = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         raise errors.not_found("NOT_FOUND", f"no calibration report in {job_dir}", path=str(path)) from None
-    return pb.CalibrationReport.FromString(data)
+    proto = pb.CalibrationReport.FromString(data)
+    if not proto.labelmap and proto.report_json:
+        # Saved before the typed thresholds and curves existed: derive them from the full JSON.
+        proto = to_proto(json.loads(proto.report_json), list(proto.artifacts))
+    return proto

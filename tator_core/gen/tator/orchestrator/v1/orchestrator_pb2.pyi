@@ -114,6 +114,92 @@ class ListDatasetsResponse(_message.Message):
     datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
     def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ...) -> None: ...
 
+class GetDatasetRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class GetDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: Dataset
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+
+class GroundTruthBox(_message.Message):
+    __slots__ = ("label", "box")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    box: _common_pb2.Box
+    def __init__(self, label: _Optional[str] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ...) -> None: ...
+
+class DatasetImage(_message.Message):
+    __slots__ = ("name", "split", "sha256", "width", "height", "ground_truth")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    split: str
+    sha256: str
+    width: int
+    height: int
+    ground_truth: _containers.RepeatedCompositeFieldContainer[GroundTruthBox]
+    def __init__(self, name: _Optional[str] = ..., split: _Optional[str] = ..., sha256: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., ground_truth: _Optional[_Iterable[_Union[GroundTruthBox, _Mapping]]] = ...) -> None: ...
+
+class ListDatasetImagesRequest(_message.Message):
+    __slots__ = ("dataset_id", "split", "page_size", "page_token")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    split: str
+    page_size: int
+    page_token: str
+    def __init__(self, dataset_id: _Optional[str] = ..., split: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDatasetImagesResponse(_message.Message):
+    __slots__ = ("images", "next_page_token", "total_size")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[DatasetImage]
+    next_page_token: str
+    total_size: int
+    def __init__(self, images: _Optional[_Iterable[_Union[DatasetImage, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class GetImageRequest(_message.Message):
+    __slots__ = ("dataset_id", "name", "sha256", "max_side")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIDE_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    name: str
+    sha256: str
+    max_side: int
+    def __init__(self, dataset_id: _Optional[str] = ..., name: _Optional[str] = ..., sha256: _Optional[str] = ..., max_side: _Optional[int] = ...) -> None: ...
+
+class GetImageResponse(_message.Message):
+    __slots__ = ("data", "mime_type", "sha256", "width", "height", "name")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    mime_type: str
+    sha256: str
+    width: int
+    height: int
+    name: str
+    def __init__(self, data: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., sha256: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+
 class ServiceModels(_message.Message):
     __slots__ = ("service", "address", "health", "models")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
@@ -581,16 +667,22 @@ class GetJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("limit",)
+    __slots__ = ("limit", "page_size", "page_token")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     limit: int
-    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, limit: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
-    __slots__ = ("jobs",)
+    __slots__ = ("jobs", "next_page_token")
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
-    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -640,7 +732,7 @@ class MethodMetrics(_message.Message):
     def __init__(self, method: _Optional[str] = ..., eval_iou: _Optional[float] = ..., overall: _Optional[_Union[Metrics, _Mapping]] = ..., per_class: _Optional[_Mapping[str, Metrics]] = ...) -> None: ...
 
 class CalibrationReport(_message.Message):
-    __slots__ = ("job_id", "dataset_id", "results", "thresholds_json", "split_images", "feature_schema_hash", "artifacts", "report_json")
+    __slots__ = ("job_id", "dataset_id", "results", "thresholds_json", "split_images", "feature_schema_hash", "artifacts", "report_json", "labelmap", "primary_eval_iou", "thresholds", "curves")
     class ThresholdsJsonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -663,6 +755,10 @@ class CalibrationReport(_message.Message):
     FEATURE_SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    LABELMAP_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_EVAL_IOU_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    CURVES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     dataset_id: str
     results: _containers.RepeatedCompositeFieldContainer[MethodMetrics]
@@ -671,7 +767,47 @@ class CalibrationReport(_message.Message):
     feature_schema_hash: str
     artifacts: _containers.RepeatedScalarFieldContainer[str]
     report_json: str
-    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., thresholds_json: _Optional[_Mapping[str, str]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., report_json: _Optional[str] = ...) -> None: ...
+    labelmap: _containers.RepeatedScalarFieldContainer[str]
+    primary_eval_iou: float
+    thresholds: _containers.RepeatedCompositeFieldContainer[ModelThresholds]
+    curves: _containers.RepeatedCompositeFieldContainer[PrCurve]
+    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., thresholds_json: _Optional[_Mapping[str, str]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., report_json: _Optional[str] = ..., labelmap: _Optional[_Iterable[str]] = ..., primary_eval_iou: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[ModelThresholds, _Mapping]]] = ..., curves: _Optional[_Iterable[_Union[PrCurve, _Mapping]]] = ...) -> None: ...
+
+class ClassThreshold(_message.Message):
+    __slots__ = ("label", "threshold", "reason", "val")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VAL_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    threshold: float
+    reason: str
+    val: Metrics
+    def __init__(self, label: _Optional[str] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., val: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
+
+class ModelThresholds(_message.Message):
+    __slots__ = ("model", "is_default", "classes")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    is_default: bool
+    classes: _containers.RepeatedCompositeFieldContainer[ClassThreshold]
+    def __init__(self, model: _Optional[str] = ..., is_default: _Optional[bool] = ..., classes: _Optional[_Iterable[_Union[ClassThreshold, _Mapping]]] = ...) -> None: ...
+
+class PrCurve(_message.Message):
+    __slots__ = ("model", "thresholds", "precision", "recall", "f1")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    thresholds: _containers.RepeatedScalarFieldContainer[float]
+    precision: _containers.RepeatedScalarFieldContainer[float]
+    recall: _containers.RepeatedScalarFieldContainer[float]
+    f1: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model: _Optional[str] = ..., thresholds: _Optional[_Iterable[float]] = ..., precision: _Optional[_Iterable[float]] = ..., recall: _Optional[_Iterable[float]] = ..., f1: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetCalibrationReportRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -40,6 +40,21 @@ class OrchestratorServiceStub:
                 request_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetsRequest.SerializeToString,
                 response_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetsResponse.FromString,
                 _registered_method=True)
+        self.GetDataset = channel.unary_unary(
+                '/tator.orchestrator.v1.OrchestratorService/GetDataset',
+                request_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDatasetRequest.SerializeToString,
+                response_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDatasetResponse.FromString,
+                _registered_method=True)
+        self.ListDatasetImages = channel.unary_unary(
+                '/tator.orchestrator.v1.OrchestratorService/ListDatasetImages',
+                request_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetImagesRequest.SerializeToString,
+                response_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetImagesResponse.FromString,
+                _registered_method=True)
+        self.GetImage = channel.unary_unary(
+                '/tator.orchestrator.v1.OrchestratorService/GetImage',
+                request_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetImageRequest.SerializeToString,
+                response_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetImageResponse.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/tator.orchestrator.v1.OrchestratorService/ListModels',
                 request_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListModelsRequest.SerializeToString,
@@ -143,6 +158,27 @@ class OrchestratorServiceServicer:
 
     def ListDatasets(self, request, context):
         """Datasets under the data root.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDataset(self, request, context):
+        """One dataset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDatasetImages(self, request, context):
+        """A page of a dataset's images with their ground truth, in dataset order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImage(self, request, context):
+        """A dataset image's bytes (or a thumbnail), by name or by content hash.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -289,6 +325,21 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetsRequest.FromString,
                     response_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetsResponse.SerializeToString,
             ),
+            'GetDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataset,
+                    request_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDatasetRequest.FromString,
+                    response_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDatasetResponse.SerializeToString,
+            ),
+            'ListDatasetImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasetImages,
+                    request_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetImagesRequest.FromString,
+                    response_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetImagesResponse.SerializeToString,
+            ),
+            'GetImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImage,
+                    request_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetImageRequest.FromString,
+                    response_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetImageResponse.SerializeToString,
+            ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
                     request_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListModelsRequest.FromString,
@@ -413,6 +464,87 @@ class OrchestratorService:
             '/tator.orchestrator.v1.OrchestratorService/ListDatasets',
             tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetsRequest.SerializeToString,
             tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tator.orchestrator.v1.OrchestratorService/GetDataset',
+            tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDatasetRequest.SerializeToString,
+            tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatasetImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tator.orchestrator.v1.OrchestratorService/ListDatasetImages',
+            tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetImagesRequest.SerializeToString,
+            tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDatasetImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tator.orchestrator.v1.OrchestratorService/GetImage',
+            tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetImageRequest.SerializeToString,
+            tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

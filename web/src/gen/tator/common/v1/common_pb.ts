@@ -769,7 +769,7 @@ export enum ErrorReason {
   JOB_NOT_FOUND = 18,
 
   /**
-   * NOT_FOUND: no such glossary, recipe or report.
+   * NOT_FOUND: no such glossary, recipe, report or dataset image.
    *
    * @generated from enum value: ERROR_REASON_NOT_FOUND = 19;
    */
