@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint venv protos protos-check fixtures regress bench stack-up stack-down clean
+.PHONY: demo test lint deadcode venv protos protos-check fixtures regress bench stack-up stack-down clean
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -47,6 +47,13 @@ demo: fixtures
 
 lint: venv
 	.venv/bin/ruff check .
+
+# High-confidence dead code fails; the 60% list (attributes, fields) and the RPC inventory are a report.
+deadcode: venv
+	.venv/bin/vulture
+	@echo "--- possibly dead (60% confidence; review by hand) ---"
+	-.venv/bin/vulture --min-confidence 60
+	$(PY) scripts/rpc_inventory.py
 
 test: fixtures protos-check lint
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -213,7 +213,7 @@ def supervise(services: dict[str, ServiceConf], procs: dict[str, subprocess.Pope
     """Block until SIGINT/SIGTERM; restart crashed children at most max_restarts times each."""
     stopping = False
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(_signum, _frame):
         nonlocal stopping
         stopping = True
 

@@ -25,10 +25,6 @@ _SETTINGS = {"detector": "DetectorSettings", "sam3": "Sam3Settings", "qwen": "Qw
 SYNTH_IMAGES = 8
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
 def build_models(models_dir: Path, head_dataset: Path) -> Path:
     """Every model of the stack and their registry.yaml (`tator models build`, idempotent); returns its
     path. Until the trained YOLO fixture is committed, the tiny models alone (no YOLO entry)."""

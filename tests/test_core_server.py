@@ -121,7 +121,7 @@ async def test_validation_error_has_field_paths(server):
     assert {"conf", "model_ids[0]", "image.sha256"} <= fields
 
 
-async def test_unexpected_exception_is_internal_with_request_id(server, caplog):
+async def test_unexpected_exception_is_internal_with_request_id(server):
     _, client = server
     data = png()
     with pytest.raises(grpc.aio.AioRpcError) as ei:

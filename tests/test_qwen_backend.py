@@ -106,7 +106,7 @@ def test_feature_cache_and_batching(models, arch):
     before = backend.encoded_regions
     feats, cached = backend.encode(regions)
     assert backend.encoded_regions - before == 2 and cached == 1 and feats[0] is feats[2]
-    feats2, cached2 = backend.encode(regions[:2])
+    _, cached2 = backend.encode(regions[:2])
     assert cached2 == 2 and backend.encoded_regions - before == 2
     gen = GenSettings(10)
     batch = backend.generate([("Describe.", feats[0]), ("Hello", None), ("Describe.", feats[1])], gen)

@@ -272,7 +272,8 @@ def local_steps(monkeypatch: pytest.MonkeyPatch) -> None:
         return {}
 
 
-def test_runner_seeds_bounds_and_validates_steps(local_steps: None) -> None:
+@pytest.mark.usefixtures("local_steps")
+def test_runner_seeds_bounds_and_validates_steps() -> None:
     first = run_regress(tiers=(1,), addresses={})["steps"]
     assert first["t.draw"]["status"] == "ok" and first["t.draw"]["extra"] == {"images": 4}
     assert run_regress(tiers=(1,), addresses={})["steps"]["t.draw"] == first["t.draw"]

@@ -71,7 +71,8 @@ def small_dataset(tmp_path: Path) -> Path:
     return data
 
 
-def test_models_build_writes_a_registry_once(fake_builders: None, small_dataset: Path, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("fake_builders")
+def test_models_build_writes_a_registry_once(small_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "models"
     registry_path = models_mod.build_models(out, data=small_dataset)
     registry = Registry.load(registry_path)
@@ -91,8 +92,9 @@ def test_models_build_writes_a_registry_once(fake_builders: None, small_dataset:
     assert yaml.safe_load(registry_path.read_text())["models"][0]["id"] == "yolo-synth"
 
 
+@pytest.mark.usefixtures("fake_builders")
 def test_models_build_fails_loudly_on_a_missing_builder(
-    fake_builders: None, small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(models_mod.BUILDERS, "svc_nowhere.tiny", ())
     with pytest.raises(RuntimeError, match="model builder svc_nowhere.tiny is missing"):
