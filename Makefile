@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint deadcode venv protos protos-check fixtures regress bench stack-up stack-down clean
+.PHONY: demo test lint deadcode venv protos protos-check fixtures regress bench stack-up stack-down clean device-wheels
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -70,6 +70,10 @@ regress: fixtures
 
 bench: fixtures
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+# cp312 wheels the GPU machine lacks (build/device-wheels, < 40 MiB), checked by an offline dry install.
+device-wheels: venv
+	$(PY) scripts/device_wheels.py
 
 stack-up: fixtures
 	$(TATOR) up --detach
