@@ -29,11 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TATOR_HOME", tempfile.mkdtemp(prefix="tator-bench-"))
 
-from tator_core.offline import enforce_offline  # noqa: E402
+from tator_core.offline import enforce_offline
 
 enforce_offline()
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 async def _ticker(gaps: list[float], stop: asyncio.Event, period: float = 0.005) -> None:
@@ -67,10 +67,10 @@ async def main(quick: bool) -> dict:
     for item in ds.items():
         await env.prepass(ds, item, pb.PrepassConfig())
     t = time.perf_counter()
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
-    import sklearn.metrics  # noqa: F401
-    import xgboost  # noqa: F401
+    import matplotlib.backends.backend_agg  # imported only to time the first import
+    import matplotlib.figure  # noqa: F401 (imported only to time the first import)
+    import sklearn.metrics  # noqa: F401 (imported only to time the first import)
+    import xgboost  # noqa: F401 (imported only to time the first import)
     first_use_imports_s = time.perf_counter() - t
 
     async def progress(done: int, total: int, message: str) -> None:

@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import yaml
 
-from tator_fixtures import LABELMAP, YOLO_FIXTURE  # noqa: E402
+from tator_fixtures import LABELMAP, YOLO_FIXTURE
 
 MODEL_ID = "yolo-bench"
 SEED = 11
@@ -119,7 +119,7 @@ async def measure(reg: Path, device: str, n: int, rounds: int, per_worker: int, 
     tiles = [large.crop(w.box) for w in tile_windows(large.width, large.height, TILE, 0.2)]
     kw = {"conf": 0.45, "iou": 0.45, "max_det": 300}
     loop = asyncio.get_running_loop()
-    run = lambda f: loop.run_in_executor(manager.executor, f)  # noqa: E731 - the device thread, as in serving
+    run = lambda f: loop.run_in_executor(manager.executor, f)  # the device thread, as in serving
     batched_ms, one_by_one_ms = await paired(lambda: run(lambda: backend.predict(tiles, **kw)),
                                              lambda: run(lambda: [backend.predict([t], **kw) for t in tiles]), n)
 

@@ -41,12 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory  # noqa: E402
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
-from tator_core.client import ServiceClient  # noqa: E402
-from tator_core.errors import parse_rpc_error  # noqa: E402
-from tator_core.images import sha256_hex  # noqa: E402
+from tator_core.client import ServiceClient
+from tator_core.errors import parse_rpc_error
+from tator_core.images import sha256_hex
 
 SHA_PLACEHOLDER = "REPLACE_WITH_IMAGE_SHA256"
 B64_PLACEHOLDER = "REPLACE_WITH_IMAGE_BASE64"

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TATOR_HOME", tempfile.mkdtemp(prefix="tator_bench_qwen_"))
 
-from tator_core.offline import enforce_offline  # noqa: E402
+from tator_core.offline import enforce_offline
 
 enforce_offline()
 

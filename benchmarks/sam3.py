@@ -33,19 +33,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TATOR_HOME", tempfile.mkdtemp(prefix="tator-bench-"))
 
-from tator_core.offline import enforce_offline  # noqa: E402
+from tator_core.offline import enforce_offline
 
 enforce_offline()
 
-import yaml  # noqa: E402
+import yaml
 
-from svc_sam3 import segment, tiny  # noqa: E402
-from svc_sam3.models import FAMILY, ModelManager  # noqa: E402
-from svc_sam3.settings import Sam3Settings  # noqa: E402
-from tator_core.gen.tator.common.v1 import common_pb2  # noqa: E402
-from tator_core.images import decode_image  # noqa: E402
-from tator_core.registry import Registry  # noqa: E402
-from tator_fixtures import FUZZ_PACK_DIR  # noqa: E402
+from svc_sam3 import segment, tiny
+from svc_sam3.models import FAMILY, ModelManager
+from svc_sam3.settings import Sam3Settings
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.images import decode_image
+from tator_core.registry import Registry
+from tator_fixtures import FUZZ_PACK_DIR
 
 GLOSSARY = {"circle": ["circle", "disc", "ring"], "square": ["square", "box", "block"],
             "triangle": ["triangle", "wedge", "delta"]}

@@ -74,7 +74,7 @@ def embed_batched(backbone: Embedder, crops: Sequence[np.ndarray], batch_size: i
         chunk = crops[i:i + bs]
         try:
             out[i:i + len(chunk)] = backbone.embed(chunk)
-        except Exception as exc:  # noqa: BLE001 - OOM backs off; anything else is isolated per crop
+        except Exception as exc:  # OOM backs off; anything else is isolated per crop
             if is_oom(exc):
                 _release_device_memory()
                 if bs == 1:
@@ -105,7 +105,7 @@ def _isolate(backbone: Embedder, chunk: Sequence[np.ndarray], offset: int, out: 
         for j, crop in enumerate(chunk):
             try:
                 out[offset + j] = backbone.embed([crop])[0]
-            except Exception as one:  # noqa: BLE001
+            except Exception as one:
                 if is_oom(one):
                     raise errors.resource_exhausted(f"{name}: out of device memory", backbone=name) from one
                 failures[offset + j] = one

@@ -138,7 +138,7 @@ class ClassifierRuntime:
             started = time.perf_counter()
             try:
                 model = backends.load(entry, self.device)
-            except Exception as exc:  # noqa: BLE001 - any loader failure is a load failure
+            except Exception as exc:  # any loader failure is a load failure
                 self._load_errors[entry.id] = f"{type(exc).__name__}: {exc}"[:500]
                 log.error("backbone load failed", exc_info=exc, extra={"fields": {"model": entry.id}})
                 raise errors.failed_precondition("MODEL_LOAD_FAILED", f"backbone {entry.id} failed to load: "

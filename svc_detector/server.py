@@ -85,7 +85,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         self.images = ImageStore(service="detector", max_items=settings.image_cache_items,
                                  max_pixels=settings.max_image_pixels)
 
-    async def Detect(self, request, context):  # noqa: N802 (gRPC names)
+    async def Detect(self, request, context):
         start = time.perf_counter()
         params, warnings = params_from_request(request)
         image = await asyncio.to_thread(self.images.resolve, request.image)
@@ -95,15 +95,15 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         result.warnings[:0] = warnings
         return response_pb(result, decode_ms, (time.perf_counter() - start) * 1000)
 
-    async def ListModels(self, request, context):  # noqa: N802
+    async def ListModels(self, request, context):
         statuses = await asyncio.to_thread(self.manager.statuses)  # hashing weights may read files
         return detector_pb2.ListModelsResponse(models=[model_info_pb(s) for s in statuses])
 
-    async def LoadModel(self, request, context):  # noqa: N802
+    async def LoadModel(self, request, context):
         await self.manager.load(request.model_id)
         return detector_pb2.LoadModelResponse(model=model_info_pb(self.manager.status(request.model_id)))
 
-    async def UnloadModel(self, request, context):  # noqa: N802
+    async def UnloadModel(self, request, context):
         await self.manager.unload(request.model_id)
         return detector_pb2.UnloadModelResponse(model=model_info_pb(self.manager.status(request.model_id)))
 
@@ -126,7 +126,7 @@ def build_spec(settings: DetectorSettings) -> ServiceSpec:
                 continue
             try:
                 await manager.load(entry.id)
-            except Exception as exc:  # noqa: BLE001 - recorded in the model's state
+            except Exception as exc:  # recorded in the model's state
                 log.error("warm-up: %s failed to load", entry.id, exc_info=exc)
 
     return ServiceSpec(name="detector", full_name=FULL_NAME, add_to_server=add, warmup=warmup,

@@ -45,9 +45,9 @@ def build(models_dir: Path, *, seed: int = 0, **_: object) -> list[dict]:
     out = Path(models_dir) / MODEL_ID
     config = _config(seed)
     stamp = out / STAMP
-    if (out / WEIGHTS).is_file() and stamp.is_file():
-        if json.loads(stamp.read_text()).get("config_hash") == stable_hash(config):
-            return [entry(Path(models_dir))]
+    if ((out / WEIGHTS).is_file() and stamp.is_file()
+            and json.loads(stamp.read_text()).get("config_hash") == stable_hash(config)):
+        return [entry(Path(models_dir))]
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch

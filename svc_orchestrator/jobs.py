@@ -168,7 +168,7 @@ class JobManager:
                                        message=f"failed in stage {stage}" if stage else "failed", eta_s=0.0)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - recorded on the job, traceback to the log
+                except Exception as exc:  # recorded on the job, traceback to the log
                     log.error("job %s failed", job_id, exc_info=exc)
                     await self._update(job_id, state=pb.JOB_STATE_FAILED, error=f"internal error: {exc}",
                                        message="failed", eta_s=0.0)

@@ -137,7 +137,7 @@ class QwenModels:
                 try:
                     (slot.backend, slot.version), _ = await self.run(
                         _load, slot.entry, self.device, self.feature_cache_items, model_id=slot.entry.id)
-                except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised raw
+                except Exception as exc:  # any load failure is reported, not raised raw
                     slot.state, slot.reason = FAILED, f"{type(exc).__name__}: {exc}"[:500]
                     slot.failed_files = file_signature(slot.entry.path)
                     log.error("model load failed", exc_info=exc, extra={"fields": {"model_id": slot.entry.id}})

@@ -185,7 +185,7 @@ def extract_json(text: str) -> JsonFound | None:
                     if isinstance(val, dict) and val or isinstance(val, list) and any(
                             isinstance(v, dict) for v in val):
                         return JsonFound(val, complete, True)
-    except Exception:  # noqa: BLE001 - a parser of model output must never raise
+    except Exception:  # a parser of model output must never raise
         return None
     return None
 
@@ -291,7 +291,7 @@ def parse_synonyms(text: str, labels: Sequence[str], all_labels: Sequence[str] |
                 kept.append(term)
             if kept:
                 out.terms[label] = kept
-    except Exception:  # noqa: BLE001 - never raise on model output
+    except Exception:  # never raise on model output
         return ParsedSynonyms()
     return out
 

@@ -252,7 +252,7 @@ class Engine:
         texts = run.timed("text_embed", lambda: self._texts(run.backend, run.model_id, keys, run.stats,
                                                             run.warnings))
         for ctx in plan.contexts:
-            vision = run.timed("vision_embed", lambda: self._vision(run.backend, run.model_id, plan.image, ctx,
+            vision = run.timed("vision_embed", lambda ctx=ctx: self._vision(run.backend, run.model_id, plan.image, ctx,
                                                                     run.stats))
             run.stats.contexts += 1
             for chunk in _chunks(keys, self.settings.prompt_batch):
@@ -280,7 +280,7 @@ class Engine:
                 jobs.append((q, text, f"exemplar:{q.label}:{','.join(str(j) for j, _ in pos)}", boxes))
             if not jobs:
                 continue
-            vision = run.timed("vision_embed", lambda: self._vision(run.backend, run.model_id, plan.image, ctx,
+            vision = run.timed("vision_embed", lambda ctx=ctx: self._vision(run.backend, run.model_id, plan.image, ctx,
                                                                     run.stats))
             run.stats.contexts += 1
             for chunk in _chunks(jobs, self.settings.prompt_batch):
@@ -311,7 +311,7 @@ class _Run:
         else:
             self.backend = self.timed("load", lambda: engine.models.backend(entry))
 
-    def timed(self, stage: str, fn):  # noqa: ANN001, ANN202 - a tiny stopwatch
+    def timed(self, stage: str, fn):  # a tiny stopwatch
         t0 = time.perf_counter()
         try:
             return fn()

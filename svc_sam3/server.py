@@ -24,7 +24,7 @@ log = logging.getLogger("tator.sam3")
 FULL_NAME = "tator.sam3.v1.Sam3Service"
 
 
-def _options(request, default_score: float) -> segment.Options:  # noqa: ANN001 - either request type
+def _options(request, default_score: float) -> segment.Options:  # either request type
     def opt(name: str, default: float) -> float:
         return getattr(request, name) if request.HasField(name) else default
 
@@ -49,7 +49,7 @@ def _detection(d: segment.Detection) -> common_pb2.Detection:
     return out
 
 
-def _response(cls, result: segment.Result, started: float):  # noqa: ANN001, ANN202
+def _response(cls, result: segment.Result, started: float):
     timing = common_pb2.Timing(total_ms=(time.perf_counter() - started) * 1000)
     for stage, ms in result.stages.items():
         if stage == "queue":
@@ -69,10 +69,10 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
         self.engine = segment.Engine(settings, models)
         self.executor = device_executor("sam3")
 
-    async def _on_device(self, fn, plan):  # noqa: ANN001, ANN202
+    async def _on_device(self, fn, plan):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, plan, time.perf_counter())
 
-    async def SegmentText(self, request: sam3_pb2.SegmentTextRequest, context) -> sam3_pb2.SegmentTextResponse:  # noqa: N802, ANN001
+    async def SegmentText(self, request: sam3_pb2.SegmentTextRequest, context) -> sam3_pb2.SegmentTextResponse:
         started = time.perf_counter()
         entry = self.models.entry(request.model_id)
         image = self.images.resolve(request.image)
@@ -82,7 +82,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
         result = await self._on_device(self.engine.run_text, plan)
         return _response(sam3_pb2.SegmentTextResponse, result, started)
 
-    async def SegmentExemplars(self, request: sam3_pb2.SegmentExemplarsRequest, context) -> sam3_pb2.SegmentExemplarsResponse:  # noqa: N802, ANN001, E501
+    async def SegmentExemplars(self, request: sam3_pb2.SegmentExemplarsRequest, context) -> sam3_pb2.SegmentExemplarsResponse:
         started = time.perf_counter()
         entry = self.models.entry(request.model_id)
         image = self.images.resolve(request.image)
@@ -93,7 +93,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
         result = await self._on_device(self.engine.run_exemplars, plan)
         return _response(sam3_pb2.SegmentExemplarsResponse, result, started)
 
-    async def ListModels(self, request: sam3_pb2.ListModelsRequest, context) -> sam3_pb2.ListModelsResponse:  # noqa: N802, ANN001
+    async def ListModels(self, request: sam3_pb2.ListModelsRequest, context) -> sam3_pb2.ListModelsResponse:
         return sam3_pb2.ListModelsResponse(models=self.models.infos())
 
     def warm(self) -> None:

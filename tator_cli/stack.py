@@ -126,10 +126,9 @@ def spawn(svc: ServiceConf, services: dict[str, ServiceConf]) -> subprocess.Pope
     cmd, env = command_for(svc, services)
     logs = tator_home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log = open(logs / f"{svc.name}.log", "ab")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                            start_new_session=True)
-    log.close()
+    with open(logs / f"{svc.name}.log", "ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                start_new_session=True)
     svc.pid = proc.pid
     return proc
 

@@ -20,7 +20,8 @@ from tator_core.gen.tator.common.v1 import common_pb2
 DOMAIN = "tator"
 _PREFIX = "ERROR_REASON_"
 REASONS = frozenset(
-    name[len(_PREFIX):] for name in common_pb2.ErrorReason.keys() if name != "ERROR_REASON_UNSPECIFIED"
+    name[len(_PREFIX):] for name in common_pb2.ErrorReason.keys()  # noqa: SIM118 (an enum wrapper, not a dict)
+    if name != "ERROR_REASON_UNSPECIFIED"
 )
 
 

@@ -113,7 +113,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
-        except Exception as exc:  # noqa: BLE001 - mapped to a status, never leaked
+        except Exception as exc:  # mapped to a status, never leaked
             code = exc.code.name if isinstance(exc, errors.TatorError) else "INTERNAL"
             await self._fail(context, method, rid, exc)
         finally:

@@ -9,7 +9,7 @@ import pytest
 
 # Before any model library is imported by a test module.
 os.environ.setdefault("TATOR_HOME", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".tator"))
-from tator_core.offline import enforce_offline  # noqa: E402
+from tator_core.offline import enforce_offline
 
 enforce_offline()
 os.environ.setdefault("MPLBACKEND", "Agg")

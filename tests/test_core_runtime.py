@@ -29,7 +29,7 @@ def test_settings_defaults_env_then_flags(monkeypatch):
     monkeypatch.setenv("TATOR_DEMO_MAX_BATCH", "9")
     s = DemoSettings.load(["--max-batch", "12", "--no-warmup", "--device", "cpu"])
     assert (s.port, s.max_batch, s.warmup, s.device) == (5005, 12, False, "cpu")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="port"):
         DemoSettings.load(["--port", "99999"])
 
 
@@ -68,7 +68,8 @@ models:
 
 
 def test_error_reasons_are_the_proto_list():
-    names = {n.removeprefix("ERROR_REASON_") for n in common_pb2.ErrorReason.keys()} - {"UNSPECIFIED"}
+    names = {n.removeprefix("ERROR_REASON_")
+             for n in common_pb2.ErrorReason.keys()} - {"UNSPECIFIED"}  # noqa: SIM118 (a protobuf enum wrapper, not a dict)
     assert names == errors.REASONS
     with pytest.raises(ValueError):
         errors.TatorError(grpc.StatusCode.INTERNAL, "MADE_UP", "x")

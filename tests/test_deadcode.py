@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import rpc_inventory  # noqa: E402 (a script, importable only once scripts/ is on the path)
+import rpc_inventory  # a script, importable only once scripts/ is on the path
 
 WHITELIST = ROOT / "scripts" / "vulture_whitelist.py"
 #: Whitelisted names that are not RPCs, each explained in the whitelist.

@@ -13,7 +13,7 @@ import pytest
 
 from svc_orchestrator.catalogs import GlossaryLibrary, normalize_glossary_text
 from svc_orchestrator.jobs import JobManager
-from svc_orchestrator.prepass import prompts as P
+from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.prepass.config import DEFAULTS, merge, resolve
 from svc_orchestrator.prepass.exemplars import select_exemplars
@@ -156,14 +156,14 @@ def test_exemplars_are_top_k_per_label_above_min_score_in_pixels():
 
 
 def test_prompts_order_dedupe_and_enforced_budget():
-    terms = P.glossary_terms('{"light_vehicle": ["car", "Car", "van"], "person": []}', ["light_vehicle", "person"])
-    assert P.labels_needing_expansion(["light_vehicle", "person"], terms) == ["person"]
-    out = P.build_prompts(["light_vehicle", "person"], terms, {"person": ["human", "pedestrian", "walker"]}, budget=2)
+    terms = prompts.glossary_terms('{"light_vehicle": ["car", "Car", "van"], "person": []}', ["light_vehicle", "person"])
+    assert prompts.labels_needing_expansion(["light_vehicle", "person"], terms) == ["person"]
+    out = prompts.build_prompts(["light_vehicle", "person"], terms, {"person": ["human", "pedestrian", "walker"]}, budget=2)
     assert out["light_vehicle"] == [("light vehicle", "base"), ("light_vehicle", "base"), ("car", "glossary"),
                                     ("van", "glossary")]
     assert out["person"] == [("person", "base"), ("human", "qwen"), ("pedestrian", "qwen")]
-    big = P.build_prompts(["x"], {"x": [f"t{i}" for i in range(100)]}, {}, budget=0)
-    assert len(big["x"]) == P.MAX_PROMPTS_PER_LABEL
+    big = prompts.build_prompts(["x"], {"x": [f"t{i}" for i in range(100)]}, {}, budget=0)
+    assert len(big["x"]) == prompts.MAX_PROMPTS_PER_LABEL
 
 
 # --- prepass cache ---------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ class FakeDetector(detector_pb2_grpc.DetectorServiceServicer):
     def __init__(self, device: str) -> None:
         self.device = device
 
-    def ListModels(self, request, context):  # noqa: N802 (gRPC method name)
+    def ListModels(self, request, context):
         return detector_pb2.ListModelsResponse(models=[common_pb2.ModelInfo(
             id="yolo-synth", family="yolo", version="sha256:ab", device=self.device,
             state=common_pb2.MODEL_STATE_AVAILABLE, is_default=True, labelmap=["circle", "square", "triangle"],

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from svc_orchestrator.clients import CallStats, RemoteCallError, ServiceClients
-from svc_orchestrator.prepass import prompts as P
+from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.config import ResolvedConfig
 from svc_orchestrator.prepass.exemplars import select_exemplars
 from svc_orchestrator.prepass.plan import ModelPlan, stage_failed
@@ -164,7 +164,7 @@ async def _split_on_fanout(stage: str, units: dict[str, list], call: Callable[[d
 async def _synonyms(clients: ServiceClients, inp: FlowInput, reports: _Reports, cache: SynonymCache,
                     terms: dict[str, list[str]]) -> dict[str, list[str]]:
     cfg, plan = inp.config, inp.plan
-    missing = P.labels_needing_expansion(inp.labelmap, terms)
+    missing = prompts.labels_needing_expansion(inp.labelmap, terms)
     if not missing or cfg.sam3_text_synonym_budget <= 0:
         reports.skip("synonyms", "every label has glossary terms" if not missing else "budget is 0")
         return {}
@@ -232,7 +232,7 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
             log.extend(f"sam3_text: {w}" for w in resp.warnings)
             for det in resp.detections:
                 o = origin.get((det.label, det.prompt.lower()), "")
-                out.append((det, "sam3_text", sam3_run(det), P.atom_origin(o) if o else "unknown"))
+                out.append((det, "sam3_text", sam3_run(det), prompts.atom_origin(o) if o else "unknown"))
     reports.record("sam3_text", total, detections=len(out), cache_hits=hits)
     return out
 
@@ -337,11 +337,11 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
     reports = _Reports()
     notes: list[str] = list(inp.plan.warnings)
     synonyms = synonyms or SynonymCache()
-    terms = P.glossary_terms(inp.glossary_text, inp.labelmap)
+    terms = prompts.glossary_terms(inp.glossary_text, inp.labelmap)
 
     async def text_branch() -> tuple[list, dict]:
         expansions = await _synonyms(clients, inp, reports, synonyms, terms) if cfg.enable_sam3_text else {}
-        prompt_map = P.build_prompts(inp.labelmap, terms, expansions, cfg.sam3_text_synonym_budget)
+        prompt_map = prompts.build_prompts(inp.labelmap, terms, expansions, cfg.sam3_text_synonym_budget)
         return await _sam3_text(clients, inp, reports, notes, prompt_map), prompt_map
 
     det_raw, (text_raw, prompt_map) = await _both(_detectors(clients, inp, reports, notes), text_branch())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from svc_orchestrator.clients import ServiceClients
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
-from svc_orchestrator.prepass import prompts as P
+from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.prepass.config import ResolvedConfig, merge, resolve
 from svc_orchestrator.prepass.flow import FlowInput, ImageInput, SynonymCache, run_prepass
@@ -66,10 +66,10 @@ class PrepassRunner:
         if glossary_name:
             glossary_text = self.glossary_lookup(glossary_name)
         resolved = resolve(cfg_pb)
-        terms = P.glossary_terms(glossary_text, dataset.labelmap)
+        terms = prompts.glossary_terms(glossary_text, dataset.labelmap)
         return PrepassContext(dataset, list(dataset.labelmap), glossary_text, glossary_hash(glossary_text), cfg_pb,
                               resolved, resolved.config_hash(),
-                              bool(P.labels_needing_expansion(dataset.labelmap, terms)))
+                              bool(prompts.labels_needing_expansion(dataset.labelmap, terms)))
 
     async def plan(self, ctx: PrepassContext) -> tuple[ModelPlan, CacheMeta]:
         states = await self.clients.states(needed_services(ctx.config, ctx.wants_expansion))

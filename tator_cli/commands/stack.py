@@ -48,7 +48,7 @@ def _up(config: Path | None = typer.Option(None, help="stack config (default con
     except (TimeoutError, RuntimeError) as exc:
         console.print(f"[red]{exc}[/]")
         stack.stop()
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     for name in [n for n in ("envoy", "web") if n in procs and procs[n].poll() is not None]:
         console.print(f"[yellow]{name} exited ({procs[name].returncode}); see {stack.tator_home()}/logs/{name}.log[/]")
         procs.pop(name)

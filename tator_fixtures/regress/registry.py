@@ -106,7 +106,7 @@ def step(
 
 def registered_steps() -> list[Step]:
     """All steps, by tier, then in registration order (step modules are imported in name order)."""
-    from tator_fixtures import steps  # noqa: F401  (importing registers every step module)
+    from tator_fixtures import steps  # noqa: F401 (importing registers every step module)
 
     return sorted(_STEPS.values(), key=lambda s: s.tier)
 

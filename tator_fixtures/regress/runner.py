@@ -106,7 +106,7 @@ async def _run_step(spec: Step, ctx: StepContext) -> dict[str, Any]:
         result = _check_result(await asyncio.wait_for(spec.fn(ctx), timeout=spec.deadline_s))
     except TimeoutError:
         return record | {"status": "failed", "error": f"deadline exceeded ({spec.deadline_s:g} s)"}
-    except Exception as exc:  # noqa: BLE001  (any failure of a step is recorded, never fatal to the run)
+    except Exception as exc:  # any failure of a step is recorded, never fatal to the run
         return record | {"status": "failed", "error": _describe(exc)}
     return record | {"status": "ok"} | result
 

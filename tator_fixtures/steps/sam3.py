@@ -56,7 +56,7 @@ class _Sam3(StepImage):
             raise AssertionError(f"{labels} holds no box to use as an exemplar")
         return out
 
-    async def text(self, windows) -> Any:  # noqa: ANN001
+    async def text(self, windows) -> Any:
         from tator_core.client import image_ref
         from tator_core.gen.tator.sam3.v1 import sam3_pb2 as pb
 
@@ -73,7 +73,7 @@ class _Sam3(StepImage):
             raise AssertionError(f"{resp.stats.prompt_runs} prompt runs for {n} prompts x {resp.stats.contexts} contexts")
         return resp
 
-    async def similarity(self, windows) -> Any:  # noqa: ANN001
+    async def similarity(self, windows) -> Any:
         from tator_core.client import image_ref
         from tator_core.gen.tator.common.v1 import common_pb2
         from tator_core.gen.tator.sam3.v1 import sam3_pb2 as pb
@@ -89,7 +89,7 @@ class _Sam3(StepImage):
             raise AssertionError("a similarity detection lacks its exemplar handle")
         return resp
 
-    def check(self, resp, threshold: float, source: str, windows) -> None:  # noqa: ANN001
+    def check(self, resp, threshold: float, source: str, windows) -> None:
         expected_contexts = 1 if windows is None else 5
         if resp.stats.contexts > expected_contexts or resp.stats.contexts < 1:
             raise AssertionError(f"{resp.stats.contexts} contexts ran, expected at most {expected_contexts}")
