@@ -50,9 +50,9 @@ lint: venv
 
 # High-confidence dead code fails; the 60% list (attributes, fields) and the RPC inventory are a report.
 deadcode: venv
-	.venv/bin/vulture
+	$(PY) scripts/deadcode.py
 	@echo "--- possibly dead (60% confidence; review by hand) ---"
-	-.venv/bin/vulture --min-confidence 60
+	-$(PY) scripts/deadcode.py --min-confidence 60
 	$(PY) scripts/rpc_inventory.py
 
 test: fixtures protos-check lint

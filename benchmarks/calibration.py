@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import statistics
@@ -67,10 +68,8 @@ async def main(quick: bool) -> dict:
     for item in ds.items():
         await env.prepass(ds, item, pb.PrepassConfig())
     t = time.perf_counter()
-    import matplotlib.backends.backend_agg  # imported only to time the first import
-    import matplotlib.figure  # noqa: F401 (imported only to time the first import)
-    import sklearn.metrics  # noqa: F401 (imported only to time the first import)
-    import xgboost  # noqa: F401 (imported only to time the first import)
+    for module in ("matplotlib.backends.backend_agg", "matplotlib.figure", "sklearn.metrics", "xgboost"):
+        importlib.import_module(module)
     first_use_imports_s = time.perf_counter() - t
 
     async def progress(done: int, total: int, message: str) -> None:
