@@ -71,7 +71,7 @@ def test_local_config_matches_the_stack() -> None:
     sock = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     assert f"{sock['address']}:{sock['port_value']}" == stack["orchestrator"]["address"]
     k8s = yaml.safe_load(K8S_CONFIG.read_text())
-    (kc,) = k8s["static_resources"]["clusters"]
+    (kc,) = [c for c in k8s["static_resources"]["clusters"] if c["name"] == "orchestrator"]
     ksock = kc["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     assert (ksock["address"], ksock["port_value"]) == ("orchestrator-headless", sock["port_value"])
     assert kc["cluster_type"]["name"] == "envoy.cluster.dns" and kc["lb_policy"] == "ROUND_ROBIN"
