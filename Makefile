@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint deadcode venv protos protos-check fixtures regress bench stack-up stack-down clean device-wheels
+.PHONY: demo test lint deadcode venv protos protos-check fixtures regress bench stack-up stack-down clean device-wheels setup-postgres
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -21,6 +21,14 @@ MODELS := $(TATOR_HOME)/models/registry.yaml
 	touch $@
 
 venv: .venv/.installed
+
+# PostgreSQL server binaries for the shared-store tests (the tests start their own server). Installed
+# with apt when missing and we may; otherwise those tests skip and say why.
+setup-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	    else echo "setup-postgres: no PostgreSQL and no root apt-get; the PostgreSQL store tests will skip"; fi; }
 
 # --- contracts ---------------------------------------------------------------
 protos: venv
@@ -55,7 +63,7 @@ deadcode: venv
 	-$(PY) scripts/deadcode.py --min-confidence 60
 	$(PY) scripts/rpc_inventory.py
 
-test: fixtures protos-check lint
+test: fixtures setup-postgres protos-check lint
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(TATOR) up --detach
 	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress.json \

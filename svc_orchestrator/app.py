@@ -2,7 +2,8 @@
 
 `Orchestrator` owns the typed clients, the dataset catalog, the glossary library, the recipe store,
 the prepass cache and runner, and the job manager. Layout under the state dir:
-`jobs.sqlite`, `prepass_cache.sqlite`, `glossaries/`, `recipes/`, `calibration/<job_id>/`.
+`orchestrator.sqlite` (jobs, job events, prepass cache; PostgreSQL instead when `store_url` names one),
+`glossaries/`, `recipes/`, `calibration/<job_id>/`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from svc_orchestrator.catalogs import GlossaryLibrary, list_models
 from svc_orchestrator.clients import RemoteCallError, ServiceClients
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
 from svc_orchestrator.jobs import JobHandle, JobManager
-from svc_orchestrator.prepass.cache import CACHE_FILE, PrepassCache
+from svc_orchestrator.prepass.cache import PrepassCache
 from svc_orchestrator.prepass.plan import stage_failed
 from svc_orchestrator.prepass.runner import PrepassContext, PrepassRunner
 from svc_orchestrator.recipes import RecipeStore
 from svc_orchestrator.settings import OrchestratorSettings
+from svc_orchestrator.store import open_store
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import sha256_hex
@@ -94,8 +96,10 @@ class Orchestrator:
         self.browser = ImageBrowser(max_message_bytes=settings.max_message_mb * 1024 * 1024)
         self.glossaries = GlossaryLibrary(state / "glossaries")
         self.recipes = RecipeStore(state / "recipes")
-        self.cache = PrepassCache(state / CACHE_FILE)
-        self.jobs = JobManager(state / "jobs.sqlite", max_concurrent=settings.max_concurrent_jobs)
+        self.store = open_store(settings.store_url, state)
+        self.cache = PrepassCache(self.store)
+        self.jobs = JobManager(self.store, max_concurrent=settings.max_concurrent_jobs,
+                               replica_id=settings.replica_id, lease_s=settings.lease_s)
         self.runner = PrepassRunner(self.clients, self.cache, self.datasets, glossary_lookup=self.glossaries.text,
                                     recipe_lookup=self.recipes.get, max_image_pixels=settings.max_image_pixels)
         self.calibration_root = state / "calibration"
@@ -103,7 +107,7 @@ class Orchestrator:
     async def close(self) -> None:
         await self.jobs.close()
         await self.clients.close()
-        self.cache.close()
+        self.store.close()
 
     # --- prepass --------------------------------------------------------------------------------
     async def prepass(self, request: pb.PrepassRequest) -> pb.PrepassResult:

@@ -1,43 +1,47 @@
-"""Jobs: persisted in SQLite, run as asyncio tasks, watched through progress events.
+"""Jobs: stored in the orchestrator's store (SQLite or PostgreSQL), watched through stored events.
 
-A job body is `async def body(handle) -> result_json`. It reports progress with
-`await handle.progress(done, total, message, image)` and calls `handle.check_cancelled()` between
-units (images), so a cancel takes effect within one unit. A body that raises a TatorError fails
-the job with its message and, when the error names a stage (metadata `stage`), `failed_stage`.
-When the orchestrator starts, every job the database still has as QUEUED or RUNNING is marked
-INTERRUPTED: its process is gone, and claiming it still runs would be a lie.
+Two kinds of job:
+- a *local* job is one `async def body(handle) -> result_json` run as an asyncio task on the replica
+  that started it (calibration). It reports with `await handle.progress(done, total, message, image)`
+  and calls `handle.check_cancelled()` between units, so a cancel takes effect within one unit. A body
+  that raises a TatorError fails the job with its message and, when the error names a stage
+  (metadata `stage`), `failed_stage`. Its replica renews a lease on it; when that replica restarts, or
+  its lease runs out (the replica is gone), the job ends INTERRUPTED: nobody can finish it.
+- a *sharded* job (a dataset prepass) is a list of work units in the store; every replica's workers
+  (`workers.py`) claim units, so the job survives the replica that started it.
+
+Every change appends an event in the same transaction; WatchJob on any replica reads the events after
+the last one it saw (woken at once by changes made here, else polling), so a job started on replica A
+is watched on B. CancelJob on any replica: a sharded job is CANCELLED at once (workers stop at their
+next image); a local job is flagged and its replica cancels it within one poll.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import sqlite3
-import threading
+import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 from svc_orchestrator.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token
+from svc_orchestrator.store import Store
+from svc_orchestrator.store.base import TERMINAL
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 log = logging.getLogger("tator.orchestrator.jobs")
-TERMINAL = frozenset({pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED,
-                      pb.JOB_STATE_INTERRUPTED})
-_COLUMNS = ("id", "kind", "state", "dataset_id", "done", "total", "eta_s", "message", "error", "failed_stage",
-            "created_at", "updated_at", "result_json")
 _PAGE_QUERY = {"list": "jobs"}
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-  id TEXT PRIMARY KEY, kind INTEGER NOT NULL, state INTEGER NOT NULL, dataset_id TEXT NOT NULL,
-  done INTEGER NOT NULL, total INTEGER NOT NULL, eta_s REAL NOT NULL, message TEXT NOT NULL,
-  error TEXT NOT NULL, failed_stage TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-  result_json TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
-"""
+__all__ = ["TERMINAL", "JobCancelled", "JobHandle", "JobManager", "default_replica_id"]
+
+
+def default_replica_id() -> str:
+    """The host name: unique per pod in a deployment, and the same again when a local orchestrator
+    restarts, so it takes its own unfinished work back at once instead of waiting out its lease."""
+    return socket.gethostname() or "orchestrator"
 
 
 class JobCancelled(Exception):
@@ -66,60 +70,48 @@ JobBody = Callable[[JobHandle], Awaitable[str]]
 
 
 class JobManager:
-    def __init__(self, db_path: Path, *, max_concurrent: int = 1) -> None:
-        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-        # Updates are read-modify-write with an await in between; serialising them
-        # keeps concurrent progress reports from overwriting each other and keeps
-        # WatchJob events in order.
+    def __init__(self, store: Store | Path, *, max_concurrent: int = 1, replica_id: str = "",
+                 lease_s: float = 15.0, poll_s: float = 0.25) -> None:
+        # A path opens (and `close` closes) a SQLite store of its own; a Store is shared.
+        self._owned = not isinstance(store, Store)
+        if self._owned:
+            from svc_orchestrator.store.sqlite import SqliteStore
+
+            store = SqliteStore(Path(store))
+        self.store: Store = store
+        self.replica_id = replica_id or default_replica_id()
+        self.lease_s, self.poll_s = lease_s, poll_s
+        # Updates from one replica stay in call order: a late progress report never overtakes a later one.
         self._update_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(max_concurrent)
         self._tasks: dict[str, asyncio.Task] = {}
         self._cancel: set[str] = set()
-        self._watchers: dict[str, set[asyncio.Queue]] = {}
-        self.interrupted = self._mark_interrupted()
-
-    def _mark_interrupted(self) -> int:
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE jobs SET state=?, error=?, eta_s=0, updated_at=? WHERE state IN (?, ?)",
-                (pb.JOB_STATE_INTERRUPTED, "the orchestrator stopped while this job was queued or running",
-                 time.time(), pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING))
-            return cur.rowcount
+        self._changed: dict[str, asyncio.Event] = {}
+        self._watching: dict[str, int] = {}
+        self._keeper: asyncio.Task | None = None
+        self.interrupted = self.store.interrupt_orphans(
+            self.replica_id, time.time(), "the orchestrator stopped while this job was queued or running")
 
     # --- storage ------------------------------------------------------------------------------
-    def _row(self, job_id: str) -> pb.Job | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return pb.Job(**dict(zip(_COLUMNS, row))) if row else None
+    def notify(self, job_id: str) -> None:
+        """Wake this replica's watchers of a job (another replica's change is seen by polling)."""
+        ev = self._changed.get(job_id)
+        if ev is not None:
+            ev.set()
 
-    def _write(self, job: pb.Job) -> None:
-        values = [getattr(job, c) for c in _COLUMNS]
-        with self._lock:
-            self._db.execute(f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES "
-                             f"({', '.join('?' for _ in _COLUMNS)})", values)
-
-    async def _update(self, job_id: str, *, image: str = "", **fields: object) -> pb.Job:
+    async def _update(self, job_id: str, *, image: str = "", **fields: object) -> pb.Job | None:
         async with self._update_lock:
-            job = self._row(job_id)
-            assert job is not None
-            for k, v in fields.items():
-                setattr(job, k, v)
-            job.updated_at = time.time()
-            await asyncio.to_thread(self._write, job)
-            for q in list(self._watchers.get(job_id, ())):
-                q.put_nowait((pb.Job().FromString(job.SerializeToString()), image))
-            return job
+            fields.setdefault("updated_at", time.time())
+            job = await asyncio.to_thread(self.store.update_job, job_id, fields, image=image, only_active=True)
+        self.notify(job_id)
+        return job
 
     # --- API ------------------------------------------------------------------------------------
     def get(self, job_id: str) -> pb.Job:
-        job = self._row(job_id)
-        if job is None:
+        rec = self.store.job(job_id)
+        if rec is None:
             raise errors.not_found("JOB_NOT_FOUND", f"no job {job_id!r}", job_id=job_id)
-        return job
+        return rec.job
 
     def list(self, limit: int = 50) -> list[pb.Job]:
         return self.page(limit or DEFAULT_PAGE_SIZE, "")[0]
@@ -129,25 +121,35 @@ class JobManager:
         not shift or repeat the later pages."""
         size = size or DEFAULT_PAGE_SIZE
         cursor = decode_token(token, _PAGE_QUERY)
-        where, args = "", []
+        before = None
         if cursor is not None:
             if not (isinstance(cursor, list) and len(cursor) == 2 and isinstance(cursor[0], (int, float))
                     and isinstance(cursor[1], str)):
                 raise errors.invalid_argument("page_token", "page_token is not a token this server issued")
-            where, args = "WHERE created_at < ? OR (created_at = ? AND id < ?)", [cursor[0], cursor[0], cursor[1]]
-        with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs {where} ORDER BY created_at DESC, "
-                                    "id DESC LIMIT ?", (*args, size + 1)).fetchall()
-        jobs = [pb.Job(**dict(zip(_COLUMNS, r))) for r in rows[:size]]
+            before = (float(cursor[0]), cursor[1])
+        rows = self.store.list_jobs(size + 1, before)
+        jobs = rows[:size]
         more = len(rows) > size
         return jobs, encode_token(_PAGE_QUERY, [jobs[-1].created_at, jobs[-1].id]) if more else ""
 
-    def start(self, kind: int, dataset_id: str, total: int, body: JobBody, *, message: str = "queued") -> pb.Job:
+    def _new(self, kind: int, dataset_id: str, total: int, message: str) -> pb.Job:
         now = time.time()
-        job = pb.Job(id=f"job-{uuid.uuid4().hex[:12]}", kind=kind, state=pb.JOB_STATE_QUEUED, dataset_id=dataset_id,
-                     total=total, message=message, created_at=now, updated_at=now)
-        self._write(job)
+        return pb.Job(id=f"job-{uuid.uuid4().hex[:12]}", kind=kind, state=pb.JOB_STATE_QUEUED, dataset_id=dataset_id,
+                      total=total, message=message, created_at=now, updated_at=now)
+
+    def start(self, kind: int, dataset_id: str, total: int, body: JobBody, *, message: str = "queued") -> pb.Job:
+        """A local job: `body` runs here, as an asyncio task."""
+        job = self._new(kind, dataset_id, total, message)
+        self.store.insert_job(job, owner=self.replica_id, lease_until=time.time() + self.lease_s)
         self._tasks[job.id] = asyncio.create_task(self._run(job.id, body))
+        self._ensure_keeper()
+        return job
+
+    def start_sharded(self, kind: int, dataset_id: str, units: Sequence[Sequence[str]], spec: bytes, *,
+                      message: str = "queued") -> pb.Job:
+        """A sharded job: its units wait in the store for any replica's workers."""
+        job = self._new(kind, dataset_id, sum(len(u) for u in units), message)
+        self.store.insert_job(job, owner=self.replica_id, lease_until=0.0, spec=spec, units=units)
         return job
 
     async def _run(self, job_id: str, body: JobBody) -> None:
@@ -176,49 +178,91 @@ class JobManager:
                     await self._update(job_id, state=pb.JOB_STATE_SUCCEEDED, result_json=result, message="done",
                                        eta_s=0.0)
         except asyncio.CancelledError:
-            job = self._row(job_id)
-            if job is not None and job.state not in TERMINAL:
-                job.state, job.error, job.updated_at = pb.JOB_STATE_INTERRUPTED, "the orchestrator stopped", time.time()
-                self._write(job)
-                for q in list(self._watchers.get(job_id, ())):
-                    q.put_nowait((job, ""))
+            await asyncio.to_thread(self.store.update_job, job_id, {
+                "state": pb.JOB_STATE_INTERRUPTED, "error": "the orchestrator stopped", "eta_s": 0.0,
+                "updated_at": time.time()}, only_active=True)
+            self.notify(job_id)
             raise
         finally:
             self._tasks.pop(job_id, None)
             self._cancel.discard(job_id)
 
     def cancel(self, job_id: str) -> pb.Job:
-        job = self.get(job_id)
-        if job.state in TERMINAL:
-            return job
-        self._cancel.add(job_id)
+        rec = self.store.job(job_id)
+        if rec is None:
+            raise errors.not_found("JOB_NOT_FOUND", f"no job {job_id!r}", job_id=job_id)
+        if rec.job.state in TERMINAL:
+            return rec.job
+        if rec.sharded:
+            # Nothing to wait for: every worker checks the job's state before and after each image.
+            job = self.store.update_job(job_id, {"state": pb.JOB_STATE_CANCELLED, "message": "cancelled",
+                                                 "eta_s": 0.0, "updated_at": time.time()}, only_active=True)
+            self.notify(job_id)
+            return job if job is not None else self.get(job_id)
+        self.store.request_cancel(job_id)
+        if job_id in self._tasks:
+            self._cancel.add(job_id)
+        job = rec.job
         job.message = "cancelling"
         return job
 
     async def watch(self, job_id: str) -> AsyncIterator[tuple[pb.Job, str]]:
         """The job now, then every change until it ends."""
-        queue: asyncio.Queue = asyncio.Queue()
-        self._watchers.setdefault(job_id, set()).add(queue)
+        ev = self._changed.setdefault(job_id, asyncio.Event())
+        self._watching[job_id] = self._watching.get(job_id, 0) + 1
         try:
             job = self.get(job_id)
+            events = await asyncio.to_thread(self.store.events_after, job_id, 0, 1 << 30)
+            seq = events[-1][0] if events else 0
             yield job, ""
             while job.state not in TERMINAL:
-                job, image = await queue.get()
-                yield job, image
+                ev.clear()
+                events = await asyncio.to_thread(self.store.events_after, job_id, seq)
+                for event_seq, job, image in events:
+                    seq = event_seq
+                    yield job, image
+                    if job.state in TERMINAL:
+                        return
+                if not events:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ev.wait(), self.poll_s)
         finally:
-            self._watchers.get(job_id, set()).discard(queue)
-            if not self._watchers.get(job_id):
-                self._watchers.pop(job_id, None)
+            self._watching[job_id] -= 1
+            if not self._watching[job_id]:
+                self._watching.pop(job_id)
+                self._changed.pop(job_id, None)
 
     async def wait(self, job_id: str) -> pb.Job:
         async for job, _ in self.watch(job_id):
             last = job
         return last
 
+    # --- leases ---------------------------------------------------------------------------------
+    def _ensure_keeper(self) -> None:
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep())
+
+    async def _keep(self) -> None:
+        """Renew this replica's leases on its local jobs, pick up cancels made on other replicas, and end
+        other replicas' local jobs whose lease ran out."""
+        while True:
+            await asyncio.sleep(min(self.poll_s * 2, self.lease_s / 3))
+            local = list(self._tasks)
+            try:
+                now = time.time()
+                await asyncio.to_thread(self.store.heartbeat_jobs, self.replica_id, local, now + self.lease_s)
+                self._cancel |= await asyncio.to_thread(self.store.cancel_requested, local)
+                await asyncio.to_thread(self.store.interrupt_orphans, "", now,
+                                        "the orchestrator running this job stopped renewing its lease")
+            except Exception as exc:  # a store outage must not end the loop
+                log.warning("job lease upkeep failed: %s", exc)
+
     async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        with self._lock:
-            self._db.close()
+        await asyncio.gather(*tasks, *(t for t in (self._keeper,) if t is not None), return_exceptions=True)
+        if self._owned:
+            self.store.close()

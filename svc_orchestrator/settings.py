@@ -45,6 +45,14 @@ class OrchestratorSettings(ServiceSettings):
     health_timeout_s: float = Field(3.0, gt=0, description="deadline of health/ListModels probes")
     models_ttl_s: float = Field(2.0, ge=0, description="how long a ListModels answer is reused (0 = never)")
     max_concurrent_jobs: int = Field(1, ge=1, le=16, description="jobs running at once; others wait QUEUED")
+    store_url: str = Field("", pattern=r"^(|postgres(ql)?://.*|sqlite:///.+)$",
+                           description="where jobs, job events and the prepass cache live: empty = "
+                                       "<state_dir>/orchestrator.sqlite; postgresql://user@host:port/db = "
+                                       "shared by every replica")
+    replica_id: str = Field("", max_length=128, description="this replica's name in job and work-unit leases "
+                                                             "(empty = the host name; unique per replica)")
+    lease_s: float = Field(15.0, ge=1, le=600, description="a replica that stops renewing a lease for this "
+                                                            "long is taken for dead")
 
     def service_addresses(self) -> dict[str, str]:
         return {"detector": self.detector_address, "sam3": self.sam3_address, "qwen": self.qwen_address,

@@ -32,3 +32,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL server for the session (each test takes a fresh database from it)."""
+    from tator_fixtures.postgres import PostgresServer, find_bin_dir
+
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: `make setup-postgres`")
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The orchestrator store URL of each implementation: the same test runs against both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orchestrator.sqlite'}"
+    return request.getfixturevalue("pg_server").create_database()

@@ -3,16 +3,13 @@ prepass cache, glossary library, jobs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sqlite3
 
 import grpc
 import pytest
 
 from svc_orchestrator.catalogs import GlossaryLibrary, normalize_glossary_text
-from svc_orchestrator.jobs import JobManager
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.prepass.config import DEFAULTS, merge, resolve
@@ -185,27 +182,6 @@ def test_cache_key_covers_every_input(tmp_path):
         assert _meta(**over).key("sha") != key, over
 
 
-def test_cache_roundtrip_with_meta_and_atomic_entries(tmp_path):
-    cache = PrepassCache(tmp_path / "c.sqlite")
-    meta = _meta()
-    result = pb.PrepassResult(image_sha256="sha", image_name="x.png", width=3, height=4, config_hash="cfg")
-    result.candidates.add(label="circle", score=0.5)
-    assert cache.get(meta.key("sha")) is None
-    cache.put(meta.key("sha"), meta, result, "ds")
-    assert cache.get(meta.key("sha")) == result
-    m = cache.meta_for(meta.key("sha"))
-    assert m["glossary_text"] == "circle: disc" and m["glossary_hash"] == meta.glossary_hash
-    assert m["labelmap"] == LABELS and m["versions"] == {"yolo-synth": "v1"} and m["config"] == {"a": 1}
-    # a write failing after its meta row went in (NOT NULL on the entry) leaves neither behind
-    with pytest.raises(sqlite3.Error):
-        cache.put("k2", _meta(config_hash="other"), result, None)  # type: ignore[arg-type]
-    assert cache.get("k2") is None and cache.count() == 1
-    assert sqlite3.connect(tmp_path / "c.sqlite").execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 1
-    cache.close()
-    # WAL and a second connection see the committed entry
-    assert PrepassCache(tmp_path / "c.sqlite").get(meta.key("sha")) == result
-
-
 # --- glossary library ------------------------------------------------------------------------------
 
 def test_glossary_library_names_atomicity_and_symlinks(tmp_path):
@@ -249,116 +225,6 @@ def test_glossary_library_names_atomicity_and_symlinks(tmp_path):
 def test_glossary_text_normalisation_matches_dataset_files():
     assert normalize_glossary_text(json.dumps({"a": ["x", "y"]})) == "a: x, y"
     assert normalize_glossary_text("  a: x \n") == "a: x"
-
-
-# --- jobs ----------------------------------------------------------------------------------------
-
-async def test_jobs_progress_watch_cancel_and_restart(tmp_path):
-    db = tmp_path / "jobs.sqlite"
-    jm = JobManager(db)
-    release = asyncio.Event()
-
-    async def body(handle):
-        for i in range(3):
-            handle.check_cancelled()
-            await handle.progress(i + 1, 3, f"img{i}", image=f"img{i}")
-            if i == 0:
-                await release.wait()
-        return json.dumps({"ok": True})
-
-    job = jm.start(pb.JOB_KIND_PREPASS, "ds", 3, body)
-    events = []
-
-    async def watch():
-        async for j, image in jm.watch(job.id):
-            events.append((j.state, j.done, image))
-
-    watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0.05)
-    release.set()
-    await asyncio.wait_for(watcher, 5)
-    assert events[-1][0] == pb.JOB_STATE_SUCCEEDED
-    assert [e[2] for e in events if e[2]] == ["img0", "img1", "img2"]
-    assert jm.get(job.id).result_json == '{"ok": true}'
-
-    # cancellation takes effect at the next unit
-    gate = asyncio.Event()
-
-    async def slow(handle):
-        for i in range(100):
-            handle.check_cancelled()
-            await handle.progress(i + 1, 100)
-            gate.set()
-            await asyncio.sleep(0.01)
-        return "{}"
-
-    job2 = jm.start(pb.JOB_KIND_PREPASS, "ds", 100, slow)
-    await gate.wait()
-    jm.cancel(job2.id)
-    final = await asyncio.wait_for(jm.wait(job2.id), 5)
-    assert final.state == pb.JOB_STATE_CANCELLED and final.done < 100
-
-    # a job that fails in a stage names it
-    async def failing(handle):
-        raise errors.unavailable("STAGE_FAILED", "sam3 down", stage="sam3_text")
-
-    job3 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, failing)
-    final = await asyncio.wait_for(jm.wait(job3.id), 5)
-    assert final.state == pb.JOB_STATE_FAILED and final.failed_stage == "sam3_text" and "sam3 down" in final.error
-
-    # a running job is INTERRUPTED after a restart
-    hang = asyncio.Event()
-
-    async def hanging(handle):
-        await handle.progress(0, 1)
-        await hang.wait()
-        return "{}"
-
-    job4 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, hanging)
-    await asyncio.sleep(0.05)
-    assert jm.get(job4.id).state == pb.JOB_STATE_RUNNING
-    jm2 = JobManager(db)  # a new process on the same database
-    assert jm2.interrupted == 1 and jm2.get(job4.id).state == pb.JOB_STATE_INTERRUPTED
-    assert [j.id for j in jm2.list()][:1] == [job4.id]
-    with pytest.raises(errors.TatorError) as exc:
-        jm2.get("nope")
-    assert exc.value.reason == "JOB_NOT_FOUND"
-    await jm.close()
-    await jm2.close()
-
-
-async def test_concurrent_progress_reports_do_not_overwrite_each_other(tmp_path):
-    """Tasks of one job reporting at once: the last report wins, events stay ordered."""
-    import time as _time
-
-    jm = JobManager(tmp_path / "jobs.sqlite")
-    write = jm._write
-
-    def slow_write(job):  # earlier reports take longer to land, as a loaded disk may do
-        _time.sleep(max(0, 20 - job.done) * 0.002)
-        write(job)
-
-    jm._write = slow_write
-
-    async def body(handle):
-        async def report(k):
-            await handle.progress(k, 20, f"unit {k}")
-
-        await asyncio.gather(*(report(k) for k in range(1, 21)))
-        assert jm.get(handle.job_id).done == 20
-        return "{}"
-
-    job = jm.start(pb.JOB_KIND_PREPASS, "ds", 20, body)
-    events = []
-
-    async def watch():
-        async for j, _ in jm.watch(job.id):
-            events.append(j.updated_at)
-
-    await asyncio.wait_for(asyncio.gather(watch(), jm.wait(job.id)), 10)
-    assert events == sorted(events)
-    final = jm.get(job.id)
-    assert final.state == pb.JOB_STATE_SUCCEEDED and final.done == 20
 
 
 def test_read_cache_meta_reads_a_state_dir_without_knowing_its_files(tmp_path):

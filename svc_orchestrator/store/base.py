@@ -1,0 +1,155 @@
+"""The orchestrator's storage interface: jobs and their events, work units of sharded jobs, the
+prepass cache and catalog documents.
+
+Two implementations share the SQL in `sql.py`: SQLite (one file, the embedded default) and
+PostgreSQL (shared by every replica). Methods are blocking; the event loop calls them through
+`asyncio.to_thread`. Every method that changes a job appends one event in the same transaction, so
+WatchJob on any replica sees every change, in order, by reading events after the last seq it saw.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+ACTIVE = (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING)
+TERMINAL = frozenset({pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED,
+                      pb.JOB_STATE_INTERRUPTED})
+# Columns that map 1:1 onto pb.Job fields.
+JOB_COLUMNS = ("id", "kind", "state", "dataset_id", "done", "total", "eta_s", "message", "error", "failed_stage",
+               "created_at", "updated_at", "result_json")
+
+UNIT_PENDING, UNIT_CLAIMED, UNIT_DONE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job with the bookkeeping that is not part of the API message."""
+
+    job: pb.Job
+    owner: str
+    lease_until: float
+    cancel_requested: bool
+    sharded: bool
+    spec: bytes
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    job_id: str
+    unit: int
+    items: tuple[str, ...]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    """What the prepass cache stores per entry; `meta` is written once per meta_key."""
+
+    key: str
+    meta_key: str
+    meta: dict
+    image_sha256: str
+    image_name: str
+    dataset_id: str
+    payload: bytes
+
+
+class Store(ABC):
+    dialect: str
+
+    # --- jobs ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def insert_job(self, job: pb.Job, *, owner: str, lease_until: float, spec: bytes = b"",
+                   units: Sequence[Sequence[str]] = ()) -> None:
+        """A new job (and, for a sharded job, its work units) in one transaction; event seq 1."""
+
+    @abstractmethod
+    def job(self, job_id: str) -> JobRecord | None: ...
+
+    @abstractmethod
+    def list_jobs(self, limit: int, before: tuple[float, str] | None = None) -> list[pb.Job]:
+        """Newest first; `before` = (created_at, id) of the last job of the previous page."""
+
+    @abstractmethod
+    def update_job(self, job_id: str, fields: dict, *, image: str = "", only_active: bool = False) -> pb.Job | None:
+        """Set fields and append an event; None if missing, or if `only_active` and the job already
+        ended (so a late report never overwrites CANCELLED or SUCCEEDED)."""
+
+    @abstractmethod
+    def events_after(self, job_id: str, seq: int, limit: int = 256) -> list[tuple[int, pb.Job, str]]: ...
+
+    @abstractmethod
+    def request_cancel(self, job_id: str) -> None: ...
+
+    @abstractmethod
+    def cancel_requested(self, job_ids: Sequence[str]) -> set[str]: ...
+
+    @abstractmethod
+    def heartbeat_jobs(self, owner: str, job_ids: Sequence[str], lease_until: float) -> None: ...
+
+    @abstractmethod
+    def interrupt_orphans(self, owner: str, now: float, error: str) -> int:
+        """Unsharded active jobs that `owner` held before it restarted, or whose lease expired, end
+        INTERRUPTED (their process is gone); sharded jobs are resumed by claiming units instead."""
+
+    # --- work units ---------------------------------------------------------------------------------
+    @abstractmethod
+    def claim_unit(self, owner: str, now: float, lease_until: float) -> WorkUnit | None:
+        """One pending unit, or one whose lease expired, of an active job; marks the job RUNNING."""
+
+    @abstractmethod
+    def advance_unit(self, owner: str, job_id: str, unit: int, done: int, now: float, *, message: str = "",
+                     image: str = "") -> pb.Job | None:
+        """A held unit has `done` images finished: the job's done becomes the sum over its units and an
+        event is appended. None when this owner lost the unit or the job ended: stop working on it."""
+
+    @abstractmethod
+    def heartbeat_units(self, owner: str, units: Sequence[tuple[str, int]], lease_until: float) -> set[tuple[str, int]]:
+        """Extend the leases still held; the units whose lease this owner lost."""
+
+    @abstractmethod
+    def finish_unit(self, owner: str, job_id: str, unit: int, summary: str) -> list[str] | None:
+        """Mark a unit done; when it was the job's last, the summaries of all units (once, to exactly one
+        caller), else None."""
+
+    @abstractmethod
+    def release_units(self, owner: str) -> int:
+        """Give back every unit `owner` holds (shutdown, or a restart under the same name)."""
+
+    # --- prepass cache ------------------------------------------------------------------------------
+    @abstractmethod
+    def cache_get(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def cache_put(self, row: CacheRow, now: float) -> None:
+        """Meta (first time) and entry in one transaction: both land or neither does."""
+
+    @abstractmethod
+    def cache_meta(self, key: str) -> dict | None: ...
+
+    @abstractmethod
+    def cache_stats(self) -> dict[str, int]:
+        """entries, and writes (more than entries when an image was prepassed twice)."""
+
+    @abstractmethod
+    def cache_keys(self) -> list[str]: ...
+
+    # --- catalog documents (glossaries, recipes) ----------------------------------------------------
+    @abstractmethod
+    def doc_put(self, kind: str, name: str, doc: str, now: float) -> None: ...
+
+    @abstractmethod
+    def doc_get(self, kind: str, name: str) -> str | None: ...
+
+    @abstractmethod
+    def doc_list(self, kind: str) -> list[tuple[str, str]]: ...
+
+    @abstractmethod
+    def doc_delete(self, kind: str, name: str) -> bool: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,268 @@
+"""The SQL both stores share. Statements are written with `?` placeholders and ANSI/“ON CONFLICT”
+syntax that SQLite (3.24+) and PostgreSQL both accept; a subclass supplies the transaction, the
+placeholder style and row locking (`FOR UPDATE [SKIP LOCKED]` on PostgreSQL; SQLite needs none, its
+write transactions are serialised by BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+
+from svc_orchestrator.store.base import (
+    ACTIVE,
+    JOB_COLUMNS,
+    UNIT_CLAIMED,
+    UNIT_DONE,
+    UNIT_PENDING,
+    CacheRow,
+    JobRecord,
+    Store,
+    WorkUnit,
+)
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.hashing import canonical_json
+
+_JOB_SELECT = f"SELECT {', '.join(JOB_COLUMNS)}, owner, lease_until, cancel_requested, sharded, spec, seq FROM jobs"
+META_SQL = ("SELECT m.glossary_text, m.glossary_hash, m.labelmap_json, m.labelmap_hash, m.config_json, "
+             "m.config_hash, m.versions_json, m.pipeline_version, m.created_at FROM entries e "
+             "JOIN meta m ON m.meta_key = e.meta_key WHERE e.key = ?")
+_ACTIVE_SQL = f"state IN ({ACTIVE[0]}, {ACTIVE[1]})"
+
+
+class Tx:
+    """One transaction: `q(sql, params)` runs a statement and returns its cursor."""
+
+    def q(self, sql: str, params: Sequence = ()):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def meta_dict(row: Sequence) -> dict:
+    return {"glossary_text": row[0], "glossary_hash": row[1], "labelmap": json.loads(row[2]),
+            "labelmap_hash": row[3], "config": json.loads(row[4]), "config_hash": row[5],
+            "versions": json.loads(row[6]), "pipeline_version": row[7], "created_at": row[8]}
+
+
+def _job(row: Sequence) -> pb.Job:
+    return pb.Job(**dict(zip(JOB_COLUMNS, row[:len(JOB_COLUMNS)])))
+
+
+def _record(row: Sequence) -> JobRecord:
+    n = len(JOB_COLUMNS)
+    return JobRecord(_job(row), row[n], float(row[n + 1]), bool(row[n + 2]), bool(row[n + 3]), bytes(row[n + 4]))
+
+
+class SqlStore(Store):
+    # Appended to a SELECT that reads a row it is about to change (PostgreSQL: "FOR UPDATE").
+    lock_rows = ""
+    # Appended to the SELECT of a unit to claim (PostgreSQL: "FOR UPDATE SKIP LOCKED").
+    claim_rows = ""
+
+    def tx(self) -> AbstractContextManager[Tx]:
+        raise NotImplementedError
+
+    def read(self) -> AbstractContextManager[Tx]:
+        return self.tx()
+
+    # --- jobs ---------------------------------------------------------------------------------------
+    def _event(self, t: Tx, job: pb.Job, image: str) -> None:
+        seq = t.q("UPDATE jobs SET seq = seq + 1 WHERE id = ? RETURNING seq", (job.id,)).fetchone()[0]
+        t.q("INSERT INTO job_events (job_id, seq, image, job) VALUES (?, ?, ?, ?)",
+            (job.id, seq, image, job.SerializeToString()))
+
+    def insert_job(self, job, *, owner, lease_until, spec=b"", units=()):
+        cols = JOB_COLUMNS + ("owner", "lease_until", "sharded", "spec")
+        values = [getattr(job, c) for c in JOB_COLUMNS] + [owner, lease_until, int(bool(units)), spec]
+        with self.tx() as t:
+            t.q(f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values)
+            for i, items in enumerate(units):
+                t.q("INSERT INTO work_units (job_id, unit, items) VALUES (?, ?, ?)", (job.id, i, json.dumps(list(items))))
+            self._event(t, job, "")
+
+    def job(self, job_id):
+        with self.read() as t:
+            row = t.q(f"{_JOB_SELECT} WHERE id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def list_jobs(self, limit, before=None):
+        where, args = "", []
+        if before is not None:
+            where, args = " WHERE created_at < ? OR (created_at = ? AND id < ?)", [before[0], before[0], before[1]]
+        with self.read() as t:
+            rows = t.q(f"{_JOB_SELECT}{where} ORDER BY created_at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_job(r) for r in rows]
+
+    def _update(self, t: Tx, job_id: str, fields: dict, image: str, only_active: bool):
+        row = t.q(f"{_JOB_SELECT} WHERE id = ?{self.lock_rows}", (job_id,)).fetchone()
+        if row is None:
+            return None
+        job = _job(row)
+        if only_active and job.state not in ACTIVE:
+            return None
+        for k, v in fields.items():
+            setattr(job, k, v)
+        sets = ", ".join(f"{c} = ?" for c in JOB_COLUMNS[1:])
+        t.q(f"UPDATE jobs SET {sets} WHERE id = ?", [getattr(job, c) for c in JOB_COLUMNS[1:]] + [job_id])
+        self._event(t, job, image)
+        return job
+
+    def update_job(self, job_id, fields, *, image="", only_active=False):
+        with self.tx() as t:
+            return self._update(t, job_id, fields, image, only_active)
+
+    def events_after(self, job_id, seq, limit=256):
+        with self.read() as t:
+            rows = t.q("SELECT seq, job, image FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                       (job_id, seq, limit)).fetchall()
+        return [(int(s), pb.Job.FromString(bytes(j)), img) for s, j, img in rows]
+
+    def request_cancel(self, job_id):
+        with self.tx() as t:
+            t.q("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+
+    def cancel_requested(self, job_ids):
+        if not job_ids:
+            return set()
+        with self.read() as t:
+            rows = t.q(f"SELECT id FROM jobs WHERE cancel_requested = 1 AND id IN ({', '.join('?' for _ in job_ids)})",
+                       list(job_ids)).fetchall()
+        return {r[0] for r in rows}
+
+    def heartbeat_jobs(self, owner, job_ids, lease_until):
+        with self.tx() as t:
+            for job_id in job_ids:
+                t.q("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ?", (lease_until, job_id, owner))
+
+    def interrupt_orphans(self, owner, now, error):
+        with self.tx() as t:
+            ids = [r[0] for r in t.q(f"SELECT id FROM jobs WHERE sharded = 0 AND {_ACTIVE_SQL} AND "
+                                     f"(owner = ? OR lease_until < ?){self.lock_rows}", (owner, now)).fetchall()]
+            n = 0
+            for job_id in ids:
+                n += self._update(t, job_id, {"state": pb.JOB_STATE_INTERRUPTED, "error": error, "eta_s": 0.0,
+                                              "updated_at": now}, "", True) is not None
+        return n
+
+    # --- work units ---------------------------------------------------------------------------------
+    def claim_unit(self, owner, now, lease_until):
+        with self.tx() as t:
+            row = t.q("SELECT u.job_id, u.unit, u.items, u.attempts FROM work_units u JOIN jobs j ON j.id = u.job_id "
+                      f"WHERE j.{_ACTIVE_SQL} AND j.cancel_requested = 0 AND (u.state = ? OR "
+                      "(u.state = ? AND u.lease_until < ?)) ORDER BY j.created_at, u.unit LIMIT 1"
+                      f"{self.claim_rows}", (UNIT_PENDING, UNIT_CLAIMED, now)).fetchone()
+            if row is None:
+                return None
+            job_id, unit, items, attempts = row
+            t.q("UPDATE work_units SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1, done = 0 "
+                "WHERE job_id = ? AND unit = ?", (UNIT_CLAIMED, owner, lease_until, job_id, unit))
+            job = t.q("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if job[0] == pb.JOB_STATE_QUEUED:
+                self._update(t, job_id, {"state": pb.JOB_STATE_RUNNING, "message": "running", "updated_at": now},
+                             "", True)
+        return WorkUnit(job_id, int(unit), tuple(json.loads(items)), int(attempts) + 1)
+
+    def advance_unit(self, owner, job_id, unit, done, now, *, message="", image=""):
+        with self.tx() as t:
+            row = t.q(f"SELECT created_at, state FROM jobs WHERE id = ?{self.lock_rows}", (job_id,)).fetchone()
+            if row is None or row[1] not in ACTIVE:
+                return None
+            cur = t.q("UPDATE work_units SET done = ? WHERE job_id = ? AND unit = ? AND owner = ? AND state = ?",
+                      (done, job_id, unit, owner, UNIT_CLAIMED))
+            if cur.rowcount == 0:
+                return None
+            total_done = int(t.q("SELECT COALESCE(SUM(done), 0) FROM work_units WHERE job_id = ?",
+                                 (job_id,)).fetchone()[0])
+            job = t.q("SELECT total FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            elapsed = max(0.0, now - float(row[0]))
+            eta = elapsed / total_done * (job[0] - total_done) if total_done and job[0] >= total_done else 0.0
+            return self._update(t, job_id, {"done": total_done, "eta_s": eta, "message": message, "updated_at": now},
+                                image, True)
+
+    def heartbeat_units(self, owner, units, lease_until):
+        lost = set()
+        with self.tx() as t:
+            for job_id, unit in units:
+                cur = t.q("UPDATE work_units SET lease_until = ? WHERE job_id = ? AND unit = ? AND owner = ? "
+                          "AND state = ?", (lease_until, job_id, unit, owner, UNIT_CLAIMED))
+                if cur.rowcount == 0:
+                    lost.add((job_id, unit))
+        return lost
+
+    def finish_unit(self, owner, job_id, unit, summary):
+        with self.tx() as t:
+            # Lock the job first: two replicas finishing the last two units must see each other's commit.
+            t.q(f"SELECT id FROM jobs WHERE id = ?{self.lock_rows}", (job_id,)).fetchone()
+            cur = t.q("UPDATE work_units SET state = ?, summary = ? WHERE job_id = ? AND unit = ? AND owner = ? "
+                      "AND state = ?", (UNIT_DONE, summary, job_id, unit, owner, UNIT_CLAIMED))
+            if cur.rowcount == 0:
+                return None
+            left = t.q("SELECT COUNT(*) FROM work_units WHERE job_id = ? AND state <> ?", (job_id, UNIT_DONE)).fetchone()
+            if left[0]:
+                return None
+            return [r[0] for r in t.q("SELECT summary FROM work_units WHERE job_id = ? ORDER BY unit",
+                                      (job_id,)).fetchall()]
+
+    def release_units(self, owner):
+        with self.tx() as t:
+            return t.q("UPDATE work_units SET state = ?, owner = '', lease_until = 0 WHERE owner = ? AND state = ?",
+                       (UNIT_PENDING, owner, UNIT_CLAIMED)).rowcount
+
+    # --- prepass cache ------------------------------------------------------------------------------
+    def cache_get(self, key):
+        with self.read() as t:
+            row = t.q("SELECT payload FROM entries WHERE key = ?", (key,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def cache_put(self, row: CacheRow, now):
+        m = row.meta
+        with self.tx() as t:
+            t.q("INSERT INTO meta VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (meta_key) DO NOTHING",
+                (row.meta_key, m["glossary_text"], m["glossary_hash"], json.dumps(list(m["labelmap"])),
+                 m["labelmap_hash"], canonical_json(m["config"]), m["config_hash"], canonical_json(m["versions"]),
+                 m["pipeline_version"], now))
+            t.q("INSERT INTO entries VALUES (?,?,?,?,?,?,?,1) ON CONFLICT (key) DO UPDATE SET "
+                "meta_key = excluded.meta_key, image_sha256 = excluded.image_sha256, "
+                "image_name = excluded.image_name, dataset_id = excluded.dataset_id, "
+                "created_at = excluded.created_at, payload = excluded.payload, writes = entries.writes + 1",
+                (row.key, row.meta_key, row.image_sha256, row.image_name, row.dataset_id, now, row.payload))
+
+    def cache_meta(self, key):
+        with self.read() as t:
+            row = t.q(META_SQL, (key,)).fetchone()
+        return meta_dict(row) if row else None
+
+
+    def cache_stats(self):
+        with self.read() as t:
+            n, w = t.q("SELECT COUNT(*), COALESCE(SUM(writes), 0) FROM entries").fetchone()
+        return {"entries": int(n), "writes": int(w)}
+
+    def cache_keys(self):
+        with self.read() as t:
+            return [r[0] for r in t.q("SELECT key FROM entries ORDER BY created_at, key").fetchall()]
+
+    # --- catalog documents --------------------------------------------------------------------------
+    def doc_put(self, kind, name, doc, now):
+        with self.tx() as t:
+            t.q("INSERT INTO catalog VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
+                "doc = excluded.doc, updated_at = excluded.updated_at", (kind, name, doc, now))
+
+    def doc_get(self, kind, name):
+        with self.read() as t:
+            row = t.q("SELECT doc FROM catalog WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        return row[0] if row else None
+
+    def doc_list(self, kind):
+        with self.read() as t:
+            return [(r[0], r[1]) for r in t.q("SELECT name, doc FROM catalog WHERE kind = ? ORDER BY name",
+                                              (kind,)).fetchall()]
+
+    def doc_delete(self, kind, name):
+        with self.tx() as t:
+            return t.q("DELETE FROM catalog WHERE kind = ? AND name = ?", (kind, name)).rowcount > 0
+
+
+def chunks(seq: Sequence[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(seq), size):
+        yield list(seq[i:i + size])

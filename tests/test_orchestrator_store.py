@@ -1,0 +1,308 @@
+"""The orchestrator's store, the same tests over both implementations (SQLite file, real PostgreSQL
+server started by the `pg_server` fixture): migrations, prepass cache, catalog documents, jobs and
+their events, two replicas on one store, work units with leases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from svc_orchestrator.jobs import JobManager
+from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
+from svc_orchestrator.store import open_store
+from svc_orchestrator.store.migrations import LATEST, SchemaTooNew
+from tator_core import errors
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.labels import glossary_hash
+
+
+@pytest.fixture
+def store(store_url, tmp_path):
+    s = open_store(store_url, tmp_path)
+    yield s
+    s.close()
+
+
+def _meta(**over) -> CacheMeta:
+    doc = dict(glossary_text="circle: disc", glossary_hash=glossary_hash("circle: disc"),
+               labelmap=("circle", "square"), labelmap_hash="lm", config={"a": 1}, config_hash="cfg",
+               versions={"yolo-synth": "v1"})
+    doc.update(over)
+    return CacheMeta(**doc)
+
+
+# --- schema ----------------------------------------------------------------------------------------
+
+def test_migrations_apply_once_and_record_their_version(store_url, tmp_path):
+    first = open_store(store_url, tmp_path)
+    assert first.applied == list(range(1, LATEST + 1))
+    first.close()
+    again = open_store(store_url, tmp_path)  # a second replica, or a restart: nothing left to apply
+    assert again.applied == []
+    with again.read() as t:
+        assert t.q("SELECT MAX(version) FROM schema_version").fetchone()[0] == LATEST
+        t.q("INSERT INTO schema_version VALUES (?, ?, ?)", (LATEST + 1, "from the future", 0.0))
+    again.close()
+    with pytest.raises(SchemaTooNew, match=f"version {LATEST + 1}"):
+        open_store(store_url, tmp_path)
+
+
+# --- prepass cache ---------------------------------------------------------------------------------
+
+def test_cache_roundtrip_with_meta_and_atomic_entries(store):
+    cache = PrepassCache(store)
+    meta = _meta()
+    result = pb.PrepassResult(image_sha256="sha", image_name="x.png", width=3, height=4, config_hash="cfg")
+    result.candidates.add(label="circle", score=0.5)
+    assert cache.get(meta.key("sha")) is None
+    cache.put(meta.key("sha"), meta, result, "ds")
+    assert cache.get(meta.key("sha")) == result
+    m = cache.meta_for(meta.key("sha"))
+    assert m["glossary_text"] == "circle: disc" and m["glossary_hash"] == meta.glossary_hash
+    assert m["labelmap"] == ["circle", "square"] and m["versions"] == {"yolo-synth": "v1"} and m["config"] == {"a": 1}
+    # a write failing after its meta row went in (NOT NULL on the entry) leaves neither behind
+    with pytest.raises(Exception):  # noqa: B017 - sqlite3.IntegrityError or psycopg.errors.NotNullViolation
+        cache.put("k2", _meta(config_hash="other"), result, None)  # type: ignore[arg-type]
+    assert cache.get("k2") is None and cache.count() == 1
+    with store.read() as t:
+        assert t.q("SELECT COUNT(*) FROM meta").fetchone()[0] == 1
+    # writing the same key again replaces the entry and counts the second write
+    cache.put(meta.key("sha"), meta, result, "ds")
+    assert store.cache_stats() == {"entries": 1, "writes": 2}
+    assert cache.keys() == [meta.key("sha")]
+
+
+def test_catalog_documents(store):
+    assert store.doc_get("glossary", "a") is None and store.doc_list("glossary") == []
+    store.doc_put("glossary", "b", '{"x": 1}', 1.0)
+    store.doc_put("glossary", "a", "first", 1.0)
+    store.doc_put("glossary", "a", "second", 2.0)
+    store.doc_put("recipe", "a", "other kind", 1.0)
+    assert store.doc_list("glossary") == [("a", "second"), ("b", '{"x": 1}')]
+    assert store.doc_delete("glossary", "a") and not store.doc_delete("glossary", "a")
+    assert store.doc_get("recipe", "a") == "other kind"
+
+
+# --- local jobs ------------------------------------------------------------------------------------
+
+async def test_jobs_progress_watch_cancel_and_restart(store):
+    jm = JobManager(store, replica_id="a", poll_s=0.05)
+    release = asyncio.Event()
+
+    async def body(handle):
+        for i in range(3):
+            handle.check_cancelled()
+            await handle.progress(i + 1, 3, f"img{i}", image=f"img{i}")
+            if i == 0:
+                await release.wait()
+        return json.dumps({"ok": True})
+
+    job = jm.start(pb.JOB_KIND_PREPASS, "ds", 3, body)
+    events = []
+
+    async def watch():
+        async for j, image in jm.watch(job.id):
+            events.append((j.state, j.done, image))
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.1)
+    release.set()
+    await asyncio.wait_for(watcher, 5)
+    assert events[-1][0] == pb.JOB_STATE_SUCCEEDED
+    assert [e[2] for e in events if e[2]] == ["img0", "img1", "img2"]
+    assert jm.get(job.id).result_json == '{"ok": true}'
+
+    # cancellation takes effect at the next unit
+    gate = asyncio.Event()
+
+    async def slow(handle):
+        for i in range(100):
+            handle.check_cancelled()
+            await handle.progress(i + 1, 100)
+            gate.set()
+            await asyncio.sleep(0.01)
+        return "{}"
+
+    job2 = jm.start(pb.JOB_KIND_PREPASS, "ds", 100, slow)
+    await gate.wait()
+    jm.cancel(job2.id)
+    final = await asyncio.wait_for(jm.wait(job2.id), 5)
+    assert final.state == pb.JOB_STATE_CANCELLED and final.done < 100
+
+    # a job that fails in a stage names it
+    async def failing(handle):
+        raise errors.unavailable("STAGE_FAILED", "sam3 down", stage="sam3_text")
+
+    job3 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, failing)
+    final = await asyncio.wait_for(jm.wait(job3.id), 5)
+    assert final.state == pb.JOB_STATE_FAILED and final.failed_stage == "sam3_text" and "sam3 down" in final.error
+
+    # a running local job is INTERRUPTED when its replica restarts (same replica id, new process)
+    hang = asyncio.Event()
+
+    async def hanging(handle):
+        await handle.progress(0, 1)
+        await hang.wait()
+        return "{}"
+
+    job4 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, hanging)
+    await asyncio.sleep(0.1)
+    assert jm.get(job4.id).state == pb.JOB_STATE_RUNNING
+    jm2 = JobManager(store, replica_id="a")
+    assert jm2.interrupted == 1 and jm2.get(job4.id).state == pb.JOB_STATE_INTERRUPTED
+    assert [j.id for j in jm2.list()][:1] == [job4.id]
+    # the old process's late report does not resurrect it
+    hang.set()
+    await asyncio.sleep(0.2)
+    assert jm2.get(job4.id).state == pb.JOB_STATE_INTERRUPTED
+    with pytest.raises(errors.TatorError) as exc:
+        jm2.get("nope")
+    assert exc.value.reason == "JOB_NOT_FOUND"
+    await jm.close()
+    await jm2.close()
+
+
+async def test_concurrent_progress_reports_do_not_overwrite_each_other(store):
+    """Tasks of one job reporting at once: the last report wins, events stay ordered."""
+    jm = JobManager(store, replica_id="a", poll_s=0.05)
+    update = store.update_job
+
+    def slow_update(job_id, fields, **kw):  # earlier reports take longer to land, as a loaded disk may do
+        time.sleep(max(0, 20 - fields.get("done", 20)) * 0.002)
+        return update(job_id, fields, **kw)
+
+    store.update_job = slow_update
+
+    async def body(handle):
+        await asyncio.gather(*(handle.progress(k, 20, f"unit {k}") for k in range(1, 21)))
+        assert jm.get(handle.job_id).done == 20
+        return "{}"
+
+    job = jm.start(pb.JOB_KIND_PREPASS, "ds", 20, body)
+    events = []
+
+    async def watch():
+        async for j, _ in jm.watch(job.id):
+            events.append(j.updated_at)
+
+    await asyncio.wait_for(asyncio.gather(watch(), jm.wait(job.id)), 10)
+    assert events == sorted(events)
+    final = jm.get(job.id)
+    assert final.state == pb.JOB_STATE_SUCCEEDED and final.done == 20
+    await jm.close()
+
+
+async def test_a_local_job_is_watched_and_cancelled_from_another_replica(store_url, tmp_path):
+    a_store, b_store = open_store(store_url, tmp_path), open_store(store_url, tmp_path)
+    a = JobManager(a_store, replica_id="a", poll_s=0.05)
+    b = JobManager(b_store, replica_id="b", poll_s=0.05)
+
+    async def slow(handle):
+        for i in range(200):
+            handle.check_cancelled()
+            await handle.progress(i + 1, 200, image=f"img{i}")
+            await asyncio.sleep(0.02)
+        return "{}"
+
+    job = a.start(pb.JOB_KIND_CALIBRATION, "ds", 200, slow)
+    seen = []
+
+    async def watch_on_b():
+        async for j, image in b.watch(job.id):
+            seen.append((j.state, j.done, image))
+            if j.done == 5:
+                assert b.cancel(job.id).message == "cancelling"
+
+    await asyncio.wait_for(watch_on_b(), 10)
+    assert seen[-1][0] == pb.JOB_STATE_CANCELLED and 5 <= seen[-1][1] < 200
+    done = [d for _, d, img in seen if img]
+    assert done == sorted(done) and len(done) == len(set(done))
+    # a replica that stops renewing its lease: its local job ends INTERRUPTED on the others
+    hang = asyncio.Event()
+
+    async def hanging(handle):
+        await hang.wait()
+        return "{}"
+
+    a.lease_s = 0.3
+    job2 = a.start(pb.JOB_KIND_CALIBRATION, "ds", 1, hanging)
+    await asyncio.sleep(0.2)
+    a._keeper.cancel()  # replica a freezes: no more heartbeats
+    b.lease_s = 0.3
+    b._ensure_keeper()
+    final = await asyncio.wait_for(b.wait(job2.id), 10)
+    assert final.state == pb.JOB_STATE_INTERRUPTED and "lease" in final.error
+    hang.set()
+    await a.close()
+    await b.close()
+    a_store.close()
+    b_store.close()
+
+
+# --- work units ------------------------------------------------------------------------------------
+
+def test_units_are_claimed_once_reclaimed_after_lease_and_finished_once(store):
+    jm = JobManager(store, replica_id="a")
+    job = jm.start_sharded(pb.JOB_KIND_PREPASS, "ds", [["i0", "i1"], ["i2", "i3"], ["i4"]], b"spec")
+    assert job.total == 5 and store.job(job.id).sharded and store.job(job.id).spec == b"spec"
+    now = time.time()
+    u0 = store.claim_unit("r1", now, now + 10)
+    u1 = store.claim_unit("r2", now, now + 10)
+    assert (u0.unit, u0.items, u1.unit) == (0, ("i0", "i1"), 1)
+    assert store.job(job.id).job.state == pb.JOB_STATE_RUNNING
+    assert store.advance_unit("r1", job.id, 0, 1, now, message="i0", image="i0").done == 1
+    assert store.advance_unit("r2", job.id, 0, 2, now) is None  # not its unit
+    # r3 finds the last unit; nothing else is free until a lease expires
+    u2 = store.claim_unit("r3", now, now + 1)
+    assert u2.unit == 2 and store.claim_unit("r3", now, now + 1) is None
+    # r3 dies: after its lease, r1 claims unit 2 again and r3's late report is refused
+    later = now + 5
+    again = store.claim_unit("r1", later, later + 10)
+    assert again.unit == 2 and again.attempts == 2
+    assert store.heartbeat_units("r3", [(job.id, 2)], later + 10) == {(job.id, 2)}
+    assert store.heartbeat_units("r1", [(job.id, 2)], later + 10) == set()
+    assert store.advance_unit("r3", job.id, 2, 1, later) is None
+    assert store.finish_unit("r3", job.id, 2, "late") is None
+    assert store.finish_unit("r1", job.id, 0, "s0") is None
+    assert store.finish_unit("r1", job.id, 2, "s2") is None
+    assert store.finish_unit("r2", job.id, 1, "s1") == ["s0", "s1", "s2"]
+    assert store.finish_unit("r2", job.id, 1, "s1") is None  # the last word is given once
+
+
+def test_release_and_cancel_of_a_sharded_job(store):
+    jm = JobManager(store, replica_id="a")
+    job = jm.start_sharded(pb.JOB_KIND_PREPASS, "ds", [["i0"], ["i1"]], b"")
+    now = time.time()
+    assert store.claim_unit("r1", now, now + 60).unit == 0
+    assert store.release_units("r1") == 1  # a graceful shutdown hands its unit back at once
+    assert store.claim_unit("r2", now, now + 60).unit == 0
+    cancelled = jm.cancel(job.id)
+    assert cancelled.state == pb.JOB_STATE_CANCELLED
+    assert store.advance_unit("r2", job.id, 0, 1, now) is None  # the worker stops at its next image
+    assert store.claim_unit("r3", now, now + 60) is None  # no unit of a cancelled job is handed out
+
+
+def test_concurrent_claims_hand_out_every_unit_exactly_once(store_url, tmp_path):
+    """Four replicas (threads with their own connections) claim 40 units at once."""
+    import threading
+
+    stores = [open_store(store_url, tmp_path) for _ in range(4)]
+    JobManager(stores[0], replica_id="a").start_sharded(pb.JOB_KIND_PREPASS, "ds", [[f"i{k}"] for k in range(40)], b"")
+    got: dict[int, list[int]] = {i: [] for i in range(4)}
+
+    def claimer(i):
+        while (u := stores[i].claim_unit(f"r{i}", time.time(), time.time() + 60)) is not None:
+            got[i].append(u.unit)
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    units = sorted(u for us in got.values() for u in us)
+    assert units == list(range(40))
+    for s in stores:
+        s.close()
