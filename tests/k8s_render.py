@@ -36,7 +36,9 @@ def build(overlay: str) -> list[dict]:
 def build_with_components(overlay: str, components: list[str], workdir: Path) -> list[dict]:
     """An overlay plus optional components, the way a user adds them: a
     kustomization next to it (kustomize refuses absolute paths, so relative)."""
-    rel = lambda p: os.path.relpath(p, workdir)  # noqa: E731
+    def rel(p: Path) -> str:
+        return os.path.relpath(p, workdir)
+
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
