@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint deadcode venv protos protos-check fixtures regress bench stack-up stack-down clean device-wheels setup-postgres
+.PHONY: demo test lint deadcode venv web web-test browser protos protos-check fixtures regress bench stack-up stack-down clean device-wheels setup-postgres
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -20,7 +20,23 @@ MODELS := $(TATOR_HOME)/models/registry.yaml
 	npm install --no-audit --no-fund --silent
 	touch $@
 
-venv: .venv/.installed
+venv: .venv/.installed web/dist/index.html
+
+# --- web UI (web/: Vite + TypeScript; served by `tator up`) ---------------------
+WEB_SRC := $(shell find web/src web/index.html web/vite.config.ts -type f 2>/dev/null)
+web/dist/index.html: .venv/.installed $(WEB_SRC)
+	npm run build --silent
+
+web: web/dist/index.html
+
+web-test: .venv/.installed
+	npm run --silent test:web
+
+# The end-to-end tests drive Debian's Chromium (no browser download at run time).
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+		else echo "install Chromium: sudo apt-get install -y chromium"; exit 1; fi; }
 
 # PostgreSQL server binaries for the shared-store tests (the tests start their own server). Installed
 # with apt when missing and we may; otherwise those tests skip and say why.
@@ -63,7 +79,7 @@ deadcode: venv
 	-$(PY) scripts/deadcode.py --min-confidence 60
 	$(PY) scripts/rpc_inventory.py
 
-test: fixtures setup-postgres protos-check lint
+test: fixtures setup-postgres protos-check lint browser web-test
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(TATOR) up --detach
 	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress.json \
