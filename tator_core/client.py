@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tator_core import tracing
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import sha256_hex
@@ -45,7 +46,9 @@ class ServiceClient:
                  max_message_mb: int = 64, timeout_s: float = 120.0,
                  options: list[tuple[str, object]] | None = None, max_held_images: int = 4096) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=channel_options(max_message_mb) + (options or []))
+        # Client spans carry the caller's trace context to the service.
+        self.channel = grpc.aio.insecure_channel(address, options=channel_options(max_message_mb) + (options or []),
+                                                 interceptors=tracing.client_interceptors())
         self.stub = stub_factory(self.channel)
         self.timeout_s = timeout_s
         self.image_bytes_sent = 0

@@ -8,6 +8,8 @@ import logging
 import sys
 import time
 
+from tator_core import tracing
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
@@ -27,6 +29,7 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             doc["request_id"] = rid
+        doc.update(tracing.log_ids())
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             doc.update(extra)

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from tator_core import tracing
 from tator_core.interceptors import TatorServerInterceptor
 from tator_core.logs import setup_logging
 from tator_core.settings import ServiceSettings
@@ -77,7 +78,9 @@ async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningS
     max_bytes = settings.max_message_mb * 1024 * 1024
     interceptor = TatorServerInterceptor(spec.name, settings.max_in_flight)
     server = grpc.aio.server(
-        interceptors=[interceptor],
+        # The tracing interceptor is outermost, so the Tator interceptor's log
+        # lines (and the handler's) carry the RPC's trace id.
+        interceptors=[tracing.server_interceptor(), interceptor],
         options=[("grpc.max_send_message_length", max_bytes), ("grpc.max_receive_message_length", max_bytes),
                  ("grpc.so_reuseport", 0),
                  # Clients reconnect now and then, so a scale-up is noticed without
@@ -136,9 +139,14 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
 
 def run(spec_factory: Callable[[ServiceSettings], ServiceSpec], settings: ServiceSettings) -> None:
     """Synchronous entry point for `python -m svc_<name>`."""
-    setup_logging(spec_factory.__module__.split(".")[0], settings.log_level)
+    name = spec_factory.__module__.split(".")[0]
+    setup_logging(name, settings.log_level)
+    tracing.setup(name.removeprefix("svc_"), settings.otlp_endpoint)
 
     async def main() -> None:
         await serve(spec_factory(settings), settings)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()

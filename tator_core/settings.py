@@ -39,6 +39,8 @@ class ServiceSettings(BaseModel):
     grace_s: float = Field(10.0, ge=0, description="drain time on SIGTERM")
     log_level: str = Field("INFO", description="log level")
     warmup: bool = Field(True, description="load default models and run one inference before SERVING")
+    otlp_endpoint: str = Field("", description="OpenTelemetry collector for traces, OTLP/gRPC "
+                               "(e.g. http://otel-collector:4317); empty = spans are not exported")
 
     @classmethod
     def _env_key(cls, name: str) -> str:

@@ -37,6 +37,7 @@ from svc_orchestrator.prepass.provenance import (
     to_candidate,
     usable,
 )
+from tator_core import tracing
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -106,9 +107,12 @@ class _Reports:
         rep.cache_hits += cache_hits
         if note:
             rep.note = f"{rep.note}; {note}" if rep.note else note
+        # Called inside the stage's span (tracing.traced): what it sent goes on the trace.
+        tracing.annotate(image_bytes_sent=rep.image_bytes_sent, calls=rep.calls, detections=rep.detections)
 
     def skip(self, stage: str, note: str) -> None:
         self.by_stage[stage].note = note
+        tracing.annotate(skipped=note)
 
 
 def _timeout(cfg: ResolvedConfig) -> float | None:
@@ -173,6 +177,7 @@ async def _synonyms(clients: ServiceClients, inp: FlowInput, reports: _Reports, 
         return {}
     key = stable_hash({"labels": missing, "glossary": inp.glossary_hash, "budget": cfg.sam3_text_synonym_budget,
                        "model": plan.versions.get(plan.qwen_id, ""), "seed": cfg.seed})
+    tracing.annotate(batch_size=len(missing))
     hit = cache.get(key)
     if hit is not None:
         reports.record("synonyms", CallStats(), cache_hits=1, note=f"{len(missing)} labels (cached)")
@@ -192,6 +197,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
     if not plan.detector_ids:
         reports.skip("detectors", "disabled" if not cfg.detectors_on else "no detector model")
         return []
+    tracing.annotate(batch_size=len(plan.detector_ids))  # models run on the image in one call
     mode = (detector_pb2.DETECT_MODE_BOTH if cfg.detector_full and cfg.detector_sahi
             else detector_pb2.DETECT_MODE_FULL if cfg.detector_full else detector_pb2.DETECT_MODE_TILED)
     resp, stats = await _guard("detectors", clients.detector.detect(
@@ -226,6 +232,7 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
 
     for chunk in _chunks([k for k in prompt_map if prompt_map[k]], LABELS_PER_CALL):
         units = {k: [t for t, _ in prompt_map[k]] for k in chunk}
+        tracing.annotate(batch_size=max(len(v) for v in units.values()) * len(units))  # prompts per call
         for resp, stats in await _split_on_fanout("sam3_text", units, call, split_values=True):
             total.add(stats)
             hits += resp.stats.vision_embeddings_cached
@@ -260,6 +267,7 @@ async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports
 
     for chunk in _chunks(list(exemplars), LABELS_PER_CALL):
         units = {k: exemplars[k] for k in chunk}
+        tracing.annotate(batch_size=sum(len(v) for v in units.values()))  # exemplars per call
         for resp, stats in await _split_on_fanout("sam3_similarity", units, call, split_values=False):
             total.add(stats)
             hits += resp.stats.vision_embeddings_cached
@@ -278,6 +286,7 @@ async def _classify(clients: ServiceClients, inp: FlowInput, reports: _Reports,
         return
     cands = list(result.candidates)
     total = CallStats()
+    tracing.annotate(batch_size=min(len(cands), BOXES_PER_CALL))  # boxes per call
     for start in range(0, len(cands), BOXES_PER_CALL):
         part = cands[start:start + BOXES_PER_CALL]
         boxes = [(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in part]
@@ -340,11 +349,14 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
     terms = prompts.glossary_terms(inp.glossary_text, inp.labelmap)
 
     async def text_branch() -> tuple[list, dict]:
-        expansions = await _synonyms(clients, inp, reports, synonyms, terms) if cfg.enable_sam3_text else {}
+        expansions = await tracing.traced("prepass.synonyms", _synonyms(
+            clients, inp, reports, synonyms, terms)) if cfg.enable_sam3_text else {}
         prompt_map = prompts.build_prompts(inp.labelmap, terms, expansions, cfg.sam3_text_synonym_budget)
-        return await _sam3_text(clients, inp, reports, notes, prompt_map), prompt_map
+        return await tracing.traced("prepass.sam3_text", _sam3_text(clients, inp, reports, notes, prompt_map)), \
+            prompt_map
 
-    det_raw, (text_raw, prompt_map) = await _both(_detectors(clients, inp, reports, notes), text_branch())
+    det_raw, (text_raw, prompt_map) = await _both(
+        tracing.traced("prepass.detectors", _detectors(clients, inp, reports, notes)), text_branch())
     if not cfg.enable_sam3_text:
         reports.skip("synonyms", "SAM3 text disabled")
 
@@ -353,12 +365,13 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
     merge_kw = dict(iou=cfg.dedupe_iou, fusion=cfg.fusion_mode, cross_class=cfg.cross_class_dedupe,
                     cross_class_iou=cfg.cross_class_dedupe_iou)
     started = time.perf_counter()
-    good, bad = usable(part_a, inp.labelmap)
-    notes.extend(bad)
-    clusters = dedupe([singleton(a) for a in good], **merge_kw)
-    reports.record("dedupe", CallStats(), detections=len(clusters), ms=(time.perf_counter() - started) * 1000)
+    with tracing.span("prepass.dedupe", batch_size=len(part_a)):
+        good, bad = usable(part_a, inp.labelmap)
+        notes.extend(bad)
+        clusters = dedupe([singleton(a) for a in good], **merge_kw)
+        reports.record("dedupe", CallStats(), detections=len(clusters), ms=(time.perf_counter() - started) * 1000)
 
-    sim_raw = await _similarity(clients, inp, reports, notes, clusters)
+    sim_raw = await tracing.traced("prepass.sam3_similarity", _similarity(clients, inp, reports, notes, clusters))
     sim_atoms = [log.add(stage, run, det, origin) for det, stage, run, origin in sim_raw]
     final = clusters
     if sim_atoms:
@@ -378,7 +391,8 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
     for label, items in prompt_map.items():
         if cfg.enable_sam3_text and items:
             result.prompts[label].terms.extend(f"{o}:{t}" for t, o in items)
-    await _both(_classify(clients, inp, reports, result), _caption(clients, inp, reports, result))
+    await _both(tracing.traced("prepass.classifier", _classify(clients, inp, reports, result)),
+                tracing.traced("prepass.caption", _caption(clients, inp, reports, result)))
     result.stages.extend(reports.by_stage[s] for s in STAGES)
     result.warnings.extend(notes)
     return result

@@ -17,7 +17,7 @@ from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.prepass.config import ResolvedConfig, merge, resolve
 from svc_orchestrator.prepass.flow import FlowInput, ImageInput, SynonymCache, run_prepass
 from svc_orchestrator.prepass.plan import ModelPlan, needed_services, resolve_plan
-from tator_core import errors
+from tator_core import errors, tracing
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import decode_image, sha256_hex
 from tator_core.labels import glossary_hash
@@ -80,6 +80,14 @@ class PrepassRunner:
 
     async def run(self, ctx: PrepassContext, *, data: bytes | None, sha256: str = "", name: str = "",
                   refresh: bool = False) -> pb.PrepassResult:
+        """One `prepass` span per image, holding the stage spans and the model calls."""
+        with tracing.span("prepass", dataset=ctx.dataset.id, image_bytes=len(data or b"")) as span:
+            result = await self._run(ctx, data=data, sha256=sha256, name=name, refresh=refresh)
+            span.set_attribute("tator.cache_hit", result.cache_hit)
+            return result
+
+    async def _run(self, ctx: PrepassContext, *, data: bytes | None, sha256: str = "", name: str = "",
+                   refresh: bool = False) -> pb.PrepassResult:
         """Cache hit, or run and store. Without bytes only a hit can answer (else IMAGE_NOT_CACHED)."""
         sha = sha256_hex(data) if data is not None else sha256
         if data is not None and sha256 and sha256 != sha:
