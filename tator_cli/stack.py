@@ -95,6 +95,38 @@ def assign_devices(services: dict[str, ServiceConf], gpus: int) -> None:
             svc.device = "cpu"
 
 
+def visible_gpu_ids(count: int, visible: str | None) -> list[str]:
+    """The physical GPUs the stack may hand out: CUDA_VISIBLE_DEVICES's entries when it is set (indexes or
+    UUIDs, read up to the first invalid one as CUDA does; empty = none), else 0..count-1."""
+    if visible is None:
+        return [str(i) for i in range(count)]
+    ids = []
+    for raw in visible.split(","):
+        raw = raw.strip()
+        if not raw or raw.startswith("-"):
+            break
+        ids.append(raw)
+    return ids
+
+
+def visible_device_env(services: dict[str, ServiceConf], gpu_ids: list[str]) -> dict[str, tuple[str, dict]]:
+    """Per service: (device flag, extra environment) for one GPU per model service by masking.
+
+    Each model service sees only its own GPU (CUDA_VISIBLE_DEVICES = one physical id), so it addresses
+    it as cuda:0 and can neither allocate on nor initialise a context on another service's GPU; with
+    fewer GPUs than services they are shared round-robin, as in `assign_devices`. CPU services (and
+    every service when there is no GPU) get an empty CUDA_VISIBLE_DEVICES and the cpu device."""
+    out: dict[str, tuple[str, dict]] = {}
+    k = 0
+    for name, svc in services.items():
+        if svc.gpu and gpu_ids:
+            out[name] = ("cuda:0", {"CUDA_VISIBLE_DEVICES": gpu_ids[k % len(gpu_ids)]})
+            k += 1
+        else:
+            out[name] = ("cpu", {"CUDA_VISIBLE_DEVICES": ""})
+    return out
+
+
 def run_dir() -> Path:
     d = tator_home() / "run"
     d.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,100 @@
+"""The device check's CPU side: the GPU assignment and device parsing it relies on, the real model
+sizes it benchmarks, and its dry run (tiny models, same code path) end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tator_cli import stack
+from tator_core.settings import resolve_device
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import device_models  # noqa: E402
+
+MODEL_SERVICES = ("detector", "sam3", "qwen", "classifier")
+
+
+@pytest.mark.parametrize("visible,expected", [
+    (None, ["0", "1", "2"]),              # unset: every GPU the driver lists
+    ("2,5", ["2", "5"]),                  # physical ids as given
+    ("", []),                             # set but empty: no GPU at all
+    ("1,-1,2", ["1"]),                    # CUDA stops at the first invalid entry
+    ("GPU-8f2e, 3", ["GPU-8f2e", "3"]),   # UUIDs pass through
+])
+def test_visible_gpu_ids(visible, expected):
+    assert stack.visible_gpu_ids(3, visible) == expected
+
+
+def test_each_model_service_sees_only_its_gpu_as_cuda0():
+    services = stack.load_config()
+    plan = stack.visible_device_env(services, ["4", "5", "6", "7"])
+    assert [plan[n][1]["CUDA_VISIBLE_DEVICES"] for n in MODEL_SERVICES] == ["4", "5", "6", "7"]
+    assert {plan[n][0] for n in MODEL_SERVICES} == {"cuda:0"}
+    assert plan["orchestrator"] == ("cpu", {"CUDA_VISIBLE_DEVICES": ""})
+    shared = stack.visible_device_env(services, ["0"])  # one GPU lent: all four share it
+    assert {shared[n][1]["CUDA_VISIBLE_DEVICES"] for n in MODEL_SERVICES} == {"0"}
+    two = stack.visible_device_env(services, ["0", "1"])
+    assert [two[n][1]["CUDA_VISIBLE_DEVICES"] for n in MODEL_SERVICES] == ["0", "1", "0", "1"]
+    none = stack.visible_device_env(services, [])
+    assert all(v == ("cpu", {"CUDA_VISIBLE_DEVICES": ""}) for v in none.values())
+
+
+def test_device_parsing():
+    assert resolve_device(" CPU ") == "cpu"
+    for bad in ("gpu", "cuda:x", "cuda:-1", "tpu:0"):
+        with pytest.raises(ValueError, match="cpu, cuda:N or auto"):
+            resolve_device(bad)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == "cpu"
+        for absent in ("cuda", "cuda:0", "cuda:7"):
+            with pytest.raises(ValueError, match="not available"):
+                resolve_device(absent)
+
+
+def test_bf16_falls_back_to_float32_off_gpu():
+    import torch
+
+    assert device_models._dtype("bfloat16", "cpu") is torch.float32
+    assert device_models._dtype("bfloat16", "cuda:0") is torch.bfloat16
+    assert device_models._dtype("float32", "cuda:0") is torch.float32
+
+
+def test_real_sizes_are_the_published_models():
+    """Counted on the meta device: no memory, no weights."""
+    assert device_models.parameter_count("clip", "real") == 149_620_737  # openai/clip-vit-base-patch16
+    assert 0.8e9 < device_models.parameter_count("sam3", "real") < 0.9e9  # SAM3 image model, ~0.84B
+    real = device_models.SIZES["real"]
+    assert real["yolo"]["cfg"] == "yolov8s.yaml" and real["yolo"]["imgsz"] == 640
+    assert real["rfdetr"]["cls"] == "RFDETRBase" and real["rfdetr"]["resolution"] == 560
+    assert real["qwen"]["config"]["text"]["num_hidden_layers"] == 36 and real["qwen"]["dtype"] == "bfloat16"
+    # Same builders, other shapes: the dry run goes through the code the device run takes.
+    assert set(device_models.SIZES["tiny"]) == set(real) == set(device_models.BUILDERS)
+
+
+@pytest.mark.timeout(300)
+def test_dry_run_writes_json_and_table(tmp_path):
+    env = dict(os.environ, OUT=str(tmp_path))
+    done = subprocess.run(["bash", "scripts/device_check.sh", "--dry-run", "--families", "clip",
+                           "--steps", "env,plan,models,bench"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    report = json.loads((tmp_path / "device.json").read_text())
+    assert line["failed"] == report["failed"] == []
+    assert report["size"] == "tiny" and report["steps"]["env"]["result"]["device"] == "cpu"
+    assert report["steps"]["plan"]["result"]["four_gpus"]["qwen"]["CUDA_VISIBLE_DEVICES"] == "2"
+    (clip,) = report["steps"]["bench"]["result"]
+    assert clip["direct"]["calls"] == 3 and clip["direct"]["images_per_s"] > 0
+    assert clip["service"]["c1"]["total"] == 4 and clip["service"]["c8"]["total"] == 8
+    assert clip["service_over_direct_c1"] > 0
+    table = (tmp_path / "device.md").read_text()
+    assert "| clip | clip-tiny |" in table
