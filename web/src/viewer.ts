@@ -3,6 +3,7 @@
 import type { GroundTruthBox, PrepassResult } from "./gen/tator/orchestrator/v1/orchestrator_pb";
 import { orderSources, sourceColor } from "./logic/colors";
 import { fitView, hitTest, pan, type Rect, toImage, type View, zoomAt } from "./logic/geometry";
+import { packColor, strokeRect } from "./logic/raster";
 import { countDecisions, decideAll } from "./logic/thresholds";
 import { h } from "./ui";
 
@@ -44,10 +45,15 @@ export class Viewer {
   private summary: HTMLElement;
   private frame = 0;
   private drag: { x: number; y: number; moved: boolean } | null = null;
+  private base: Uint32Array | null = null;
+  private baseKey = "";
+  private baseImg: HTMLImageElement | null = null;
+  private frameData = new ImageData(W, H);
 
   constructor() {
     this.canvas = h("canvas", { id: "viewer", width: W, height: H, tabindex: 0 });
-    this.g = this.canvas.getContext("2d")!;
+    // Pixels are read back once per view change, so the canvas is kept in memory the CPU can read.
+    this.g = this.canvas.getContext("2d", { willReadFrequently: true })!;
     this.toggles = h("div", { class: "toggles", id: "source-toggles" });
     this.sliders = h("div", { class: "sliders", id: "threshold-sliders" });
     this.details = h("div", { class: "details", id: "candidate-details" }, h("p", { class: "muted" },
@@ -151,8 +157,7 @@ export class Viewer {
 
   private applyThresholds(): void {
     const cands = this.result?.candidates ?? [];
-    const scored = cands.map((c) => ({ label: c.label, acceptProb: c.acceptProb }));
-    this.decisions = this.thresholds ? decideAll(scored, this.thresholds.byClass, 0.5, this.decisions)
+    this.decisions = this.thresholds ? decideAll(cands, this.thresholds.byClass, 0.5, this.decisions)
       : new Uint8Array(cands.length);
     this.updateSummary();
     this.schedule();
@@ -262,53 +267,48 @@ export class Viewer {
   draw(): void {
     const t0 = performance.now();
     const g = this.g;
-    g.setTransform(1, 0, 0, 1, 0, 0);
-    g.fillStyle = "#222";
-    g.fillRect(0, 0, W, H);
     const v = this.view;
-    if (this.img) g.drawImage(this.img, v.ox, v.oy, this.imgW * v.scale, this.imgH * v.scale);
-    // Boxes are batched into one path per (source, decision): 2,000 boxes cost a few strokes.
-    const cands = this.result?.candidates ?? [];
-    for (const src of this.sources) {
-      if (this.hidden.has(src)) continue;
-      for (const decision of [0, 1, 2]) {
-        g.beginPath();
-        let any = false;
-        for (let i = 0; i < cands.length; i++) {
-          if (cands[i].sourcePrimary !== src || this.decisions[i] !== decision) continue;
-          const b = this.boxes[i];
-          g.rect(b.x1 * v.scale + v.ox, b.y1 * v.scale + v.oy, (b.x2 - b.x1) * v.scale, (b.y2 - b.y1) * v.scale);
-          any = true;
-        }
-        if (!any) continue;
-        g.strokeStyle = sourceColor(src);
-        g.globalAlpha = decision === 2 ? 0.45 : 1;
-        g.lineWidth = decision === 1 ? 3 : decision === 2 ? 1 : 2;
-        g.setLineDash(decision === 2 ? [4, 4] : []);
-        g.stroke();
-      }
+    // The image layer is rendered by the canvas once per view (zoom/pan) and kept as pixels; every
+    // redraw copies it and writes the box outlines into the copy (logic/raster.ts).
+    const viewKey = `${v.scale},${v.ox},${v.oy},${this.imgW},${this.imgH}`;
+    if (!this.base || this.baseKey !== viewKey || this.baseImg !== this.img) {
+      g.setTransform(1, 0, 0, 1, 0, 0);
+      g.fillStyle = "#222";
+      g.fillRect(0, 0, W, H);
+      if (this.img) g.drawImage(this.img, v.ox, v.oy, this.imgW * v.scale, this.imgH * v.scale);
+      this.base = new Uint32Array(g.getImageData(0, 0, W, H).data.buffer);
+      this.baseKey = viewKey;
+      this.baseImg = this.img;
     }
-    g.globalAlpha = 1;
-    g.setLineDash([]);
-    if (this.showGt && this.gt.length) {
-      g.beginPath();
+    const px = new Uint32Array(this.frameData.data.buffer);
+    px.set(this.base);
+    const cands = this.result?.candidates ?? [];
+    // One stroke style per (source, decision), made once per draw: no allocation per box.
+    const styles = new Map(this.sources.map((src) => {
+      const color = packColor(sourceColor(src));
+      return [src, [{ color, width: 2 }, { color, width: 3 }, { color, width: 1, half: true }]];
+    }));
+    for (let i = 0; i < cands.length; i++) {
+      const src = cands[i].sourcePrimary;
+      if (this.hidden.has(src)) continue;
+      const b = this.boxes[i];
+      strokeRect(px, W, H, b.x1 * v.scale + v.ox, b.y1 * v.scale + v.oy, b.x2 * v.scale + v.ox, b.y2 * v.scale + v.oy,
+        styles.get(src)![this.decisions[i]]);
+    }
+    if (this.showGt) {
+      const gtStroke = { color: packColor(sourceColor("ground_truth")), width: 1, dash: 4 };
       for (const gt of this.gt) {
         const b = gt.box!;
-        g.rect(b.x1 * v.scale + v.ox, b.y1 * v.scale + v.oy, (b.x2 - b.x1) * v.scale, (b.y2 - b.y1) * v.scale);
+        strokeRect(px, W, H, b.x1 * v.scale + v.ox - 2, b.y1 * v.scale + v.oy - 2, b.x2 * v.scale + v.ox + 2,
+          b.y2 * v.scale + v.oy + 2, gtStroke);
       }
-      g.strokeStyle = sourceColor("ground_truth");
-      g.lineWidth = 1.5;
-      g.setLineDash([6, 3]);
-      g.stroke();
-      g.setLineDash([]);
     }
-    if (this.selected >= 0 && this.boxes[this.selected]) {
-      const b = this.boxes[this.selected];
-      g.strokeStyle = "#fff";
-      g.lineWidth = 2;
-      g.strokeRect(b.x1 * v.scale + v.ox - 3, b.y1 * v.scale + v.oy - 3, (b.x2 - b.x1) * v.scale + 6,
-        (b.y2 - b.y1) * v.scale + 6);
+    const sel = this.boxes[this.selected];
+    if (this.selected >= 0 && sel) {
+      strokeRect(px, W, H, sel.x1 * v.scale + v.ox - 4, sel.y1 * v.scale + v.oy - 4, sel.x2 * v.scale + v.ox + 4,
+        sel.y2 * v.scale + v.oy + 4, { color: 0xffffffff, width: 2 });
     }
+    g.putImageData(this.frameData, 0, 0);
     const ms = performance.now() - t0;
     const s = this.stats;
     s.draws++;
