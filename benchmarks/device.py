@@ -37,8 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
-import device_bench  # noqa: E402
-import device_models  # noqa: E402
+import device_bench
+import device_models
 
 LIBS = {"torch": "torch", "torchvision": "torchvision", "transformers": "transformers", "grpc": "grpcio",
         "google.protobuf": "protobuf", "numpy": "numpy", "PIL": "pillow", "pydantic": "pydantic",
@@ -169,7 +169,7 @@ def step_bench(registry: Path, extra: dict, device: str, dry: bool, families: tu
         try:
             res = asyncio.run(device_bench.bench_family(family, registry, extra[family]["id"], extra[family],
                                                         device, image, budget))
-        except Exception as exc:  # noqa: BLE001 - one family failing must not hide the others
+        except Exception as exc:
             res = {"family": family, "model": extra[family]["id"], "error": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc()[-2000:]}
         out.append(res)
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> dict:
                 value = fn(*a)
             report["steps"][name] = {"ok": True, "s": round(time.perf_counter() - t0, 1), "result": value}
             return value
-        except Exception as exc:  # noqa: BLE001 - recorded, and the next step still runs
+        except Exception as exc:
             report["failed"].append(name)
             report["steps"][name] = {"ok": False, "s": round(time.perf_counter() - t0, 1),
                                      "error": f"{type(exc).__name__}: {exc}"[:4000]}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import load as loadbench  # noqa: E402  (benchmarks/load.py: the closed-loop client the ghz configs share)
+import load as loadbench
 
 SERVICE = {"yolo": "detector", "rfdetr": "detector", "sam3": "sam3", "qwen": "qwen", "clip": "classifier"}
 # Per-call work equal on both sides: the direct side has no cache, so the service's cross-call caches that

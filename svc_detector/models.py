@@ -166,6 +166,12 @@ class ModelManager:
     def statuses(self) -> list[ModelStatus]:
         return [self.status(mid) for mid in self._slots]
 
+    def statuses_if_cheap(self) -> list[ModelStatus] | None:
+        """statuses() when every weight hash is already known (no file read: fine on the event loop), else None."""
+        if any(slot.entry.cached_version() is None for slot in self._slots.values()):
+            return None
+        return self.statuses()
+
     def select(self, model_ids: Sequence[str]) -> tuple[list[str], list[str]]:
         """Requested ids (deduplicated, checked) or, when empty, each family's default that is on disk.
 

@@ -96,7 +96,11 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         return response_pb(result, decode_ms, (time.perf_counter() - start) * 1000)
 
     async def ListModels(self, request, context):
-        statuses = await asyncio.to_thread(self.manager.statuses)  # hashing weights may read files
+        # Hashing weights reads files: off the event loop, unless every hash is known (the usual case: a
+        # thread hop per call would cost more than the whole answer).
+        statuses = self.manager.statuses_if_cheap()
+        if statuses is None:
+            statuses = await asyncio.to_thread(self.manager.statuses)
         return detector_pb2.ListModelsResponse(models=[model_info_pb(s) for s in statuses])
 
     async def LoadModel(self, request, context):

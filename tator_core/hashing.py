@@ -22,14 +22,26 @@ _file_cache: dict[tuple, str] = {}
 _file_lock = threading.Lock()
 
 
+def _version_key(path: Path) -> tuple[list[Path], tuple]:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return files, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+def cached_path_version(path: str | Path) -> str | None:
+    """path_version's answer when it is cached and the files are unchanged, else None. Only stats
+    files, never reads them, so an event loop may call it (ListModels without a thread hop)."""
+    _, key = _version_key(Path(path))
+    with _file_lock:
+        return _file_cache.get(key)
+
+
 def path_version(path: str | Path) -> str:
     """SHA-256 of a file, or of a directory's files (relative names + bytes).
 
     Cached on (path, size, mtime) of every file so ListModels stays cheap.
     """
     path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    files, key = _version_key(path)
     with _file_lock:
         if key in _file_cache:
             return _file_cache[key]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,13 +34,16 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         self.service = service
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        # Labelled children looked up once: `labels()` takes a lock and builds a key on every call.
+        self._in_flight_gauge = IN_FLIGHT.labels(service)
+        self._per_method: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
         handler = await continuation(details)
         if handler is None or details.method.startswith(_UNCHECKED_PREFIXES):
             return handler
         method = details.method.rsplit("/", 1)[-1]
-        rid = dict(details.invocation_metadata or ()).get("x-request-id") or uuid.uuid4().hex[:16]
+        rid = dict(details.invocation_metadata or ()).get("x-request-id") or os.urandom(8).hex()
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
@@ -71,12 +74,20 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
                 f"{self.service} is serving {self.in_flight} requests (limit {self.max_in_flight}); retry later",
                 limit=self.max_in_flight)
         self.in_flight += 1
-        IN_FLIGHT.labels(self.service).set(self.in_flight)
+        self._in_flight_gauge.set(self.in_flight)
         return None
 
     def _leave(self) -> None:
         self.in_flight -= 1
-        IN_FLIGHT.labels(self.service).set(self.in_flight)
+        self._in_flight_gauge.set(self.in_flight)
+
+    def _record(self, method: str, code: str, seconds: float) -> None:
+        children = self._per_method.get((method, code))
+        if children is None:
+            children = (RPC_TOTAL.labels(self.service, method, code), RPC_LATENCY.labels(self.service, method))
+            self._per_method[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, rid: str, exc: BaseException) -> None:
         if isinstance(exc, errors.TatorError):
@@ -117,5 +128,4 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
             code = exc.code.name if isinstance(exc, errors.TatorError) else "INTERNAL"
             await self._fail(context, method, rid, exc)
         finally:
-            RPC_TOTAL.labels(self.service, method, code).inc()
-            RPC_LATENCY.labels(self.service, method).observe(time.perf_counter() - start)
+            self._record(method, code, time.perf_counter() - start)

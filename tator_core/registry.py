@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from tator_core import errors
-from tator_core.hashing import path_version
+from tator_core.hashing import cached_path_version, path_version
 
 FAMILIES = frozenset({"yolo", "rfdetr", "sam3", "qwen", "clip", "dinov3", "head"})
 
@@ -51,6 +51,10 @@ class ModelEntry:
 
     def version(self) -> str:
         return path_version(self.path) if self.exists else ""
+
+    def cached_version(self) -> str | None:
+        """version() when known without reading the weights, else None."""
+        return cached_path_version(self.path) if self.exists else ""
 
 
 class Registry:

@@ -16,7 +16,7 @@ from tator_core.settings import resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import device_models  # noqa: E402
+import device_models
 
 MODEL_SERVICES = ("detector", "sam3", "qwen", "classifier")
 
@@ -98,3 +98,17 @@ def test_dry_run_writes_json_and_table(tmp_path):
     assert clip["service_over_direct_c1"] > 0
     table = (tmp_path / "device.md").read_text()
     assert "| clip | clip-tiny |" in table
+
+
+def test_cached_path_version_never_reads_and_follows_changes(tmp_path):
+    """ListModels answers on the event loop only from known hashes; a changed file is unknown again."""
+    from tator_core.hashing import cached_path_version, path_version
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"a" * 1000)
+    assert cached_path_version(weights) is None
+    digest = path_version(weights)
+    assert cached_path_version(weights) == digest
+    weights.write_bytes(b"b" * 1001)
+    assert cached_path_version(weights) is None
+    assert path_version(weights) != digest
