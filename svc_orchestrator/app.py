@@ -23,9 +23,11 @@ from svc_orchestrator.jobs import JobHandle, JobManager
 from svc_orchestrator.prepass.cache import PrepassCache
 from svc_orchestrator.prepass.plan import stage_failed
 from svc_orchestrator.prepass.runner import PrepassContext, PrepassRunner
+from svc_orchestrator.prepass.sharding import merge_summaries, split_units
 from svc_orchestrator.recipes import RecipeStore
 from svc_orchestrator.settings import OrchestratorSettings
-from svc_orchestrator.store import open_store
+from svc_orchestrator.store import JobRecord, WorkUnit, open_store
+from svc_orchestrator.workers import UnitProgress, UnitWorkers
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import sha256_hex
@@ -100,11 +102,18 @@ class Orchestrator:
         self.cache = PrepassCache(self.store)
         self.jobs = JobManager(self.store, max_concurrent=settings.max_concurrent_jobs,
                                replica_id=settings.replica_id, lease_s=settings.lease_s)
+        self._unit_contexts: dict[str, PrepassContext] = {}
+        self.workers = UnitWorkers(self.store, self.jobs.replica_id, execute=self.run_unit,
+                                   finalize=lambda _rec, summaries: merge_summaries(summaries),
+                                   notify=self.jobs.notify, slots=settings.max_concurrent_jobs,
+                                   lease_s=settings.lease_s)
+        self.jobs.on_cancel = lambda job_id: self.workers.stop(job_id=job_id)
         self.runner = PrepassRunner(self.clients, self.cache, self.datasets, glossary_lookup=self.glossaries.text,
                                     recipe_lookup=self.recipes.get, max_image_pixels=settings.max_image_pixels)
         self.calibration_root = state / "calibration"
 
     async def close(self) -> None:
+        await self.workers.close()
         await self.jobs.close()
         await self.clients.close()
         self.store.close()
@@ -173,21 +182,35 @@ class Orchestrator:
         return items
 
     def start_prepass_job(self, request: pb.StartPrepassJobRequest) -> pb.Job:
+        """A sharded job: its units wait in the store for the workers of every replica."""
         ctx = self.runner.context(request.dataset_id, request.config if request.HasField("config") else None,
                                   glossary_name=request.glossary_name, recipe_id=request.recipe_id)
         items = self.select_items(ctx, request.split, request.max_images)
+        units = split_units([item.name for item in items], self.settings.unit_images)
+        job = self.jobs.start_sharded(pb.JOB_KIND_PREPASS, ctx.dataset.id, units, request.SerializeToString())
+        self.workers.start()
+        self.workers.wake()
+        return job
 
-        async def body(handle: JobHandle) -> str:
-            summary = JobSummary(ctx, request.split)
-            for i, item in enumerate(items):
-                handle.check_cancelled()
-                result = await self.runner.run_item(ctx, item, refresh=request.refresh)
-                summary.add(result)
-                note = "cache hit" if result.cache_hit else f"{len(result.candidates)} candidates"
-                await handle.progress(i + 1, len(items), f"{item.name}: {note}", image=item.name)
-            return summary.to_json()
-
-        return self.jobs.start(pb.JOB_KIND_PREPASS, ctx.dataset.id, len(items), body)
+    async def run_unit(self, rec: JobRecord, unit: WorkUnit, progress: UnitProgress) -> str:
+        """One work unit of a prepass job, on whichever replica claimed it; its summary as JSON."""
+        request = pb.StartPrepassJobRequest.FromString(rec.spec)
+        ctx = self._unit_contexts.get(rec.job.id)
+        if ctx is None:
+            ctx = await asyncio.to_thread(
+                self.runner.context, request.dataset_id, request.config if request.HasField("config") else None,
+                glossary_name=request.glossary_name, recipe_id=request.recipe_id)
+            while len(self._unit_contexts) >= 8:
+                self._unit_contexts.pop(next(iter(self._unit_contexts)))
+            self._unit_contexts[rec.job.id] = ctx
+        summary = JobSummary(ctx, request.split)
+        for i, name in enumerate(unit.items):
+            progress.check()
+            result = await self.runner.run_item(ctx, ctx.dataset.item(name), refresh=request.refresh)
+            summary.add(result)
+            note = "cache hit" if result.cache_hit else f"{len(result.candidates)} candidates"
+            await progress.advance(i + 1, f"{name}: {note}", image=name)
+        return summary.to_json()
 
     # --- calibration ----------------------------------------------------------------------------
     def calibration_dir(self, job_id: str) -> Path:

@@ -89,6 +89,8 @@ class JobManager:
         self._changed: dict[str, asyncio.Event] = {}
         self._watching: dict[str, int] = {}
         self._keeper: asyncio.Task | None = None
+        # Called with the id of a sharded job this replica cancelled (its workers stop at once).
+        self.on_cancel: Callable[[str], None] = lambda _job_id: None
         self.interrupted = self.store.interrupt_orphans(
             self.replica_id, time.time(), "the orchestrator stopped while this job was queued or running")
 
@@ -197,6 +199,7 @@ class JobManager:
             # Nothing to wait for: every worker checks the job's state before and after each image.
             job = self.store.update_job(job_id, {"state": pb.JOB_STATE_CANCELLED, "message": "cancelled",
                                                  "eta_s": 0.0, "updated_at": time.time()}, only_active=True)
+            self.on_cancel(job_id)
             self.notify(job_id)
             return job if job is not None else self.get(job_id)
         self.store.request_cancel(job_id)

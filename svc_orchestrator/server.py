@@ -108,6 +108,7 @@ def build_spec(settings: OrchestratorSettings) -> ServiceSpec:
     servicer = OrchestratorServicer(app)
 
     async def warmup() -> None:
+        app.workers.start()  # work units of sharded jobs, whichever replica started them
         await list_models(app.clients)
 
     spec = ServiceSpec(name="orchestrator", full_name=FULL_NAME,

@@ -51,6 +51,8 @@ class OrchestratorSettings(ServiceSettings):
                                        "shared by every replica")
     replica_id: str = Field("", max_length=128, description="this replica's name in job and work-unit leases "
                                                              "(empty = the host name; unique per replica)")
+    unit_images: int = Field(16, ge=1, le=4096, description="images per work unit of a dataset prepass job "
+                                                             "(the share one replica claims at a time)")
     lease_s: float = Field(15.0, ge=1, le=600, description="a replica that stops renewing a lease for this "
                                                             "long is taken for dead")
 

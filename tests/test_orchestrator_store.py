@@ -306,3 +306,86 @@ def test_concurrent_claims_hand_out_every_unit_exactly_once(store_url, tmp_path)
     assert units == list(range(40))
     for s in stores:
         s.close()
+
+
+# --- workers of two replicas -------------------------------------------------------------------------
+
+class _Replica:
+    """A replica's job manager and unit workers on its own connection to the shared store; its
+    execute step records which replica handled which item."""
+
+    def __init__(self, name, store_url, tmp_path, log, *, lease_s=5.0, delay=0.03):
+        from svc_orchestrator.prepass.sharding import merge_summaries
+        from svc_orchestrator.workers import UnitWorkers
+
+        self.store = open_store(store_url, tmp_path)
+        self.jobs = JobManager(self.store, replica_id=name, poll_s=0.05, lease_s=lease_s)
+
+        async def execute(rec, unit, progress):
+            for i, item in enumerate(unit.items):
+                progress.check()
+                await asyncio.sleep(delay)
+                log.append((name, item))
+                await progress.advance(i + 1, item, image=item)
+            return json.dumps({"images": len(unit.items), "by_replica": {name: len(unit.items)}})
+
+        self.workers = UnitWorkers(self.store, name, execute=execute, notify=self.jobs.notify, poll_s=0.05,
+                                   lease_s=lease_s, finalize=lambda _rec, summaries: merge_summaries(summaries))
+        self.jobs.on_cancel = lambda job_id: self.workers.stop(job_id=job_id)
+        self.workers.start()
+
+    async def close(self, *, crash=False):
+        if crash:  # the process dies: nothing is handed back, its leases just run out
+            for t in self.workers._tasks:
+                t.cancel()
+            await asyncio.gather(*self.workers._tasks, return_exceptions=True)
+            self.workers._tasks = []
+        else:
+            await self.workers.close()
+        await self.jobs.close()
+        self.store.close()
+
+
+async def test_a_sharded_job_runs_on_both_replicas_and_is_watched_on_the_other(store_url, tmp_path):
+    log: list[tuple[str, str]] = []
+    a, b = _Replica("a", store_url, tmp_path, log), _Replica("b", store_url, tmp_path, log)
+    items = [f"img{k:02d}" for k in range(20)]
+    job = a.jobs.start_sharded(pb.JOB_KIND_PREPASS, "ds", [items[i:i + 2] for i in range(0, 20, 2)], b"")
+    events = [(j.state, j.done, img) async for j, img in b.jobs.watch(job.id)]
+    final = events[-1]
+    assert final[0] == pb.JOB_STATE_SUCCEEDED and final[1] == 20
+    assert sorted(item for _, item in log) == items  # every image exactly once
+    result = json.loads(b.jobs.get(job.id).result_json)
+    assert result["images"] == 20 and sum(result["by_replica"].values()) == 20
+    assert set(result["by_replica"]) == {"a", "b"}, result  # both replicas took units
+    done = [d for _, d, img in events if img]
+    assert done == sorted(done) and done[-1] == 20  # aggregated progress never goes back
+    await a.close()
+    await b.close()
+
+
+async def test_a_crashed_replica_s_units_are_taken_over_and_a_cancel_reaches_every_replica(store_url, tmp_path):
+    log: list[tuple[str, str]] = []
+    a = _Replica("a", store_url, tmp_path, log, lease_s=1.0, delay=0.1)
+    items = [f"img{k:02d}" for k in range(12)]
+    job = a.jobs.start_sharded(pb.JOB_KIND_PREPASS, "ds", [items[i:i + 3] for i in range(0, 12, 3)], b"")
+    while not log:
+        await asyncio.sleep(0.02)
+    await a.close(crash=True)  # mid-unit
+    b = _Replica("b", store_url, tmp_path, log, lease_s=1.0, delay=0.01)
+    final = await asyncio.wait_for(b.jobs.wait(job.id), 30)
+    assert final.state == pb.JOB_STATE_SUCCEEDED and final.done == 12
+    assert {item for r, item in log if r == "b"} >= set(items[3:])  # b ran a's abandoned unit again
+    assert {item for _, item in log} == set(items)
+    # cancel on one replica stops the work on the other within an image
+    c = _Replica("c", store_url, tmp_path, log, delay=0.1)
+    job2 = b.jobs.start_sharded(pb.JOB_KIND_PREPASS, "ds", [[f"x{k}" for k in range(50)]], b"")
+    while not any(item.startswith("x") for _, item in log):
+        await asyncio.sleep(0.02)
+    assert c.jobs.cancel(job2.id).state == pb.JOB_STATE_CANCELLED
+    await asyncio.sleep(2.5)  # b's heartbeat (lease/3) or its next report notices
+    ran = [item for _, item in log if item.startswith("x")]
+    assert len(ran) < 50 and not b.workers._running
+    assert b.jobs.get(job2.id).state == pb.JOB_STATE_CANCELLED
+    await b.close()
+    await c.close()

@@ -109,7 +109,7 @@ class Store(ABC):
 
     @abstractmethod
     def heartbeat_units(self, owner: str, units: Sequence[tuple[str, int]], lease_until: float) -> set[tuple[str, int]]:
-        """Extend the leases still held; the units whose lease this owner lost."""
+        """Extend the leases still held; the units whose lease this owner lost or whose job ended."""
 
     @abstractmethod
     def finish_unit(self, owner: str, job_id: str, unit: int, summary: str) -> list[str] | None:

@@ -184,7 +184,8 @@ class SqlStore(Store):
         with self.tx() as t:
             for job_id, unit in units:
                 cur = t.q("UPDATE work_units SET lease_until = ? WHERE job_id = ? AND unit = ? AND owner = ? "
-                          "AND state = ?", (lease_until, job_id, unit, owner, UNIT_CLAIMED))
+                          f"AND state = ? AND job_id IN (SELECT id FROM jobs WHERE {_ACTIVE_SQL})",
+                          (lease_until, job_id, unit, owner, UNIT_CLAIMED))
                 if cur.rowcount == 0:
                     lost.add((job_id, unit))
         return lost
