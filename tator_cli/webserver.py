@@ -4,7 +4,9 @@
 
 Vite names every asset by its content hash, so /assets/* is cached for a year and everything
 else (index.html) is revalidated on each load. /config.json tells the UI where Envoy listens,
-so one build runs on any ports.
+so one build runs on any ports. /healthz answers 200 until SIGTERM, then 503 while the server
+keeps serving for --drain-s seconds (Kubernetes takes the pod out of its Service meanwhile).
+The same file is the entry point of the tator-web image (deploy/web/Dockerfile): stdlib only.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
+import signal
+import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,6 +26,7 @@ NOT_BUILT = b"""<!doctype html><meta charset="utf-8"><title>Tator UI not built</
 
 class Handler(SimpleHTTPRequestHandler):
     api_url = ""
+    draining = threading.Event()
 
     def end_headers(self) -> None:
         immutable = self.path.startswith("/assets/")
@@ -30,6 +36,12 @@ class Handler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:  # http.server names it
         path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            if self.draining.is_set():
+                self._send(503, "text/plain", b"draining\n")
+            else:
+                self._send(200, "text/plain", b"ok\n")
+            return
         if path == "/config.json":
             body = json.dumps({"api": self.api_url}).encode()
             self._send(200, "application/json", body)
@@ -56,10 +68,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--root", type=Path, required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8081)
-    ap.add_argument("--api", default="", help="Envoy's grpc-web URL, served as /config.json")
+    ap.add_argument("--api", default=os.environ.get("TATOR_WEB_API_URL", ""),
+                    help="Envoy's grpc-web URL, served as /config.json (env TATOR_WEB_API_URL)")
+    ap.add_argument("--drain-s", type=float, default=0.0, help="keep serving this long after SIGTERM")
     ns = ap.parse_args(argv)
-    handler = type("ConfiguredHandler", (Handler,), {"api_url": ns.api})
+    handler = type("ConfiguredHandler", (Handler,), {"api_url": ns.api, "draining": threading.Event()})
     server = ThreadingHTTPServer((ns.host, ns.port), functools.partial(handler, directory=str(ns.root)))
+
+    def on_term(signum, frame) -> None:
+        handler.draining.set()
+        threading.Timer(ns.drain_s, server.shutdown).start()
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -88,3 +88,27 @@ def test_static_server_serves_config_cache_headers_and_a_not_built_page(static_s
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(f"{url}/../../etc/passwd")
     assert exc.value.code == 404
+    with urllib.request.urlopen(f"{url}/healthz") as r:
+        assert r.status == 200
+
+
+def test_static_server_drains_on_sigterm(tmp_path):
+    import signal
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tator_cli.webserver", "--root", str(tmp_path), "--port", str(port),
+                             "--drain-s", "1.5"])
+    url = f"http://127.0.0.1:{port}"
+    conf = edge.EdgeConf(ui_port=port)
+    deadline = time.monotonic() + 20
+    while edge.edge_health("web", conf) != "SERVING":
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(urllib.error.HTTPError) as exc:  # still serving, but out of rotation
+        urllib.request.urlopen(f"{url}/healthz")
+    assert exc.value.code == 503
+    with urllib.request.urlopen(f"{url}/config.json") as r:
+        assert r.status == 200
+    assert proc.wait(10) == 0

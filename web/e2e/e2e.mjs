@@ -85,22 +85,23 @@ try {
   await ready("jobs");
   await page.selectOption("#prepass-dataset", "synth");
   await page.fill("#prepass-max", "2");
-  await page.click("#start-prepass");
-  const first = page.locator("#jobs tr").first();
-  await page.waitForFunction(() => document.querySelector("#jobs tr")?.getAttribute("data-state") === "running"
-    || document.querySelector("#jobs tr")?.getAttribute("data-state") === "succeeded");
-  const smallJob = await first.getAttribute("data-job");
+  const newJob = async () => {
+    const before = await page.$$eval("#jobs tr", (trs) => trs.map((t) => t.getAttribute("data-job")));
+    await page.click("#start-prepass");
+    await page.waitForFunction((b) => {
+      const tr = document.querySelector("#jobs tr");
+      return tr && !b.includes(tr.getAttribute("data-job"));
+    }, before);
+    return page.locator("#jobs tr").first().getAttribute("data-job");
+  };
+  const smallJob = await newJob();
   await page.waitForSelector(`#jobs tr[data-job="${smallJob}"][data-state="succeeded"]`);
   const progress = await page.locator(`#jobs tr[data-job="${smallJob}"] td`).nth(4).textContent();
   await noError("job");
   await shot("4-jobs-finished");
   await page.fill("#prepass-max", "0");
-  await page.click("#start-prepass");
-  await page.waitForFunction((id) => {
-    const tr = document.querySelector("#jobs tr");
-    return tr && tr.getAttribute("data-job") !== id && tr.getAttribute("data-state") === "running";
-  }, smallJob);
-  const bigJob = await page.locator("#jobs tr").first().getAttribute("data-job");
+  const bigJob = await newJob();
+  await page.waitForSelector(`#jobs tr[data-job="${bigJob}"][data-state="running"]`);
   await page.click(`#jobs tr[data-job="${bigJob}"] button.cancel`);
   await page.waitForSelector(`#jobs tr[data-job="${bigJob}"][data-state="cancelled"]`);
   await noError("cancel");

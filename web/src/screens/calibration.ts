@@ -48,8 +48,8 @@ export function drawReport(el: HTMLElement, rep: CalibrationReport): void {
   rep.curves.forEach((c, k) => {
     pr.append(s("path", { d: prPath(c.recall, c.precision, plot), fill: "none", stroke: methodColor(c.model),
       "stroke-width": 2, "data-model": c.model }));
-    pr.append(s("text", { x: plot.width - plot.pad - 90, y: plot.pad + 14 * (k + 1), fill: methodColor(c.model),
-      "font-size": 12 }, `${c.model} (global threshold)`));
+    pr.append(s("text", { x: plot.pad + 8, y: plot.height - plot.pad - 10 - 14 * k, fill: methodColor(c.model),
+      "font-size": 12 }, `— ${c.model} over one global threshold`));
   });
   for (const r of results.filter((r) => Math.abs(r.evalIou - rep.primaryEvalIou) < 1e-6 && r.overall)) {
     pr.append(s("circle", { cx: sx(r.overall!.recall, plot), cy: sy(r.overall!.precision, plot), r: 4,
@@ -66,8 +66,12 @@ export function drawReport(el: HTMLElement, rep: CalibrationReport): void {
     const gw = (fplot.width - 2 * fplot.pad) / labelmap.length;
     f1.append(s("text", { x: fplot.pad + gw * (i + 0.5), y: fplot.height - 8, "text-anchor": "middle", "font-size": 12 }, lab));
   });
-  el.append(h("div", { class: "charts" }, h("figure", {}, pr, h("figcaption", {}, "precision / recall (test split)")),
-    h("figure", {}, f1, h("figcaption", {}, "per-class F1 at the primary eval IoU"))));
+  const methods = [...new Set(results.filter((r) => Math.abs(r.evalIou - rep.primaryEvalIou) < 1e-6).map((r) => r.method))];
+  const legend = h("div", { class: "legend", id: "method-legend" }, methods.map((m) => h("span", {},
+    h("span", { class: "swatch", style: `background:${methodColor(m)}` }), m, " ")));
+  el.append(h("div", { class: "charts" },
+    h("figure", {}, pr, h("figcaption", {}, "precision / recall (test split); dots: each method's operating point")),
+    h("figure", {}, f1, h("figcaption", {}, "per-class F1 at the primary eval IoU"))), legend);
   el.append(h("h2", {}, "Thresholds"), h("table", { class: "grid", id: "thresholds" },
     h("thead", {}, h("tr", {}, ["model", "class", "threshold", "reason", "val P", "val R", "val F1"].map((c) => h("th", {}, c)))),
     h("tbody", {}, rep.thresholds.flatMap((t) => t.classes.map((c) => h("tr", {},
