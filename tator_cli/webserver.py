@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     handler = type("ConfiguredHandler", (Handler,), {"api_url": ns.api, "draining": threading.Event()})
     server = ThreadingHTTPServer((ns.host, ns.port), functools.partial(handler, directory=str(ns.root)))
 
-    def on_term(signum, frame) -> None:
+    def on_term(_signum, _frame) -> None:
         handler.draining.set()
         threading.Timer(ns.drain_s, server.shutdown).start()
 
