@@ -3,7 +3,8 @@ local stack (every service in-process on loopback, tiny models), serving the bui
 static server `tator up` starts.
 
 The script web/e2e/e2e.mjs opens the app, picks the synthetic dataset, opens an image, runs a prepass,
-checks boxes from at least two sources, opens a candidate's provenance, starts a small prepass job and
+checks boxes from at least two sources, opens a candidate's provenance, drops an image file on the
+canvas and gets it prepassed, starts a small prepass job and
 watches it finish through WatchJob, cancels another, opens a calibration report, edits a glossary,
 walks back/forward, checks that a server error shows its reason, and fails on any console error.
 Screenshots of each screen land in $TATOR_E2E_OUT (default build/web-e2e).
@@ -127,6 +128,8 @@ async def test_ui_flow_in_chromium_through_envoy(web_stack):
     assert steps["calibration"]["curves"] >= 1 and steps["calibration"]["metricRows"] > 0
     assert "JOB_NOT_FOUND" in steps["history-and-errors"]["error"]
     shots = sorted(p.name for p in out.glob("*.png"))
-    assert shots == ["1-services.png", "2-datasets.png", "3-image.png", "4-jobs-finished.png", "4-jobs.png",
+    assert "candidates" in steps["image"]["dropped"]
+    assert shots == ["1-services.png", "2-datasets.png", "3-image-dropped.png", "3-image.png", "4-jobs-finished.png",
+                     "4-jobs.png",
                      "5-calibration.png", "6-glossaries.png", "7-error.png"], shots
     assert calibration

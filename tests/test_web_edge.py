@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -112,3 +113,49 @@ def test_static_server_drains_on_sigterm(tmp_path):
     with urllib.request.urlopen(f"{url}/config.json") as r:
         assert r.status == 200
     assert proc.wait(10) == 0
+
+
+def _grpc_web_list_datasets(port: int, origin: str) -> tuple[int, dict, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/tator.orchestrator.v1.OrchestratorService/ListDatasets", body=b"\x00\x00\x00\x00\x00",
+                 headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1", "origin": origin})
+    resp = conn.getresponse()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+
+
+def test_tator_up_serves_the_ui_and_envoy_and_status_lists_them(tmp_path):
+    """`tator up` (orchestrator only, to stay cheap) starts Envoy and the UI server on the config's
+    ports, prints the URL; grpc-web reaches the orchestrator with CORS for the UI's origin only."""
+    ports = {n: free_port() for n in ("orch", "envoy", "admin", "ui", "m")}
+    cfg = tmp_path / "stack.yaml"
+    services = {name: {"address": f"127.0.0.1:{free_port() if name != 'orchestrator' else ports['orch']}",
+                       "metrics_port": -1, "module": f"svc_{name}", "gpu": False}
+                for name in ("orchestrator", "detector", "sam3", "qwen", "classifier")}
+    cfg.write_text(yaml.safe_dump({"services": services, "web": {"envoy_port": ports["envoy"],
+                                   "admin_port": ports["admin"], "ui_port": ports["ui"]}}))
+    env = dict(os.environ, TATOR_HOME=str(tmp_path / "home"), TATOR_STACK_CONFIG=str(cfg))
+    (tmp_path / "home" / "data").mkdir(parents=True)
+    tator = [sys.executable, "-m", "tator_cli.main"]
+    up = subprocess.run([*tator, "up", "--detach", "--only", "orchestrator", "--timeout", "120"], env=env,
+                        capture_output=True, text=True, timeout=180)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        ui = f"http://127.0.0.1:{ports['ui']}/"
+        assert ui in up.stdout.splitlines()
+        status = subprocess.run([*tator, "status", "--json"], env=env, capture_output=True, text=True, timeout=60)
+        rows = {r["service"]: r for r in json.loads(status.stdout)}
+        assert rows["envoy"]["health"] == "SERVING" and rows["web"]["health"] == "SERVING"
+        assert rows["web"]["address"] == ui and rows["orchestrator"]["health"] == "SERVING"
+        with urllib.request.urlopen(f"{ui}config.json") as r:
+            assert json.loads(r.read()) == {"api": f"http://127.0.0.1:{ports['envoy']}"}
+        code, headers, body = _grpc_web_list_datasets(ports["envoy"], ui.rstrip("/"))
+        assert code == 200 and headers.get("access-control-allow-origin") == ui.rstrip("/")
+        assert headers.get("grpc-status", "0") == "0" and body[:1] == b"\x00"
+        _, other, _ = _grpc_web_list_datasets(ports["envoy"], "http://evil.example")
+        assert "access-control-allow-origin" not in other
+    finally:
+        down = subprocess.run([*tator, "down"], env=env, capture_output=True, text=True, timeout=120)
+    assert "stopped 3" in down.stderr + down.stdout
+    assert edge.edge_health("web", edge.EdgeConf(ui_port=ports["ui"], admin_port=ports["admin"])) == "UNREACHABLE"

@@ -78,7 +78,23 @@ try {
   const firstOff = !(await page.locator(`#source-toggles [data-source="${sources[0]}"] input`).isChecked());
   await page.keyboard.press("1");
   await shot("3-image");
-  log("image", { image: imageName?.trim(), sources, atoms, bars, keyboardToggle: firstOff });
+  // Drop an image of your own (the current one, re-encoded as JPEG in the page) on the canvas: it is
+  // sent with its bytes and prepassed with the dataset's labelmap.
+  await page.evaluate(async () => {
+    const src = document.querySelector("canvas#viewer");
+    const blob = await new Promise((r) => src.toBlob(r, "image/jpeg", 0.9));
+    const dt = new DataTransfer();
+    dt.items.add(new File([blob], "dropped.jpg", { type: "image/jpeg" }));
+    const target = document.querySelector(".viewer");
+    target.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    target.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  await page.waitForFunction(() => document.querySelector("#image-name")?.textContent?.includes("dropped.jpg")
+    && !document.querySelector("#run-prepass").disabled && /candidates/.test(document.querySelector("#prepass-status").textContent));
+  await noError("drop");
+  const dropped = await page.locator("#prepass-status").textContent();
+  await shot("3-image-dropped");
+  log("image", { dropped: dropped?.trim(), image: imageName?.trim(), sources, atoms, bars, keyboardToggle: firstOff });
 
   // 4. Jobs: start a small prepass job and watch it finish through the stream; cancel another
   await page.click('#nav a[data-screen="jobs"]');
