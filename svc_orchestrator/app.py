@@ -203,13 +203,34 @@ class Orchestrator:
             while len(self._unit_contexts) >= 8:
                 self._unit_contexts.pop(next(iter(self._unit_contexts)))
             self._unit_contexts[rec.job.id] = ctx
+        # Several images in flight, so one image's classifier stage overlaps the next one's detectors and
+        # every service stays busy; bounded, so memory and the services' queues stay bounded too. The
+        # summary only counts, so completion order does not change it.
         summary = JobSummary(ctx, request.split)
-        for i, name in enumerate(unit.items):
-            progress.check()
-            result = await self.runner.run_item(ctx, ctx.dataset.item(name), refresh=request.refresh)
-            summary.add(result)
-            note = "cache hit" if result.cache_hit else f"{len(result.candidates)} candidates"
-            await progress.advance(i + 1, f"{name}: {note}", image=name)
+        pending = iter(unit.items)
+        done = 0
+        in_order = asyncio.Lock()  # progress writes land in the order of their counts (FIFO lock)
+
+        async def worker() -> None:
+            nonlocal done
+            for name in pending:
+                progress.check()
+                result = await self.runner.run_item(ctx, ctx.dataset.item(name), refresh=request.refresh)
+                summary.add(result)
+                done += 1
+                count = done
+                note = "cache hit" if result.cache_hit else f"{len(result.candidates)} candidates"
+                async with in_order:
+                    await progress.advance(count, f"{name}: {note}", image=name)
+
+        workers = [asyncio.create_task(worker())
+                   for _ in range(min(self.settings.prepass_images_in_flight, len(unit.items)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:  # one image failed or the unit was stopped: stop the others too
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
         return summary.to_json()
 
     # --- calibration ----------------------------------------------------------------------------

@@ -44,6 +44,8 @@ class OrchestratorSettings(ServiceSettings):
     classifier_timeout_s: float = Field(120.0, gt=0, description="deadline of one classifier call")
     health_timeout_s: float = Field(3.0, gt=0, description="deadline of health/ListModels probes")
     models_ttl_s: float = Field(2.0, ge=0, description="how long a ListModels answer is reused (0 = never)")
+    prepass_images_in_flight: int = Field(4, ge=1, le=64, description="images of one prepass job processed at "
+                                          "once (stages of different images overlap); 1 = one at a time")
     max_concurrent_jobs: int = Field(1, ge=1, le=16, description="jobs running at once; others wait QUEUED")
     store_url: str = Field("", pattern=r"^(|postgres(ql)?://.*|sqlite:///.+)$",
                            description="where jobs, job events and the prepass cache live: empty = "
