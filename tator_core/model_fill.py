@@ -90,6 +90,15 @@ def check(root: Path) -> Registry:
     return registry
 
 
+def make_readable(root: Path) -> None:
+    """Weights are not secret, but a file written 0600 by one user is
+    unreadable to a service running as another: directories 0755, files
+    0644 (tools that write through a temporary file often leave 0600)."""
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def install(root: Path, dest: Path) -> list[str]:
     """Move every top-level entry of `root` into `dest`, registry last."""
     moved = []
@@ -121,6 +130,7 @@ def fill(dest: Path, *, url: str | None = None, from_dir: Path | None = None, sh
             raise FillError("give --url or --from-dir")
         root = source_root(staging)
         check(root)
+        make_readable(root)
         install(root, dest)
         return check(dest)
     finally:

@@ -54,6 +54,19 @@ def test_fill_from_dir_replaces_models_and_keeps_heads(tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.iterdir()) == ["clip-a", "heads", "registry.yaml", "yolo-a"]
 
 
+def test_filled_files_are_readable_by_other_users(tmp_path: Path) -> None:
+    """A source written 0600 (as temp-file writers leave it) must not end up
+    unreadable to services running as another uid."""
+    src = make_source(tmp_path / "src")
+    (src / "yolo-a" / "best.pt").chmod(0o600)
+    (src / "clip-a").chmod(0o700)
+    dest = tmp_path / "volume"
+    model_fill.fill(dest, from_dir=src)
+    assert (dest / "yolo-a" / "best.pt").stat().st_mode & 0o777 == 0o644
+    assert (dest / "clip-a").stat().st_mode & 0o777 == 0o755
+    assert (dest / "registry.yaml").stat().st_mode & 0o777 == 0o644
+
+
 def test_fill_from_url_checks_the_digest(tmp_path: Path) -> None:
     archive = make_tar(make_source(tmp_path / "src"), tmp_path / "models.tar.gz")
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
