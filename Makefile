@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint deadcode venv web web-test browser protos protos-check fixtures regress bench stack-up stack-down clean device-wheels setup-postgres
+.PHONY: demo test lint deadcode venv web web-test browser protos protos-check fixtures regress bench stack-up stack-down clean device-wheels protoset setup-postgres
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -94,6 +94,10 @@ regress: fixtures
 
 bench: fixtures
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+# The descriptor set the ghz configs (deploy/ghz, generated from benchmarks/load_table.py) name.
+protoset: venv
+	$(PY) benchmarks/load.py --write-protoset
 
 # cp312 wheels the GPU machine lacks (build/device-wheels, < 40 MiB), checked by an offline dry install.
 device-wheels: venv

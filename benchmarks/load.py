@@ -38,10 +38,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "benchmarks"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import grpc
+import load_table  # the one table the ghz configs are generated from
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
 from tator_core.client import ServiceClient
@@ -207,6 +209,17 @@ def write_protoset(path: Path = PROTOSET) -> Path:
     return path
 
 
+def write_ghz(folder: Path = GHZ_DIR) -> list[Path]:
+    """(Re)generate deploy/ghz/<name>.json from the table; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in load_table.CALLS:
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(load_table.render(name), indent=2) + "\n")
+        out.append(path)
+    return out
+
+
 def emit_ghz(config: Path, image: bytes, out: Path, bytes_every_call: bool) -> dict:
     cfg = load_config(config)
     data = render_data(cfg["data"], image)
@@ -298,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller self-contained run")
     p.add_argument("--config", type=Path, help="a ghz config (deploy/ghz/*.json): call + data")
-    p.add_argument("--call", help="shorthand: detect, segment_text, classify, prepass (deploy/ghz/<name>.json)")
+    p.add_argument("--call", choices=sorted(load_table.CALLS), help="shorthand for --config deploy/ghz/<name>.json")
     p.add_argument("--image", type=Path, help="image filling the config's placeholders")
     p.add_argument("--target", help="host:port or dns:///svc-headless:port (default: the config's host)")
     p.add_argument("--concurrency", type=int, help="parallel in-flight calls (default: the config's)")
@@ -308,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write-protoset", nargs="?", const=str(PROTOSET), metavar="PATH",
                    help=f"write the ghz descriptor set (default {PROTOSET.relative_to(ROOT)})")
     p.add_argument("--emit-ghz", type=Path, metavar="OUT", help="write the ghz config with placeholders filled")
+    p.add_argument("--write-ghz", action="store_true", help="regenerate deploy/ghz/*.json from load_table.py")
     args = p.parse_args(argv)
+
+    if args.write_ghz:
+        print(json.dumps({"written": [str(f.relative_to(ROOT)) for f in write_ghz()]}))
+        return 0
 
     if args.write_protoset:
         path = write_protoset(Path(args.write_protoset))

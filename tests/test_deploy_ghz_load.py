@@ -17,11 +17,19 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 GHZ = sorted((ROOT / "deploy" / "ghz").glob("*.json"))
+# Every inference RPC (TrainHead streams: ghz configs here are unary) and the web UI's reads.
 REQUIRED_CALLS = {
     "tator.detector.v1.DetectorService.Detect",
     "tator.sam3.v1.Sam3Service.SegmentText",
+    "tator.sam3.v1.Sam3Service.SegmentExemplars",
+    "tator.qwen.v1.QwenService.Caption",
+    "tator.qwen.v1.QwenService.ExpandSynonyms",
     "tator.classifier.v1.ClassifierService.Classify",
+    "tator.classifier.v1.ClassifierService.Embed",
     "tator.orchestrator.v1.OrchestratorService.Prepass",
+    *(f"tator.orchestrator.v1.OrchestratorService.{m}" for m in (
+        "ListDatasets", "GetDataset", "ListDatasetImages", "GetImage", "ListModels", "ListJobs", "ListGlossaries",
+        "ListRecipes")),
 }
 
 pytestmark = pytest.mark.timeout(60)
@@ -72,14 +80,18 @@ def test_config_names_a_real_call_with_valid_data(path: Path, png: bytes) -> Non
     assert cfg["protoset"] == str(load.PROTOSET.relative_to(ROOT))
     method = generated_method(cfg["call"])
     assert not method.server_streaming and not method.client_streaming
+    assert isinstance(cfg["_gpu_p95_ms"], int) and cfg["_gpu_p95_ms"] > 0  # the target it states
     text = json.dumps(cfg["data"])
-    assert load.SHA_PLACEHOLDER in text, "data must name its image by sha256"
     request = json_format.ParseDict(load.render_data(cfg["data"], png),
                                     message_factory.GetMessageClass(method.input_type)())
     protovalidate.validate(request)  # would be INVALID_ARGUMENT at the server otherwise
-    assert request.image.sha256 == load.sha256_hex(png)
+    if "image" in method.input_type.fields_by_name:
+        assert load.SHA_PLACEHOLDER in text, "data must name its image by sha256"
+        assert request.image.sha256 == load.sha256_hex(png)
+    else:
+        assert load.SHA_PLACEHOLDER not in text
     # The port is the service's port in the local stack.
-    stack_ports = {"detector": 50051, "sam3": 50052, "classifier": 50054, "orchestrator": 50050}
+    stack_ports = {"detector": 50051, "sam3": 50052, "qwen": 50053, "classifier": 50054, "orchestrator": 50050}
     assert int(cfg["host"].rsplit(":", 1)[1]) == stack_ports[cfg["call"].split(".")[1]]
 
 
@@ -136,3 +148,12 @@ async def test_load_client_counts_statuses(png: bytes) -> None:
         assert rr["statuses"] == {"OK": 6} and rr["image_bytes_sent"] == 6 * len(png)
     finally:
         await running.stop(0)
+
+
+def test_configs_are_generated_from_the_one_table(tmp_path):
+    """deploy/ghz is exactly what benchmarks/load_table.py renders: edit the table, then --write-ghz."""
+    written = load.write_ghz(tmp_path)
+    assert sorted(p.name for p in written) == [p.name for p in GHZ]
+    for path in written:
+        assert path.read_text() == (ROOT / "deploy" / "ghz" / path.name).read_text(), \
+            f"{path.name} is stale: run .venv/bin/python benchmarks/load.py --write-ghz"
