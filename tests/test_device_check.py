@@ -112,3 +112,19 @@ def test_cached_path_version_never_reads_and_follows_changes(tmp_path):
     weights.write_bytes(b"b" * 1001)
     assert cached_path_version(weights) is None
     assert path_version(weights) != digest
+
+
+def test_qwen_dtype_selection_and_bf16_fallback(monkeypatch):
+    import torch
+
+    from svc_qwen.backends.qwen_vl import select_dtype
+
+    assert select_dtype("auto", "cpu") is torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert select_dtype("auto", "cuda:0") is torch.bfloat16
+    assert select_dtype("auto", "cpu") is torch.float32  # never bf16 on a CPU, whatever the GPU can do
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a V100
+    assert select_dtype("auto", "cuda:0") is torch.float32
+    assert select_dtype("float16", "cuda:0") is torch.float16 and select_dtype("bfloat16", "cpu") is torch.bfloat16
+    with pytest.raises(ValueError, match="option dtype"):
+        select_dtype("fp8", "cuda:0")

@@ -46,6 +46,16 @@ MAX_ASPECT = 100.0  # the Qwen image processor refuses aspect ratios over 200
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def select_dtype(name: str, device: str) -> torch.dtype:
+    """Registry option `dtype`: `auto` is bfloat16 on a GPU that computes it natively, else float32 (a CPU,
+    or a GPU without bf16 such as a V100 or T4, where bf16 would be emulated and slower than float32)."""
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+    if name not in _DTYPES:
+        raise ValueError(f"option dtype must be auto or one of {sorted(_DTYPES)}, not {name!r}")
+    return _DTYPES[name]
+
+
 class UnsupportedCheckpoint(ValueError):
     """The directory holds something other than a supported Qwen-VL model."""
 
@@ -141,13 +151,7 @@ class QwenVL:
         path = Path(path)
         model_type = read_model_type(path)
         model_cls = getattr(transformers, SUPPORTED[model_type])
-        dtype_name = str(options.get("dtype", "auto"))
-        if dtype_name == "auto":
-            dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-        elif dtype_name in _DTYPES:
-            dtype = _DTYPES[dtype_name]
-        else:
-            raise ValueError(f"option dtype must be auto or one of {sorted(_DTYPES)}, not {dtype_name!r}")
+        dtype = select_dtype(str(options.get("dtype", "auto")), device)
         model = model_cls.from_pretrained(path, dtype=dtype, attn_implementation=options.get("attn", "sdpa"))
         model = model.to(device).eval()
         processor = AutoProcessor.from_pretrained(path)
