@@ -35,6 +35,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 ROOT = Path(__file__).resolve().parent.parent
 DEST = ROOT / "build" / "device-wheels"
 BUDGET_MIB = 40.0
+CARRY_MIB = 64.0  # what the device machine takes: the working tree plus the carried wheels
 PYTHON_VERSION = "3.12"
 # Wheel tags the device's interpreter accepts: CPython 3.12 on glibc x86_64.
 TARGET_FLAGS = ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp",
@@ -173,6 +174,12 @@ def dry_run(wheels: dict[str, Path]) -> int:
         return sum(p.stat().st_size for p in Path(target).rglob("*") if p.is_file())
 
 
+def tracked_bytes() -> int:
+    """Size of the files git tracks: the working tree that travels with the wheels."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    return sum((ROOT / n).stat().st_size for n in names.decode().split("\0") if n and (ROOT / n).is_file())
+
+
 def check(dest: Path) -> dict:
     wheels = wheels_in(dest)
     missing_wheels = sorted({canonicalize_name(r.name) for r in requirements()} - set(wheels))
@@ -183,8 +190,12 @@ def check(dest: Path) -> dict:
                           key=lambda x: -x[1])[:5],
         "missing_wheels": missing_wheels, "unresolved": unresolved(wheels), "excluded": sorted(EXCLUDED),
     }
+    tree = tracked_bytes()
+    report["tree_mib"] = round(tree / 2**20, 2)
+    report["carry_mib"] = round((tree + total) / 2**20, 2)
     report["installed_mib"] = round(dry_run(wheels) / 2**20, 2) if not missing_wheels else None
-    report["ok"] = (not missing_wheels and not report["unresolved"] and total <= BUDGET_MIB * 2**20)
+    report["ok"] = (not missing_wheels and not report["unresolved"] and total <= BUDGET_MIB * 2**20
+                    and tree + total <= CARRY_MIB * 2**20)
     return report
 
 
