@@ -159,3 +159,23 @@ def test_tator_up_serves_the_ui_and_envoy_and_status_lists_them(tmp_path):
         down = subprocess.run([*tator, "down"], env=env, capture_output=True, text=True, timeout=120)
     assert "stopped 3" in down.stderr + down.stdout
     assert edge.edge_health("web", edge.EdgeConf(ui_port=ports["ui"], admin_port=ports["admin"])) == "UNREACHABLE"
+
+
+def test_status_exit_code_speaks_for_the_services_not_the_edge(monkeypatch):
+    from typer.testing import CliRunner
+
+    from tator_cli.commands import stack as stack_cmd
+    from tator_cli.main import app
+
+    def rows(down: str):
+        async def collect(services, config=None):
+            return [{"service": n, "address": "x", "device": "", "models": [],
+                     "health": "UNREACHABLE" if n == down else "SERVING"}
+                    for n in ("detector", "sam3", "qwen", "classifier", "orchestrator", "envoy", "web")]
+        return collect
+
+    monkeypatch.setattr(stack_cmd, "_collect", rows("envoy"))
+    res = CliRunner().invoke(app, ["status"])
+    assert res.exit_code == 0 and "envoy" in res.output
+    monkeypatch.setattr(stack_cmd, "_collect", rows("detector"))
+    assert CliRunner().invoke(app, ["status"]).exit_code == 3
