@@ -64,13 +64,10 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
     def __init__(self, settings: ClassifierSettings, runtime: ClassifierRuntime) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.images = ImageStore(service="classifier", max_items=settings.image_cache_items,
-                                 max_pixels=settings.max_image_pixels)
+        self.images = ImageStore.from_settings("classifier", settings)
 
     async def _image(self, ref: common_pb2.ImageRef) -> DecodedImage:
-        if not ref.HasField("data") or self.images.get(ref.sha256) is not None:
-            return self.images.resolve(ref)  # a cache lookup (or IMAGE_NOT_CACHED): no decode, no thread hop
-        return await asyncio.to_thread(self.images.resolve, ref)  # decoding stays off the event loop
+        return await self.images.aresolve(ref)
 
     async def Classify(self, request: pb.ClassifyRequest, context: Any) -> pb.ClassifyResponse:
         started = time.perf_counter()

@@ -82,13 +82,12 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
     def __init__(self, settings: DetectorSettings, manager: ModelManager) -> None:
         self.settings = settings
         self.manager = manager
-        self.images = ImageStore(service="detector", max_items=settings.image_cache_items,
-                                 max_pixels=settings.max_image_pixels)
+        self.images = ImageStore.from_settings("detector", settings)
 
     async def Detect(self, request, context):
         start = time.perf_counter()
         params, warnings = params_from_request(request)
-        image = await asyncio.to_thread(self.images.resolve, request.image)
+        image = await self.images.aresolve(request.image)
         decode_ms = (time.perf_counter() - start) * 1000
         result = await detect(image, list(request.model_ids), params, self.manager,
                               max_tiles=self.settings.max_tiles)

@@ -46,7 +46,7 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         vocab = Vocabulary.build(avoid, convert.glossary_terms(
             request.glossary, list(dict.fromkeys([*avoid, *(h.label for h in hints)]))))
         gen = convert.gen_settings(request.generation, self.settings.caption_max_new_tokens)
-        image = await asyncio.to_thread(self.store.resolve, request.image)
+        image = await self.store.aresolve(request.image)
         decode = Stage("decode", _ms(t0))
         job = CaptionJob(image, convert.mode_of(request.mode), vocab, gen, hints=hints,
                          window_batch=self.settings.window_batch)
@@ -113,7 +113,7 @@ def build_spec(settings: QwenSettings) -> ServiceSpec:
         torch.set_num_threads(settings.cpu_threads)
     registry = Registry.load(settings.registry, families={"qwen"})
     models = QwenModels(registry, device, feature_cache_items=settings.feature_cache_items)
-    store = ImageStore(service="qwen", max_items=settings.image_cache_items, max_pixels=settings.max_image_pixels)
+    store = ImageStore.from_settings("qwen", settings)
     servicer = QwenServicer(settings, models, store)
 
     async def warmup() -> None:

@@ -64,8 +64,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
     def __init__(self, settings: Sam3Settings, models: ModelManager) -> None:
         self.settings = settings
         self.models = models
-        self.images = ImageStore(service="sam3", max_items=settings.image_cache_items,
-                                 max_pixels=settings.max_image_pixels)
+        self.images = ImageStore.from_settings("sam3", settings)
         self.engine = segment.Engine(settings, models)
         self.executor = device_executor("sam3")
 
@@ -75,7 +74,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
     async def SegmentText(self, request: sam3_pb2.SegmentTextRequest, context) -> sam3_pb2.SegmentTextResponse:
         started = time.perf_counter()
         entry = self.models.entry(request.model_id)
-        image = self.images.resolve(request.image)
+        image = await self.images.aresolve(request.image)
         plan = segment.plan_text(entry, image, [(lp.label, list(lp.prompts)) for lp in request.labels],
                                  request.windows if request.HasField("windows") else None,
                                  _options(request, segment.TEXT_SCORE), self.settings.max_prompt_runs)
@@ -85,7 +84,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
     async def SegmentExemplars(self, request: sam3_pb2.SegmentExemplarsRequest, context) -> sam3_pb2.SegmentExemplarsResponse:
         started = time.perf_counter()
         entry = self.models.entry(request.model_id)
-        image = self.images.resolve(request.image)
+        image = await self.images.aresolve(request.image)
         queries = [segment.ExemplarQuery(s.label, [_box(b) for b in s.positives], [_box(b) for b in s.negatives],
                                          s.text) for s in request.exemplars]
         plan = segment.plan_exemplars(entry, image, queries, request.windows if request.HasField("windows") else None,

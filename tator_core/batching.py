@@ -4,7 +4,8 @@ Requests that arrive within `max_delay_ms` of the first waiting one are run
 as one batch of at most `max_batch` items on the device thread. The queue is
 bounded: a full queue answers RESOURCE_EXHAUSTED at once instead of letting
 latency grow without limit. `max_delay_ms=0` disables waiting (each batch is
-whatever is already queued, usually one item).
+whatever is already queued, usually one item). `close()` drains what is
+queued and fails anything left, so no caller waits forever on an unloaded model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Generic, TypeVar
 
 from tator_core import errors
 from tator_core.metrics import BATCH_SIZE, MODEL_COMPUTE_MS, QUEUE_DEPTH, QUEUE_MS
+
+_STOP = object()  # queued by close(): the worker runs what it holds, then ends
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,6 +57,7 @@ class MicroBatcher(Generic[T, R]):
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self.batches_run = 0
+        self._closed = False
 
     def _ensure_worker(self) -> asyncio.Queue:
         if self._queue is None:
@@ -62,7 +66,14 @@ class MicroBatcher(Generic[T, R]):
             self._worker = asyncio.create_task(self._loop())
         return self._queue
 
+    def _gone(self) -> errors.TatorError:
+        return errors.failed_precondition(
+            "MODEL_REQUIRED", f"{self.service} model {self.model or '(default)'} was unloaded before this call "
+            "ran; load it and retry", model_id=self.model)
+
     async def submit(self, item: T) -> tuple[R, BatchStats]:
+        if self._closed:
+            raise self._gone()
         queue = self._ensure_worker()
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         try:
@@ -77,50 +88,69 @@ class MicroBatcher(Generic[T, R]):
     async def _loop(self) -> None:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
-        while True:
+        stopping = False
+        while not stopping:
             first = await self._queue.get()
+            if first is _STOP:
+                return
             batch = [first]
             deadline = loop.time() + self.max_delay_s
             while len(batch) < self.max_batch:
                 timeout = deadline - loop.time()
-                if timeout <= 0:
-                    while len(batch) < self.max_batch and not self._queue.empty():
-                        batch.append(self._queue.get_nowait())
-                    break
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
+                    nxt = self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(
+                        self._queue.get(), timeout)
+                except (TimeoutError, asyncio.QueueEmpty):
                     break
+                if nxt is _STOP:  # run what was gathered, then stop
+                    stopping = True
+                    break
+                batch.append(nxt)
             QUEUE_DEPTH.labels(self.service).set(self._queue.qsize())
             live = [b for b in batch if not b[1].cancelled()]
-            if not live:
-                continue
-            started = time.perf_counter()
-            try:
-                results = await loop.run_in_executor(self.executor, self.fn, [b[0] for b in live])
-                if len(results) != len(live):
-                    raise RuntimeError(f"batch fn returned {len(results)} results for {len(live)} items")
-            except BaseException as exc:  # every waiter learns the failure
-                for _, fut, _ in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            compute_ms = (time.perf_counter() - started) * 1000
-            self.batches_run += 1
-            BATCH_SIZE.labels(self.service).observe(len(live))
-            MODEL_COMPUTE_MS.labels(self.service, self.model).observe(compute_ms)
-            for (_, fut, enq), res in zip(live, results):
-                queue_ms = (started - enq) * 1000
-                QUEUE_MS.labels(self.service).observe(queue_ms)
-                if not fut.done():
-                    fut.set_result((res, BatchStats(queue_ms, compute_ms, len(live))))
+            if live:
+                await self._run(loop, live)
 
-    async def close(self) -> None:
+    async def _run(self, loop: asyncio.AbstractEventLoop, live: list) -> None:
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self.executor, self.fn, [b[0] for b in live])
+            if len(results) != len(live):
+                raise RuntimeError(f"batch fn returned {len(results)} results for {len(live)} items")
+        except BaseException as exc:  # every waiter learns the failure
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            for _, fut, _ in live:
+                if not fut.done():
+                    fut.set_exception(self._gone() if cancelled else exc)
+            if cancelled:
+                raise
+            return
+        compute_ms = (time.perf_counter() - started) * 1000
+        self.batches_run += 1
+        BATCH_SIZE.labels(self.service).observe(len(live))
+        MODEL_COMPUTE_MS.labels(self.service, self.model).observe(compute_ms)
+        for (_, fut, enq), res in zip(live, results):
+            queue_ms = (started - enq) * 1000
+            QUEUE_MS.labels(self.service).observe(queue_ms)
+            if not fut.done():
+                fut.set_result((res, BatchStats(queue_ms, compute_ms, len(live))))
+
+    async def close(self, drain_s: float = 30.0) -> None:
+        """Stop taking work, let what is queued run for up to `drain_s`, then
+        fail whatever is still waiting (FAILED_PRECONDITION): a caller queued on
+        a model that goes away gets an answer, never a future left pending."""
+        self._closed = True
+        if self._worker is not None and not self._worker.done() and self._queue is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.put(_STOP), drain_s)
+                await asyncio.wait_for(asyncio.shield(self._worker), drain_s)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._worker
+        while self._queue is not None and not self._queue.empty():
+            entry = self._queue.get_nowait()
+            if entry is not _STOP and not entry[1].done():
+                entry[1].set_exception(self._gone())
         if self._owns_executor:
             self.executor.shutdown(wait=False, cancel_futures=True)

@@ -33,9 +33,16 @@ class ServiceSettings(BaseModel):
     device: str = Field("auto", description="cpu, cuda:N or auto")
     registry: Path | None = Field(None, description="model registry YAML")
     max_message_mb: int = Field(64, ge=1, le=2048, description="max gRPC message size, both directions")
-    max_in_flight: int = Field(64, ge=1, description="concurrent RPCs before RESOURCE_EXHAUSTED")
-    max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb limit")
+    max_in_flight: int = Field(64, ge=1, description="concurrent unary RPCs before RESOURCE_EXHAUSTED")
+    max_streams: int = Field(32, ge=1, description="concurrent server-streaming RPCs before RESOURCE_EXHAUSTED "
+                             "(a budget of their own, so idle streams never starve unary calls)")
+    max_image_pixels: int = Field(50_000_000, ge=1, description="pixels of one image (decompression-bomb limit)")
+    max_decode_pixels: int = Field(100_000_000, ge=1, description="pixels all concurrent decodes of this "
+                                   "service may materialise at once")
+    min_image_side: int = Field(4, ge=1, description="shortest image side accepted, in pixels")
+    max_image_aspect: float = Field(50.0, ge=1, description="longest side / shortest side accepted")
     image_cache_items: int = Field(64, ge=1, description="decoded images kept (LRU)")
+    image_cache_mb: int = Field(1024, ge=1, description="decoded pixel bytes the image cache keeps (LRU)")
     grace_s: float = Field(10.0, ge=0, description="drain time on SIGTERM")
     log_level: str = Field("INFO", description="log level")
     warmup: bool = Field(True, description="load default models and run one inference before SERVING")
