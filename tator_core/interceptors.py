@@ -1,10 +1,15 @@
 """The one server interceptor every service runs.
 
-Per RPC it: assigns a request id (from `x-request-id` metadata or new), bounds
-in-flight work (RESOURCE_EXHAUSTED / OVERLOADED), validates the request with
-protovalidate (INVALID_ARGUMENT with google.rpc.BadRequest field paths), maps
-`TatorError` to its status, and maps anything unexpected to INTERNAL carrying
-the request id — the traceback goes to the log, never to the client.
+Per RPC it: assigns a request id (from `x-request-id` metadata when it is a
+short token, else new), bounds in-flight work (RESOURCE_EXHAUSTED / OVERLOADED;
+unary calls and server streams have separate budgets, so idle watch streams
+never lock out GetJob or CancelJob), refuses bytes that are not the request
+message (INVALID_ARGUMENT, without the parser's text), validates the request
+with protovalidate plus the door check of `tator_core.text` (control
+characters, undefined enum numbers) as INVALID_ARGUMENT with
+google.rpc.BadRequest field paths, maps `TatorError` to its status, and maps
+anything unexpected to INTERNAL carrying the request id — the traceback goes
+to the log, never to the client.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,58 +33,94 @@ from tator_core.validation import validation_error
 
 log = logging.getLogger("tator.rpc")
 _UNCHECKED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+# A caller's request id is echoed in logs and trailers: only short plain tokens are kept.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class Malformed:
+    """Stands in for a request whose bytes did not parse, so the guard can answer INVALID_ARGUMENT."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None, type_name: str) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # any parser failure is the caller's bytes
+            return Malformed(type_name)
+
+    return parse
+
+
+def request_id(metadata: Any) -> str:
+    rid = dict(metadata or ()).get("x-request-id")
+    return rid if isinstance(rid, str) and _REQUEST_ID_RE.match(rid) else os.urandom(8).hex()
 
 
 class TatorServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, service: str, max_in_flight: int = 64) -> None:
+    def __init__(self, service: str, max_in_flight: int = 64, max_streams: int = 32) -> None:
         self.service = service
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
+        self.limits = {"unary": max_in_flight, "stream": max_streams}
+        self.active = {"unary": 0, "stream": 0}
         # Labelled children looked up once: `labels()` takes a lock and builds a key on every call.
         self._in_flight_gauge = IN_FLIGHT.labels(service)
         self._per_method: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.limits["unary"]
+
+    @property
+    def in_flight(self) -> int:
+        return self.active["unary"] + self.active["stream"]
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], details: Any) -> Any:
         handler = await continuation(details)
         if handler is None or details.method.startswith(_UNCHECKED_PREFIXES):
             return handler
         method = details.method.rsplit("/", 1)[-1]
-        rid = dict(details.invocation_metadata or ()).get("x-request-id") or os.urandom(8).hex()
+        rid = request_id(details.invocation_metadata)
+        deserializer = _tolerant(handler.request_deserializer, f"{method} request")
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with self._guard(method, rid, request, context):
+                async with self._guard(method, rid, request, context, "unary"):
                     return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                unary, request_deserializer=deserializer, response_serializer=handler.response_serializer)
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with self._guard(method, rid, request, context):
+                async with self._guard(method, rid, request, context, "stream"):
                     async for item in inner_stream(request, context):
                         yield item
 
             return grpc.unary_stream_rpc_method_handler(
-                stream, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                stream, request_deserializer=deserializer, response_serializer=handler.response_serializer)
         return handler
 
-    def _enter(self, rid: str) -> errors.TatorError | None:
+    def _enter(self, rid: str, kind: str) -> errors.TatorError | None:
         request_id_var.set(rid)
-        if self.in_flight >= self.max_in_flight:
+        limit = self.limits[kind]
+        if self.active[kind] >= limit:
+            what = "requests" if kind == "unary" else "streams"
             return errors.resource_exhausted(
-                f"{self.service} is serving {self.in_flight} requests (limit {self.max_in_flight}); retry later",
-                limit=self.max_in_flight)
-        self.in_flight += 1
+                f"{self.service} is serving {self.active[kind]} {what} (limit {limit}); retry later",
+                limit=limit, kind=kind)
+        self.active[kind] += 1
         self._in_flight_gauge.set(self.in_flight)
         return None
 
-    def _leave(self) -> None:
-        self.in_flight -= 1
+    def _leave(self, kind: str) -> None:
+        self.active[kind] -= 1
         self._in_flight_gauge.set(self.in_flight)
 
     def _record(self, method: str, code: str, seconds: float) -> None:
@@ -102,22 +144,24 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         await context.abort_with_status(rpc_status.to_status(err.to_status()))
 
     @contextlib.asynccontextmanager
-    async def _guard(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext):
+    async def _guard(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext,
+                     kind: str = "unary"):
         """Limit, validate, map failures to statuses and record metrics around one RPC body."""
         start = time.perf_counter()
         code = "OK"
         context.set_trailing_metadata((("x-request-id", rid),))
-        refused = self._enter(rid)
+        refused = self._enter(rid, kind)
         try:
             if refused is not None:
                 raise refused
             try:
-                invalid = validation_error(request)
+                invalid = (errors.invalid_argument("(request)", f"the request bytes are not a valid {request.type_name}")
+                           if isinstance(request, Malformed) else validation_error(request))
                 if invalid is not None:
                     raise invalid
                 yield
             finally:
-                self._leave()
+                self._leave(kind)
         except grpc.aio.AbortError:
             code = "ABORTED"
             raise

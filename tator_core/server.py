@@ -76,7 +76,7 @@ class RunningServer:
 async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningServer:
     """Start the server and its warm-up; returns at once (health NOT_SERVING)."""
     max_bytes = settings.max_message_mb * 1024 * 1024
-    interceptor = TatorServerInterceptor(spec.name, settings.max_in_flight)
+    interceptor = TatorServerInterceptor(spec.name, settings.max_in_flight, settings.max_streams)
     server = grpc.aio.server(
         # The tracing interceptor is outermost, so the Tator interceptor's log
         # lines (and the handler's) carry the RPC's trace id.

@@ -13,6 +13,7 @@ import grpc
 import protovalidate
 
 from tator_core import errors
+from tator_core.text import message_error
 
 
 def field_path(violation: Any) -> str:
@@ -30,10 +31,13 @@ def field_path(violation: Any) -> str:
 
 
 def validation_error(request: Any) -> errors.TatorError | None:
-    """INVALID_ARGUMENT naming every violated field of `request`, or None when it is valid."""
+    """INVALID_ARGUMENT naming every violated field of `request`, or None when it is valid.
+
+    After the .proto rules, `message_error` refuses what no rule can express for every field at
+    once: control and bidi characters in any string, enum numbers the contract does not define."""
     violations = protovalidate.collect_violations(request)
     if not violations:
-        return None
+        return message_error(request)
     fvs = [(field_path(v) or "(message)", f"{v.proto.rule_id}: {v.proto.message}") for v in violations]
     msg = "; ".join(f"{f}: {d}" for f, d in fvs)
     return errors.TatorError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", f"invalid request: {msg}",
