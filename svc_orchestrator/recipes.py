@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import posixpath
 import re
 import time
@@ -28,7 +29,8 @@ from svc_orchestrator.prepass.config import resolve
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
-from tator_core.labels import glossary_hash
+from tator_core.labels import glossary_hash, normalize_glossary
+from tator_core.text import bad_char
 from tator_core.validation import validation_error
 
 SCHEMA_VERSION = 1
@@ -36,6 +38,7 @@ ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 MAX_ENTRIES = 64
 MAX_ENTRY_BYTES = 4 * 1024 * 1024
 MAX_TOTAL_BYTES = 16 * 1024 * 1024
+MAX_TIMESTAMP = 1e11  # seconds: year ~5000; larger values are not times
 MANIFEST, META, GLOSSARY = "manifest.json", "recipe.json", "glossary.json"
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _S_IFMT, _S_IFLNK = 0o170000, 0o120000
@@ -63,21 +66,63 @@ def recipe_doc(r: pb.Recipe) -> dict:
             "schema_version": r.schema_version}
 
 
-def recipe_from_doc(doc: dict, member: str = META) -> pb.Recipe:
+def _text(doc: dict, key: str, member: str) -> str:
+    value = doc.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _bad(member, f"{key} must be a string, not {type(value).__name__}")
+    bad = bad_char(value)
+    if bad is not None:
+        raise _bad(member, f"{key} contains the control or bidi character {bad}")
+    return value
+
+
+def _glossary(doc: dict, member: str) -> str:
+    """A glossary is text; a JSON object (as older exports wrote it) is kept as JSON text, which
+    the glossary parser reads natively, and a list as one line per item, never as a Python repr."""
+    value = doc.get("glossary")
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, dict) \
+            else normalize_glossary(value)
+        bad = bad_char(text)
+        if bad is not None:
+            raise _bad(member, f"glossary contains the control or bidi character {bad}")
+        return text
+    return _text(doc, "glossary", member)
+
+
+def _number(doc: dict, key: str, member: str) -> float:
+    value = doc.get(key)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= MAX_TIMESTAMP:
+        raise _bad(member, f"{key} must be a timestamp in seconds, not {value!r}"[:200])
+    return float(value)
+
+
+def recipe_from_doc(doc: object, member: str = META) -> pb.Recipe:
     if not isinstance(doc, dict):
         raise _bad(member, "not a JSON object")
+    raw_config = doc.get("config")
+    if raw_config is not None and not isinstance(raw_config, dict):
+        raise _bad(member, f"config must be an object, not {type(raw_config).__name__}")
+    version = doc.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= SCHEMA_VERSION:
+        raise _bad(member, f"schema_version must be an integer from 0 to {SCHEMA_VERSION}, not {version!r}"[:200])
     try:
-        config = json_format.ParseDict(doc.get("config") or {}, pb.PrepassConfig())
-    except json_format.ParseError as exc:
-        raise _bad(member, f"config does not parse: {exc}") from exc
+        config = json_format.ParseDict(raw_config or {}, pb.PrepassConfig())
+    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise _bad(member, f"config does not parse: {str(exc)[:200]}") from exc
     invalid = validation_error(config)
     if invalid is not None:
         raise _bad(member, f"config is invalid: {invalid.message}")
     resolve(config)
-    out = pb.Recipe(id=str(doc.get("id") or ""), name=str(doc.get("name") or ""),
-                    description=str(doc.get("description") or ""), glossary=str(doc.get("glossary") or ""),
-                    created_at=float(doc.get("created_at") or 0), updated_at=float(doc.get("updated_at") or 0),
-                    schema_version=int(doc.get("schema_version") or SCHEMA_VERSION))
+    out = pb.Recipe(id=_text(doc, "id", member), name=_text(doc, "name", member),
+                    description=_text(doc, "description", member), glossary=_glossary(doc, member),
+                    created_at=_number(doc, "created_at", member), updated_at=_number(doc, "updated_at", member),
+                    schema_version=version or SCHEMA_VERSION)
     out.config.CopyFrom(config)
     return out
 
@@ -146,18 +191,21 @@ def _json(files: dict[str, bytes], name: str) -> object:
         return json.loads(files[name].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _bad(name, f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # hostile nesting
+        raise _bad(name, "JSON nests too deeply") from exc
 
 
 def check_manifest(files: dict[str, bytes]) -> None:
     manifest = _json(files, MANIFEST)
-    copied = manifest.get("assets", {}).get("copied") if isinstance(manifest, dict) else None
+    assets = manifest.get("assets") if isinstance(manifest, dict) else None
+    copied = assets.get("copied") if isinstance(assets, dict) else None
     if not isinstance(copied, list):
         raise _bad(MANIFEST, "assets.copied must be a list")
     listed = set()
     for entry in copied:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             raise _bad(MANIFEST, "every asset needs a path")
-        path = posixpath.normpath(entry["path"])
+        path = posixpath.normpath(entry["path"]) if entry["path"] else ""
         data = files.get(path)
         if data is None:
             raise _bad(path, "listed in the manifest but not in the archive")
