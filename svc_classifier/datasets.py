@@ -108,7 +108,8 @@ def _coco_split(ds: Dataset, doc_path: Path, split: str) -> list[Annotated]:
         images = {int(im["id"]): Path(str(im["file_name"])).name for im in doc.get("images", [])}
         anns = doc.get("annotations", [])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise errors.invalid_argument("dataset_dir", f"{doc_path}: unreadable COCO file ({exc})") from exc
+        raise errors.invalid_argument("dataset_dir", f"coco/{doc_path.name}: unreadable COCO file "
+                                      f"({type(exc).__name__})") from exc
     per_image: dict[int, list[tuple[int, XYXY]]] = {i: [] for i in images}
     for ann in anns:
         try:
@@ -164,13 +165,14 @@ def _crop_folders(ds: Dataset, base: Path) -> list[Annotated]:
 
 def read_dataset(root: Path) -> Dataset:
     if not root.is_dir():
-        raise errors.not_found("DATASET_NOT_FOUND", f"no dataset directory at {root}", dataset_dir=str(root))
+        raise errors.not_found("DATASET_NOT_FOUND", f"no dataset directory {root.name!r}", dataset_dir=root.name)
     try:
         labelmap = read_labelmap(root / "labelmap.txt")
     except FileNotFoundError as exc:
-        raise errors.invalid_argument("dataset_dir", f"{root} has no labelmap.txt") from exc
+        raise errors.invalid_argument("dataset_dir", f"dataset {root.name!r} has no labelmap.txt") from exc
     except (LabelmapError, OSError, UnicodeDecodeError) as exc:
-        raise errors.invalid_argument("dataset_dir", f"{root}/labelmap.txt: {exc}") from exc
+        why = exc if isinstance(exc, LabelmapError) else type(exc).__name__  # OS errors carry server paths
+        raise errors.invalid_argument("dataset_dir", f"dataset {root.name!r}: labelmap.txt: {why}") from exc
     ds = Dataset(root, labelmap, "")
     if any((root / s / "labels").is_dir() for s in SPLITS):
         ds.layout = "yolo_split"
@@ -190,6 +192,6 @@ def read_dataset(root: Path) -> Dataset:
         ds.layout = "crops"
         ds.splits = {"train": _crop_folders(ds, root)}
     if not ds.layout or ds.n_boxes == 0:
-        raise errors.failed_precondition("NO_GROUND_TRUTH", f"{root}: no YOLO labels, COCO boxes or crop folders",
-                                         dataset_dir=str(root))
+        raise errors.failed_precondition("NO_GROUND_TRUTH", f"dataset {root.name!r}: no YOLO labels, COCO boxes or crop folders",
+                                         dataset_dir=root.name)
     return ds

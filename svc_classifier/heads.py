@@ -151,11 +151,11 @@ def load_head(path: Path, head_id: str | None = None) -> Head:
         meta = json.loads((directory / META_FILE).read_text())
         arrays = {k: v.astype(np.float64) for k, v in load_file(str(directory / WEIGHTS_FILE)).items()}
     except (OSError, ValueError, SafetensorError) as exc:
-        raise HeadError(f"{directory}: cannot read head files: {exc}") from exc
+        raise HeadError(f"head {directory.name}: cannot read head files ({type(exc).__name__})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise HeadError(f"{directory / META_FILE}: not a {FORMAT} file")
+        raise HeadError(f"head {directory.name}/{META_FILE}: not a {FORMAT} file")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise HeadError(f"{directory}: head format {meta.get('format_version')} is newer than this service")
+        raise HeadError(f"head {directory.name}: head format {meta.get('format_version')} is newer than this service")
     try:
         backbone = meta["backbone"]
         val = meta.get("val_accuracy")
@@ -171,4 +171,4 @@ def load_head(path: Path, head_id: str | None = None) -> Head:
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, HeadError):
             raise
-        raise HeadError(f"{directory / META_FILE}: malformed ({exc})") from exc
+        raise HeadError(f"head {directory.name}/{META_FILE}: malformed ({type(exc).__name__})") from exc

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pb_grpc
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import DecodedImage, ImageStore
+from tator_core.paths import confine
 from tator_core.server import ServiceSpec
 
 log = logging.getLogger("tator.classifier")
@@ -47,12 +47,9 @@ def model_info(d: dict) -> common_pb2.ModelInfo:
 
 
 def train_params(request: pb.TrainHeadRequest, settings: ClassifierSettings) -> TrainParams:
-    """Relative dataset dirs are resolved under the data root."""
-    path = Path(request.dataset_dir).expanduser()
-    if not path.is_absolute():
-        path = settings.resolved_data_root() / path
+    """The dataset dir is confined to the data root (relative paths are resolved under it)."""
     return TrainParams(
-        dataset_dir=path, backbone_id=request.backbone_id, head_type=HEAD_TYPES[request.head_type],
+        dataset_dir=confine(settings.resolved_data_root(), request.dataset_dir, "dataset_dir"), backbone_id=request.backbone_id, head_type=HEAD_TYPES[request.head_type],
         head_id=request.head_id, background_crops_per_image=request.background_crops_per_image,
         max_crops_per_class=request.max_crops_per_class, normalize=request.normalize_embeddings,
         seed=request.seed,

@@ -363,14 +363,15 @@ async def test_train_from_coco_with_relative_dir_and_make_default(client, world)
 async def test_train_from_crop_folders(client, world, tmp_path):
     from test_classifier_units import crop_folders
 
-    root = crop_folders(world.data, tmp_path / "crops")
+    root = crop_folders(world.data, world.root / "data" / "crops")   # inside the data root: paths are confined
     _, done = await train(client, dataset_dir=str(root), head_id="t-crops", background_crops_per_image=3)
     assert list(done.classes) == ["circle", "square", "triangle", "__bg_background"]
     assert done.val_accuracy > 0.5 and done.val_crops > 0
 
 
 @pytest.mark.parametrize("kw,expected", [
-    ({"dataset_dir": "/definitely/not/here"}, ("NOT_FOUND", "DATASET_NOT_FOUND")),
+    ({"dataset_dir": "not-here"}, ("NOT_FOUND", "DATASET_NOT_FOUND")),
+    ({"dataset_dir": "/definitely/not/here"}, ("INVALID_ARGUMENT", "INVALID_FIELD")),
     ({"dataset_dir": ""}, ("INVALID_ARGUMENT", "INVALID_FIELD")),
     ({"head_id": "bad id!"}, ("INVALID_ARGUMENT", "INVALID_FIELD")),
     ({"head_id": "synth-clip-head"}, ("INVALID_ARGUMENT", "INVALID_FIELD")),
@@ -382,6 +383,24 @@ async def test_train_errors(client, world, kw, expected):
     kw = {"dataset_dir": str(world.data), **kw}
     code, reason, _ = await status_of(train(client, **kw))
     assert (code.name, reason) == expected
+
+
+async def test_train_head_says_nothing_about_paths_outside_the_data_root(client, world):
+    """Existing and missing paths outside the root get the same answer, naming no server path."""
+    async def answer(dataset_dir: str):
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await train(client, dataset_dir=dataset_dir)
+        return parse_rpc_error(exc.value)
+
+    answers = set()
+    for outside in ("/etc", "/definitely/not/here", "../../..", "../" * 12 + "etc", str(world.root / "heads")):
+        err = await answer(outside)
+        assert (err.code.name, err.reason) == ("INVALID_ARGUMENT", "INVALID_FIELD"), outside
+        answers.add(err.message)
+    assert len(answers) == 1 and str(world.root) not in answers.pop()
+    err = await answer("not-here")
+    assert err.code.name == "NOT_FOUND" and str(world.root) not in err.message
+    assert all(str(world.root) not in v for v in err.metadata.values())
 
 
 # --- OOM back-off through the service ----------------------------------------------------
