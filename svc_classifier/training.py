@@ -182,7 +182,7 @@ class _Embedder:
             if self.cancelled():
                 raise TrainingCancelled()
             try:
-                image = decode_image(items[idx].image.read_bytes())
+                image = decode_image(items[idx].image.read_bytes(), min_side=1, max_aspect=float("inf"))  # own files: any crop
             except (errors.TatorError, OSError) as exc:
                 log.warning("training image skipped", extra={"fields": {"image": str(items[idx].image),
                                                                          "error": str(exc)}})

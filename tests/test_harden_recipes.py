@@ -37,7 +37,7 @@ DEEP = b'{"id": "r", "config": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     archive(BASE, manifest=[1, 2]),
     archive(BASE, manifest={"assets": {"copied": [{"path": ""}]}}),
     archive({**BASE, "created_at": "abc"}),
-    archive({**BASE, "created_at": float("inf")} if False else {**BASE, "created_at": 1e300}),
+    archive({**BASE, "created_at": 1e300}),
     archive({**BASE, "updated_at": [1]}),
     archive({**BASE, "schema_version": 2**40}),
     archive({**BASE, "schema_version": "1"}),
