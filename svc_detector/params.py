@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tator_core import errors
+from tator_core import errors, limits
 from tator_core.labels import LabelmapError, validate_labelmap
 
 MODES = ("full", "tiled", "both")
@@ -23,8 +23,8 @@ DEFAULT_MAX_DET = 300
 DEFAULT_TILE = 640
 DEFAULT_OVERLAP = 0.2
 DEFAULT_MERGE_IOU = 0.5
-MIN_TILE = 64
-MAX_TILE = 8192
+MIN_TILE = limits.TILE_MIN
+MAX_TILE = limits.TILE_MAX
 MAX_OVERLAP = 0.9
 MAX_DET_LIMIT = 10_000
 

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from tator_core import limits
 from tator_core.settings import ServiceSettings
 
 
@@ -19,7 +20,7 @@ class DetectorSettings(ServiceSettings):
                                 description="how long a job waits for others to batch with; 0 disables waiting")
     max_queue: int = Field(64, ge=1, le=100_000,
                            description="jobs waiting per model; a full queue answers RESOURCE_EXHAUSTED")
-    max_tiles: int = Field(256, ge=1, le=100_000,
+    max_tiles: int = Field(limits.DETECTOR_MAX_TILES, ge=1, le=100_000,
                            description="tiles per image; a tile plan above it is refused (FANOUT_CAP_EXCEEDED)")
     max_images_per_call: int = Field(32, ge=1, le=4096,
                                      description="images (tiles) per model forward; larger batches are chunked")

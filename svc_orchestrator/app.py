@@ -21,6 +21,7 @@ from svc_orchestrator.clients import RemoteCallError, ServiceClients
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
 from svc_orchestrator.jobs import JobHandle, JobManager
 from svc_orchestrator.prepass.cache import PrepassCache
+from svc_orchestrator.prepass.config import ServiceCaps
 from svc_orchestrator.prepass.plan import stage_failed
 from svc_orchestrator.prepass.runner import PrepassContext, PrepassRunner
 from svc_orchestrator.prepass.sharding import merge_summaries, split_units
@@ -109,7 +110,9 @@ class Orchestrator:
                                    lease_s=settings.lease_s)
         self.jobs.on_cancel = lambda job_id: self.workers.stop(job_id=job_id)
         self.runner = PrepassRunner(self.clients, self.cache, self.datasets, glossary_lookup=self.glossaries.text,
-                                    recipe_lookup=self.recipes.get, max_image_pixels=settings.max_image_pixels)
+                                    recipe_lookup=self.recipes.get, max_image_pixels=settings.max_image_pixels,
+                                    caps=ServiceCaps(tile_min=settings.detector_min_tile,
+                                                     sam3_max_prompt_runs=settings.sam3_max_prompt_runs))
         self.calibration_root = state / "calibration"
 
     async def close(self) -> None:
@@ -122,6 +125,8 @@ class Orchestrator:
     async def prepass(self, request: pb.PrepassRequest) -> pb.PrepassResult:
         ctx = self.runner.context(request.dataset_id, request.config if request.HasField("config") else None,
                                   glossary_name=request.glossary_name, recipe_id=request.recipe_id)
+        if request.calibration_id:  # before any model runs: an unknown id must not cost a full prepass
+            self.calibration_job(request.calibration_id)
         if request.WhichOneof("source") == "dataset_image":
             item = ctx.dataset.item(request.dataset_image)
             data: bytes | None = await asyncio.to_thread(item.path.read_bytes)
@@ -134,13 +139,18 @@ class Orchestrator:
             await self.apply_calibration(request.calibration_id, result, data)
         return result
 
-    async def apply_calibration(self, job_id: str, result: pb.PrepassResult, data: bytes | None) -> None:
-        """Accept-model scores on the candidates (never stored in the cache: they depend on the job)."""
+    def calibration_job(self, job_id: str) -> pb.Job:
+        """The succeeded calibration job `job_id`, else NOT_FOUND / INVALID_ARGUMENT / FAILED_PRECONDITION."""
         job = self.jobs.get(job_id)
         if job.kind != pb.JOB_KIND_CALIBRATION:
             raise errors.invalid_argument("calibration_id", f"job {job_id} is not a calibration job")
         if job.state != pb.JOB_STATE_SUCCEEDED:
             raise errors.failed_precondition("JOB_NOT_DONE", f"calibration {job_id} has not succeeded", job_id=job_id)
+        return job
+
+    async def apply_calibration(self, job_id: str, result: pb.PrepassResult, data: bytes | None) -> None:
+        """Accept-model scores on the candidates (never stored in the cache: they depend on the job)."""
+        self.calibration_job(job_id)
         cal = calibration_module()
         job_dir = self.calibration_dir(job_id)
         embeddings = None

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from tator_core import limits
 from tator_core.settings import ServiceSettings, tator_home
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -46,6 +47,10 @@ class OrchestratorSettings(ServiceSettings):
     models_ttl_s: float = Field(2.0, ge=0, description="how long a ListModels answer is reused (0 = never)")
     prepass_images_in_flight: int = Field(4, ge=1, le=64, description="images of one prepass job processed at "
                                           "once (stages of different images overlap); 1 = one at a time")
+    detector_min_tile: int = Field(limits.TILE_MIN, ge=1, description="svc_detector's smallest tile side; "
+                                   "configs below it are refused at the door")
+    sam3_max_prompt_runs: int = Field(limits.SAM3_MAX_PROMPT_RUNS, ge=1, description="svc_sam3's max_prompt_runs; "
+                                      "grids with more contexts are refused at the door")
     max_concurrent_jobs: int = Field(1, ge=1, le=16, description="jobs running at once; others wait QUEUED")
     store_url: str = Field("", pattern=r"^(|postgres(ql)?://.*|sqlite:///.+)$",
                            description="where jobs, job events and the prepass cache live: empty = "

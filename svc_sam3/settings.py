@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from tator_core import limits
 from tator_core.settings import ServiceSettings
 
 
@@ -14,7 +15,7 @@ class Sam3Settings(ServiceSettings):
     service_name: ClassVar[str] = "sam3"
 
     max_prompt_runs: int = Field(
-        256, ge=1, le=100_000,
+        limits.SAM3_MAX_PROMPT_RUNS, ge=1, le=100_000,
         description="per-call cap on prompt runs (sum over labels of prompts x contexts); above it the call is "
                     "refused with FANOUT_CAP_EXCEEDED (the old cap was never enforced, spec §8.10)")
     vision_cache_mb: int = Field(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from tator_core import errors
+from tator_core import errors, limits
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import stable_hash
 
@@ -152,7 +152,35 @@ def _enum(table: dict[int, str], value: int, fld: str) -> str:
     return table[value]
 
 
-def resolve(cfg: pb.PrepassConfig | None, *, fld: str = "config") -> ResolvedConfig:
+@dataclass(frozen=True)
+class ServiceCaps:
+    """What the model services accept (defaults: tator_core.limits, the services' own defaults)."""
+
+    tile_min: int = limits.TILE_MIN
+    tile_max: int = limits.TILE_MAX
+    sam3_max_prompt_runs: int = limits.SAM3_MAX_PROMPT_RUNS
+
+
+def _check_caps(out: ResolvedConfig, caps: ServiceCaps, fld: str) -> None:
+    """Refuse at the door what a model service would refuse mid-job."""
+    if out.detectors_on and out.detector_sahi and not caps.tile_min <= out.sahi_window_size <= caps.tile_max:
+        raise errors.invalid_argument(f"{fld}.sahi_window_size", f"must be in [{caps.tile_min}, {caps.tile_max}] "
+                                      f"(the detector's tile limits), got {out.sahi_window_size}")
+    sam3_windowed = (out.enable_sam3_text and out.sam3_text_window_extension) or \
+        (out.enable_sam3_similarity and out.similarity_window_extension)
+    if sam3_windowed and out.window_mode == "grid":
+        contexts = out.grid_cols * out.grid_rows + 1  # the full frame runs too
+        if contexts > caps.sam3_max_prompt_runs:
+            raise errors.invalid_argument(
+                f"{fld}.grid_cols", f"a {out.grid_cols}x{out.grid_rows} grid is {contexts} SAM3 contexts per prompt, "
+                f"over SAM3's cap of {caps.sam3_max_prompt_runs} prompt runs per call", "FANOUT_CAP_EXCEEDED",
+                cap=caps.sam3_max_prompt_runs, requested=contexts)
+    if sam3_windowed and out.window_mode == "sahi" and not caps.tile_min <= out.sahi_window_size <= caps.tile_max:
+        raise errors.invalid_argument(f"{fld}.sahi_window_size", f"must be in [{caps.tile_min}, {caps.tile_max}], "
+                                      f"got {out.sahi_window_size}")
+
+
+def resolve(cfg: pb.PrepassConfig | None, *, fld: str = "config", caps: ServiceCaps | None = None) -> ResolvedConfig:
     """Fill defaults and check what protovalidate cannot (cross-field rules, non-finite floats)."""
     cfg = cfg if cfg is not None else pb.PrepassConfig()
     values: dict[str, object] = {}
@@ -181,6 +209,7 @@ def resolve(cfg: pb.PrepassConfig | None, *, fld: str = "config") -> ResolvedCon
             "no detection source: enable YOLO, RF-DETR or SAM3 text (similarity needs their clusters)")
     if not 0 <= out.stage_timeout_s <= 3600:
         raise errors.invalid_argument(f"{fld}.stage_timeout_s", "must be in (0, 3600]")
+    _check_caps(out, caps or ServiceCaps(), fld)
     return out
 
 

@@ -14,7 +14,7 @@ from svc_orchestrator.clients import ServiceClients
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
-from svc_orchestrator.prepass.config import ResolvedConfig, merge, resolve
+from svc_orchestrator.prepass.config import ResolvedConfig, ServiceCaps, merge, resolve
 from svc_orchestrator.prepass.flow import FlowInput, ImageInput, SynonymCache, run_prepass
 from svc_orchestrator.prepass.plan import ModelPlan, needed_services, resolve_plan
 from tator_core import errors, tracing
@@ -44,13 +44,14 @@ class PrepassContext:
 class PrepassRunner:
     def __init__(self, clients: ServiceClients, cache: PrepassCache, datasets: DatasetCatalog, *,
                  glossary_lookup: Callable[[str], str], recipe_lookup: Callable[[str], pb.Recipe],
-                 max_image_pixels: int = 50_000_000) -> None:
+                 max_image_pixels: int = 50_000_000, caps: ServiceCaps | None = None) -> None:
         self.clients = clients
         self.cache = cache
         self.datasets = datasets
         self.glossary_lookup = glossary_lookup
         self.recipe_lookup = recipe_lookup
         self.max_image_pixels = max_image_pixels
+        self.caps = caps or ServiceCaps()
         self.synonyms = SynonymCache()
 
     def context(self, dataset_id: str, config: pb.PrepassConfig | None = None, *, glossary_name: str = "",
@@ -65,7 +66,7 @@ class PrepassRunner:
                 glossary_text = recipe.glossary
         if glossary_name:
             glossary_text = self.glossary_lookup(glossary_name)
-        resolved = resolve(cfg_pb)
+        resolved = resolve(cfg_pb, caps=self.caps)
         terms = prompts.glossary_terms(glossary_text, dataset.labelmap)
         return PrepassContext(dataset, list(dataset.labelmap), glossary_text, glossary_hash(glossary_text), cfg_pb,
                               resolved, resolved.config_hash(),
