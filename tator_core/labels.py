@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from tator_core.text import bad_char
+
 _KEY_RE = re.compile(r"[^a-z0-9]")
 _FILLER_RE = re.compile(r"^(?:all\s+kinds\s+of|including|such\s+as|other|and|or)\s+", re.I)
 _SPLIT_RE = re.compile(r"\s*(?:[,;/]|\band\b|\bor\b)\s*", re.I)
@@ -43,6 +45,8 @@ def validate_labelmap(names: Sequence[str]) -> list[str]:
             raise LabelmapError(f"class {i} is not a string")
         if "\n" in name or "\r" in name:
             raise LabelmapError(f"class {i} contains a newline")
+        if bad_char(name) is not None:
+            raise LabelmapError(f"class {i} contains the control or bidi character {bad_char(name)}")
         name = name.strip()
         if not name:
             raise LabelmapError(f"class {i} is empty")
@@ -127,7 +131,7 @@ def clean_term(term: object) -> str | None:
         prev = t
         t = _FILLER_RE.sub("", t).strip()
     t = re.sub(r"\s+", " ", t)
-    if not t or not any(ch.isalnum() for ch in t):
+    if not t or not any(ch.isalnum() for ch in t) or bad_char(t) is not None:
         return None
     if any(ch in t for ch in "[]{}()<>") or "->" in t or ":" in t or len(t) > MAX_TERM_LEN:
         return None
@@ -224,6 +228,8 @@ def parse_glossary(text: str, labelmap: Sequence[str] | None = None,
     by_key = {match_key(n): n for n in labelmap} if labelmap else None
     merged: dict[str, list[str]] = {}
     for key, terms in raw.items():
+        if bad_char(key) is not None:  # a key nobody can type or read safely names no class
+            continue
         label = key if by_key is None else by_key.get(match_key(key))
         if label is None:
             continue

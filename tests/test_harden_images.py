@@ -159,3 +159,13 @@ async def test_unload_lets_queued_work_finish_when_it_can():
     await asyncio.sleep(0)
     await b.close()
     assert [r for r, _ in await asyncio.gather(*calls)] == [1, 2, 3, 4, 5]
+
+
+def test_labelmaps_and_glossaries_from_files_drop_control_characters():
+    from tator_core.labels import LabelmapError, parse_glossary, validate_labelmap
+
+    for hostile in ("car\x00", "car\x1b[31m", "car\u202e", "car\x85"):
+        with pytest.raises(LabelmapError):
+            validate_labelmap(["ok", hostile])
+    parsed = parse_glossary('{"car": ["auto\\u202e", "sedan"], "car\\u0000": ["x"], "bus": ["coach\\u001b[2J"]}')
+    assert parsed == {"car": ["sedan"], "bus": []}
