@@ -66,8 +66,12 @@ def envoy_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def render_envoy_config(edge: EdgeConf, orchestrator: str) -> dict:
-    """The shipped config on this stack's ports, with CORS allowing only the UI's origin."""
+def render_envoy_config(edge: EdgeConf, orchestrator: str, *, token: str | None = None) -> dict:
+    """The shipped config on this stack's ports, with CORS allowing only the UI's origin.
+
+    With `token`, Envoy sends it to the orchestrator on every call: the local UI then acts with the
+    stack's admin role, as it did before tokens existed. The edge binds the stack's host only and
+    CORS admits only the UI's origin; a deployment that exposes the edge authenticates users there."""
     cfg = yaml.safe_load(ENVOY_TEMPLATE.read_text())
     cfg["admin"]["address"]["socket_address"].update(address=edge.host, port_value=edge.admin_port)
     listener = cfg["static_resources"]["listeners"][0]
@@ -81,16 +85,22 @@ def render_envoy_config(edge: EdgeConf, orchestrator: str) -> dict:
         cors = vhost.get("typed_per_filter_config", {}).get("envoy.filters.http.cors")
         if cors is not None:
             cors["allow_origin_string_match"] = [{"exact": o} for o in edge.origins()]
+        if token:
+            vhost["request_headers_to_add"] = [{"header": {"key": "authorization", "value": f"Bearer {token}"},
+                                                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
     return cfg
 
 
-def edge_commands(edge: EdgeConf, orchestrator: str, run_dir: Path) -> dict[str, list[str]]:
+def edge_commands(edge: EdgeConf, orchestrator: str, run_dir: Path, *, token: str | None = None
+                  ) -> dict[str, list[str]]:
     """Command lines of the edge processes that can run here (Envoy needs its binary)."""
     out: dict[str, list[str]] = {}
     envoy = envoy_binary()
     if envoy is not None:
         path = run_dir / "envoy.yaml"
-        path.write_text(yaml.safe_dump(render_envoy_config(edge, orchestrator), sort_keys=False))
+        path.touch(mode=0o600)  # may hold the stack's token
+        path.chmod(0o600)
+        path.write_text(yaml.safe_dump(render_envoy_config(edge, orchestrator, token=token), sort_keys=False))
         # No hot restart: several stacks (and tests) may run their own Envoy on one machine.
         out["envoy"] = [str(envoy), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
     out["web"] = [sys.executable, "-m", "tator_cli.webserver", "--root", str(UI_DIST), "--host", edge.host,

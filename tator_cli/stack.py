@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from tator_cli import edge as edge_mod
+from tator_core.auth import default_tokens_file, generate_tokens, load_tokens
 from tator_core.settings import tator_home
 
 REPO = Path(__file__).resolve().parent.parent
@@ -141,10 +142,24 @@ def registry_path() -> Path:
     return tator_home() / "models" / "registry.yaml"
 
 
+def stack_tokens_file() -> Path | None:
+    """The local stack's bearer tokens, generated on first start ($TATOR_HOME/secrets/tokens.json,
+    mode 0600); None when TATOR_AUTH=off asks for an open stack."""
+    if os.environ.get("TATOR_AUTH", "").lower() in ("off", "0", "false", "no"):
+        return None
+    path = Path(os.environ.get("TATOR_AUTH_TOKENS_FILE") or default_tokens_file())
+    generate_tokens(path)
+    return path
+
+
 def command_for(svc: ServiceConf, services: dict[str, ServiceConf]) -> tuple[list[str], dict[str, str]]:
     cmd = [sys.executable, "-m", svc.module, "--host", svc.host, "--port", str(svc.port),
            "--metrics-port", str(svc.metrics_port), "--device", svc.device]
     env = dict(os.environ, TATOR_HOME=str(tator_home()), PYTHONUNBUFFERED="1")
+    tokens = stack_tokens_file()
+    if tokens is not None:  # every service checks tokens; the orchestrator also sends them
+        env[f"TATOR_{svc.name.upper()}_AUTH_TOKENS_FILE"] = str(tokens)
+        env["TATOR_AUTH_TOKENS_FILE"] = str(tokens)
     if svc.name == "orchestrator":
         for other in ("detector", "sam3", "qwen", "classifier"):
             env[f"TATOR_ORCHESTRATOR_{other.upper()}_ADDRESS"] = services[other].address
@@ -178,7 +193,10 @@ def start(config: Path | None = None, only: list[str] | None = None, *, web: boo
             continue
         procs[name] = spawn(svc, services)
     if web and edge.enabled and "orchestrator" in procs:
-        for name, cmd in edge_mod.edge_commands(edge, services["orchestrator"].address, run_dir()).items():
+        tokens = stack_tokens_file()
+        token = load_tokens(tokens).first("admin") if tokens is not None else None
+        for name, cmd in edge_mod.edge_commands(edge, services["orchestrator"].address, run_dir(),
+                                                token=token).items():
             procs[name] = edge_mod.spawn_edge(name, cmd, tator_home() / "logs")
     write_state(services, procs, edge)
     return services, procs

@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tator_core import tracing
+from tator_core.auth import channel_credentials, client_token
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import sha256_hex
@@ -44,11 +45,20 @@ class ServiceClient:
 
     def __init__(self, address: str, stub_factory: Callable[[grpc.aio.Channel], Any], *,
                  max_message_mb: int = 64, timeout_s: float = 120.0,
-                 options: list[tuple[str, object]] | None = None, max_held_images: int = 4096) -> None:
+                 options: list[tuple[str, object]] | None = None, max_held_images: int = 4096,
+                 token: str | None = None, role: str = "admin") -> None:
+        """`token` defaults to `client_token(role)` (TATOR_TOKEN or the stack's tokens file); TLS
+        comes from TATOR_TLS_* (see tator_core/auth.py)."""
         self.address = address
+        opts = channel_options(max_message_mb) + (options or [])
+        creds = channel_credentials()
         # Client spans carry the caller's trace context to the service.
-        self.channel = grpc.aio.insecure_channel(address, options=channel_options(max_message_mb) + (options or []),
-                                                 interceptors=tracing.client_interceptors())
+        if creds is not None:
+            self.channel = grpc.aio.secure_channel(address, creds, options=opts,
+                                                   interceptors=tracing.client_interceptors())
+        else:
+            self.channel = grpc.aio.insecure_channel(address, options=opts, interceptors=tracing.client_interceptors())
+        self.token = token if token is not None else client_token(role)
         self.stub = stub_factory(self.channel)
         self.timeout_s = timeout_s
         self.image_bytes_sent = 0
@@ -61,7 +71,10 @@ class ServiceClient:
         self.max_held_images = max_held_images
 
     def _metadata(self, request_id: str | None) -> tuple[tuple[str, str], ...]:
-        return (("x-request-id", request_id or uuid.uuid4().hex[:16]),)
+        meta: tuple[tuple[str, str], ...] = (("x-request-id", request_id or uuid.uuid4().hex[:16]),)
+        if self.token:
+            meta += (("authorization", f"Bearer {self.token}"),)
+        return meta
 
     async def call(self, method: str, request: Any, *, image_data: bytes | None = None,
                    timeout_s: float | None = None, request_id: str | None = None) -> Any:

@@ -27,6 +27,7 @@ import grpc
 from grpc_status import rpc_status
 
 from tator_core import errors
+from tator_core.auth import Authenticator
 from tator_core.logs import request_id_var
 from tator_core.metrics import IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
 from tator_core.validation import validation_error
@@ -63,8 +64,10 @@ def request_id(metadata: Any) -> str:
 
 
 class TatorServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, service: str, max_in_flight: int = 64, max_streams: int = 32) -> None:
+    def __init__(self, service: str, max_in_flight: int = 64, max_streams: int = 32, *,
+                 authenticator: Authenticator | None = None) -> None:
         self.service = service
+        self.authenticator = authenticator
         self.limits = {"unary": max_in_flight, "stream": max_streams}
         self.active = {"unary": 0, "stream": 0}
         # Labelled children looked up once: `labels()` takes a lock and builds a key on every call.
@@ -85,12 +88,13 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = details.method.rsplit("/", 1)[-1]
         rid = request_id(details.invocation_metadata)
+        denied = self.authenticator.check(method, details.invocation_metadata) if self.authenticator else None
         deserializer = _tolerant(handler.request_deserializer, f"{method} request")
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with self._guard(method, rid, request, context, "unary"):
+                async with self._guard(method, rid, request, context, "unary", denied):
                     return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -99,7 +103,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with self._guard(method, rid, request, context, "stream"):
+                async with self._guard(method, rid, request, context, "stream", denied):
                     async for item in inner_stream(request, context):
                         yield item
 
@@ -145,12 +149,13 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
 
     @contextlib.asynccontextmanager
     async def _guard(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext,
-                     kind: str = "unary"):
+                     kind: str = "unary", denied: errors.TatorError | None = None):
         """Limit, validate, map failures to statuses and record metrics around one RPC body."""
         start = time.perf_counter()
         code = "OK"
         context.set_trailing_metadata((("x-request-id", rid),))
-        refused = self._enter(rid, kind)
+        # An unauthenticated caller is refused before it takes a slot or costs a validation.
+        refused = denied or self._enter(rid, kind)
         try:
             if refused is not None:
                 raise refused

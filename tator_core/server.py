@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from tator_core import tracing
+from tator_core.auth import Authenticator, load_tokens, server_credentials
 from tator_core.interceptors import TatorServerInterceptor
 from tator_core.logs import setup_logging
 from tator_core.settings import ServiceSettings
@@ -76,7 +77,9 @@ class RunningServer:
 async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningServer:
     """Start the server and its warm-up; returns at once (health NOT_SERVING)."""
     max_bytes = settings.max_message_mb * 1024 * 1024
-    interceptor = TatorServerInterceptor(spec.name, settings.max_in_flight, settings.max_streams)
+    authenticator = Authenticator(load_tokens(settings.auth_tokens_file)) if settings.auth_tokens_file else None
+    interceptor = TatorServerInterceptor(spec.name, settings.max_in_flight, settings.max_streams,
+                                         authenticator=authenticator)
     server = grpc.aio.server(
         # The tracing interceptor is outermost, so the Tator interceptor's log
         # lines (and the handler's) carry the RPC's trace id.
@@ -91,7 +94,12 @@ async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningS
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((spec.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    bind = f"{settings.host}:{settings.port}"
+    if settings.tls_cert_file and settings.tls_key_file:
+        port = server.add_secure_port(bind, server_credentials(settings.tls_cert_file, settings.tls_key_file,
+                                                               settings.tls_client_ca_file))
+    else:
+        port = server.add_insecure_port(bind)
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
     running = RunningServer(spec, server, port, health_servicer, interceptor)

@@ -45,6 +45,11 @@ class ServiceSettings(BaseModel):
     image_cache_mb: int = Field(1024, ge=1, description="decoded pixel bytes the image cache keeps (LRU)")
     grace_s: float = Field(10.0, ge=0, description="drain time on SIGTERM")
     log_level: str = Field("INFO", description="log level")
+    auth_tokens_file: Path | None = Field(None, description="JSON {read, admin} bearer tokens; set = every RPC "
+                                          "but Health and reflection needs a token (see tator_core/auth.py)")
+    tls_cert_file: Path | None = Field(None, description="server certificate (PEM); with tls_key_file = TLS")
+    tls_key_file: Path | None = Field(None, description="server private key (PEM)")
+    tls_client_ca_file: Path | None = Field(None, description="CA of client certificates; set = mTLS required")
     warmup: bool = Field(True, description="load default models and run one inference before SERVING")
     otlp_endpoint: str = Field("", description="OpenTelemetry collector for traces, OTLP/gRPC "
                                "(e.g. http://otel-collector:4317); empty = spans are not exported")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from tator_core.auth import call_metadata
 from tator_fixtures.regress import StepContext, step
 
 MODEL_SERVICES = {
@@ -35,7 +36,8 @@ async def _call(ctx: StepContext, service: str, method: str, request_name: str) 
     stub_name = MODEL_SERVICES[service][0] if service in MODEL_SERVICES else "OrchestratorService"
     async with grpc.aio.insecure_channel(ctx.addresses[service]) as channel:
         stub = getattr(pb2_grpc, f"{stub_name}Stub")(channel)
-        return await getattr(stub, method)(getattr(pb2, request_name)(), timeout=ctx.deadline_s)
+        return await getattr(stub, method)(getattr(pb2, request_name)(), timeout=ctx.deadline_s,
+                                           metadata=call_metadata())
 
 
 def check_model(info: Any, where: str, families: tuple[str, ...] = FAMILIES) -> None:

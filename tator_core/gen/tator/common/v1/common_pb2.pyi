@@ -43,6 +43,8 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_JOB_NOT_DONE: _ClassVar[ErrorReason]
     ERROR_REASON_ARCHIVE_INVALID: _ClassVar[ErrorReason]
     ERROR_REASON_MODEL_REQUIRED: _ClassVar[ErrorReason]
+    ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
+    ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
 MODEL_STATE_UNSPECIFIED: ModelState
 MODEL_STATE_MISSING: ModelState
 MODEL_STATE_AVAILABLE: ModelState
@@ -73,6 +75,8 @@ ERROR_REASON_INTERNAL: ErrorReason
 ERROR_REASON_JOB_NOT_DONE: ErrorReason
 ERROR_REASON_ARCHIVE_INVALID: ErrorReason
 ERROR_REASON_MODEL_REQUIRED: ErrorReason
+ERROR_REASON_UNAUTHENTICATED: ErrorReason
+ERROR_REASON_PERMISSION_DENIED: ErrorReason
 
 class ImageRef(_message.Message):
     __slots__ = ("sha256", "data")
