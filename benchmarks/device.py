@@ -160,11 +160,17 @@ def step_stack(home: Path, images: int) -> dict:
     return {"devices": {n: services[n].device for n in procs}, "ready_s": round(ready_s, 1), "prepass": job}
 
 
-def step_bench(registry: Path, extra: dict, device: str, dry: bool, families: tuple[str, ...]) -> list[dict]:
-    budget = device_bench.Budget(direct_calls=3, service_calls=4, concurrency=(1, 8)) if dry else \
-        device_bench.Budget(direct_calls=20, service_calls=64)
+# Calls per family on the device: enough for a p95, within the 8-minute wall (Qwen generates 32 tokens a call).
+REAL_BUDGET = {"yolo": (30, 128), "rfdetr": (30, 128), "sam3": (20, 64), "qwen": (5, 16), "clip": (30, 128)}
+
+
+def step_bench(registry: Path, extra: dict, device: str, dry: bool, families: tuple[str, ...],
+               save: Any = None) -> list[dict]:
     out = []
     for family in families:
+        direct_calls, service_calls = REAL_BUDGET[family]
+        budget = device_bench.Budget(direct_calls=3, service_calls=4, concurrency=(1, 8)) if dry else \
+            device_bench.Budget(direct_calls=direct_calls, service_calls=service_calls)
         image = device_bench.scene_png(640 if not dry else 160, seed=1)
         try:
             res = asyncio.run(device_bench.bench_family(family, registry, extra[family]["id"], extra[family],
@@ -173,7 +179,20 @@ def step_bench(registry: Path, extra: dict, device: str, dry: bool, families: tu
             res = {"family": family, "model": extra[family]["id"], "error": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc()[-2000:]}
         out.append(res)
+        if save is not None:  # partial results survive the wall-clock limit
+            save(out)
     return out
+
+
+def write_report(report: dict, out: Path) -> None:
+    """device.json and device.md as they stand (rewritten after every step)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "device.json").write_text(json.dumps(report, indent=2) + "\n")
+    md = [f"# Device check ({report['size']} models, {report.get('wall_s', 'running')} s)", ""]
+    for name, s in report["steps"].items():
+        md.append(f"- {name}: {'ok' if s['ok'] else 'FAILED: ' + s['error'][:300]} ({s['s']} s)")
+    md += ["", report.get("table", "(no benchmark table)")]
+    (out / "device.md").write_text("\n".join(md) + "\n")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -198,11 +217,13 @@ def run(args: argparse.Namespace) -> dict:
             with contextlib.redirect_stdout(sys.stderr):  # libraries print; the one JSON line must be alone
                 value = fn(*a)
             report["steps"][name] = {"ok": True, "s": round(time.perf_counter() - t0, 1), "result": value}
+            write_report(report, args.out)
             return value
         except Exception as exc:
             report["failed"].append(name)
             report["steps"][name] = {"ok": False, "s": round(time.perf_counter() - t0, 1),
                                      "error": f"{type(exc).__name__}: {exc}"[:4000]}
+            write_report(report, args.out)
             return None
 
     step("env", step_env, device)
@@ -213,8 +234,14 @@ def run(args: argparse.Namespace) -> dict:
     if models and set(models["extra"]) == set(device_models.FAMILIES):  # the prepass needs every family
         step("stack", step_stack, home, 4 if args.dry_run else 50)
     if models:
+        def partial(done: list[dict]) -> None:
+            report["table"] = device_bench.markdown(done)
+            report["bench_partial"] = done
+            write_report(report, args.out)
+
         results = step("bench", step_bench, Path(models["registry"]), models["extra"], device, args.dry_run,
-                       families)
+                       families, partial)
+        report.pop("bench_partial", None)
         if results:
             report["failed"] += [f"bench:{r['family']}" for r in results if "error" in r]
             report["table"] = device_bench.markdown(results)
@@ -233,13 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     report = run(args)
     report["wall_s"] = round(time.perf_counter() - t0, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "device.json").write_text(json.dumps(report, indent=2) + "\n")
-    md = [f"# Device check ({report['size']} models, {report['wall_s']} s)", ""]
-    for name, s in report["steps"].items():
-        md.append(f"- {name}: {'ok' if s['ok'] else 'FAILED: ' + s['error'][:300]} ({s['s']} s)")
-    md += ["", report.get("table", "(no benchmark table)")]
-    (args.out / "device.md").write_text("\n".join(md) + "\n")
+    write_report(report, args.out)
     print(json.dumps({k: v for k, v in report.items() if k != "table"}))
     return 1 if report["failed"] else 0
 

@@ -76,18 +76,13 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
 
 
 @contextlib.contextmanager
-def _init_on(device: str, dtype: Any = None):
-    """Build modules directly on the target device (a 3B model initialised on a CPU takes minutes)."""
+def _init_on(device: str):
+    """Build modules directly on the target device (a 3B model initialised on a CPU takes minutes). They are
+    built in float32, as their init code expects, and cast afterwards."""
     import torch
 
-    old = torch.get_default_dtype()
-    try:
-        if dtype is not None:
-            torch.set_default_dtype(dtype)
-        with torch.device(device):
-            yield
-    finally:
-        torch.set_default_dtype(old)
+    with torch.device(device):
+        yield
 
 
 def _dtype(name: str, device: str) -> Any:
@@ -139,8 +134,8 @@ def build_sam3(out: Path, spec: dict, device: str) -> dict:
                                    mask_size={"height": tiny.MASK_SIZE, "width": tiny.MASK_SIZE})
     else:
         cfg, image = Sam3Config(), Sam3ImageProcessor()
-    with _init_on(device, _dtype(spec["dtype"], device)):
-        model = Sam3Model(cfg).eval()
+    with _init_on(device):
+        model = Sam3Model(cfg).eval().to(_dtype(spec["dtype"], device))
     model.save_pretrained(out)
     Sam3Processor(image_processor=image, tokenizer=tok).save_pretrained(out)
     return {"family": "sam3", "path": ".", "options": {"dtype": spec["dtype"]}}
@@ -194,8 +189,8 @@ def build_qwen(out: Path, spec: dict, device: str) -> dict:
                          eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-    with _init_on(device, _dtype(spec["dtype"], device)):
-        model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    with _init_on(device):
+        model = Qwen2_5_VLForConditionalGeneration(cfg).eval().to(_dtype(spec["dtype"], device))
     # A fixed number of generated tokens: the end-of-text id is the last filler token, which random weights
     # (almost) never pick, so every call generates max_new_tokens.
     model.generation_config.eos_token_id = len(tok) - 1
