@@ -51,6 +51,7 @@ async def main(quick: bool) -> dict:
     from svc_orchestrator.calibration import models as mdl
     from svc_orchestrator.calibration.candidates import build_table
     from svc_orchestrator.calibration.evaluate import evaluate
+    from svc_orchestrator.calibration.report import method_name
     from svc_orchestrator.calibration.simulate import SimulatedEnv
     from svc_orchestrator.datasets import DatasetCatalog
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -84,8 +85,8 @@ async def main(quick: bool) -> dict:
     wall = time.perf_counter() - t0
     stop.set()
     await tick
-    doc = json.loads(rep.report_json)
-    at = {r.method: r.overall.f1 for r in rep.results if r.eval_iou == 0.5}
+    doc = json.loads((job_dir / "report.json").read_text())
+    at = {method_name(r.method, r.source): r.overall.f1 for r in rep.results if r.eval_iou == 0.5}
     best = next(m for m in at if m.startswith("best_single_source:"))
 
     # What one fit would block the loop for, on the same features.

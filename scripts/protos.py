@@ -144,10 +144,15 @@ def _default_against() -> str | None:
 
 
 def breaking(against: str | None, work: pathlib.Path, image: pathlib.Path, desc: pathlib.Path) -> bool:
-    refs = [against] if against else []
     tags = _git("tag", "--list", "v*", "--sort=-v:refname").stdout.split()
-    if tags:
-        refs.append(tags[0])  # the last release
+    if not tags:
+        # Before the first release the contracts may still change incompatibly;
+        # from the first v* tag on, every change is checked against the release
+        # and against the previous commit.
+        print("breaking: no v* release tag yet, contracts unreleased; not checked")
+        return True
+    refs = [against] if against else []
+    refs.append(tags[0])  # the last release
     ok = True
     for ref in refs:
         base = work / f"base-{re.sub(r'[^A-Za-z0-9]', '_', ref)}"
@@ -205,7 +210,8 @@ def main() -> int:
     ap.add_argument("cmd", choices=["gen", "check"])
     ap.add_argument("--against", default=None,
                     help="git ref for buf breaking (default: HEAD if protos changed, else HEAD~1; "
-                         "the newest v* tag is always checked too)")
+                         "the newest v* tag is always checked too; nothing is checked before the "
+                         "first v* tag)")
     ns = ap.parse_args()
     if ns.cmd == "gen":
         with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,6 @@ the prepass cache and runner, and the job manager. Layout under the state dir:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -28,6 +27,7 @@ from svc_orchestrator.prepass.sharding import merge_summaries, split_units
 from svc_orchestrator.recipes import RecipeStore
 from svc_orchestrator.settings import OrchestratorSettings
 from svc_orchestrator.store import JobRecord, WorkUnit, open_store
+from svc_orchestrator.store.base import result_column
 from svc_orchestrator.workers import UnitProgress, UnitWorkers
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -76,15 +76,20 @@ class JobSummary:
                 self.stage_ms[s.stage] += s.ms
                 self.stage_bytes[s.stage] += s.image_bytes_sent
 
-    def to_json(self) -> str:
-        return json.dumps({
-            "dataset_id": self.ctx.dataset.id, "split": self.split, "images": self.images, "cache_hits": self.hits,
-            "candidates": self.candidates, "atoms": self.atoms, "candidates_by_source": dict(self.sources),
-            "candidates_by_primary_source": dict(self.primary), "atoms_by_source": dict(self.atom_sources),
-            "candidates_by_class": dict(self.classes), "stage_ms": {k: round(v, 1) for k, v in self.stage_ms.items()},
-            "stage_image_bytes": dict(self.stage_bytes), "warnings": self.warnings,
-            "config_hash": self.ctx.config_hash, "glossary_hash": self.ctx.glossary_hash,
-            "labelmap_hash": self.ctx.labelmap_hash}, sort_keys=True)
+    def to_proto(self) -> pb.JobResult:
+        def counts(c: Counter[str]) -> list[pb.Count]:
+            return [pb.Count(key=k, count=n) for k, n in sorted(c.items())]
+
+        out = pb.PrepassJobSummary(
+            split=self.split, images=self.images, cache_hits=self.hits, candidates=self.candidates, atoms=self.atoms,
+            candidates_by_source=counts(self.sources), candidates_by_primary_source=counts(self.primary),
+            atoms_by_source=counts(self.atom_sources), candidates_by_class=counts(self.classes),
+            warnings=self.warnings, config_hash=self.ctx.config_hash, glossary_hash=self.ctx.glossary_hash,
+            labelmap_hash=self.ctx.labelmap_hash)
+        for stage, ms in self.stage_ms.items():
+            st = out.stages.add(stage=stage, image_bytes_sent=self.stage_bytes[stage])
+            st.duration.FromNanoseconds(int(round(ms * 1e6)))
+        return pb.JobResult(prepass=out)
 
 
 class Orchestrator:
@@ -203,7 +208,8 @@ class Orchestrator:
         return job
 
     async def run_unit(self, rec: JobRecord, unit: WorkUnit, progress: UnitProgress) -> str:
-        """One work unit of a prepass job, on whichever replica claimed it; its summary as JSON."""
+        """One work unit of a prepass job, on whichever replica claimed it; its summary as the store
+        keeps it (a JobResult in protobuf JSON), merged by `merge_summaries` when the last unit ends."""
         request = pb.StartPrepassJobRequest.FromString(rec.spec)
         ctx = self._unit_contexts.get(rec.job.id)
         if ctx is None:
@@ -241,7 +247,7 @@ class Orchestrator:
             for w in workers:  # one image failed or the unit was stopped: stop the others too
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-        return summary.to_json()
+        return result_column(summary.to_proto())
 
     # --- calibration ----------------------------------------------------------------------------
     def calibration_dir(self, job_id: str) -> Path:
@@ -255,7 +261,7 @@ class Orchestrator:
         config = pb.CalibrationConfig()
         config.CopyFrom(request.config)
 
-        async def body(handle: JobHandle) -> str:
+        async def body(handle: JobHandle) -> pb.JobResult:
             async def progress(done: int, total: int, message: str) -> None:
                 await handle.progress(done, total, message)
 
@@ -264,9 +270,10 @@ class Orchestrator:
             report = await cal.run_calibration(env, dataset, config, job_id=handle.job_id, job_dir=job_dir,
                                                progress=progress, cancelled=handle.cancelled)
             handle.check_cancelled()
-            return json.dumps({"job_id": handle.job_id, "dataset_id": dataset.id,
-                               "artifacts": list(report.artifacts), "split_images": dict(report.split_images),
-                               "feature_schema_hash": report.feature_schema_hash}, sort_keys=True)
+            default = next((t.model for t in report.thresholds if t.is_default), pb.ACCEPT_METHOD_UNSPECIFIED)
+            return pb.JobResult(calibration=pb.CalibrationJobSummary(
+                artifacts=report.artifacts, split_images=report.split_images,
+                feature_schema_hash=report.feature_schema_hash, default_model=default))
 
         return self.jobs.start(pb.JOB_KIND_CALIBRATION, dataset.id, 0, body)
 

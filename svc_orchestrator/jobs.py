@@ -1,7 +1,7 @@
 """Jobs: stored in the orchestrator's store (SQLite or PostgreSQL), watched through stored events.
 
 Two kinds of job:
-- a *local* job is one `async def body(handle) -> result_json` run as an asyncio task on the replica
+- a *local* job is one `async def body(handle) -> pb.JobResult` run as an asyncio task on the replica
   that started it (calibration). It reports with `await handle.progress(done, total, message, image)`
   and calls `handle.check_cancelled()` between units, so a cancel takes effect within one unit. A body
   that raises a TatorError fails the job with its message and, when the error names a stage
@@ -27,9 +27,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from svc_orchestrator.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token
 from svc_orchestrator.store import Store
-from svc_orchestrator.store.base import TERMINAL
+from svc_orchestrator.store.base import TERMINAL, result_column, time_column
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
@@ -66,7 +68,7 @@ class JobHandle:
         await self.manager._update(self.job_id, image=image, done=done, total=total, eta_s=eta, message=message)
 
 
-JobBody = Callable[[JobHandle], Awaitable[str]]
+JobBody = Callable[[JobHandle], Awaitable[pb.JobResult]]
 
 
 class JobManager:
@@ -132,12 +134,13 @@ class JobManager:
         rows = self.store.list_jobs(size + 1, before)
         jobs = rows[:size]
         more = len(rows) > size
-        return jobs, encode_token(_PAGE_QUERY, [jobs[-1].created_at, jobs[-1].id]) if more else ""
+        return jobs, encode_token(_PAGE_QUERY, [time_column(jobs[-1].create_time), jobs[-1].id]) if more else ""
 
     def _new(self, kind: int, dataset_id: str, total: int, message: str) -> pb.Job:
-        now = time.time()
+        now = Timestamp()
+        now.FromMicroseconds(time.time_ns() // 1000)  # the store keeps microseconds
         return pb.Job(id=f"job-{uuid.uuid4().hex[:12]}", kind=kind, state=pb.JOB_STATE_QUEUED, dataset_id=dataset_id,
-                      total=total, message=message, created_at=now, updated_at=now)
+                      total=total, message=message, create_time=now, update_time=now)
 
     def start(self, kind: int, dataset_id: str, total: int, body: JobBody, *, message: str = "queued") -> pb.Job:
         """A local job: `body` runs here, as an asyncio task."""
@@ -177,7 +180,8 @@ class JobManager:
                     await self._update(job_id, state=pb.JOB_STATE_FAILED, error=f"internal error: {exc}",
                                        message="failed", eta_s=0.0)
                 else:
-                    await self._update(job_id, state=pb.JOB_STATE_SUCCEEDED, result_json=result, message="done",
+                    await self._update(job_id, state=pb.JOB_STATE_SUCCEEDED, result_json=result_column(result),
+                                       message="done",
                                        eta_s=0.0)
         except asyncio.CancelledError:
             await asyncio.to_thread(self.store.update_job, job_id, {

@@ -31,6 +31,7 @@ from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
 from tator_core.labels import glossary_hash, normalize_glossary
 from tator_core.text import bad_char
+from tator_core.timestamps import timestamp, unix_seconds
 from tator_core.validation import validation_error
 
 SCHEMA_VERSION = 1
@@ -62,7 +63,8 @@ def _config_dict(config: pb.PrepassConfig) -> dict:
 
 def recipe_doc(r: pb.Recipe) -> dict:
     return {"id": r.id, "name": r.name, "description": r.description, "config": _config_dict(r.config),
-            "glossary": r.glossary, "created_at": r.created_at, "updated_at": r.updated_at,
+            "glossary": r.glossary, "created_at": unix_seconds(r.create_time),
+            "updated_at": unix_seconds(r.update_time),
             "schema_version": r.schema_version}
 
 
@@ -121,9 +123,12 @@ def recipe_from_doc(doc: object, member: str = META) -> pb.Recipe:
     resolve(config)
     out = pb.Recipe(id=_text(doc, "id", member), name=_text(doc, "name", member),
                     description=_text(doc, "description", member), glossary=_glossary(doc, member),
-                    created_at=_number(doc, "created_at", member), updated_at=_number(doc, "updated_at", member),
                     schema_version=version or SCHEMA_VERSION)
     out.config.CopyFrom(config)
+    for fld, key in (("create_time", "created_at"), ("update_time", "updated_at")):
+        value = _number(doc, key, member)  # the file keeps unix seconds; the API a Timestamp
+        if value:
+            getattr(out, fld).CopyFrom(timestamp(value))
     return out
 
 
@@ -268,19 +273,20 @@ class RecipeStore:
         out.CopyFrom(recipe)
         resolve(out.config, fld="recipe.config")
         out.glossary = normalize_glossary_text(out.glossary)
-        now = time.time()
+        now = timestamp()
         if out.id:
             check_id(out.id, "recipe.id")
             previous = self._load(self._path(out.id))
-            out.created_at = previous.created_at if previous else now
+            out.create_time.CopyFrom(previous.create_time if previous else now)
         else:
             slug = re.sub(r"[^A-Za-z0-9._-]+", "-", out.name).strip("-.")
             if not slug:
                 raise errors.invalid_argument("recipe.name", "a recipe needs an id or a name with letters or digits")
             out.id = self._free_id(slug)
-            out.created_at = now
+            out.create_time.CopyFrom(now)
         out.name = out.name or out.id
-        out.updated_at, out.schema_version = now, SCHEMA_VERSION
+        out.update_time.CopyFrom(now)
+        out.schema_version = SCHEMA_VERSION
         return self._save(out)
 
     def delete(self, recipe_id: str) -> None:
@@ -315,7 +321,8 @@ class RecipeStore:
         if recipe.id != wanted:
             notice = f"a recipe {wanted!r} exists; imported as {recipe.id!r}"
         recipe.glossary = normalize_glossary_text(recipe.glossary)
-        recipe.updated_at = time.time()
-        recipe.created_at = recipe.created_at or recipe.updated_at
+        recipe.update_time.CopyFrom(timestamp())
+        if not recipe.HasField("create_time"):
+            recipe.create_time.CopyFrom(recipe.update_time)
         recipe.schema_version = SCHEMA_VERSION
         return self._save(recipe), notice

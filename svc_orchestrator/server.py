@@ -69,7 +69,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         return pb.GetJobResponse(job=self.app.jobs.get(request.job_id))
 
     async def ListJobs(self, request, context):
-        jobs, token = self.app.jobs.page(request.page_size or request.limit, request.page_token)
+        jobs, token = self.app.jobs.page(request.page_size, request.page_token)
         return pb.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     async def CancelJob(self, request, context):

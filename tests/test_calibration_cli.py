@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from svc_orchestrator.calibration.evaluate import Counts
-from svc_orchestrator.calibration.report import to_proto
+from svc_orchestrator.calibration.report import method_proto
 from tator_cli.main import app
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -23,19 +23,21 @@ from tator_core.server import ServiceSpec, start_server
 from tator_core.settings import ServiceSettings
 
 
-def _entry(method: str, tp: int, fp: int, fn: int) -> dict:
-    per = {"circle": Counts(tp, fp, fn).as_dict(), "square": Counts(0, 0, 0).as_dict()}
-    return {"method": method, "eval_iou": 0.5, "overall": Counts(tp, fp, fn).as_dict(), "per_class": per}
+def _entry(method: str, tp: int, fp: int, fn: int) -> pb.MethodMetrics:
+    out = method_proto({"method": method, "eval_iou": 0.5, "overall": Counts(tp, fp, fn).as_dict(),
+                        "per_class": {"circle": Counts(tp, fp, fn).as_dict(), "square": Counts(0, 0, 0).as_dict()}})
+    return out
 
 
-REPORT = to_proto({
-    "job_id": "job-1", "dataset_id": "synth", "feature_schema": {"hash": "f" * 64},
-    "split": {"sizes": {"train": 6, "val": 2, "test": 2}},
-    "results": [_entry("xgb", 9, 1, 1), _entry("accept_all", 10, 30, 0), _entry("best_single_source:yolo", 8, 3, 2)],
-    "models": {"xgb": {"thresholds": {"circle": {"threshold": 0.42}, "square": {"threshold": 0.5}}, "default": True}},
-    "comparison": {"xgb": {"f1": 0.9, "accept_all_f1": 0.4, "best_single_source": "yolo",
-                           "best_single_source_f1": 0.76, "delta_vs_best_single_source": 0.14}},
-}, ["/state/calibration/job-1/report.json"])
+REPORT = pb.CalibrationReport(
+    job_id="job-1", dataset_id="synth", feature_schema_hash="f" * 64, labelmap=["circle", "square"],
+    primary_eval_iou=0.5, split_images={"train": 6, "val": 2, "test": 2},
+    results=[_entry("xgb", 9, 1, 1), _entry("accept_all", 10, 30, 0), _entry("best_single_source:yolo", 8, 3, 2)],
+    thresholds=[pb.ModelThresholds(model=pb.ACCEPT_METHOD_XGB, is_default=True,
+                                   classes=[pb.ClassThreshold(label="circle", threshold=0.42),
+                                            pb.ClassThreshold(label="square", threshold=0.5)])],
+    models=[pb.AcceptModelSummary(model=pb.ACCEPT_METHOD_XGB, delta_f1_vs_best_single_source=0.14)],
+    artifacts=["/state/calibration/job-1/report.json"])
 
 
 class FakeOrchestrator(pb_grpc.OrchestratorServiceServicer):
@@ -105,7 +107,8 @@ async def test_calibrate_json_prints_the_report_document(orch) -> None:
     res = await _cli("calibrate", "--dataset", "synth", "--json", "--address", address)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout[res.stdout.index("{"):])
-    assert doc["job_id"] == "job-1" and doc["comparison"]["xgb"]["f1"] == 0.9
+    assert doc["job_id"] == "job-1" and doc["thresholds"][0]["model"] == "ACCEPT_METHOD_XGB"
+    assert doc["results"][2]["method"] == "ACCEPT_METHOD_BEST_SINGLE_SOURCE" and doc["results"][2]["source"] == "yolo"
 
 
 async def test_guard_failure_and_failed_job_exit_non_zero(orch) -> None:

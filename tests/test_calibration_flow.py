@@ -20,6 +20,7 @@ from svc_orchestrator.calibration import apply_accept_model, load_report, needs_
 from svc_orchestrator.calibration.accept_model import load as load_accept
 from svc_orchestrator.calibration.evaluate import Prediction, evaluate_predictions
 from svc_orchestrator.calibration.features import fit_size_prior
+from svc_orchestrator.calibration.report import REPORT_JSON, method_name
 from svc_orchestrator.calibration.simulate import SimParams, SimulatedEnv
 from svc_orchestrator.datasets import DatasetCatalog
 from svc_orchestrator.jobs import JobCancelled
@@ -61,60 +62,72 @@ def both(ds, tmp_path_factory: pytest.TempPathFactory):
     return rep, rec, job_dir
 
 
+def _name(r: pb.MethodMetrics) -> str:
+    return method_name(r.method, r.source)
+
+
 def _at(rep: pb.CalibrationReport, method: str, iou: float = 0.5) -> pb.MethodMetrics:
-    return next(r for r in rep.results if r.method == method and abs(r.eval_iou - iou) < 1e-6)
+    return next(r for r in rep.results if _name(r) == method and abs(r.eval_iou - iou) < 1e-6)
+
+
+def _doc(job_dir: Path) -> dict:
+    """The full report.json artifact (confusion counts, size prior, feature columns)."""
+    return json.loads((job_dir / REPORT_JSON).read_text())
 
 
 def test_report_is_typed_for_clients(both, ds) -> None:
     """Thresholds and PR curves are messages (a browser draws them), equal to the JSON they come from,
     and a report saved without them is upgraded on load."""
     rep, _, job_dir = both
-    report = json.loads(rep.report_json)
+    report = _doc(job_dir)
     assert list(rep.labelmap) == ds.labelmap and rep.primary_eval_iou == pytest.approx(0.5)
-    assert {t.model for t in rep.thresholds} == {"mlp", "xgb"}
+    assert [t.model for t in rep.thresholds] == [pb.ACCEPT_METHOD_MLP, pb.ACCEPT_METHOD_XGB]
     assert sum(t.is_default for t in rep.thresholds) == 1
     for t in rep.thresholds:
         assert [c.label for c in t.classes] == ds.labelmap
         for c in t.classes:
-            src = report["models"][t.model]["thresholds"][c.label]
+            src = report["models"][method_name(t.model)]["thresholds"][c.label]
             assert c.threshold == pytest.approx(src["threshold"]) and c.reason == src["reason"]
             assert c.val.tp == src["val"]["tp"]
     for curve in rep.curves:
-        src = report["curves"][curve.model]
+        src = report["curves"][method_name(curve.model)]
         n = len(curve.thresholds)
         assert n > 2 and len(curve.precision) == len(curve.recall) == len(curve.f1) == n
         assert list(curve.thresholds) == sorted(curve.thresholds)
         assert list(curve.recall) == pytest.approx(src["recall"])
-    assert {c.model for c in rep.curves} == {"mlp", "xgb"}
+    assert [c.model for c in rep.curves] == [pb.ACCEPT_METHOD_MLP, pb.ACCEPT_METHOD_XGB]
     legacy = pb.CalibrationReport()
     legacy.CopyFrom(rep)
-    for name in ("labelmap", "thresholds", "curves", "primary_eval_iou"):
+    for name in ("labelmap", "thresholds", "curves", "primary_eval_iou", "models", "train", "val", "test"):
         legacy.ClearField(name)
     copy_dir = job_dir.parent / "legacy_report"
     copy_dir.mkdir(exist_ok=True)
     (copy_dir / "report.pb").write_bytes(legacy.SerializeToString())
+    (copy_dir / REPORT_JSON).write_text((job_dir / REPORT_JSON).read_text())
     upgraded = load_report(copy_dir)
     assert upgraded.thresholds == rep.thresholds and upgraded.curves == rep.curves
+    assert upgraded.models == rep.models and upgraded.test == rep.test
 
 
 def test_models_beat_the_best_single_source_on_test(both) -> None:
     rep, _, _ = both
-    best = next(r for r in rep.results if r.method.startswith("best_single_source:") and r.eval_iou == 0.5)
+    best = next(r for r in rep.results if r.method == pb.ACCEPT_METHOD_BEST_SINGLE_SOURCE and r.eval_iou == 0.5)
     accept_all = _at(rep, "accept_all")
     for kind in ("mlp", "xgb"):
         f1 = _at(rep, kind).overall.f1
-        print(f"{kind}: test F1 {f1:.3f}; {best.method} {best.overall.f1:.3f}; accept_all {accept_all.overall.f1:.3f}")
+        print(f"{kind}: test F1 {f1:.3f}; {_name(best)} {best.overall.f1:.3f}; accept_all {accept_all.overall.f1:.3f}")
         assert f1 >= best.overall.f1
         assert f1 >= 0.85
 
 
 def test_report_shape_and_invariants(both, ds) -> None:
     rep, _, job_dir = both
-    methods = {r.method for r in rep.results}
+    methods = {_name(r) for r in rep.results}
     assert {"mlp", "xgb", "accept_all"} <= methods and any(m.startswith("best_single_source:") for m in methods)
     assert sorted({r.eval_iou for r in rep.results}) == [0.5, 0.75]
-    report = json.loads(rep.report_json)
+    report = _doc(job_dir)
     test_gt = report["data"]["test"]["gt"]
+    assert rep.test.ground_truth == test_gt
     assert test_gt > 0
     for r in rep.results:
         assert set(ds.labelmap) <= set(r.per_class)
@@ -126,16 +139,28 @@ def test_report_shape_and_invariants(both, ds) -> None:
             assert 0 <= m.precision <= 1 and 0 <= m.recall <= 1
             if m.precision + m.recall:
                 assert m.f1 == pytest.approx(2 * m.precision * m.recall / (m.precision + m.recall))
-    assert dict(rep.split_images) == report["split"]["sizes"] and sum(rep.split_images.values()) == 60
+    assert dict(rep.split_images) == report["split"]["sizes"]
+    assert sum(rep.split_images.values()) == 60 == rep.prepass_images
     sp = report["split"]["images"]
     assert not (set(sp["train"]) & set(sp["test"])) and not (set(sp["val"]) & set(sp["test"]))
-    assert set(rep.thresholds_json) == {"mlp", "xgb"}
-    assert set(json.loads(rep.thresholds_json["xgb"])) == set(ds.labelmap)
-    for kind in ("mlp", "xgb"):
-        assert report["candidate_metrics"][kind]["average_precision"] > 0.5
+    assert [list(rep.train.images), list(rep.val.images), list(rep.test.images)] == \
+        [sorted(sp["train"]), sorted(sp["val"]), sorted(sp["test"])]
+    assert [m.model for m in rep.models] == [pb.ACCEPT_METHOD_MLP, pb.ACCEPT_METHOD_XGB]
+    for m, t in zip(rep.models, rep.thresholds):
+        kind = method_name(m.model)
+        assert m.candidate_metrics.average_precision > 0.5
+        assert m.candidate_metrics.average_precision == report["candidate_metrics"][kind]["average_precision"]
         assert report["comparison"][kind]["f1"] == pytest.approx(_at(rep, kind).overall.f1)
-        assert set(report["models"][kind]["thresholds"]) == set(ds.labelmap)
-    assert report["feature_schema"]["width"] == len(report["feature_schema"]["columns"])
+        assert m.delta_f1_vs_best_single_source == report["comparison"][kind]["delta_vs_best_single_source"]
+        assert m.val_f1 == report["models"][kind]["val_f1"] and m.train_rows > m.train_positives > 0
+        assert t.is_default == report["models"][kind]["default"]
+        assert all(c.tried > 0 for c in t.classes)
+    assert rep.feature_width == report["feature_schema"]["width"] == len(report["feature_schema"]["columns"])
+    assert list(rep.labelmap) == list(ds.labelmap) and rep.primary_eval_iou == pytest.approx(0.5)
+    assert rep.config.model == pb.CALIBRATION_MODEL_BOTH and rep.config.seed == 11
+    assert rep.config.HasField("label_iou") and list(rep.config.eval_ious) == pytest.approx([0.5, 0.75])
+    assert rep.prepass_config_hash == report["prepass_config_hash"] and dict(rep.model_versions)
+    assert 0 < rep.coverage_upper_bound <= 1 and rep.duration.ToNanoseconds() > 0
     assert rep.feature_schema_hash == load_accept(job_dir).schema.hash
     for entry in report["results"]:  # confusion counts add up to the metric counts
         conf, o = entry["confusion"], entry["overall"]
@@ -145,8 +170,8 @@ def test_report_shape_and_invariants(both, ds) -> None:
 
 
 def test_prior_comes_from_training_split_only(both, ds) -> None:
-    rep, _, _ = both
-    report = json.loads(rep.report_json)
+    _, _, job_dir = both
+    report = _doc(job_dir)
     train = [(g.label, g.box, *ds.image_size(ds.item(n))) for n in report["split"]["images"]["train"]
              for g in ds.ground_truth(ds.item(n))]
     assert report["size_prior"] == fit_size_prior(train).to_dict()
@@ -179,7 +204,7 @@ def test_progress_is_monotonic_and_complete(both) -> None:
 async def test_accept_model_reproduces_the_reported_decisions(both, ds) -> None:
     """Runtime decisions (apply) give exactly the report's test metrics: no train/serve skew."""
     rep, _, job_dir = both
-    report = json.loads(rep.report_json)
+    report = _doc(job_dir)
     accept = load_accept(job_dir)
     env = SimulatedEnv(ds)
     preds, gt = [], {}
@@ -236,15 +261,15 @@ async def test_deterministic_for_a_seed_and_fitting_runs_off_the_event_loop(ds, 
     b, _ = await _run(ds, tmp_path / "b", config)
     assert threads == [False, False]
     assert [(r.method, r.overall) for r in a.results] == [(r.method, r.overall) for r in b.results]
-    assert a.thresholds_json == b.thresholds_json and a.split_images == b.split_images
+    assert list(a.thresholds) == list(b.thresholds)
+    assert a.split_images == b.split_images and (a.train, a.val, a.test) == (b.train, b.val, b.test)
     assert sum(a.split_images.values()) == 40
-    assert json.loads(a.report_json)["split"] == json.loads(b.report_json)["split"]
 
 
 async def test_embedding_projection_block(ds, tmp_path: Path) -> None:
     config = pb.CalibrationConfig(model=pb.CALIBRATION_MODEL_XGB, embedding_dims=6, max_images=30)
     rep, _ = await _run(ds, tmp_path / "emb", config)
-    cols = json.loads(rep.report_json)["feature_schema"]["columns"]
+    cols = _doc(tmp_path / "emb")["feature_schema"]["columns"]
     assert sum(c["block"] == "embedding" for c in cols) == 6
     assert needs_embeddings(tmp_path / "emb")
     env = SimulatedEnv(ds)

@@ -31,7 +31,7 @@ from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grp
 from tator_fixtures import FUZZ_PACK_DIR, LABELMAP, YOLO_FIXTURE
 from tator_fixtures.fuzz_pack import load_fuzz_pack
 from tator_fixtures.regress import StepContext
-from tator_fixtures.steps.calibration import check_report, mlp_xgb_same_cache, run_calibration_job
+from tator_fixtures.steps.calibration import check_report, method_name, mlp_xgb_same_cache, run_calibration_job
 from tator_fixtures.synth import generate
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.stack, pytest.mark.timeout(3600)]
@@ -96,12 +96,13 @@ async def both(cal_stack):
 
 async def test_each_model_beats_the_best_single_source_and_reaches_the_floor(both) -> None:
     job, report, events = both
-    doc = check_report(report, list(LABELMAP), ["mlp", "xgb"])
-    at = {r.method: r.overall for r in report.results if r.eval_iou == 0.5}
+    check_report(report, list(LABELMAP), ["mlp", "xgb"])
+    doc = json.loads(Path(report.artifacts[0]).read_text())  # report.json: the full record
+    at = {method_name(r): r.overall for r in report.results if r.eval_iou == 0.5}
     best = next(m for m in at if m.startswith("best_single_source:"))
-    lines = [f"calibration {job.id}: {doc['split']['sizes']}, {doc['data']['test']['gt']} test objects, "
+    lines = [f"calibration {job.id}: {doc['split']['sizes']}, {report.test.ground_truth} test objects, "
              f"{doc['prepass']['candidates']} candidates, candidate recall (upper bound) "
-             f"{doc['baselines']['coverage_upper_bound']['0.5']:.3f}"]
+             f"{report.coverage_upper_bound:.3f}"]
     lines += [f"  {m:28s} P {o.precision:.3f} R {o.recall:.3f} F1 {o.f1:.3f} (TP {o.tp} FP {o.fp} FN {o.fn})"
               for m, o in at.items()]
     print("\n".join(lines))
@@ -120,16 +121,16 @@ async def test_second_job_uses_the_prepass_cache_and_the_same_split(cal_stack, b
                                   prepass=prepass_config())
     job, report, _ = await run_calibration_job(client, CAL_DATASET, config, timeout_s=1200)
     assert report is not None, job.error
-    doc = check_report(report, list(LABELMAP), ["xgb"])
-    assert doc["prepass"]["cache_hits"] == doc["prepass"]["images"] == CAL_IMAGES
+    check_report(report, list(LABELMAP), ["xgb"])
+    assert report.prepass_cache_hits == report.prepass_images == CAL_IMAGES
     assert report.feature_schema_hash == first.feature_schema_hash
-    assert json.loads(report.report_json)["split"] == json.loads(first.report_json)["split"]
+    assert (report.train, report.val, report.test) == (first.train, first.val, first.test)
 
 
 async def test_prepass_with_the_calibration_scores_candidates_and_refuses_other_versions(cal_stack, both) -> None:
     _, client = cal_stack
     job, report, _ = both
-    image = json.loads(report.report_json)["split"]["images"]["test"][0]
+    image = report.test.images[0]
     req = pb.PrepassRequest(dataset_image=image, dataset_id=CAL_DATASET, config=prepass_config(), calibration_id=job.id)
     res = (await client.call("Prepass", req)).result
     assert res.cache_hit and res.candidates

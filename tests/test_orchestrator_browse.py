@@ -151,8 +151,8 @@ async def test_edited_file_gets_a_new_address(served):
 async def test_list_jobs_pages_newest_first_without_repeats(served):
     client, app, _ = served
 
-    async def body(handle) -> str:
-        return "{}"
+    async def body(handle) -> pb.JobResult:
+        return pb.JobResult()
 
     ids = []
     for _ in range(5):
@@ -171,7 +171,7 @@ async def test_list_jobs_pages_newest_first_without_repeats(served):
         rest.extend(j.id for j in page.jobs)
         token = page.next_page_token
     assert rest == ids[::-1][2:]
-    legacy = await client.call("ListJobs", pb.ListJobsRequest(limit=3))
-    assert len(legacy.jobs) == 3 and legacy.jobs[0].id not in ids
+    newest = await client.call("ListJobs", pb.ListJobsRequest(page_size=3))
+    assert len(newest.jobs) == 3 and newest.jobs[0].id not in ids
     code, _, message = await _error(client.call("ListJobs", pb.ListJobsRequest(page_token="e30")))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in message

@@ -28,12 +28,13 @@ def _recipe(**kw) -> pb.Recipe:
 
 def test_put_get_list_delete(store):
     saved = store.put(_recipe())
-    assert saved.id == "Windowed-lane" and saved.schema_version == 1 and saved.created_at > 0
+    assert saved.id == "Windowed-lane" and saved.schema_version == 1 and saved.create_time.seconds > 0
     assert saved.glossary == "circle: disc"  # normalised like every glossary
     again = store.put(_recipe())  # same name, empty id: a new id, never a silent replace
     assert again.id == "Windowed-lane-2"
     replaced = store.put(_recipe(id=saved.id, description="v2"))
-    assert replaced.created_at == saved.created_at and replaced.description == "v2"
+    assert replaced.create_time == saved.create_time and replaced.description == "v2"
+    assert replaced.update_time.ToNanoseconds() >= saved.update_time.ToNanoseconds()
     assert [r.id for r in store.list()] == ["Windowed-lane", "Windowed-lane-2"]
     assert store.get(saved.id).config.detector_conf == pytest.approx(0.3)
     store.delete(again.id)

@@ -275,15 +275,18 @@ async def test_prepass_job_progress_summary_and_cancel(stack: Stack, orch: Servi
     final = events[-1].job
     assert final.state == pb.JOB_STATE_SUCCEEDED, final
     done = [ev.job.done for ev in events if ev.image]
-    assert done == [1, 2, 3, 4] and all(ev.job.eta_s >= 0 for ev in events)
-    summary = json.loads(final.result_json)
-    assert summary["images"] == 4 and summary["dataset_id"] == "fuzz_pack" and "stage_ms" in summary
+    assert done == [1, 2, 3, 4] and all(ev.job.eta.ToNanoseconds() >= 0 for ev in events)
+    assert not final.HasField("eta") and final.update_time.ToNanoseconds() >= final.create_time.ToNanoseconds() > 0
+    summary = final.result.prepass
+    assert final.result.WhichOneof("result") == "prepass"
+    assert summary.images == 4 and summary.config_hash and {s.stage for s in summary.stages} >= {"detectors"}
+    assert sum(c.count for c in summary.candidates_by_class) == summary.candidates
     assert (await orch.call("GetJob", pb.GetJobRequest(job_id=job.id))).job.state == pb.JOB_STATE_SUCCEEDED
-    assert job.id in [j.id for j in (await orch.call("ListJobs", pb.ListJobsRequest(limit=5))).jobs]
+    assert job.id in [j.id for j in (await orch.call("ListJobs", pb.ListJobsRequest(page_size=5))).jobs]
     # a rerun is all cache hits
     rerun = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="fuzz_pack"))).job
     final = (await _watch(orch, rerun.id))[-1].job
-    assert json.loads(final.result_json)["cache_hits"] == 4
+    assert final.result.prepass.cache_hits == 4 and not final.result.prepass.stages
     # cancel takes effect within one image
     job = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", refresh=True))).job
     seen = 0
@@ -301,12 +304,12 @@ async def test_calibration_rpcs_are_wired(stack: Stack, orch: ServiceClient):
     await expect_error(orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="nope")),
                        grpc.StatusCode.NOT_FOUND, "DATASET_NOT_FOUND")
     # guards run before any job exists
-    jobs_before = len((await orch.call("ListJobs", pb.ListJobsRequest(limit=1000))).jobs)
+    jobs_before = len((await orch.call("ListJobs", pb.ListJobsRequest(page_size=1000))).jobs)
     no_clf = pb.CalibrationConfig(prepass=pb.PrepassConfig(enable_classifier=False))
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="synth", config=no_clf))
     assert exc.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
-    assert len((await orch.call("ListJobs", pb.ListJobsRequest(limit=1000))).jobs) == jobs_before
+    assert len((await orch.call("ListJobs", pb.ListJobsRequest(page_size=1000))).jobs) == jobs_before
     # a calibration job runs through the orchestrator's environment and ends in a terminal state
     cfg = pb.CalibrationConfig(prepass=pb.PrepassConfig(**RICH, enable_yolo=False))
     job = (await orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="synth", config=cfg))).job
@@ -417,5 +420,5 @@ async def test_service_killed_mid_job_fails_the_stage_and_rerun_succeeds(stack: 
     rerun = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", config=cfg))).job
     final = (await _watch(orch, rerun.id))[-1].job
     assert final.state == pb.JOB_STATE_SUCCEEDED, final
-    summary = json.loads(final.result_json)
-    assert summary["images"] == total and summary["cache_hits"] == last.done
+    summary = final.result.prepass
+    assert summary.images == total and summary.cache_hits == last.done

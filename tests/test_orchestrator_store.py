@@ -5,7 +5,6 @@ their events, two replicas on one store, work units with leases."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
@@ -98,7 +97,7 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
             await handle.progress(i + 1, 3, f"img{i}", image=f"img{i}")
             if i == 0:
                 await release.wait()
-        return json.dumps({"ok": True})
+        return pb.JobResult(prepass=pb.PrepassJobSummary(images=3, config_hash="c"))
 
     job = jm.start(pb.JOB_KIND_PREPASS, "ds", 3, body)
     events = []
@@ -113,7 +112,9 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
     await asyncio.wait_for(watcher, 5)
     assert events[-1][0] == pb.JOB_STATE_SUCCEEDED
     assert [e[2] for e in events if e[2]] == ["img0", "img1", "img2"]
-    assert jm.get(job.id).result_json == '{"ok": true}'
+    got = jm.get(job.id)
+    assert got.result.prepass.images == 3 and got.result.prepass.config_hash == "c"  # typed, through the store
+    assert not got.HasField("eta") and got.update_time.ToMicroseconds() >= got.create_time.ToMicroseconds() > 0
 
     # cancellation takes effect at the next unit
     gate = asyncio.Event()
@@ -124,7 +125,7 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
             await handle.progress(i + 1, 100)
             gate.set()
             await asyncio.sleep(0.01)
-        return "{}"
+        return pb.JobResult()
 
     job2 = jm.start(pb.JOB_KIND_PREPASS, "ds", 100, slow)
     await gate.wait()
@@ -146,7 +147,7 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
     async def hanging(handle):
         await handle.progress(0, 1)
         await hang.wait()
-        return "{}"
+        return pb.JobResult()
 
     job4 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, hanging)
     await asyncio.sleep(0.1)
@@ -179,14 +180,14 @@ async def test_concurrent_progress_reports_do_not_overwrite_each_other(store):
     async def body(handle):
         await asyncio.gather(*(handle.progress(k, 20, f"unit {k}") for k in range(1, 21)))
         assert jm.get(handle.job_id).done == 20
-        return "{}"
+        return pb.JobResult()
 
     job = jm.start(pb.JOB_KIND_PREPASS, "ds", 20, body)
     events = []
 
     async def watch():
         async for j, _ in jm.watch(job.id):
-            events.append(j.updated_at)
+            events.append(j.update_time.ToMicroseconds())
 
     await asyncio.wait_for(asyncio.gather(watch(), jm.wait(job.id)), 10)
     assert events == sorted(events)
@@ -205,7 +206,7 @@ async def test_a_local_job_is_watched_and_cancelled_from_another_replica(store_u
             handle.check_cancelled()
             await handle.progress(i + 1, 200, image=f"img{i}")
             await asyncio.sleep(0.02)
-        return "{}"
+        return pb.JobResult()
 
     job = a.start(pb.JOB_KIND_CALIBRATION, "ds", 200, slow)
     seen = []
@@ -225,7 +226,7 @@ async def test_a_local_job_is_watched_and_cancelled_from_another_replica(store_u
 
     async def hanging(handle):
         await hang.wait()
-        return "{}"
+        return pb.JobResult()
 
     a.lease_s = 0.3
     job2 = a.start(pb.JOB_KIND_CALIBRATION, "ds", 1, hanging)
@@ -316,6 +317,7 @@ class _Replica:
 
     def __init__(self, name, store_url, tmp_path, log, *, lease_s=5.0, delay=0.03):
         from svc_orchestrator.prepass.sharding import merge_summaries
+        from svc_orchestrator.store.base import result_column
         from svc_orchestrator.workers import UnitWorkers
 
         self.store = open_store(store_url, tmp_path)
@@ -327,7 +329,9 @@ class _Replica:
                 await asyncio.sleep(delay)
                 log.append((name, item))
                 await progress.advance(i + 1, item, image=item)
-            return json.dumps({"images": len(unit.items), "by_replica": {name: len(unit.items)}})
+            # candidates_by_class doubles as a per-replica tally: merge adds Count lists up by key
+            return result_column(pb.JobResult(prepass=pb.PrepassJobSummary(
+                images=len(unit.items), candidates_by_class=[pb.Count(key=name, count=len(unit.items))])))
 
         self.workers = UnitWorkers(self.store, name, execute=execute, notify=self.jobs.notify, poll_s=0.05,
                                    lease_s=lease_s, finalize=lambda _rec, summaries: merge_summaries(summaries))
@@ -355,9 +359,10 @@ async def test_a_sharded_job_runs_on_both_replicas_and_is_watched_on_the_other(s
     final = events[-1]
     assert final[0] == pb.JOB_STATE_SUCCEEDED and final[1] == 20
     assert sorted(item for _, item in log) == items  # every image exactly once
-    result = json.loads(b.jobs.get(job.id).result_json)
-    assert result["images"] == 20 and sum(result["by_replica"].values()) == 20
-    assert set(result["by_replica"]) == {"a", "b"}, result  # both replicas took units
+    result = b.jobs.get(job.id).result.prepass
+    by_replica = {c.key: c.count for c in result.candidates_by_class}
+    assert result.images == 20 and sum(by_replica.values()) == 20
+    assert set(by_replica) == {"a", "b"}, result  # both replicas took units
     done = [d for _, d, img in events if img]
     assert done == sorted(done) and done[-1] == 20  # aggregated progress never goes back
     await a.close()

@@ -4,7 +4,6 @@ job's summary and progress are those of a one-at-a-time run."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
@@ -64,8 +63,8 @@ async def test_images_in_flight_are_bounded_and_all_done(tmp_path, data_root, in
     assert len(seen) == len(set(seen)) == 5
     assert progress == list(range(1, 6))  # progress counts up by one, in order
     assert job.done == job.total == 5
-    summary = json.loads(job.result_json)
-    assert summary["images"] == 5 and summary["candidates_by_class"] == {"circle": 5}
+    summary = job.result.prepass
+    assert summary.images == 5 and [(c.key, c.count) for c in summary.candidates_by_class] == [("circle", 5)]
 
 
 async def test_a_failing_image_fails_the_job_and_stops_the_rest(tmp_path, data_root):

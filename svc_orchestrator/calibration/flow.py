@@ -227,6 +227,7 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
     report = {
         "job_id": job_id, "dataset_id": dataset.id, "created_at": time.time(), "labelmap": list(dataset.labelmap),
         "settings": s.as_dict(), "prepass_config_hash": config_hash, "model_versions": versions,
+        "glossary_hash": results[0].glossary_hash if results else "",
         "split": {"sizes": split.sizes(), "images": split.as_dict()},
         "prepass": {"images": len(results), "cache_hits": sum(int(r.cache_hit) for r in results),
                     "candidates": len(table), "atoms": sum(len(r.atoms) for r in results),

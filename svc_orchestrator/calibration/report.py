@@ -21,6 +21,7 @@ from svc_orchestrator.calibration.evaluate import Counts, EvalResult
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_bytes, atomic_write_text
+from tator_core.timestamps import duration, timestamp
 
 REPORT_JSON = "report.json"
 REPORT_PB = "report.pb"
@@ -37,36 +38,97 @@ def result_entry(method: str, res: EvalResult) -> dict:
     return {"method": method, **res.as_dict()}
 
 
+_METHODS = {"mlp": pb.ACCEPT_METHOD_MLP, "xgb": pb.ACCEPT_METHOD_XGB, "accept_all": pb.ACCEPT_METHOD_ACCEPT_ALL}
+_BEST_SOURCE = "best_single_source:"
+_MODEL_ORDER = ("mlp", "xgb")
+
+
+def method_enum(method: str) -> tuple[int, str]:
+    """(AcceptMethod, source) of a report.json method name such as "best_single_source:yolo"."""
+    if method.startswith(_BEST_SOURCE):
+        return pb.ACCEPT_METHOD_BEST_SINGLE_SOURCE, method[len(_BEST_SOURCE):]
+    return _METHODS[method], ""
+
+
+def method_name(method: int, source: str = "") -> str:
+    """The report.json name of an AcceptMethod (the inverse of `method_enum`)."""
+    if method == pb.ACCEPT_METHOD_BEST_SINGLE_SOURCE:
+        return f"{_BEST_SOURCE}{source}"
+    return next(k for k, v in _METHODS.items() if v == method)
+
+
 def method_proto(entry: dict) -> pb.MethodMetrics:
-    out = pb.MethodMetrics(method=entry["method"], eval_iou=entry["eval_iou"], overall=metrics_proto(entry["overall"]))
+    method, source = method_enum(entry["method"])
+    out = pb.MethodMetrics(method=method, source=source, eval_iou=entry["eval_iou"],
+                           overall=metrics_proto(entry["overall"]))
     for lab, c in entry["per_class"].items():
         out.per_class[lab].CopyFrom(metrics_proto(c))
     return out
 
 
+def _config_proto(settings: dict) -> pb.CalibrationConfig:
+    kinds = set(settings["models"])
+    model = (pb.CALIBRATION_MODEL_BOTH if kinds == {"mlp", "xgb"}
+             else pb.CALIBRATION_MODEL_MLP if kinds == {"mlp"} else pb.CALIBRATION_MODEL_XGB)
+    return pb.CalibrationConfig(
+        model=model, label_iou=settings["label_iou"], eval_ious=settings["eval_ious"],
+        dedupe_iou=settings["dedupe_iou"], recall_floor=settings["recall_floor"], seed=settings["seed"],
+        val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
+        max_images=settings["max_images"], embedding_dims=settings["embedding_dims"])
+
+
+def _thresholds_proto(kind: str, m: dict, labelmap: list[str]) -> pb.ModelThresholds:
+    order = labelmap + sorted(set(m["thresholds"]) - set(labelmap))
+    return pb.ModelThresholds(
+        model=_METHODS[kind], is_default=bool(m.get("default", False)),
+        classes=[pb.ClassThreshold(label=lab, threshold=ch["threshold"], reason=ch.get("reason", ""),
+                                   val=metrics_proto(ch["val"]) if "val" in ch else None,
+                                   tried=ch.get("tried", 0), global_threshold=ch.get("global_threshold", 0.0))
+                 for lab in order if (ch := m["thresholds"].get(lab)) is not None])
+
+
+def _summary_proto(kind: str, m: dict, report: dict) -> pb.AcceptModelSummary:
+    fit = m.get("fit", {})
+    out = pb.AcceptModelSummary(model=_METHODS[kind], val_f1=m.get("val_f1", 0.0),
+                                train_rows=fit.get("train_rows", 0), train_positives=fit.get("train_positives", 0),
+                                delta_f1_vs_best_single_source=report.get("comparison", {}).get(kind, {}).get(
+                                    "delta_vs_best_single_source", 0.0))
+    cm = report.get("candidate_metrics", {}).get(kind)
+    if cm:
+        out.candidate_metrics.CopyFrom(pb.CandidateMetrics(
+            rows=cm["rows"], positives=cm["positives"],
+            **{k: cm[k] for k in ("average_precision", "roc_auc", "brier") if cm.get(k) is not None}))
+    return out
+
+
 def to_proto(report: dict, artifacts: list[str]) -> pb.CalibrationReport:
-    out = pb.CalibrationReport(job_id=report["job_id"], dataset_id=report["dataset_id"],
-                               feature_schema_hash=report["feature_schema"]["hash"], artifacts=artifacts,
-                               report_json=json.dumps(report, sort_keys=True))
+    settings = report["settings"]
+    primary = settings["primary_eval_iou"]
+    labelmap = list(report["labelmap"])
+    kinds = [k for k in _MODEL_ORDER if k in report["models"]]
+    out = pb.CalibrationReport(
+        job_id=report["job_id"], dataset_id=report["dataset_id"], feature_schema_hash=report["feature_schema"]["hash"],
+        artifacts=artifacts, create_time=timestamp(report["created_at"]), labelmap=labelmap,
+        config=_config_proto(settings), primary_eval_iou=primary, split_images=report["split"]["sizes"],
+        prepass_config_hash=report["prepass_config_hash"], glossary_hash=report.get("glossary_hash", ""),
+        model_versions=report["model_versions"], prepass_images=report["prepass"]["images"],
+        prepass_cache_hits=report["prepass"]["cache_hits"], feature_width=report["feature_schema"]["width"],
+        coverage_upper_bound=report["baselines"]["coverage_upper_bound"].get(str(primary), 0.0))
+    if "timing" in report:
+        out.duration.CopyFrom(duration(report["timing"]["total"]))
     out.results.extend(method_proto(e) for e in report["results"])
-    for kind, m in report["models"].items():
-        out.thresholds_json[kind] = json.dumps({lab: ch["threshold"] for lab, ch in m["thresholds"].items()},
-                                               sort_keys=True)
-    for split, n in report["split"]["sizes"].items():
-        out.split_images[split] = n
-    labelmap = list(report.get("labelmap", []))
-    out.labelmap.extend(labelmap)
-    out.primary_eval_iou = float(report.get("settings", {}).get("primary_eval_iou", 0.0))
-    for kind, m in report["models"].items():
-        order = labelmap + sorted(set(m["thresholds"]) - set(labelmap))
-        out.thresholds.append(pb.ModelThresholds(
-            model=kind, is_default=bool(m.get("default", False)),
-            classes=[pb.ClassThreshold(label=lab, threshold=ch["threshold"], reason=ch.get("reason", ""),
-                                       val=metrics_proto(ch["val"]) if "val" in ch else None)
-                     for lab in order if (ch := m["thresholds"].get(lab)) is not None]))
-    for kind, curve in report.get("curves", {}).items():
-        out.curves.append(pb.PrCurve(model=kind, thresholds=curve["thresholds"], precision=curve["precision"],
-                                     recall=curve["recall"], f1=curve["f1"]))
+    for name in ("train", "val", "test"):
+        d = report["data"][name]
+        getattr(out, name).CopyFrom(pb.SplitSummary(images=sorted(report["split"]["images"][name]),
+                                                    candidates=d["candidates"], positives=d["positives"],
+                                                    ground_truth=d["gt"]))
+    out.thresholds.extend(_thresholds_proto(k, report["models"][k], labelmap) for k in kinds)
+    out.models.extend(_summary_proto(k, report["models"][k], report) for k in kinds)
+    for kind in kinds:
+        curve = report["curves"].get(kind)
+        if curve:
+            out.curves.append(pb.PrCurve(model=_METHODS[kind], thresholds=curve["thresholds"],
+                                         precision=curve["precision"], recall=curve["recall"], f1=curve["f1"]))
     return out
 
 
@@ -142,7 +204,8 @@ def load_report(job_dir: Path) -> pb.CalibrationReport:
     except (FileNotFoundError, NotADirectoryError):
         raise errors.not_found("NOT_FOUND", f"no calibration report in {job_dir}", path=str(path)) from None
     proto = pb.CalibrationReport.FromString(data)
-    if not proto.labelmap and proto.report_json:
-        # Saved before the typed thresholds and curves existed: derive them from the full JSON.
-        proto = to_proto(json.loads(proto.report_json), list(proto.artifacts))
+    full = Path(job_dir) / REPORT_JSON
+    if not proto.labelmap and full.is_file():
+        # Saved before the report was typed: derive it from the full JSON written next to it.
+        proto = to_proto(json.loads(full.read_text()), list(proto.artifacts))
     return proto

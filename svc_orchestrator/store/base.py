@@ -13,14 +13,53 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 ACTIVE = (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING)
 TERMINAL = frozenset({pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED,
                       pb.JOB_STATE_INTERRUPTED})
-# Columns that map 1:1 onto pb.Job fields.
+# Columns of the jobs table that hold a pb.Job; `job_from_row` / `job_row` convert. Times are unix
+# seconds at microsecond precision (so a Timestamp and its column value convert both ways exactly,
+# which keyset paging on created_at relies on); result_json is the JobResult in protobuf JSON.
 JOB_COLUMNS = ("id", "kind", "state", "dataset_id", "done", "total", "eta_s", "message", "error", "failed_stage",
                "created_at", "updated_at", "result_json")
+
+
+def time_column(ts: Timestamp) -> float:
+    return ts.ToMicroseconds() / 1e6
+
+
+def _ts(seconds: float) -> Timestamp:
+    out = Timestamp()
+    out.FromMicroseconds(round(float(seconds) * 1e6))
+    return out
+
+
+def result_column(result: pb.JobResult | None) -> str:
+    return json_format.MessageToJson(result, indent=None, sort_keys=True) if result is not None else ""
+
+
+def job_from_row(values: Sequence) -> pb.Job:
+    row = dict(zip(JOB_COLUMNS, values))
+    job = pb.Job(id=row["id"], kind=row["kind"], state=row["state"], dataset_id=row["dataset_id"], done=row["done"],
+                 total=row["total"], message=row["message"], error=row["error"], failed_stage=row["failed_stage"],
+                 create_time=_ts(row["created_at"]), update_time=_ts(row["updated_at"]))
+    if row["eta_s"] and float(row["eta_s"]) > 0:
+        job.eta.FromMicroseconds(round(float(row["eta_s"]) * 1e6))
+    if row["result_json"]:
+        json_format.Parse(row["result_json"], job.result)
+    return job
+
+
+def job_row(job: pb.Job) -> list:
+    """Column values of a pb.Job, in JOB_COLUMNS order."""
+    eta = job.eta.ToMicroseconds() / 1e6 if job.HasField("eta") else 0.0
+    result = result_column(job.result) if job.HasField("result") else ""
+    return [job.id, job.kind, job.state, job.dataset_id, job.done, job.total, eta, job.message, job.error,
+            job.failed_stage, time_column(job.create_time), time_column(job.update_time), result]
 
 UNIT_PENDING, UNIT_CLAIMED, UNIT_DONE = 0, 1, 2
 

@@ -20,6 +20,8 @@ from svc_orchestrator.store.base import (
     JobRecord,
     Store,
     WorkUnit,
+    job_from_row,
+    job_row,
 )
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import canonical_json
@@ -45,7 +47,7 @@ def meta_dict(row: Sequence) -> dict:
 
 
 def _job(row: Sequence) -> pb.Job:
-    return pb.Job(**dict(zip(JOB_COLUMNS, row[:len(JOB_COLUMNS)])))
+    return job_from_row(row[:len(JOB_COLUMNS)])
 
 
 def _record(row: Sequence) -> JobRecord:
@@ -73,7 +75,7 @@ class SqlStore(Store):
 
     def insert_job(self, job, *, owner, lease_until, spec=b"", units=()):
         cols = JOB_COLUMNS + ("owner", "lease_until", "sharded", "spec")
-        values = [getattr(job, c) for c in JOB_COLUMNS] + [owner, lease_until, int(bool(units)), spec]
+        values = job_row(job) + [owner, lease_until, int(bool(units)), spec]
         with self.tx() as t:
             t.q(f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values)
             for i, items in enumerate(units):
@@ -97,13 +99,17 @@ class SqlStore(Store):
         row = t.q(f"{_JOB_SELECT} WHERE id = ?{self.lock_rows}", (job_id,)).fetchone()
         if row is None:
             return None
-        job = _job(row)
-        if only_active and job.state not in ACTIVE:
+        # `fields` are keyed by column (eta_s, updated_at, result_json, ...): the store's own terms.
+        values = dict(zip(JOB_COLUMNS, row[:len(JOB_COLUMNS)]))
+        if only_active and values["state"] not in ACTIVE:
             return None
-        for k, v in fields.items():
-            setattr(job, k, v)
+        unknown = set(fields) - set(JOB_COLUMNS[1:])
+        if unknown:
+            raise ValueError(f"not job columns: {sorted(unknown)}")
+        values.update(fields)
+        job = _job([values[c] for c in JOB_COLUMNS])
         sets = ", ".join(f"{c} = ?" for c in JOB_COLUMNS[1:])
-        t.q(f"UPDATE jobs SET {sets} WHERE id = ?", [getattr(job, c) for c in JOB_COLUMNS[1:]] + [job_id])
+        t.q(f"UPDATE jobs SET {sets} WHERE id = ?", job_row(job)[1:] + [job_id])
         self._event(t, job, image)
         return job
 

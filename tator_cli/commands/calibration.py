@@ -8,7 +8,6 @@ what is missing), follows WatchJob with a progress bar, then prints the test-spl
 from __future__ import annotations
 
 import asyncio
-import json
 from enum import Enum
 from typing import Annotated
 
@@ -48,40 +47,52 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}"
 
 
+def method_label(r) -> str:
+    """A MethodMetrics' method for people: mlp, xgb, accept_all or best_single_source:<source>."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    name = pb.AcceptMethod.Name(r.method).removeprefix("ACCEPT_METHOD_").lower()
+    return f"{name}:{r.source}" if r.source else name
+
+
 def print_report(report, out: Console | None = None) -> None:
     """Overall metrics per method and eval IoU, per-class F1 at the primary IoU, thresholds, artifacts."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
     out = out or Console()
-    doc = json.loads(report.report_json) if report.report_json else {}
-    sizes = ", ".join(f"{k} {v}" for k, v in sorted(report.split_images.items()))
+    sizes = ", ".join(f"{k} {report.split_images[k]}" for k in ("train", "val", "test") if k in report.split_images)
     table = Table(title=f"calibration {report.job_id} on {report.dataset_id}: test split ({sizes} images)")
-    width = max((len(r.method) for r in report.results), default=6)
-    table.add_column("method", no_wrap=True, min_width=width)
+    names = [method_label(r) for r in report.results]
+    table.add_column("method", no_wrap=True, min_width=max((len(n) for n in names), default=6))
     for col in ("IoU", "prec.", "recall", "F1", "TP", "FP", "FN"):
         table.add_column(col, justify="right")
-    for r in report.results:
+    for name, r in zip(names, report.results):
         o = r.overall
-        table.add_row(r.method, f"{r.eval_iou:g}", _fmt(o.precision), _fmt(o.recall), f"[bold]{_fmt(o.f1)}[/]",
+        table.add_row(name, f"{r.eval_iou:g}", _fmt(o.precision), _fmt(o.recall), f"[bold]{_fmt(o.f1)}[/]",
                       str(o.tp), str(o.fp), str(o.fn))
     out.print(table)
-    if report.results:
-        iou = report.results[0].eval_iou
-        at = [r for r in report.results if r.eval_iou == iou]
-        classes = sorted({c for r in at for c in r.per_class})
+    iou = report.primary_eval_iou
+    at = [r for r in report.results if r.eval_iou == iou]
+    if at:
+        classes = list(report.labelmap) or sorted({c for r in at for c in r.per_class})
         per = Table(title=f"per-class F1 at eval IoU {iou:g}")
         per.add_column("class")
         for r in at:
-            per.add_column(r.method, justify="right")
+            per.add_column(method_label(r), justify="right")
         for c in classes:
             per.add_row(c, *(_fmt(r.per_class[c].f1) if c in r.per_class else "-" for r in at))
         out.print(per)
-    for kind, text in sorted(report.thresholds_json.items()):
-        th = json.loads(text)
-        default = " (default)" if doc.get("models", {}).get(kind, {}).get("default") else ""
-        out.print(f"{kind}{default} thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(th.items())))
-    for kind, cmp in sorted(doc.get("comparison", {}).items()):
-        out.print(f"{kind}: F1 {cmp['f1']:.3f} vs best single source ({cmp['best_single_source']}) "
-                  f"{cmp['best_single_source_f1']:.3f} ({cmp['delta_vs_best_single_source']:+.3f}), "
-                  f"accept-all {cmp['accept_all_f1']:.3f}")
+    f1_at = {method_label(r): r.overall.f1 for r in at}
+    best = next((r for r in at if r.method == pb.ACCEPT_METHOD_BEST_SINGLE_SOURCE), None)
+    delta = {m.model: m.delta_f1_vs_best_single_source for m in report.models}
+    for t in report.thresholds:
+        name = pb.AcceptMethod.Name(t.model).removeprefix("ACCEPT_METHOD_").lower()
+        default = " (default)" if t.is_default else ""
+        out.print(f"{name}{default} thresholds: " + ", ".join(f"{c.label} {c.threshold:.3f}" for c in t.classes))
+        if name in f1_at:
+            vs = (f" vs best single source ({best.source}) {best.overall.f1:.3f} "
+                  f"({delta.get(t.model, 0.0):+.3f})" if best is not None else "")
+            out.print(f"{name}: F1 {f1_at[name]:.3f}{vs}, accept-all {f1_at.get('accept_all', 0.0):.3f}")
     if report.feature_schema_hash:
         out.print(f"feature schema {report.feature_schema_hash[:16]}")
     for path in report.artifacts:
@@ -133,7 +144,9 @@ async def calibrate_job(address: str, request, as_json: bool) -> int:
 
 def _emit(report, as_json: bool) -> None:
     if as_json:
-        typer.echo(report.report_json)
+        from google.protobuf.json_format import MessageToJson
+
+        typer.echo(MessageToJson(report, preserving_proto_field_name=True, sort_keys=True))
     else:
         print_report(report)
 

@@ -81,16 +81,19 @@ def count_table(counts: dict[str, int], title: str, key: str = "source") -> Tabl
 
 
 def print_job_summary(console: Console, job: Any) -> dict:
-    """Per-source counts and stage timings of a finished prepass job; returns the summary dict."""
-    summary = json.loads(job.result_json or "{}")
-    console.print(f"[bold]{summary.get('images', 0)} images[/], {summary.get('cache_hits', 0)} cache hits, "
-                  f"{summary.get('candidates', 0)} candidates from {summary.get('atoms', 0)} raw detections")
-    console.print(count_table(summary.get("candidates_by_source", {}), "candidates per source"))
-    console.print(count_table(summary.get("atoms_by_source", {}), "raw detections per source"))
-    console.print(count_table(summary.get("candidates_by_class", {}), "candidates per class", key="class"))
-    if summary.get("stage_ms"):
-        console.print(stage_table(summary["stage_ms"], "stage timings (images that ran, total)"))
-    return summary
+    """Per-source counts and stage timings of a finished prepass job; returns the summary as a dict."""
+    from google.protobuf.json_format import MessageToDict
+
+    s = job.result.prepass
+    console.print(f"[bold]{s.images} images[/], {s.cache_hits} cache hits, "
+                  f"{s.candidates} candidates from {s.atoms} raw detections")
+    console.print(count_table({c.key: c.count for c in s.candidates_by_source}, "candidates per source"))
+    console.print(count_table({c.key: c.count for c in s.atoms_by_source}, "raw detections per source"))
+    console.print(count_table({c.key: c.count for c in s.candidates_by_class}, "candidates per class", key="class"))
+    if s.stages:
+        console.print(stage_table({st.stage: st.duration.ToNanoseconds() / 1e6 for st in s.stages},
+                                  "stage timings (images that ran, total)"))
+    return MessageToDict(s, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
 def print_result(console: Console, result: Any, limit: int = 30) -> None:
@@ -125,7 +128,7 @@ async def watch_with_progress(client: Any, job_id: str, console: Console, descri
             job = ev.job
             if ev.image and images is not None:
                 images.append(ev.image)
-            bar.update(task, total=job.total or None, completed=job.done, eta=f"{job.eta_s:.0f}s",
+            bar.update(task, total=job.total or None, completed=job.done, eta=f"{job.eta.seconds}s" if job.HasField("eta") else "?",
                        note=(ev.image or job.message)[-60:])
             last = job
     return last
@@ -296,8 +299,6 @@ jobs_app = typer.Typer(help="Jobs: list (default), get, watch, cancel.", invoke_
 
 
 def _jobs_table(jobs: list) -> Table:
-    from datetime import datetime
-
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
     table = Table(title="jobs")
@@ -307,7 +308,7 @@ def _jobs_table(jobs: list) -> Table:
         note = f"{j.failed_stage}: {j.error}" if j.failed_stage else (j.error or j.message)
         table.add_row(j.id, pb.JobKind.Name(j.kind).removeprefix("JOB_KIND_").lower(),
                       pb.JobState.Name(j.state).removeprefix("JOB_STATE_").lower(), j.dataset_id,
-                      f"{j.done}/{j.total}", datetime.fromtimestamp(j.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                      f"{j.done}/{j.total}", j.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
                       note[:70])
     return table
 
@@ -320,7 +321,7 @@ def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(help="At mo
 
     if ctx.invoked_subcommand is not None:
         return
-    resp = _run(lambda c: c.call("ListJobs", pb.ListJobsRequest(limit=limit)), address)
+    resp = _run(lambda c: c.call("ListJobs", pb.ListJobsRequest(page_size=limit)), address)
     _dump(resp) if as_json else Console().print(_jobs_table(list(resp.jobs)))
 
 

@@ -12,7 +12,6 @@ calibration, not the SAM3 stages); YOLO carries the recall.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -54,18 +53,34 @@ async def run_calibration_job(client: Any, dataset_id: str, config: Any, *, time
     return final, report, events
 
 
-def check_report(report: Any, labelmap: Sequence[str], models: Sequence[str]) -> dict:
-    """Assert the report's metric schema is consistent; returns the parsed report_json."""
-    doc = json.loads(report.report_json)
+def method_name(r: Any) -> str:
+    """mlp, xgb, accept_all or best_single_source:<source> of a MethodMetrics."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    name = pb.AcceptMethod.Name(r.method).removeprefix("ACCEPT_METHOD_").lower()
+    return f"{name}:{r.source}" if r.source else name
+
+
+def _model_name(method: int) -> str:
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    return pb.AcceptMethod.Name(method).removeprefix("ACCEPT_METHOD_").lower()
+
+
+def check_report(report: Any, labelmap: Sequence[str], models: Sequence[str]) -> None:
+    """Assert the report's metric schema is consistent."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
     ious = sorted({round(r.eval_iou, 4) for r in report.results})
-    methods = {r.method for r in report.results}
+    methods = {method_name(r) for r in report.results}
     expected = {*models, "accept_all"}
     assert expected <= methods, f"methods {sorted(methods)} lack {sorted(expected - methods)}"
     assert sum(m.startswith("best_single_source:") for m in methods) == 1, methods
-    test_gt = doc["data"]["test"]["gt"]
+    assert all(bool(r.source) == (r.method == pb.ACCEPT_METHOD_BEST_SINGLE_SOURCE) for r in report.results)
+    test_gt = report.test.ground_truth
     assert test_gt > 0, "test split has no ground truth"
     for method in methods:
-        got = sorted(round(r.eval_iou, 4) for r in report.results if r.method == method)
+        got = sorted(round(r.eval_iou, 4) for r in report.results if method_name(r) == method)
         assert got == ious, f"{method}: eval IoUs {got} != {ious}"
     for r in report.results:
         assert set(labelmap) <= set(r.per_class), f"{r.method}: per_class lacks {set(labelmap) - set(r.per_class)}"
@@ -79,13 +94,23 @@ def check_report(report: Any, labelmap: Sequence[str], models: Sequence[str]) ->
             f = 2 * p * rc / (p + rc) if p + rc else 0.0
             for field, want in (("precision", p), ("recall", rc), ("f1", f)):
                 assert math.isclose(getattr(m, field), want, abs_tol=1e-9), f"{r.method} {name} {field}"
-    assert set(report.thresholds_json) == set(models), dict(report.thresholds_json)
-    for kind in models:
-        assert set(json.loads(report.thresholds_json[kind])) == set(labelmap), kind
-    assert sum(report.split_images.values()) == doc["prepass"]["images"]
-    assert report.feature_schema_hash == doc["feature_schema"]["hash"] and len(report.feature_schema_hash) == 64
+    for group in (report.thresholds, report.curves, report.models):
+        assert [_model_name(m.model) for m in group] == list(models), list(group)
+    assert sum(t.is_default for t in report.thresholds) == 1
+    for t in report.thresholds:
+        assert [c.label for c in t.classes] == list(labelmap), _model_name(t.model)
+        assert all(0.0 <= c.threshold <= 1.0 for c in t.classes)
+    for c in report.curves:
+        assert len(c.thresholds) == len(c.precision) == len(c.recall) == len(c.f1) > 0
+        assert list(c.thresholds) == sorted(c.thresholds)
+    sz = report.split_images
+    assert [sz[k] for k in ("train", "val", "test")] == \
+        [len(report.train.images), len(report.val.images), len(report.test.images)]
+    assert sum(sz.values()) == report.prepass_images
+    assert not set(report.test.images) & (set(report.train.images) | set(report.val.images))
+    assert len(report.feature_schema_hash) == 64 and report.feature_width > 0
+    assert report.create_time.seconds > 0 and report.duration.ToNanoseconds() > 0
     assert len(report.artifacts) >= 3 and any(a.endswith(".png") for a in report.artifacts)
-    return doc
 
 
 def _pick_dataset(datasets: Sequence[Any]) -> Any:
@@ -114,23 +139,27 @@ async def mlp_xgb_same_cache(ctx: StepContext) -> dict:
                                                        timeout_s=ctx.deadline_s)
             if report is None:
                 raise AssertionError(f"{kind} calibration {job.id} ended {pb.JobState.Name(job.state)}: {job.error}")
-            reports[kind] = (report, check_report(report, list(ds.labelmap), [kind]))
+            check_report(report, list(ds.labelmap), [kind])
+            reports[kind] = report
     finally:
         await client.close()
-    (rm, dm), (rx, dx) = reports["mlp"], reports["xgb"]
-    assert dx["prepass"]["cache_hits"] == dx["prepass"]["images"], f"second job missed the cache: {dx['prepass']}"
+    rm, rx = reports["mlp"], reports["xgb"]
+    assert rx.prepass_cache_hits == rx.prepass_images, \
+        f"second job missed the cache: {rx.prepass_cache_hits} of {rx.prepass_images}"
     assert rm.feature_schema_hash == rx.feature_schema_hash, "same cache, different feature schema"
-    assert dict(rm.split_images) == dict(rx.split_images) and dm["split"] == dx["split"], "same seed, other split"
-    baselines = {(r.method, round(r.eval_iou, 4)): r.overall for r in rm.results if r.method != "mlp"}
+    assert [list(s.images) for s in (rm.train, rm.val, rm.test)] == \
+        [list(s.images) for s in (rx.train, rx.val, rx.test)], "same seed, other split"
+    baselines = {(method_name(r), round(r.eval_iou, 4)): r.overall for r in rm.results
+                 if r.method != pb.ACCEPT_METHOD_MLP}
     for r in rx.results:
-        if r.method != "xgb":
-            assert baselines.get((r.method, round(r.eval_iou, 4))) == r.overall, \
-                f"baseline {r.method}@{r.eval_iou} differs between the two jobs"
-    at = {r.method: r.overall.f1 for rep in (rm, rx) for r in rep.results if r.eval_iou == 0.5}
+        if r.method != pb.ACCEPT_METHOD_XGB:
+            assert baselines.get((method_name(r), round(r.eval_iou, 4))) == r.overall, \
+                f"baseline {method_name(r)}@{r.eval_iou} differs between the two jobs"
+    at = {method_name(r): r.overall.f1 for rep in (rm, rx) for r in rep.results if r.eval_iou == 0.5}
     best = next(m for m in at if m.startswith("best_single_source:"))
     return {
-        "detections": dx["data"]["test"]["candidates"],
-        "cache": {"second_job_hits": dx["prepass"]["cache_hits"]},
+        "detections": rx.test.candidates,
+        "cache": {"second_job_hits": rx.prepass_cache_hits},
         "metrics": {"mlp_f1": at["mlp"], "xgb_f1": at["xgb"], "accept_all_f1": at["accept_all"],
                     "best_single_source_f1": at[best]},
         "hashes": {"feature_schema": rx.feature_schema_hash},

@@ -10,6 +10,11 @@ export function pct(v: number, digits = 1): string {
   return `${(v * 100).toFixed(digits)}%`;
 }
 
+/** Seconds of a google.protobuf Timestamp or Duration ({ seconds, nanos }); 0 when unset. */
+export function secondsOf(t?: { seconds: bigint; nanos: number }): number {
+  return t ? Number(t.seconds) + t.nanos / 1e9 : 0;
+}
+
 export function when(unixSeconds: number): string {
   if (!unixSeconds) return "";
   return new Date(unixSeconds * 1000).toISOString().replace("T", " ").slice(0, 19);

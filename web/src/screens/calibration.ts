@@ -1,6 +1,6 @@
-import { type CalibrationReport, JobKind, JobState } from "../gen/tator/orchestrator/v1/orchestrator_pb";
+import { AcceptMethod, type CalibrationReport, JobKind, JobState } from "../gen/tator/orchestrator/v1/orchestrator_pb";
 import { sourceColor } from "../logic/colors";
-import { when } from "../logic/format";
+import { secondsOf, when } from "../logic/format";
 import { f1Bars, type MethodLike, type Plot, prPath, sx, sy, tableRows } from "../logic/report";
 import { formatRoute } from "../logic/route";
 import { type Ctx, h, s } from "../ui";
@@ -25,7 +25,7 @@ export async function renderCalibration(ctx: Ctx, el: HTMLElement, job?: string)
     el.append(jobs.length
       ? h("ul", { class: "list", id: "reports" }, jobs.map((j) => h("li", {},
         h("a", { href: formatRoute({ screen: "calibration", job: j.id }), "data-job": j.id }, j.id),
-        h("span", { class: "muted" }, ` ${j.datasetId} · ${when(j.updatedAt)}`))))
+        h("span", { class: "muted" }, ` ${j.datasetId} · ${when(secondsOf(j.updateTime))}`))))
       : h("p", {}, "No finished calibration yet: start one on the ", h("a", { href: "#/jobs" }, "Jobs"), " screen."));
     return;
   }
@@ -34,10 +34,17 @@ export async function renderCalibration(ctx: Ctx, el: HTMLElement, job?: string)
   drawReport(el, res.report);
 }
 
+/** mlp, xgb, accept_all or best_single_source:<source>: the names the report's tables and colours use. */
+export function methodName(method: AcceptMethod, source = ""): string {
+  const name = (AcceptMethod[method] ?? "unspecified").toLowerCase();
+  return source ? `${name}:${source}` : name;
+}
+
 const methodColor = (m: string) => sourceColor(m.startsWith("best_single_source") ? "detector" : m);
 
 export function drawReport(el: HTMLElement, rep: CalibrationReport): void {
-  const results = rep.results as unknown as MethodLike[];
+  const results: MethodLike[] = rep.results.map((r) => ({ method: methodName(r.method, r.source), evalIou: r.evalIou,
+    overall: r.overall, perClass: r.perClass }));
   const labelmap = rep.labelmap.length ? rep.labelmap : Object.keys(results[0]?.perClass ?? {});
   el.append(h("p", { class: "muted" }, `${rep.jobId} · dataset ${rep.datasetId} · test split `,
     Object.entries(rep.splitImages).map(([k, v]) => `${k} ${v}`).join(", "),
@@ -46,10 +53,11 @@ export function drawReport(el: HTMLElement, rep: CalibrationReport): void {
   const pr = s("svg", { width: plot.width, height: plot.height, id: "pr-curves", class: "chart" });
   axes(pr, plot, "recall", "precision");
   rep.curves.forEach((c, k) => {
-    pr.append(s("path", { d: prPath(c.recall, c.precision, plot), fill: "none", stroke: methodColor(c.model),
-      "stroke-width": 2, "data-model": c.model }));
-    pr.append(s("text", { x: plot.pad + 8, y: plot.height - plot.pad - 10 - 14 * k, fill: methodColor(c.model),
-      "font-size": 12 }, `— ${c.model} over one global threshold`));
+    const model = methodName(c.model);
+    pr.append(s("path", { d: prPath(c.recall, c.precision, plot), fill: "none", stroke: methodColor(model),
+      "stroke-width": 2, "data-model": model }));
+    pr.append(s("text", { x: plot.pad + 8, y: plot.height - plot.pad - 10 - 14 * k, fill: methodColor(model),
+      "font-size": 12 }, `— ${model} over one global threshold`));
   });
   for (const r of results.filter((r) => Math.abs(r.evalIou - rep.primaryEvalIou) < 1e-6 && r.overall)) {
     pr.append(s("circle", { cx: sx(r.overall!.recall, plot), cy: sy(r.overall!.precision, plot), r: 4,
@@ -75,7 +83,7 @@ export function drawReport(el: HTMLElement, rep: CalibrationReport): void {
   el.append(h("h2", {}, "Thresholds"), h("table", { class: "grid", id: "thresholds" },
     h("thead", {}, h("tr", {}, ["model", "class", "threshold", "reason", "val P", "val R", "val F1"].map((c) => h("th", {}, c)))),
     h("tbody", {}, rep.thresholds.flatMap((t) => t.classes.map((c) => h("tr", {},
-      h("td", {}, t.model, t.isDefault ? " (default)" : ""), h("td", {}, c.label), h("td", {}, c.threshold.toFixed(3)),
+      h("td", {}, methodName(t.model), t.isDefault ? " (default)" : ""), h("td", {}, c.label), h("td", {}, c.threshold.toFixed(3)),
       h("td", {}, c.reason), h("td", {}, (c.val?.precision ?? 0).toFixed(3)), h("td", {}, (c.val?.recall ?? 0).toFixed(3)),
       h("td", {}, (c.val?.f1 ?? 0).toFixed(3))))))));
   el.append(h("h2", {}, "Precision / recall / F1 (test split)"), h("table", { class: "grid", id: "metrics" },

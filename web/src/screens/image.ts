@@ -3,7 +3,7 @@ import { datasetIndex, imageUrl } from "../images";
 import { formatRoute } from "../logic/route";
 import { type Ctx, h } from "../ui";
 import { type ThresholdSet, Viewer } from "../viewer";
-import { calibrationJobs } from "./calibration";
+import { calibrationJobs, methodName } from "./calibration";
 
 // Results survive leaving the screen (back/forward), keyed by image and calibration.
 const results = new Map<string, PrepassResult>();
@@ -85,7 +85,7 @@ export async function renderImage(ctx: Ctx, el: HTMLElement, dataset: string, na
       const rep = await ctx.call(ctx.api.getCalibrationReport({ jobId }));
       const model = rep?.report?.thresholds.find((t) => t.isDefault) ?? rep?.report?.thresholds[0];
       const set: ThresholdSet | null = model
-        ? { model: model.model, byClass: new Map(model.classes.map((c) => [c.label, c.threshold])) } : null;
+        ? { model: methodName(model.model), byClass: new Map(model.classes.map((c) => [c.label, c.threshold])) } : null;
       viewer.setThresholds(set);
     }
     const cached = results.get(key());

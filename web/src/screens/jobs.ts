@@ -1,5 +1,5 @@
 import { type Job, JobKind, JobState } from "../gen/tator/orchestrator/v1/orchestrator_pb";
-import { eta, when } from "../logic/format";
+import { eta, secondsOf, when } from "../logic/format";
 import { formatRoute } from "../logic/route";
 import { type Ctx, h } from "../ui";
 
@@ -75,9 +75,9 @@ export async function renderJobs(ctx: Ctx, el: HTMLElement, page = 0): Promise<v
       h("td", {}, job.datasetId),
       h("td", { class: `state ${stateName(job.state)}` }, stateName(job.state)),
       h("td", {}, h("progress", { max: 1, value: frac }), ` ${job.done}/${job.total}`,
-        running && job.etaS > 0 ? h("span", { class: "muted" }, ` ETA ${eta(job.etaS)}`) : null),
+        running && secondsOf(job.eta) > 0 ? h("span", { class: "muted" }, ` ETA ${eta(secondsOf(job.eta))}`) : null),
       h("td", { class: "msg" }, job.error || (image ? `${image}: ` : "") + job.message),
-      h("td", {}, when(job.createdAt)),
+      h("td", {}, when(secondsOf(job.createTime))),
       h("td", {},
         running ? h("button", { class: "cancel", onclick: async () => {
           const res = await ctx.call(ctx.api.cancelJob({ jobId: job.id }));

@@ -1,4 +1,8 @@
+import datetime
+
 from tator_core.gen.buf.validate import validate_pb2 as _validate_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from tator_core.gen.tator.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -49,6 +53,14 @@ class CalibrationModel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALIBRATION_MODEL_MLP: _ClassVar[CalibrationModel]
     CALIBRATION_MODEL_XGB: _ClassVar[CalibrationModel]
     CALIBRATION_MODEL_BOTH: _ClassVar[CalibrationModel]
+
+class AcceptMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCEPT_METHOD_UNSPECIFIED: _ClassVar[AcceptMethod]
+    ACCEPT_METHOD_MLP: _ClassVar[AcceptMethod]
+    ACCEPT_METHOD_XGB: _ClassVar[AcceptMethod]
+    ACCEPT_METHOD_ACCEPT_ALL: _ClassVar[AcceptMethod]
+    ACCEPT_METHOD_BEST_SINGLE_SOURCE: _ClassVar[AcceptMethod]
 WINDOW_MODE_UNSPECIFIED: WindowMode
 WINDOW_MODE_GRID: WindowMode
 WINDOW_MODE_SAHI: WindowMode
@@ -72,6 +84,11 @@ CALIBRATION_MODEL_UNSPECIFIED: CalibrationModel
 CALIBRATION_MODEL_MLP: CalibrationModel
 CALIBRATION_MODEL_XGB: CalibrationModel
 CALIBRATION_MODEL_BOTH: CalibrationModel
+ACCEPT_METHOD_UNSPECIFIED: AcceptMethod
+ACCEPT_METHOD_MLP: AcceptMethod
+ACCEPT_METHOD_XGB: AcceptMethod
+ACCEPT_METHOD_ACCEPT_ALL: AcceptMethod
+ACCEPT_METHOD_BEST_SINGLE_SOURCE: AcceptMethod
 
 class Dataset(_message.Message):
     __slots__ = ("id", "layout", "labelmap", "glossary", "glossary_hash", "labelmap_hash", "images_per_split", "image_count", "annotation_count", "has_ground_truth")
@@ -547,34 +564,111 @@ class PrepassResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[PrepassResult, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "kind", "state", "dataset_id", "done", "total", "eta_s", "message", "error", "failed_stage", "created_at", "updated_at", "result_json")
+    __slots__ = ("id", "kind", "state", "dataset_id", "done", "total", "eta", "message", "error", "failed_stage", "create_time", "update_time", "result")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
-    ETA_S_FIELD_NUMBER: _ClassVar[int]
+    ETA_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     FAILED_STAGE_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
-    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: JobKind
     state: JobState
     dataset_id: str
     done: int
     total: int
-    eta_s: float
+    eta: _duration_pb2.Duration
     message: str
     error: str
     failed_stage: str
-    created_at: float
-    updated_at: float
-    result_json: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., eta_s: _Optional[float] = ..., message: _Optional[str] = ..., error: _Optional[str] = ..., failed_stage: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., result_json: _Optional[str] = ...) -> None: ...
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    result: JobResult
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., dataset_id: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., eta: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., message: _Optional[str] = ..., error: _Optional[str] = ..., failed_stage: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ...) -> None: ...
+
+class JobResult(_message.Message):
+    __slots__ = ("prepass", "calibration")
+    PREPASS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    prepass: PrepassJobSummary
+    calibration: CalibrationJobSummary
+    def __init__(self, prepass: _Optional[_Union[PrepassJobSummary, _Mapping]] = ..., calibration: _Optional[_Union[CalibrationJobSummary, _Mapping]] = ...) -> None: ...
+
+class Count(_message.Message):
+    __slots__ = ("key", "count")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    count: int
+    def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class StageTotals(_message.Message):
+    __slots__ = ("stage", "duration", "image_bytes_sent")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    duration: _duration_pb2.Duration
+    image_bytes_sent: int
+    def __init__(self, stage: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., image_bytes_sent: _Optional[int] = ...) -> None: ...
+
+class PrepassJobSummary(_message.Message):
+    __slots__ = ("split", "images", "cache_hits", "candidates", "atoms", "candidates_by_source", "candidates_by_primary_source", "atoms_by_source", "candidates_by_class", "stages", "warnings", "config_hash", "glossary_hash", "labelmap_hash")
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    ATOMS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_BY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_BY_PRIMARY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ATOMS_BY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_BY_CLASS_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_HASH_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_HASH_FIELD_NUMBER: _ClassVar[int]
+    LABELMAP_HASH_FIELD_NUMBER: _ClassVar[int]
+    split: str
+    images: int
+    cache_hits: int
+    candidates: int
+    atoms: int
+    candidates_by_source: _containers.RepeatedCompositeFieldContainer[Count]
+    candidates_by_primary_source: _containers.RepeatedCompositeFieldContainer[Count]
+    atoms_by_source: _containers.RepeatedCompositeFieldContainer[Count]
+    candidates_by_class: _containers.RepeatedCompositeFieldContainer[Count]
+    stages: _containers.RepeatedCompositeFieldContainer[StageTotals]
+    warnings: int
+    config_hash: str
+    glossary_hash: str
+    labelmap_hash: str
+    def __init__(self, split: _Optional[str] = ..., images: _Optional[int] = ..., cache_hits: _Optional[int] = ..., candidates: _Optional[int] = ..., atoms: _Optional[int] = ..., candidates_by_source: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., candidates_by_primary_source: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., atoms_by_source: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., candidates_by_class: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., stages: _Optional[_Iterable[_Union[StageTotals, _Mapping]]] = ..., warnings: _Optional[int] = ..., config_hash: _Optional[str] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ...) -> None: ...
+
+class CalibrationJobSummary(_message.Message):
+    __slots__ = ("artifacts", "split_images", "feature_schema_hash", "default_model")
+    class SplitImagesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    artifacts: _containers.RepeatedScalarFieldContainer[str]
+    split_images: _containers.ScalarMap[str, int]
+    feature_schema_hash: str
+    default_model: AcceptMethod
+    def __init__(self, artifacts: _Optional[_Iterable[str]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., default_model: _Optional[_Union[AcceptMethod, str]] = ...) -> None: ...
 
 class StartPrepassJobRequest(_message.Message):
     __slots__ = ("dataset_id", "config", "split", "max_images", "glossary_name", "refresh", "recipe_id")
@@ -667,14 +761,12 @@ class GetJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("limit", "page_size", "page_token")
-    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("page_size", "page_token")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
-    limit: int
     page_size: int
     page_token: str
-    def __init__(self, limit: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")
@@ -713,7 +805,7 @@ class Metrics(_message.Message):
     def __init__(self, tp: _Optional[int] = ..., fp: _Optional[int] = ..., fn: _Optional[int] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ...) -> None: ...
 
 class MethodMetrics(_message.Message):
-    __slots__ = ("method", "eval_iou", "overall", "per_class")
+    __slots__ = ("method", "eval_iou", "overall", "per_class", "source")
     class PerClassEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -725,21 +817,58 @@ class MethodMetrics(_message.Message):
     EVAL_IOU_FIELD_NUMBER: _ClassVar[int]
     OVERALL_FIELD_NUMBER: _ClassVar[int]
     PER_CLASS_FIELD_NUMBER: _ClassVar[int]
-    method: str
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    method: AcceptMethod
     eval_iou: float
     overall: Metrics
     per_class: _containers.MessageMap[str, Metrics]
-    def __init__(self, method: _Optional[str] = ..., eval_iou: _Optional[float] = ..., overall: _Optional[_Union[Metrics, _Mapping]] = ..., per_class: _Optional[_Mapping[str, Metrics]] = ...) -> None: ...
+    source: str
+    def __init__(self, method: _Optional[_Union[AcceptMethod, str]] = ..., eval_iou: _Optional[float] = ..., overall: _Optional[_Union[Metrics, _Mapping]] = ..., per_class: _Optional[_Mapping[str, Metrics]] = ..., source: _Optional[str] = ...) -> None: ...
+
+class SplitSummary(_message.Message):
+    __slots__ = ("images", "candidates", "positives", "ground_truth")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    POSITIVES_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedScalarFieldContainer[str]
+    candidates: int
+    positives: int
+    ground_truth: int
+    def __init__(self, images: _Optional[_Iterable[str]] = ..., candidates: _Optional[int] = ..., positives: _Optional[int] = ..., ground_truth: _Optional[int] = ...) -> None: ...
+
+class CandidateMetrics(_message.Message):
+    __slots__ = ("rows", "positives", "average_precision", "roc_auc", "brier")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    POSITIVES_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    ROC_AUC_FIELD_NUMBER: _ClassVar[int]
+    BRIER_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    positives: int
+    average_precision: float
+    roc_auc: float
+    brier: float
+    def __init__(self, rows: _Optional[int] = ..., positives: _Optional[int] = ..., average_precision: _Optional[float] = ..., roc_auc: _Optional[float] = ..., brier: _Optional[float] = ...) -> None: ...
+
+class AcceptModelSummary(_message.Message):
+    __slots__ = ("model", "val_f1", "candidate_metrics", "delta_f1_vs_best_single_source", "train_rows", "train_positives")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VAL_F1_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_METRICS_FIELD_NUMBER: _ClassVar[int]
+    DELTA_F1_VS_BEST_SINGLE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_POSITIVES_FIELD_NUMBER: _ClassVar[int]
+    model: AcceptMethod
+    val_f1: float
+    candidate_metrics: CandidateMetrics
+    delta_f1_vs_best_single_source: float
+    train_rows: int
+    train_positives: int
+    def __init__(self, model: _Optional[_Union[AcceptMethod, str]] = ..., val_f1: _Optional[float] = ..., candidate_metrics: _Optional[_Union[CandidateMetrics, _Mapping]] = ..., delta_f1_vs_best_single_source: _Optional[float] = ..., train_rows: _Optional[int] = ..., train_positives: _Optional[int] = ...) -> None: ...
 
 class CalibrationReport(_message.Message):
-    __slots__ = ("job_id", "dataset_id", "results", "thresholds_json", "split_images", "feature_schema_hash", "artifacts", "report_json", "labelmap", "primary_eval_iou", "thresholds", "curves")
-    class ThresholdsJsonEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    __slots__ = ("job_id", "dataset_id", "results", "split_images", "feature_schema_hash", "artifacts", "labelmap", "primary_eval_iou", "thresholds", "curves", "create_time", "config", "prepass_config_hash", "glossary_hash", "model_versions", "train", "val", "test", "models", "prepass_images", "prepass_cache_hits", "feature_width", "coverage_upper_bound", "duration")
     class SplitImagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -747,53 +876,88 @@ class CalibrationReport(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ModelVersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
-    THRESHOLDS_JSON_FIELD_NUMBER: _ClassVar[int]
     SPLIT_IMAGES_FIELD_NUMBER: _ClassVar[int]
     FEATURE_SCHEMA_HASH_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
-    REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
     LABELMAP_FIELD_NUMBER: _ClassVar[int]
     PRIMARY_EVAL_IOU_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     CURVES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    PREPASS_CONFIG_HASH_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_FIELD_NUMBER: _ClassVar[int]
+    VAL_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    PREPASS_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    PREPASS_CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     dataset_id: str
     results: _containers.RepeatedCompositeFieldContainer[MethodMetrics]
-    thresholds_json: _containers.ScalarMap[str, str]
     split_images: _containers.ScalarMap[str, int]
     feature_schema_hash: str
     artifacts: _containers.RepeatedScalarFieldContainer[str]
-    report_json: str
     labelmap: _containers.RepeatedScalarFieldContainer[str]
     primary_eval_iou: float
     thresholds: _containers.RepeatedCompositeFieldContainer[ModelThresholds]
     curves: _containers.RepeatedCompositeFieldContainer[PrCurve]
-    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., thresholds_json: _Optional[_Mapping[str, str]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., report_json: _Optional[str] = ..., labelmap: _Optional[_Iterable[str]] = ..., primary_eval_iou: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[ModelThresholds, _Mapping]]] = ..., curves: _Optional[_Iterable[_Union[PrCurve, _Mapping]]] = ...) -> None: ...
+    create_time: _timestamp_pb2.Timestamp
+    config: CalibrationConfig
+    prepass_config_hash: str
+    glossary_hash: str
+    model_versions: _containers.ScalarMap[str, str]
+    train: SplitSummary
+    val: SplitSummary
+    test: SplitSummary
+    models: _containers.RepeatedCompositeFieldContainer[AcceptModelSummary]
+    prepass_images: int
+    prepass_cache_hits: int
+    feature_width: int
+    coverage_upper_bound: float
+    duration: _duration_pb2.Duration
+    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., labelmap: _Optional[_Iterable[str]] = ..., primary_eval_iou: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[ModelThresholds, _Mapping]]] = ..., curves: _Optional[_Iterable[_Union[PrCurve, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config: _Optional[_Union[CalibrationConfig, _Mapping]] = ..., prepass_config_hash: _Optional[str] = ..., glossary_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., train: _Optional[_Union[SplitSummary, _Mapping]] = ..., val: _Optional[_Union[SplitSummary, _Mapping]] = ..., test: _Optional[_Union[SplitSummary, _Mapping]] = ..., models: _Optional[_Iterable[_Union[AcceptModelSummary, _Mapping]]] = ..., prepass_images: _Optional[int] = ..., prepass_cache_hits: _Optional[int] = ..., feature_width: _Optional[int] = ..., coverage_upper_bound: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ClassThreshold(_message.Message):
-    __slots__ = ("label", "threshold", "reason", "val")
+    __slots__ = ("label", "threshold", "reason", "val", "tried", "global_threshold")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     VAL_FIELD_NUMBER: _ClassVar[int]
+    TRIED_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     label: str
     threshold: float
     reason: str
     val: Metrics
-    def __init__(self, label: _Optional[str] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., val: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
+    tried: int
+    global_threshold: float
+    def __init__(self, label: _Optional[str] = ..., threshold: _Optional[float] = ..., reason: _Optional[str] = ..., val: _Optional[_Union[Metrics, _Mapping]] = ..., tried: _Optional[int] = ..., global_threshold: _Optional[float] = ...) -> None: ...
 
 class ModelThresholds(_message.Message):
     __slots__ = ("model", "is_default", "classes")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
-    model: str
+    model: AcceptMethod
     is_default: bool
     classes: _containers.RepeatedCompositeFieldContainer[ClassThreshold]
-    def __init__(self, model: _Optional[str] = ..., is_default: _Optional[bool] = ..., classes: _Optional[_Iterable[_Union[ClassThreshold, _Mapping]]] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[AcceptMethod, str]] = ..., is_default: _Optional[bool] = ..., classes: _Optional[_Iterable[_Union[ClassThreshold, _Mapping]]] = ...) -> None: ...
 
 class PrCurve(_message.Message):
     __slots__ = ("model", "thresholds", "precision", "recall", "f1")
@@ -802,12 +966,12 @@ class PrCurve(_message.Message):
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     RECALL_FIELD_NUMBER: _ClassVar[int]
     F1_FIELD_NUMBER: _ClassVar[int]
-    model: str
+    model: AcceptMethod
     thresholds: _containers.RepeatedScalarFieldContainer[float]
     precision: _containers.RepeatedScalarFieldContainer[float]
     recall: _containers.RepeatedScalarFieldContainer[float]
     f1: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, model: _Optional[str] = ..., thresholds: _Optional[_Iterable[float]] = ..., precision: _Optional[_Iterable[float]] = ..., recall: _Optional[_Iterable[float]] = ..., f1: _Optional[_Iterable[float]] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[AcceptMethod, str]] = ..., thresholds: _Optional[_Iterable[float]] = ..., precision: _Optional[_Iterable[float]] = ..., recall: _Optional[_Iterable[float]] = ..., f1: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetCalibrationReportRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -822,24 +986,24 @@ class GetCalibrationReportResponse(_message.Message):
     def __init__(self, report: _Optional[_Union[CalibrationReport, _Mapping]] = ...) -> None: ...
 
 class Recipe(_message.Message):
-    __slots__ = ("id", "name", "description", "config", "glossary", "created_at", "updated_at", "schema_version")
+    __slots__ = ("id", "name", "description", "config", "glossary", "create_time", "update_time", "schema_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
-    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
     config: PrepassConfig
     glossary: str
-    created_at: float
-    updated_at: float
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
     schema_version: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., config: _Optional[_Union[PrepassConfig, _Mapping]] = ..., glossary: _Optional[str] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., schema_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., config: _Optional[_Union[PrepassConfig, _Mapping]] = ..., glossary: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schema_version: _Optional[int] = ...) -> None: ...
 
 class ListRecipesRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,30 @@
+"""google.protobuf Timestamp / Duration from and to the float seconds the domain code keeps."""
+
+from __future__ import annotations
+
+import time
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+
+def timestamp(unix_s: float | None = None) -> Timestamp:
+    """A Timestamp for unix seconds (now when None)."""
+    out = Timestamp()
+    out.FromNanoseconds(int(round((time.time() if unix_s is None else unix_s) * 1e9)))
+    return out
+
+
+def unix_seconds(ts: Timestamp) -> float:
+    """Unix seconds of a Timestamp (0.0 when unset)."""
+    return ts.seconds + ts.nanos / 1e9
+
+
+def duration(seconds: float) -> Duration:
+    out = Duration()
+    out.FromNanoseconds(int(round(seconds * 1e9)))
+    return out
+
+
+def seconds(d: Duration) -> float:
+    return d.seconds + d.nanos / 1e9
