@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint deadcode venv web web-test browser protos protos-check fixtures regress bench stack-up stack-down clean device-wheels protoset setup-postgres
+.PHONY: demo test lint deadcode venv web web-test browser protos protos-check fixtures regress bench stack-up stack-down clean device-wheels device-dry protoset setup-postgres
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -92,8 +92,13 @@ regress: fixtures
 	$(TATOR) regress --tier 0 --tier 1 --out $(TATOR_HOME)/regress_full.json || ($(TATOR) down; exit 1)
 	$(TATOR) down
 
+# device*.py is the GPU check (scripts/device_check.sh, `make device-dry` here); load_table.py is data.
 bench: fixtures
-	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/*.py; do case $$b in */device*|*/load_table.py) continue;; esac; $(PY) $$b || exit 1; done
+
+# The device check's CPU dry run: tiny models, the same code path as on a GPU (writes $(TATOR_HOME)/device-dry).
+device-dry: fixtures
+	OUT=$(TATOR_HOME)/device-dry bash scripts/device_check.sh --dry-run
 
 # The descriptor set the ghz configs (deploy/ghz, generated from benchmarks/load_table.py) name.
 protoset: venv

@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one job per mode")
-    p.add_argument("--images", type=int, default=24, help="images per job")
+    p.add_argument("--images", type=int, default=12, help="images per job")
     p.add_argument("--in-flight", type=int, default=4, help="prepass_images_in_flight of the pipelined orchestrator")
     args = p.parse_args(argv)
     print(json.dumps(run(args)))
