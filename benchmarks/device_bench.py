@@ -125,6 +125,37 @@ def direct_fn(family: str, entry: Any, device: str, extra: dict) -> Callable[[np
     return lambda arr: bb.embed([arr])
 
 
+async def time_tiles(entry: Any, device: str, calls: int) -> dict:
+    """The SAHI tiles of one 4:3 frame twice the model's input side: one batched forward vs tile by tile."""
+    from svc_detector.backends import load_backend
+    from tator_core.geometry import tile_windows
+
+    backend = load_backend(entry, device)
+    side = int(entry.options.get("imgsz") or entry.options.get("resolution") or 640)
+    frame = np.random.default_rng(0).integers(0, 256, (side * 3 // 2, side * 2, 3), dtype=np.uint8)
+    tiles = [np.ascontiguousarray(frame[int(w.box[1]):int(w.box[3]), int(w.box[0]):int(w.box[2])])
+             for w in tile_windows(frame.shape[1], frame.shape[0], side, 0.2)]
+    kw = {"conf": 0.25, "iou": 0.45, "max_det": 300}
+
+    def run() -> tuple[list[float], list[float]]:
+        backend.predict(tiles, **kw)
+        batched, one_by_one = [], []
+        for _ in range(max(2, calls // 4)):
+            for out, fn in ((batched, lambda: backend.predict(tiles, **kw)),
+                            (one_by_one, lambda: [backend.predict([t], **kw) for t in tiles])):
+                _sync(device)
+                t0 = time.perf_counter()
+                fn()
+                _sync(device)
+                out.append((time.perf_counter() - t0) * 1000)
+        return batched, one_by_one
+
+    batched, one_by_one = await asyncio.to_thread(run)
+    return {"tiles": len(tiles), "tile_side": side, "batched_ms": round(median(batched), 2),
+            "one_by_one_ms": round(median(one_by_one), 2),
+            "batched_speedup": round(median(one_by_one) / median(batched), 3)}
+
+
 def _sync(device: str) -> None:
     import torch
 
@@ -202,9 +233,13 @@ async def bench_family(family: str, registry: Path, model_id: str, extra: dict, 
     _reset_peak(device)
     fn = direct_fn(family, entry, device, extra)
     direct = await time_direct(fn, arr, device, budget.direct_calls)
+    if SERVICE[family] == "detector":
+        tiles = await time_tiles(entry, device, budget.direct_calls)
     del fn
     service = await time_service(family, registry, model_id, extra, device, image, budget, NO_CACHE.get(family))
     result: dict[str, Any] = {"family": family, "model": model_id, "direct": direct, "service": service}
+    if SERVICE[family] == "detector":
+        result["tiles"] = tiles
     if SERVICE[family] == "detector":
         result["service_batching_off"] = await time_service(
             family, registry, model_id, extra, device, image, budget, {"max_batch": 1, "max_delay_ms": 0.0})
@@ -222,18 +257,19 @@ async def bench_family(family: str, registry: Path, model_id: str, extra: dict, 
 def markdown(results: list[dict]) -> str:
     """A short table: one row per family."""
     lines = ["| family | model | direct img/s | direct p50/p95 ms | service c1 / c8 / c32 rps | service c1 p50/p95 ms "
-             "| service/direct (c1) | batching x (c8) | GPU peak MiB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| service/direct (c1) | batching x (c8) | tiles batched x | GPU peak MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['family']} | {r.get('model', '')} | error: {r['error'][:80]} | | | | | | |")
+            lines.append(f"| {r['family']} | {r.get('model', '')} | error: {r['error'][:80]} | | | | | | | |")
             continue
         d, s = r["direct"], r["service"]
         rps = " / ".join(str(s[k]["rps"]) if k in s else "-" for k in ("c1", "c8", "c32"))
         c1 = s.get("c1", {})
         lines.append(f"| {r['family']} | {r['model']} | {d['images_per_s']} | {d['p50_ms']}/{d['p95_ms']} | {rps} | "
                      f"{c1.get('p50_ms', '-')}/{c1.get('p95_ms', '-')} | {r.get('service_over_direct_c1', '-')} | "
-                     f"{r.get('batching_speedup_c8', 'n/a')} | {r.get('gpu_peak_mib') or '-'} |")
+                     f"{r.get('batching_speedup_c8', 'n/a')} | {r.get('tiles', {}).get('batched_speedup', 'n/a')} | "
+                     f"{r.get('gpu_peak_mib') or '-'} |")
     return "\n".join(lines) + "\n"
 
 
