@@ -73,6 +73,39 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         # Labelled children looked up once: `labels()` takes a lock and builds a key on every call.
         self._in_flight_gauge = IN_FLIGHT.labels(service)
         self._per_method: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._streams_end = asyncio.Event()
+
+    def begin_drain(self, grace_s: float) -> None:
+        """Server streams still open shortly before the drain's grace runs out
+        end with UNAVAILABLE / SERVICE_UNAVAILABLE (retryable, says why) and
+        their handlers clean up, instead of being cut by the server's stop."""
+        margin = min(2.0, grace_s / 4)
+        asyncio.get_running_loop().call_later(max(0.0, grace_s - margin), self._streams_end.set)
+
+    async def _until_drain(self, items: Any) -> Any:
+        """`items`, advanced one at a time against the drain deadline."""
+        it = items.__aiter__()
+        while True:
+            step = asyncio.ensure_future(it.__anext__())
+            end = asyncio.ensure_future(self._streams_end.wait())
+            try:
+                await asyncio.wait({step, end}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                step.cancel()
+                raise
+            finally:
+                end.cancel()
+            if not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+                raise errors.unavailable("SERVICE_UNAVAILABLE", f"{self.service} is shutting down; "
+                                         "retry the call (another replica answers)", service=self.service)
+            try:
+                item = step.result()
+            except StopAsyncIteration:
+                return
+            yield item
 
     @property
     def max_in_flight(self) -> int:
@@ -104,7 +137,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 async with self._guard(method, rid, request, context, "stream", denied):
-                    async for item in inner_stream(request, context):
+                    async for item in self._until_drain(inner_stream(request, context)):
                         yield item
 
             return grpc.unary_stream_rpc_method_handler(

@@ -65,6 +65,7 @@ class RunningServer:
 
     async def stop(self, grace: float | None = 0) -> None:
         await self.set_serving(False)
+        self.interceptor.begin_drain(grace or 0.0)
         if self._warmup_task is not None and not self._warmup_task.done():
             self._warmup_task.cancel()
         await self.server.stop(grace)
