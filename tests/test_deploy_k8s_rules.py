@@ -307,6 +307,19 @@ def test_secrets_mounted_for_tokens_and_tls(rendered: tuple[str, list[dict]]) ->
     assert not by_kind(docs, "Secret")
 
 
+def test_auth_component_turns_tokens_on_and_fails_closed(tmp_path: Path) -> None:
+    docs = build_with_components("gpu-cluster", ["auth"], tmp_path / "auth")
+    for name in PORTS:
+        dep = by_kind(docs, "Deployment")[name]
+        vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        (mount,) = [m for m in container(dep)["volumeMounts"] if m["name"] == "auth"]
+        assert vols["auth"]["secret"]["optional"] is False, name  # no Secret, no pod
+        tokens = service_settings(docs, name)[f"TATOR_{name.upper()}_AUTH_TOKENS_FILE"]
+        assert Path(tokens).parent == Path(mount["mountPath"]), name
+    env = {e["name"]: e["value"] for e in container(by_kind(docs, "Deployment")["orchestrator"])["env"]}
+    assert env["TATOR_AUTH_TOKENS_FILE"] == tokens  # its client calls carry the token
+
+
 def test_metrics_are_scrapeable(rendered: tuple[str, list[dict]], tmp_path: Path) -> None:
     overlay, docs = rendered
     for name, dep in by_kind(docs, "Deployment").items():
