@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-build/device-out}"
 WHEELS="${TATOR_DEVICE_WHEELS:-build/device-wheels}"
-PY=python3
-if [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+# The interpreter: $PYTHON, else this checkout's .venv (here), else python3 (the device machine's).
+PY="${PYTHON:-python3}"
+if [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
 
 if "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' && compgen -G "$WHEELS/*.whl" >/dev/null; then
   # The device: the carried wheels go into a temporary target that shadows the machine's own packages
