@@ -20,6 +20,7 @@ import posixpath
 import re
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 from google.protobuf import json_format
@@ -178,7 +179,7 @@ def read_archive(archive: bytes) -> dict[str, bytes]:
         try:
             with zf.open(info) as fh:
                 data = fh.read(MAX_ENTRY_BYTES + 1)
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error) as exc:
             raise _bad(info.filename, f"cannot be read: {exc}") from exc
         if len(data) > MAX_ENTRY_BYTES:
             raise _bad(info.filename, f"inflates past the per-member cap of {MAX_ENTRY_BYTES}")
