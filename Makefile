@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint deadcode venv web web-test browser protos protos-check fixtures regress bench stack-up stack-down clean device-wheels device-dry protoset setup-postgres
+.PHONY: demo test lint deadcode venv web web-test browser protos protos-check fixtures regress bench fuzz stack-up stack-down clean device-wheels device-dry protoset setup-postgres
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -91,6 +91,12 @@ regress: fixtures
 	$(TATOR) up --detach
 	$(TATOR) regress --tier 0 --tier 1 --out $(TATOR_HOME)/regress_full.json || ($(TATOR) down; exit 1)
 	$(TATOR) down
+
+# A long run of the RPC fuzzer and the parser properties (random examples; FUZZ_EXAMPLES per test).
+FUZZ_EXAMPLES ?= 3000
+fuzz: fixtures
+	TATOR_FUZZ_RANDOM=1 TATOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TATOR_TEST_MODELS_DIR=$(TATOR_HOME)/fuzz-models \
+		$(PY) -m pytest -q -p no:cacheprovider -s tests/test_harden_fuzz.py
 
 # device*.py is the GPU check (scripts/device_check.sh, `make device-dry` here); load_table.py is data.
 bench: fixtures

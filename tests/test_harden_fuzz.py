@@ -1,0 +1,205 @@
+"""A standing RPC fuzzer against the live stack, and property targets for the pure parsers.
+
+Requests for every method of every service come from the proto descriptors (tests/rpc_strategies.py)
+and go to the in-process stack of real services over real gRPC, with the stack's admin token
+(auth is on, as under `tator up`). Whatever a request holds, the answer is a status a caller can act
+on: never UNKNOWN or INTERNAL. Afterwards every service is still SERVING and the process's memory
+grew by a bounded amount. TATOR_FUZZ_EXAMPLES sets the request count (`make fuzz` runs a long one);
+the default is a quick profile for the everyday suite (marked `stack`: it builds and loads the tiny
+models, as the other stack tests do; TATOR_TEST_MODELS_DIR reuses a built set).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import resource
+import zipfile
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rpc_strategies import message, odd_images
+from stack_fixture import MODEL_SERVICES, Stack, build_models, make_datasets
+
+from tator_core import errors
+from tator_core.auth import generate_tokens
+from tator_core.gen.tator.classifier.v1 import classifier_pb2
+from tator_core.gen.tator.detector.v1 import detector_pb2
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2
+from tator_core.gen.tator.qwen.v1 import qwen_pb2
+from tator_core.gen.tator.sam3.v1 import sam3_pb2
+
+EXAMPLES = int(os.environ.get("TATOR_FUZZ_EXAMPLES", "120"))
+# The everyday profile replays the same requests (a failure reproduces); `make fuzz` explores.
+FIXED = not os.environ.get("TATOR_FUZZ_RANDOM")
+BAD = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
+SERVICES = {"detector": detector_pb2, "sam3": sam3_pb2, "qwen": qwen_pb2, "classifier": classifier_pb2,
+            "orchestrator": orchestrator_pb2}
+METHODS = [(name, m) for name, mod in SERVICES.items() for svc in mod.DESCRIPTOR.services_by_name.values()
+           for m in svc.methods]
+SEEN: dict[str, int] = {}
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def live(tmp_path_factory):
+    home = tmp_path_factory.mktemp("fuzz-home")
+    tokens_file = home / "secrets" / "tokens.json"
+    tokens = generate_tokens(tokens_file)
+    models = Path(os.environ["TATOR_TEST_MODELS_DIR"]) if os.environ.get("TATOR_TEST_MODELS_DIR") \
+        else tmp_path_factory.mktemp("fuzz-models")
+    previous = os.environ.get("TATOR_AUTH_TOKENS_FILE")
+    os.environ["TATOR_AUTH_TOKENS_FILE"] = str(tokens_file)  # the orchestrator's clients send the read token
+    make_datasets(home / "data")
+    stack = Stack(home, build_models(models, home / "data" / "synth"))
+    real = stack.service_settings
+
+    def with_tokens(name: str, port: int):
+        return real(name, port).model_copy(update={"auth_tokens_file": tokens_file})
+
+    stack.service_settings = with_tokens  # type: ignore[method-assign]
+    for name in MODEL_SERVICES:
+        await stack.start_service(name)
+    await stack.start_orchestrator(auth_tokens_file=tokens_file)
+    channels = {name: grpc.aio.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)])
+                for name, addr in stack.addresses().items()}
+    yield stack, channels, tokens
+    for ch in channels.values():
+        await ch.close()
+    await stack.close()
+    if previous is None:
+        os.environ.pop("TATOR_AUTH_TOKENS_FILE", None)
+    else:
+        os.environ["TATOR_AUTH_TOKENS_FILE"] = previous
+
+
+async def call(channel: grpc.aio.Channel, service_full: str, method, request, token: str) -> grpc.StatusCode:
+    path = f"/{service_full}/{method.name}"
+    meta = (("authorization", f"Bearer {token}"),)
+    try:
+        if method.server_streaming:
+            rpc = channel.unary_stream(path, request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=lambda b: b)
+            stream = rpc(request, metadata=meta, timeout=5)
+            async for _ in stream:
+                break
+            stream.cancel()
+        else:
+            rpc = channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
+                                      response_deserializer=lambda b: b)
+            await rpc(request, metadata=meta, timeout=5)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def requests():
+    return st.sampled_from(METHODS).flatmap(
+        lambda nm: st.tuples(st.just(nm), message(nm[1].input_type)))
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio(loop_scope="module")
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=FIXED,
+          suppress_health_check=list(HealthCheck))
+@given(picked=requests())
+async def test_rpc_fuzz_never_unknown_or_internal(live, picked):
+    stack, channels, tokens = live
+    (service, method), request = picked
+    code = await call(channels[service], method.containing_service.full_name, method, request, tokens.admin[0])
+    SEEN[code.name] = SEEN.get(code.name, 0) + 1
+    assert code not in BAD, f"{service}.{method.name} answered {code.name} to {request!r}"[:2000]
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio(loop_scope="module")
+async def test_after_the_fuzz_every_service_serves(live):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    stack, channels, _ = live
+    print(f"fuzz: {sum(SEEN.values())} requests, codes {dict(sorted(SEEN.items()))}, max RSS {rss_mb():.0f} MB")
+    assert sum(SEEN.values()) >= EXAMPLES
+    for name, ch in channels.items():
+        reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
+    # Image budgets hold: the peak stays far below what unbounded caches of hostile images would take.
+    assert rss_mb() < 8192
+
+
+# --- the pure parsers --------------------------------------------------------------------------
+
+def _mutations(seed: bytes) -> st.SearchStrategy[bytes]:
+    return st.builds(lambda i, junk, cut: (seed[:i] + junk + seed[i + len(junk):])[:cut],
+                     st.integers(0, len(seed)), st.binary(max_size=16), st.integers(0, len(seed) + 16))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=FIXED)
+@given(data=st.one_of(st.binary(max_size=256), st.sampled_from(odd_images()).flatmap(_mutations)))
+def test_image_decode_only_refuses_with_invalid_argument(data):
+    from tator_core.images import decode_image
+
+    try:
+        img = decode_image(data, max_pixels=4_000_000)
+    except errors.TatorError as exc:
+        assert exc.code == grpc.StatusCode.INVALID_ARGUMENT, exc
+        return
+    assert img.array.ndim == 3 and img.array.shape[2] == 3
+
+
+def _recipe_zip() -> bytes:
+    import tempfile
+
+    from svc_orchestrator.recipes import RecipeStore
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    with tempfile.TemporaryDirectory() as d:
+        store = RecipeStore(Path(d))
+        saved = store.put(pb.Recipe(name="fuzz", glossary="circle: disc"))
+        return store.export(saved.id)[0]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=FIXED)
+@given(data=st.one_of(st.binary(max_size=256), st.just(_recipe_zip()).flatmap(_mutations),
+                      st.dictionaries(st.sampled_from(["recipe.json", "manifest.json", "glossary.json", "x"]),
+                                      st.binary(max_size=64), max_size=4).map(
+                          lambda files: _zip(files))))
+def test_recipe_archives_only_refuse_with_archive_invalid(tmp_path_factory, data):
+    from svc_orchestrator.recipes import RecipeStore
+
+    store = RecipeStore(tmp_path_factory.mktemp("recipes"))
+    try:
+        store.import_archive(data)
+    except errors.TatorError as exc:
+        assert exc.code == grpc.StatusCode.INVALID_ARGUMENT and exc.reason == "ARCHIVE_INVALID", exc
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.floats(), st.text(max_size=8)),
+                       lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                               st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                       max_leaves=20)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=FIXED)
+@given(text=st.one_of(st.text(max_size=300), JSONISH.map(repr), JSONISH.map(lambda v: __import__("json").dumps(v)),
+                      st.sampled_from(["{" * 3000, "[" * 5000, '{"circle": ' * 200, "<think>", "```json\n{"])))
+def test_qwen_json_parser_never_raises(text):
+    from svc_qwen.parsing import extract_json, parse_synonyms
+
+    extract_json(text)
+    parsed = parse_synonyms(text, ["circle", "square"])
+    assert parsed is not None
