@@ -7,7 +7,7 @@ export TATOR_HOME ?= $(CURDIR)/.tator
 DATA := $(TATOR_HOME)/data/synth
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint deadcode venv web web-test browser protos protos-check fixtures regress bench fuzz stack-up stack-down clean device-wheels device-dry protoset setup-postgres
+.PHONY: demo test lint deadcode venv web web-test browser ui protos protos-check fixtures regress bench fuzz stack-up stack-down clean device-wheels device-dry protoset setup-postgres
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -113,6 +113,10 @@ protoset: venv
 # cp312 wheels the GPU machine lacks (build/device-wheels, < 40 MiB), checked by an offline dry install.
 device-wheels: venv
 	$(PY) scripts/device_wheels.py
+
+# The stack with the web UI in the foreground; prints the UI's URL, Ctrl-C stops everything.
+ui: fixtures
+	$(TATOR) up
 
 stack-up: fixtures
 	$(TATOR) up --detach

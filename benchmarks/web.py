@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO)]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 
 def free_port() -> int:
@@ -44,32 +44,21 @@ def bundle_size() -> dict:
 
 
 async def run(ns: argparse.Namespace) -> dict:
-    from svc_orchestrator.server import build_spec
-    from svc_orchestrator.settings import OrchestratorSettings
+    from stack_fixture import start_orchestrator_only
+
     from tator_cli import edge
-    from tator_core.server import start_server
     from tator_fixtures.synth import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         generate(home / "data" / "synth", seed=0, images=12)
-        nowhere = "127.0.0.1:1"
-        settings = OrchestratorSettings(host="127.0.0.1", port=0, metrics_port=-1, data_root=home / "data",
-                                        state_dir=home / "state", detector_address=nowhere, sam3_address=nowhere,
-                                        qwen_address=nowhere, classifier_address=nowhere, health_timeout_s=0.5)
-        spec = build_spec(settings)
-        running = await start_server(spec, settings)
-        await running.ready.wait()
+        running, spec = await start_orchestrator_only(home)
         item = spec.app.datasets.get("synth").items()[0]
         conf = edge.EdgeConf(envoy_port=free_port(), admin_port=free_port(), ui_port=free_port())
         procs = [edge.spawn_edge(n, cmd, home / "logs")
                  for n, cmd in edge.edge_commands(conf, running.address, home).items()]
         try:
-            for name in edge.EDGE:
-                for _ in range(200):
-                    if edge.edge_health(name, conf) == "SERVING":
-                        break
-                    await asyncio.sleep(0.1)
+            await edge.wait_edge(conf)
             route = f"#/datasets/synth/image/{item.name}"
             proc = await asyncio.create_subprocess_exec(
                 shutil.which("node") or "node", str(REPO / "web" / "e2e" / "bench.mjs"), cwd=REPO,

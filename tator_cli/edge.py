@@ -125,5 +125,20 @@ def edge_health(name: str, edge: EdgeConf) -> str:
         return "UNREACHABLE"
 
 
+async def wait_edge(edge: EdgeConf, names: tuple[str, ...] = EDGE, timeout_s: float = 20.0) -> None:
+    """Until every named edge process answers; TimeoutError names the ones that do not."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = [n for n in names if await asyncio.to_thread(edge_health, n, edge) != "SERVING"]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not serving after {timeout_s:.0f}s: {', '.join(missing)}")
+        await asyncio.sleep(0.1)
+
+
 def edge_address(name: str, edge: EdgeConf) -> str:
     return edge.api_url if name == "envoy" else edge.ui_url

@@ -139,6 +139,22 @@ class Stack:
                 await spec.shutdown()
 
 
+async def start_orchestrator_only(home: Path) -> tuple[RunningServer, Any]:
+    """The orchestrator alone (read RPCs need no model service; their addresses point nowhere) over
+    home/data; returns the server and its spec (spec.app is the state)."""
+    from svc_orchestrator.server import build_spec
+    from svc_orchestrator.settings import OrchestratorSettings
+
+    nowhere = "127.0.0.1:1"
+    settings = OrchestratorSettings(host="127.0.0.1", port=0, metrics_port=-1, data_root=home / "data",
+                                    state_dir=home / "state", detector_address=nowhere, sam3_address=nowhere,
+                                    qwen_address=nowhere, classifier_address=nowhere, health_timeout_s=0.5)
+    spec = build_spec(settings)
+    running = await start_server(spec, settings)
+    await running.ready.wait()
+    return running, spec
+
+
 async def start_stack(home: Path, models_dir: Path, **orchestrator_overrides: Any) -> Stack:
     make_datasets(home / "data")
     registry = build_models(models_dir, home / "data" / "synth")

@@ -13,13 +13,13 @@ import grpc
 import pytest
 import pytest_asyncio
 from PIL import Image
+from stack_fixture import start_orchestrator_only
 
 from svc_orchestrator.datasets import DatasetCatalog
 from tator_core.client import ServiceClient
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
-from tator_core.server import start_server
 from tator_fixtures.synth import generate
 
 N_IMAGES = 7
@@ -27,18 +27,9 @@ N_IMAGES = 7
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served(tmp_path_factory):
-    from svc_orchestrator.server import build_spec
-    from svc_orchestrator.settings import OrchestratorSettings
-
     home = tmp_path_factory.mktemp("browse")
     generate(home / "data" / "synth", seed=1, images=N_IMAGES)
-    nowhere = "127.0.0.1:1"
-    settings = OrchestratorSettings(host="127.0.0.1", port=0, metrics_port=-1, data_root=home / "data",
-                                    state_dir=home / "state", detector_address=nowhere, sam3_address=nowhere,
-                                    qwen_address=nowhere, classifier_address=nowhere, health_timeout_s=0.5)
-    spec = build_spec(settings)
-    running = await start_server(spec, settings)
-    await running.ready.wait()
+    running, spec = await start_orchestrator_only(home)
     client = ServiceClient(running.address, pb_grpc.OrchestratorServiceStub, timeout_s=60)
     yield client, spec.app, home / "data" / "synth"
     await client.close()

@@ -92,13 +92,7 @@ async def web_stack(tmp_path_factory):
         run_dir = tmp_path_factory.mktemp("edge")
         for name, cmd in edge.edge_commands(conf, stack.orchestrator.address, run_dir).items():
             procs.append(edge.spawn_edge(name, cmd, run_dir / "logs"))
-        for name in edge.EDGE:
-            for _ in range(200):
-                if edge.edge_health(name, conf) == "SERVING":
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail(f"{name} did not start: {(run_dir / 'logs' / f'{name}.log').read_text()}")
+        await edge.wait_edge(conf)
         yield conf, calibration
     finally:
         for p in procs:
