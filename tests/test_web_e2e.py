@@ -62,15 +62,17 @@ async def seed_calibration(stack: Stack) -> str:
     dataset = app.datasets.get("calsim")
     config = pb.CalibrationConfig(model=pb.CALIBRATION_MODEL_XGB, eval_ious=[0.5, 0.75], seed=11)
 
-    async def body(handle) -> str:
+    async def body(handle) -> pb.JobResult:
         async def progress(done: int, total: int, message: str) -> None:
             await handle.progress(done, total, message)
 
         job_dir = app.calibration_dir(handle.job_id)
         job_dir.mkdir(parents=True, exist_ok=True)
-        await run_calibration(SimulatedEnv(dataset), dataset, config, job_id=handle.job_id, job_dir=job_dir,
-                              progress=progress, cancelled=handle.cancelled)
-        return json.dumps({"job_id": handle.job_id, "dataset_id": dataset.id})
+        report = await run_calibration(SimulatedEnv(dataset), dataset, config, job_id=handle.job_id,
+                                       job_dir=job_dir, progress=progress, cancelled=handle.cancelled)
+        return pb.JobResult(calibration=pb.CalibrationJobSummary(
+            artifacts=report.artifacts, split_images=report.split_images,
+            feature_schema_hash=report.feature_schema_hash))
 
     job = app.jobs.start(pb.JOB_KIND_CALIBRATION, dataset.id, 0, body)
     final = await app.jobs.wait(job.id)
