@@ -1,0 +1,114 @@
+"""Fault injection with real processes: kill -9 a model service in the middle of a prepass job.
+
+Starts `tator up` in the foreground (its supervisor restarts crashed children) for this checkout's
+TATOR_HOME / TATOR_STACK_CONFIG, starts a prepass job over `--images` images of the synthetic
+dataset, kills the chosen service with SIGKILL once `--kill-after` images are done, and checks:
+the job ends FAILED naming the stage, the service comes back SERVING under supervision, and the
+same job run again finishes with every image finished before the kill served from the cache.
+Prints one JSON line; exit status 1 when a check fails.
+
+    python scripts/fault_inject.py --service detector --images 6 --kill-after 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tator_cli import stack
+from tator_core.client import ServiceClient
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+
+TERMINAL = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}
+
+
+async def wait_serving(services: dict, names: list[str], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        states = [await stack.health_of(services[n].address) for n in names]
+        if all(s == "SERVING" for s in states):
+            return True
+        await asyncio.sleep(1)
+    return False
+
+
+async def run_job(client: ServiceClient, images: int, on_progress=None, refresh: bool = False) -> pb.Job:
+    job = (await client.call("StartPrepassJob", pb.StartPrepassJobRequest(
+        dataset_id="synth", split="val", max_images=images, refresh=refresh))).job
+    fired = False
+    while True:
+        job = (await client.call("GetJob", pb.GetJobRequest(job_id=job.id))).job
+        if on_progress is not None and not fired and on_progress(job):
+            fired = True
+        if job.state in TERMINAL:
+            return job
+        await asyncio.sleep(0.2)
+
+
+async def main(args: argparse.Namespace) -> int:
+    services = stack.load_config(None)
+    proc = subprocess.Popen([sys.executable, "-m", "tator_cli.main", "up"], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out: dict = {"service": args.service, "images": args.images, "kill_after": args.kill_after}
+    try:
+        names = list(services)
+        if not await wait_serving(services, names, args.start_timeout_s):
+            out["error"] = "stack never became SERVING"
+            return 1
+        client = ServiceClient(services["orchestrator"].address, pb_grpc.OrchestratorServiceStub, timeout_s=60)
+        state = json.loads(stack.state_file().read_text())
+        victim = int(state[args.service]["pid"])
+
+        def kill_when_ready(job: pb.Job) -> bool:
+            if job.done >= args.kill_after:
+                os.kill(victim, signal.SIGKILL)
+                out["killed_pid"], out["done_at_kill"] = victim, job.done
+                return True
+            return False
+
+        first = await run_job(client, args.images, kill_when_ready, refresh=True)  # every image computed
+        out["first"] = {"state": pb.JobState.Name(first.state), "failed_stage": first.failed_stage,
+                        "done": first.done, "error": first.error[:200]}
+        started = time.monotonic()
+        out["restarted_serving"] = await wait_serving(services, [args.service], args.start_timeout_s)
+        out["restart_s"] = round(time.monotonic() - started, 1)
+        second = await run_job(client, args.images)
+        summary = second.result.prepass
+        out["second"] = {"state": pb.JobState.Name(second.state), "images": summary.images,
+                         "cache_hits": summary.cache_hits}
+        await client.close()
+        checks = {
+            "first_failed_naming_stage": first.state == pb.JOB_STATE_FAILED and bool(first.failed_stage),
+            "service_restarted": out["restarted_serving"],
+            "rerun_succeeded": second.state == pb.JOB_STATE_SUCCEEDED,
+            "rerun_reused_cache": summary.cache_hits >= first.done,
+        }
+        out["checks"] = checks
+        return 0 if all(checks.values()) else 1
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--service", default="detector", choices=["detector", "sam3", "qwen", "classifier"])
+    p.add_argument("--images", type=int, default=6)
+    p.add_argument("--kill-after", type=int, default=2)
+    p.add_argument("--start-timeout-s", type=float, default=300)
+    sys.exit(asyncio.run(main(p.parse_args())))
