@@ -40,6 +40,9 @@ def detection_pb(d: Det) -> common_pb2.Detection:
         window=common_pb2.Window(name=d.window.name, box=_box(d.window.box)))
 
 
+_PASS_ENUMS = {"full": detector_pb2.PASS_KIND_FULL, "tiled": detector_pb2.PASS_KIND_TILED}
+
+
 def model_info_pb(s: ModelStatus) -> common_pb2.ModelInfo:
     return common_pb2.ModelInfo(
         id=s.id, family=s.family, version=s.version, labelmap=s.labelmap, device=s.device,
@@ -68,7 +71,7 @@ def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> dete
         for s in result.stages]
     return detector_pb2.DetectResponse(
         detections=[detection_pb(d) for d in result.detections],
-        runs=[detector_pb2.ModelRun(model_id=r.model_id, source=r.source, **{"pass": r.pass_}, tiles=r.tiles,
+        runs=[detector_pb2.ModelRun(model_id=r.model_id, source=r.source, kind=_PASS_ENUMS[r.pass_], tiles=r.tiles,
                                     raw_detections=r.raw_detections, kept_detections=r.kept_detections,
                                     compute_ms=r.compute_ms, batch_size=r.batch_size) for r in result.runs],
         merge=detector_pb2.MergeSettings(method=_MERGE_ENUMS[p.merge_method], iou=p.merge_iou),

@@ -34,11 +34,19 @@ def dataset_pb(ds: Dataset) -> pb.Dataset:
                       has_ground_truth=ds.has_ground_truth)
 
 
+def health_enum(status: str) -> int:
+    """A grpc.health.v1 status name (or UNREACHABLE) as a ServiceHealth: anything reachable that is
+    not SERVING (NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN) cannot take calls, so it is NOT_SERVING."""
+    if status == "SERVING":
+        return pb.SERVICE_HEALTH_SERVING
+    return pb.SERVICE_HEALTH_UNREACHABLE if status == "UNREACHABLE" else pb.SERVICE_HEALTH_NOT_SERVING
+
+
 async def list_models(clients: ServiceClients) -> pb.ListModelsResponse:
     """Every service's models with its health; a down service is UNREACHABLE, not an error."""
     states = await clients.states(fresh=True)
     return pb.ListModelsResponse(services=[
-        pb.ServiceModels(service=s.service, address=s.address, health=s.health, models=s.models)
+        pb.ServiceModels(service=s.service, address=s.address, health=health_enum(s.health), models=s.models)
         for s in states.values()])
 
 

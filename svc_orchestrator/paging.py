@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from tator_core import errors
 
 DEFAULT_PAGE_SIZE = 50
+T = TypeVar("T")
 
 
 def encode_token(query: dict, position: object) -> str:
@@ -33,6 +36,22 @@ def decode_token(token: str, query: dict) -> object:
         raise errors.invalid_argument("page_token", "page_token belongs to another query (dataset, split or "
                                       "filter changed); start again without a token")
     return position
+
+
+def page_by_key(items: Sequence[T], key: Callable[[T], str], size: int, token: str,
+                query: dict) -> tuple[list[T], str]:
+    """One page of `items` ordered by a unique string key, and the next page's token ("" on the
+    last). The token holds the last key, not an offset, so an item added or removed between calls
+    neither repeats nor skips another."""
+    after = decode_token(token, query)
+    if after is not None and not isinstance(after, str):
+        raise errors.invalid_argument("page_token", "page_token is not a token this server issued")
+    size = size or DEFAULT_PAGE_SIZE
+    ordered = sorted(items, key=key)
+    if after is not None:
+        ordered = [it for it in ordered if key(it) > after]
+    page = ordered[:size]
+    return page, encode_token(query, key(page[-1])) if len(ordered) > size else ""
 
 
 def decode_offset(token: str, query: dict) -> int:

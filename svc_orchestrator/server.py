@@ -6,6 +6,7 @@ import asyncio
 
 from svc_orchestrator.app import Orchestrator
 from svc_orchestrator.catalogs import dataset_pb, list_models
+from svc_orchestrator.paging import page_by_key
 from svc_orchestrator.settings import OrchestratorSettings
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -20,8 +21,12 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
 
     # --- catalogs -------------------------------------------------------------------------------
     async def ListDatasets(self, request, context):
-        datasets = await asyncio.to_thread(lambda: [dataset_pb(d) for d in self.app.datasets.list()])
-        return pb.ListDatasetsResponse(datasets=datasets)
+        def listing() -> pb.ListDatasetsResponse:
+            page, token = page_by_key(self.app.datasets.list(), lambda d: d.id, request.page_size,
+                                      request.page_token, {"list": "datasets"})
+            return pb.ListDatasetsResponse(datasets=[dataset_pb(d) for d in page], next_page_token=token)
+
+        return await asyncio.to_thread(listing)
 
     async def GetDataset(self, request, context):
         dataset = await asyncio.to_thread(lambda: dataset_pb(self.app.datasets.get(request.dataset_id)))
@@ -39,7 +44,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         return await list_models(self.app.clients)
 
     async def ListGlossaries(self, request, context):
-        return pb.ListGlossariesResponse(glossaries=self.app.glossaries.list())
+        page, token = page_by_key(self.app.glossaries.list(), lambda g: g.name, request.page_size,
+                                  request.page_token, {"list": "glossaries"})
+        return pb.ListGlossariesResponse(glossaries=page, next_page_token=token)
 
     async def GetGlossary(self, request, context):
         return pb.GetGlossaryResponse(glossary=self.app.glossaries.get(request.name))
@@ -81,7 +88,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
 
     # --- recipes --------------------------------------------------------------------------------
     async def ListRecipes(self, request, context):
-        return pb.ListRecipesResponse(recipes=self.app.recipes.list())
+        page, token = page_by_key(self.app.recipes.list(), lambda r: r.id, request.page_size, request.page_token,
+                                  {"list": "recipes"})
+        return pb.ListRecipesResponse(recipes=page, next_page_token=token)
 
     async def GetRecipe(self, request, context):
         return pb.GetRecipeResponse(recipe=self.app.recipes.get(request.id))

@@ -44,11 +44,11 @@ def _info(mid: str, family: str, labelmap: list[str], state=common_pb2.MODEL_STA
 
 def _models() -> pb.ListModelsResponse:
     return pb.ListModelsResponse(services=[
-        pb.ServiceModels(service="detector", address="127.0.0.1:1", health="SERVING",
+        pb.ServiceModels(service="detector", address="127.0.0.1:1", health=pb.SERVICE_HEALTH_SERVING,
                          models=[_info("yolo-a", "yolo", LM), _info("rfdetr-a", "rfdetr", LM)]),
-        pb.ServiceModels(service="sam3", address="127.0.0.1:2", health="SERVING", models=[_info("sam3-a", "sam3", [])]),
-        pb.ServiceModels(service="qwen", address="127.0.0.1:4", health="SERVING", models=[_info("qwen-a", "qwen", [])]),
-        pb.ServiceModels(service="classifier", address="127.0.0.1:3", health="SERVING",
+        pb.ServiceModels(service="sam3", address="127.0.0.1:2", health=pb.SERVICE_HEALTH_SERVING, models=[_info("sam3-a", "sam3", [])]),
+        pb.ServiceModels(service="qwen", address="127.0.0.1:4", health=pb.SERVICE_HEALTH_SERVING, models=[_info("qwen-a", "qwen", [])]),
+        pb.ServiceModels(service="classifier", address="127.0.0.1:3", health=pb.SERVICE_HEALTH_SERVING,
                          models=[_info("clip-a", "clip", []), _info("head-a", "head", [*LM, "__bg_0"])]),
     ])
 
@@ -73,13 +73,13 @@ def _remove(m: pb.ListModelsResponse, mid: str) -> None:
 
 
 CASES: list[tuple[str, Callable[[pb.ListModelsResponse, pb.CalibrationConfig], None], str, str]] = [
-    ("classifier service down", lambda m, c: setattr(_svc(m, "classifier"), "health", "UNREACHABLE"),
+    ("classifier service down", lambda m, c: setattr(_svc(m, "classifier"), "health", pb.SERVICE_HEALTH_UNREACHABLE),
      "SERVICE_UNAVAILABLE", "classifier"),
     ("no classifier head", lambda m, c: _remove(m, "head-a"), "MODEL_REQUIRED", "classifier head"),
     ("named head absent", lambda m, c: setattr(c.prepass, "classifier_id", "head-zz"), "MODEL_REQUIRED", "head-zz"),
     ("head weights missing", lambda m, c: _model(m, "head-a").MergeFrom(common_pb2.ModelInfo(
         state=common_pb2.MODEL_STATE_MISSING, reason="weights not found at /x/head.pt")), "MODEL_MISSING", "/x/head.pt"),
-    ("detector service down", lambda m, c: setattr(_svc(m, "detector"), "health", "NOT_SERVING"),
+    ("detector service down", lambda m, c: setattr(_svc(m, "detector"), "health", pb.SERVICE_HEALTH_NOT_SERVING),
      "SERVICE_UNAVAILABLE", "detector"),
     ("yolo weights missing", lambda m, c: _model(m, "yolo-a").MergeFrom(common_pb2.ModelInfo(
         state=common_pb2.MODEL_STATE_MISSING, reason="weights not found at /w/best.pt")), "MODEL_MISSING", "/w/best.pt"),
@@ -89,8 +89,8 @@ CASES: list[tuple[str, Callable[[pb.ListModelsResponse, pb.CalibrationConfig], N
      "MODEL_LOAD_FAILED", "rfdetr-a"),
     ("no yolo registered", lambda m, c: _remove(m, "yolo-a"), "MODEL_MISSING", "yolo"),
     ("named yolo absent", lambda m, c: setattr(c.prepass, "yolo_id", "yolo-zz"), "MODEL_MISSING", "yolo-zz"),
-    ("sam3 service down", lambda m, c: setattr(_svc(m, "sam3"), "health", "UNREACHABLE"), "SERVICE_UNAVAILABLE", "sam3"),
-    ("qwen down while synonyms expand", lambda m, c: setattr(_svc(m, "qwen"), "health", "UNREACHABLE"),
+    ("sam3 service down", lambda m, c: setattr(_svc(m, "sam3"), "health", pb.SERVICE_HEALTH_UNREACHABLE), "SERVICE_UNAVAILABLE", "sam3"),
+    ("qwen down while synonyms expand", lambda m, c: setattr(_svc(m, "qwen"), "health", pb.SERVICE_HEALTH_UNREACHABLE),
      "SERVICE_UNAVAILABLE", "qwen"),
     ("detector labelmap differs", lambda m, c: _model(m, "yolo-a").labelmap.__setitem__(1, "box"),
      "LABELMAP_MISMATCH", "yolo-a"),
@@ -126,8 +126,8 @@ def test_dataset_without_ground_truth(tmp_path: Path) -> None:
 
 def test_disabled_stages_are_not_required(ds) -> None:
     models = _models()
-    _svc(models, "sam3").health = "UNREACHABLE"
-    _svc(models, "qwen").health = "UNREACHABLE"
+    _svc(models, "sam3").health = pb.SERVICE_HEALTH_UNREACHABLE
+    _svc(models, "qwen").health = pb.SERVICE_HEALTH_UNREACHABLE
     _remove(models, "rfdetr-a")
     config = pb.CalibrationConfig(prepass=pb.PrepassConfig(enable_sam3_text=False, enable_sam3_similarity=False,
                                                            enable_rfdetr=False))
@@ -138,7 +138,7 @@ def test_disabled_stages_are_not_required(ds) -> None:
 
 def _models_without_qwen() -> pb.ListModelsResponse:
     models = _models()
-    _svc(models, "qwen").health = "UNREACHABLE"
+    _svc(models, "qwen").health = pb.SERVICE_HEALTH_UNREACHABLE
     return models
 
 

@@ -85,7 +85,7 @@ class FakeOrchestrator(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def ListModels(self, request: Any, context: Any) -> Any:
         return orchestrator_pb2.ListModelsResponse(services=[orchestrator_pb2.ServiceModels(
-            service="detector", address="dns:///detector-headless:50051", health="SERVING")])
+            service="detector", address="dns:///detector-headless:50051", health=orchestrator_pb2.SERVICE_HEALTH_SERVING)])
 
     async def GetGlossary(self, request: Any, context: Any) -> Any:
         raise errors.not_found("NOT_FOUND", f"no glossary named {request.name!r}", name=request.name)
@@ -210,7 +210,7 @@ def test_unary_call_through_envoy(envoy_port: int) -> None:
     assert headers["content-type"].startswith("application/grpc-web")
     assert len(data) == 1
     resp = orchestrator_pb2.ListModelsResponse.FromString(data[0])
-    assert [(s.service, s.health) for s in resp.services] == [("detector", "SERVING")]
+    assert [(s.service, s.health) for s in resp.services] == [("detector", orchestrator_pb2.SERVICE_HEALTH_SERVING)]
     assert trailers["grpc-status"] == "0"
     assert trailers.get("x-request-id")  # the interceptor's trailer survives the translation
     assert headers["access-control-allow-origin"] == ORIGIN

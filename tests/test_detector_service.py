@@ -27,6 +27,7 @@ from tator_core.gen.tator.detector.v1 import detector_pb2 as pb
 from tator_core.gen.tator.detector.v1 import detector_pb2_grpc
 from tator_core.server import start_server
 from tator_fixtures import LABELMAP, YOLO_FIXTURE
+from tator_fixtures.steps.detector import _kind
 from tator_fixtures.synth import render_scene
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -160,7 +161,7 @@ async def test_both_models_in_one_call_full_and_tiled(service, scene):
     req = detect_request(data, model_ids=[YOLO_ID, "rfdetr-nano"], mode=pb.DETECT_MODE_BOTH, conf=0.02,
                          tile_plan={"size": 128, "overlap": 0.25})
     resp = await service.call("Detect", req, image_data=data)
-    runs = {(r.model_id, getattr(r, "pass")): r for r in resp.runs}
+    runs = {(r.model_id, _kind(r)): r for r in resp.runs}
     assert set(runs) == {(m, p) for m in (YOLO_ID, "rfdetr-nano") for p in ("full", "tiled")}
     tiles = runs[("rfdetr-nano", "tiled")].tiles
     assert tiles > 1 and runs[(YOLO_ID, "tiled")].tiles == tiles and runs[("rfdetr-nano", "full")].tiles == 1
@@ -189,7 +190,7 @@ async def test_both_models_in_one_call_full_and_tiled(service, scene):
 async def test_empty_model_ids_run_each_family_default(service, scene):
     data, _, _ = scene
     resp = await service.call("Detect", detect_request(data), image_data=data)
-    assert [(r.model_id, getattr(r, "pass")) for r in resp.runs] == [(YOLO_ID, "full"), ("rfdetr-nano", "full")]
+    assert [(r.model_id, _kind(r)) for r in resp.runs] == [(YOLO_ID, "full"), ("rfdetr-nano", "full")]
     assert (resp.mode, round(resp.conf, 3), resp.tile_plan.size) == (pb.DETECT_MODE_FULL, 0.45, 640)
 
 
@@ -199,7 +200,7 @@ async def test_tiled_with_no_detections_stays_empty_and_says_what_ran(service, s
                          tile_plan={"size": 160})
     resp = await service.call("Detect", req, image_data=data)
     assert len(resp.detections) == 0
-    assert [(getattr(r, "pass"), r.raw_detections, r.kept_detections) for r in resp.runs] == [("tiled", 0, 0)]
+    assert [(_kind(r), r.raw_detections, r.kept_detections) for r in resp.runs] == [("tiled", 0, 0)]
     assert resp.mode == pb.DETECT_MODE_TILED and not resp.tile_plan.include_full
 
 
@@ -307,7 +308,7 @@ async def test_cli_detect_json(service, scene, tmp_path):
     result = await asyncio.to_thread(CliRunner().invoke, app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert {r["pass"] for r in doc["runs"]} == {"full", "tiled"} and doc["mode"] == "DETECT_MODE_BOTH"
+    assert {r["kind"] for r in doc["runs"]} == {"PASS_KIND_FULL", "PASS_KIND_TILED"} and doc["mode"] == "DETECT_MODE_BOTH"
     bad = await asyncio.to_thread(CliRunner().invoke, app, ["detect", str(path), "--model", "nobody",
                                                             "--address", service.address])
     assert bad.exit_code == 1 and "MODEL_NOT_FOUND" in bad.output

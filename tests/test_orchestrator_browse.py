@@ -166,3 +166,34 @@ async def test_list_jobs_pages_newest_first_without_repeats(served):
     assert len(newest.jobs) == 3 and newest.jobs[0].id not in ids
     code, _, message = await _error(client.call("ListJobs", pb.ListJobsRequest(page_token="e30")))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in message
+
+
+async def _all(client, rpc: str, request, field: str, key: str) -> tuple[list[str], int]:
+    names, token, pages = [], "", 0
+    while True:
+        request.page_token = token
+        page = await client.call(rpc, request)
+        names += [getattr(x, key) for x in getattr(page, field)]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            return names, pages
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_catalog_lists_page_by_key_and_refuse_foreign_tokens(served):
+    client, _, _ = served
+    for name in ("g-c", "g-a", "g-b"):
+        await client.call("PutGlossary", pb.PutGlossaryRequest(name=name, text="circle: round thing"))
+    for rid in ("r-b", "r-c", "r-a"):
+        await client.call("PutRecipe", pb.PutRecipeRequest(recipe=pb.Recipe(id=rid, name=rid)))
+    names, pages = await _all(client, "ListGlossaries", pb.ListGlossariesRequest(page_size=2), "glossaries", "name")
+    assert names == sorted(names) and {"g-a", "g-b", "g-c"} <= set(names) and pages == -(-len(names) // 2)
+    ids, pages = await _all(client, "ListRecipes", pb.ListRecipesRequest(page_size=1), "recipes", "id")
+    assert ids == sorted(ids) and {"r-a", "r-b", "r-c"} <= set(ids) and pages == len(ids)
+    datasets, _ = await _all(client, "ListDatasets", pb.ListDatasetsRequest(page_size=1), "datasets", "id")
+    assert datasets == ["synth"]
+    first = await client.call("ListRecipes", pb.ListRecipesRequest(page_size=1))
+    code, _, message = await _error(client.call("ListGlossaries", pb.ListGlossariesRequest(
+        page_token=first.next_page_token)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in message

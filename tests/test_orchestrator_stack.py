@@ -86,7 +86,7 @@ async def test_catalogs_list_datasets_and_models(orch: ServiceClient):
     by_service = {s.service: s for s in models.services}
     assert set(by_service) == set(MODEL_SERVICES)
     for s in by_service.values():
-        assert s.health == "SERVING" and s.models and all(m.version for m in s.models if m.state == 4), s
+        assert s.health == pb.SERVICE_HEALTH_SERVING and s.models and all(m.version for m in s.models if m.state == 4), s
 
 
 async def test_list_models_reports_a_down_service_as_unreachable():
@@ -94,7 +94,7 @@ async def test_list_models_reports_a_down_service_as_unreachable():
     from svc_orchestrator.catalogs import list_models
 
     resp = await list_models(clients)
-    assert [s.health for s in resp.services] == ["UNREACHABLE"] * 4
+    assert [s.health for s in resp.services] == [pb.SERVICE_HEALTH_UNREACHABLE] * 4
     await clients.close()
 
 
@@ -405,7 +405,7 @@ async def test_service_killed_mid_job_fails_the_stage_and_rerun_succeeds(stack: 
         assert {s.stage for s in res.stages if s.ran} >= {"detectors", "sam3_text", "dedupe", "classifier"}
     # ListModels shows the down service as UNREACHABLE, not an error
     health = {s.service: s.health for s in (await orch.call("ListModels", pb.ListModelsRequest())).services}
-    assert health["sam3"] == "UNREACHABLE" and health["detector"] == "SERVING"
+    assert health["sam3"] == pb.SERVICE_HEALTH_UNREACHABLE and health["detector"] == pb.SERVICE_HEALTH_SERVING
     # a single prepass names the stage too
     err = await expect_error(orch.call("Prepass", pb.PrepassRequest(image=image_ref(scene_png(seed=11)),
                                                                     dataset_id="synth")),
@@ -414,7 +414,7 @@ async def test_service_killed_mid_job_fails_the_stage_and_rerun_succeeds(stack: 
     await stack.start_service("sam3")
     for _ in range(50):  # the orchestrator's channel reconnects within its short backoff
         health = {s.service: s.health for s in (await orch.call("ListModels", pb.ListModelsRequest())).services}
-        if health["sam3"] == "SERVING":
+        if health["sam3"] == pb.SERVICE_HEALTH_SERVING:
             break
         await asyncio.sleep(0.2)
     rerun = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", config=cfg))).job

@@ -29,8 +29,9 @@ def _flag(msg, name: str, default: bool = True) -> bool:
 
 def _service(models: pb.ListModelsResponse, name: str, why: str) -> pb.ServiceModels:
     svc = next((s for s in models.services if s.service == name), None)
-    if svc is None or svc.health != "SERVING":
-        state = "not configured" if svc is None else f"{svc.health or 'UNKNOWN'} at {svc.address}"
+    if svc is None or svc.health != pb.SERVICE_HEALTH_SERVING:
+        state = ("not configured" if svc is None
+                 else f"{pb.ServiceHealth.Name(svc.health).removeprefix('SERVICE_HEALTH_')} at {svc.address}")
         raise errors.failed_precondition("SERVICE_UNAVAILABLE", f"{name} service is {state}; calibration needs it {why}",
                                          service=name)
     return svc

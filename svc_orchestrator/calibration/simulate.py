@@ -73,11 +73,11 @@ class SimulatedEnv:
                                         is_default=True, loaded=True)
 
         return pb.ListModelsResponse(services=[
-            pb.ServiceModels(service="detector", address="sim", health="SERVING",
+            pb.ServiceModels(service="detector", address="sim", health=pb.SERVICE_HEALTH_SERVING,
                              models=[info("yolo-sim", "yolo", lm), info("rfdetr-sim", "rfdetr", lm)]),
-            pb.ServiceModels(service="sam3", address="sim", health="SERVING", models=[info("sam3-sim", "sam3", [])]),
-            pb.ServiceModels(service="qwen", address="sim", health="SERVING", models=[info("qwen-sim", "qwen", [])]),
-            pb.ServiceModels(service="classifier", address="sim", health="SERVING",
+            pb.ServiceModels(service="sam3", address="sim", health=pb.SERVICE_HEALTH_SERVING, models=[info("sam3-sim", "sam3", [])]),
+            pb.ServiceModels(service="qwen", address="sim", health=pb.SERVICE_HEALTH_SERVING, models=[info("qwen-sim", "qwen", [])]),
+            pb.ServiceModels(service="classifier", address="sim", health=pb.SERVICE_HEALTH_SERVING,
                              models=[info("head-sim", "head", self.classes)]),
         ])
 

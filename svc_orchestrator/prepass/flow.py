@@ -206,7 +206,8 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
         merge_iou=cfg.detector_merge_iou, expected_labelmap=inp.labelmap, timeout_s=_timeout(cfg)))
     out = [(det, "detector", detector_run(det, plan.detector_family.get(det.model_id, "")), "")
            for det in resp.detections]
-    runs = ", ".join(f"{r.model_id}:{getattr(r, 'pass')}" for r in resp.runs)  # `pass` is a keyword
+    runs = ", ".join(f"{r.model_id}:{detector_pb2.PassKind.Name(r.kind).removeprefix('PASS_KIND_').lower()}"
+                     for r in resp.runs)
     reports.record("detectors", stats, detections=len(out), note=runs)
     log.extend(f"detector: {w}" for w in resp.warnings)
     return out

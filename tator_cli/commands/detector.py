@@ -43,6 +43,8 @@ async def _call(address: str, data: bytes, request, timeout_s: float):
 
 
 def _print_tables(resp) -> None:
+    from tator_core.gen.tator.detector.v1 import detector_pb2
+
     out = Console()
     table = Table(title=f"{len(resp.detections)} detections")
     for col in ("label", "score", "x1", "y1", "x2", "y2", "source", "model", "window"):
@@ -53,10 +55,11 @@ def _print_tables(resp) -> None:
                       d.model_id, d.window.name)
     out.print(table)
     runs = Table(title="runs")
-    for col in ("model", "source", "pass", "tiles", "raw", "kept", "compute ms", "batch"):
+    for col in ("model", "source", "kind", "tiles", "raw", "kept", "compute ms", "batch"):
         runs.add_column(col)
     for r in resp.runs:
-        runs.add_row(r.model_id, r.source, getattr(r, "pass"), str(r.tiles), str(r.raw_detections),
+        runs.add_row(r.model_id, r.source, detector_pb2.PassKind.Name(r.kind).removeprefix("PASS_KIND_").lower(),
+                     str(r.tiles), str(r.raw_detections),
                      str(r.kept_detections), f"{r.compute_ms:.1f}", str(r.batch_size))
     out.print(runs)
     for w in resp.warnings:

@@ -179,7 +179,7 @@ def prepass(
     async def one(client: Any) -> Any:
         ds = dataset
         if not ds:
-            ids = [d.id for d in (await client.call("ListDatasets", pb.ListDatasetsRequest())).datasets]
+            ids = [d.id for d in (await client.call("ListDatasets", pb.ListDatasetsRequest(page_size=1000))).datasets]
             if len(ids) != 1:
                 raise typer.BadParameter(f"--dataset is required to pick the labelmap (datasets: {', '.join(ids)})")
             ds = ids[0]
@@ -218,7 +218,7 @@ def datasets(address: AddressOpt = None, as_json: JsonOpt = False) -> None:
     """Datasets under the orchestrator's data root."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    resp = _run(lambda c: c.call("ListDatasets", pb.ListDatasetsRequest()), address)
+    resp = _run(lambda c: c.call("ListDatasets", pb.ListDatasetsRequest(page_size=1000)), address)
     if as_json:
         return _dump(resp)
     table = Table(title="datasets")
@@ -239,7 +239,7 @@ def glossary_list(address: AddressOpt = None, as_json: JsonOpt = False) -> None:
     """Saved glossaries."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    resp = _run(lambda c: c.call("ListGlossaries", pb.ListGlossariesRequest()), address)
+    resp = _run(lambda c: c.call("ListGlossaries", pb.ListGlossariesRequest(page_size=1000)), address)
     if as_json:
         return _dump(resp)
     table = Table(title="glossaries")

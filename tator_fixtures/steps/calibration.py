@@ -129,7 +129,7 @@ async def mlp_xgb_same_cache(ctx: StepContext) -> dict:
 
     client = ServiceClient(ctx.addresses["orchestrator"], pb_grpc.OrchestratorServiceStub, timeout_s=ctx.deadline_s)
     try:
-        ds = _pick_dataset((await client.call("ListDatasets", pb.ListDatasetsRequest())).datasets)
+        ds = _pick_dataset((await client.call("ListDatasets", pb.ListDatasetsRequest(page_size=1000))).datasets)
         images = min(ds.image_count, ctx.rng.choice([20, 24, 28]))
         common = dict(max_images=images, seed=ctx.rng.randrange(1000), eval_ious=[0.5, 0.75],
                       prepass=light_prepass(pb))

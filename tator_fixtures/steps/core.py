@@ -126,7 +126,7 @@ async def orchestrator_models(ctx: StepContext) -> dict:
     for entry in reply.services:
         if entry.service not in MODEL_SERVICES or not entry.address:
             raise AssertionError(f"service entry {entry.service!r}: unknown service or empty address")
-        if entry.health not in ("SERVING", "NOT_SERVING", "UNREACHABLE"):
+        if entry.health not in (1, 2, 3):  # ServiceHealth SERVING, NOT_SERVING, UNREACHABLE; never UNSPECIFIED
             raise AssertionError(f"service {entry.service}: health {entry.health!r}")
         for info in entry.models:
             check_model(info, f"orchestrator/{entry.service}", MODEL_SERVICES[entry.service][1])

@@ -53,7 +53,7 @@ async def prepass_val_split(ctx: StepContext) -> dict:
         job = (await client.call("StartPrepassJob", pb.StartPrepassJobRequest(
             dataset_id=DATASET, split="val", config=_config(pb)))).job
         await _finish(client, job.id)
-        names = [d for d in (await client.call("ListDatasets", pb.ListDatasetsRequest())).datasets
+        names = [d for d in (await client.call("ListDatasets", pb.ListDatasetsRequest(page_size=1000))).datasets
                  if d.id == DATASET]
         if not names:
             raise AssertionError(f"dataset {DATASET} is not under the stack's data root")

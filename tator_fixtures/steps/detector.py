@@ -13,6 +13,13 @@ from typing import Any
 
 from tator_fixtures.regress import StepContext, step
 
+
+def _kind(run: Any) -> str:
+    """A ModelRun's pass as the regression record names it: full or tiled."""
+    from tator_core.gen.tator.detector.v1 import detector_pb2 as pb
+
+    return pb.PassKind.Name(run.kind).removeprefix("PASS_KIND_").lower()
+
 FAMILIES = ("yolo", "rfdetr")
 TILE_SIZES = (64, 96, 128)
 
@@ -46,7 +53,7 @@ async def _detect(ctx: StepContext, *, tiled: bool) -> dict[str, Any]:
         await client.close()
 
     want = "tiled" if tiled else "full"
-    ran = sorted((r.model_id, getattr(r, "pass")) for r in resp.runs)
+    ran = sorted((r.model_id, _kind(r)) for r in resp.runs)
     if ran != sorted((mid, want) for mid in ids):
         raise AssertionError(f"runs {ran} are not exactly {want} passes of {ids}")
     for d in resp.detections:
@@ -60,7 +67,7 @@ async def _detect(ctx: StepContext, *, tiled: bool) -> dict[str, Any]:
         "classes": dict(Counter(d.label for d in resp.detections)),
         "sources": dict(Counter(d.source for d in resp.detections)),
         "extra": {"image": path.name, "tile_size": resp.tile_plan.size if tiled else 0,
-                  "runs": {f"{r.model_id}:{getattr(r, 'pass')}": r.tiles for r in resp.runs}},
+                  "runs": {f"{r.model_id}:{_kind(r)}": r.tiles for r in resp.runs}},
     }
 
 

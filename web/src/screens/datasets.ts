@@ -7,7 +7,7 @@ const THUMB = 160;
 
 export async function renderDatasets(ctx: Ctx, el: HTMLElement, dataset?: string, page = 0): Promise<void> {
   el.append(h("h1", {}, "Datasets"));
-  const res = await ctx.call(ctx.api.listDatasets({}));
+  const res = await ctx.call(ctx.api.listDatasets({ pageSize: 1000 }));
   if (!res) return;
   el.append(h("table", { class: "grid", id: "datasets" },
     h("thead", {}, h("tr", {}, ["dataset", "layout", "images", "splits", "boxes", "labelmap"].map((c) => h("th", {}, c)))),

@@ -3,7 +3,7 @@ import { type Ctx, h } from "../ui";
 
 export async function renderGlossaries(ctx: Ctx, el: HTMLElement, name?: string): Promise<void> {
   el.append(h("h1", {}, "Glossaries"));
-  const res = await ctx.call(ctx.api.listGlossaries({}));
+  const res = await ctx.call(ctx.api.listGlossaries({ pageSize: 1000 }));
   if (!res) return;
   const list = h("ul", { class: "list", id: "glossaries" }, res.glossaries.map((g) => h("li", {},
     h("a", { href: formatRoute({ screen: "glossaries", name: g.name }), "data-glossary": g.name }, g.name),

@@ -12,7 +12,7 @@ const kindName = (k: JobKind) => JobKind[k].toLowerCase();
 
 export async function renderJobs(ctx: Ctx, el: HTMLElement, page = 0): Promise<void> {
   el.append(h("h1", {}, "Jobs"));
-  const datasets = (await ctx.call(ctx.api.listDatasets({})))?.datasets ?? [];
+  const datasets = (await ctx.call(ctx.api.listDatasets({ pageSize: 1000 })))?.datasets ?? [];
   const pick = (id: string) => h("select", { id }, datasets.map((d) => h("option", { value: d.id }, d.id)));
   const pDataset = pick("prepass-dataset"), cDataset = pick("cal-dataset");
   const pSplit = h("input", { id: "prepass-split", placeholder: "split (all)", size: 8 });

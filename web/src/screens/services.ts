@@ -1,4 +1,5 @@
 import { ModelState } from "../gen/tator/common/v1/common_pb";
+import { ServiceHealth } from "../gen/tator/orchestrator/v1/orchestrator_pb";
 import { type Ctx, h } from "../ui";
 
 export async function renderServices(ctx: Ctx, el: HTMLElement): Promise<void> {
@@ -8,7 +9,7 @@ export async function renderServices(ctx: Ctx, el: HTMLElement): Promise<void> {
   const rows = res.services.map((svc) => h("tr", { "data-service": svc.service },
     h("td", {}, svc.service),
     h("td", {}, svc.address),
-    h("td", { class: svc.health === "SERVING" ? "ok" : "bad" }, svc.health),
+    h("td", { class: svc.health === ServiceHealth.SERVING ? "ok" : "bad" }, ServiceHealth[svc.health] ?? "UNSPECIFIED"),
     h("td", {}, [...new Set(svc.models.map((m) => m.device).filter(Boolean))].join(", ") || "—"),
     h("td", {}, h("ul", { class: "models" }, svc.models.map((m) => h("li", {},
       h("code", {}, m.id), ` ${m.family} `,

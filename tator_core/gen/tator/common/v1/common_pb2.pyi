@@ -153,7 +153,7 @@ class Mask(_message.Message):
     def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., counts: _Optional[_Iterable[int]] = ..., x0: _Optional[int] = ..., y0: _Optional[int] = ...) -> None: ...
 
 class Detection(_message.Message):
-    __slots__ = ("box", "label", "class_id", "score", "source", "model_id", "window", "mask", "probabilities", "prompt")
+    __slots__ = ("box", "label", "class_id", "score", "source", "model_id", "window", "mask", "prompt")
     BOX_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
@@ -162,7 +162,6 @@ class Detection(_message.Message):
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     MASK_FIELD_NUMBER: _ClassVar[int]
-    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     box: Box
     label: str
@@ -172,9 +171,8 @@ class Detection(_message.Message):
     model_id: str
     window: Window
     mask: Mask
-    probabilities: _containers.RepeatedScalarFieldContainer[float]
     prompt: str
-    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[str] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., probabilities: _Optional[_Iterable[float]] = ..., prompt: _Optional[str] = ...) -> None: ...
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[str] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("id", "family", "version", "labelmap", "device", "state", "reason", "is_default", "loaded", "extra")

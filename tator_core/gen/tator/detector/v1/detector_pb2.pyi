@@ -21,6 +21,12 @@ class MergeMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MERGE_METHOD_UNSPECIFIED: _ClassVar[MergeMethod]
     MERGE_METHOD_NMS: _ClassVar[MergeMethod]
     MERGE_METHOD_WBF: _ClassVar[MergeMethod]
+
+class PassKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PASS_KIND_UNSPECIFIED: _ClassVar[PassKind]
+    PASS_KIND_FULL: _ClassVar[PassKind]
+    PASS_KIND_TILED: _ClassVar[PassKind]
 DETECT_MODE_UNSPECIFIED: DetectMode
 DETECT_MODE_FULL: DetectMode
 DETECT_MODE_TILED: DetectMode
@@ -28,6 +34,9 @@ DETECT_MODE_BOTH: DetectMode
 MERGE_METHOD_UNSPECIFIED: MergeMethod
 MERGE_METHOD_NMS: MergeMethod
 MERGE_METHOD_WBF: MergeMethod
+PASS_KIND_UNSPECIFIED: PassKind
+PASS_KIND_FULL: PassKind
+PASS_KIND_TILED: PassKind
 
 class MergeSettings(_message.Message):
     __slots__ = ("method", "iou")
@@ -60,10 +69,10 @@ class DetectRequest(_message.Message):
     def __init__(self, image: _Optional[_Union[_common_pb2.ImageRef, _Mapping]] = ..., model_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[DetectMode, str]] = ..., tile_plan: _Optional[_Union[_common_pb2.TilePlan, _Mapping]] = ..., conf: _Optional[float] = ..., iou: _Optional[float] = ..., max_det: _Optional[int] = ..., expected_labelmap: _Optional[_Iterable[str]] = ..., merge: _Optional[_Union[MergeSettings, _Mapping]] = ...) -> None: ...
 
 class ModelRun(_message.Message):
-    __slots__ = ("model_id", "source", "tiles", "raw_detections", "kept_detections", "compute_ms", "batch_size")
+    __slots__ = ("model_id", "source", "kind", "tiles", "raw_detections", "kept_detections", "compute_ms", "batch_size")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
-    PASS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     TILES_FIELD_NUMBER: _ClassVar[int]
     RAW_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     KEPT_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -71,12 +80,13 @@ class ModelRun(_message.Message):
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     source: str
+    kind: PassKind
     tiles: int
     raw_detections: int
     kept_detections: int
     compute_ms: float
     batch_size: int
-    def __init__(self, model_id: _Optional[str] = ..., source: _Optional[str] = ..., tiles: _Optional[int] = ..., raw_detections: _Optional[int] = ..., kept_detections: _Optional[int] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., **kwargs) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., source: _Optional[str] = ..., kind: _Optional[_Union[PassKind, str]] = ..., tiles: _Optional[int] = ..., raw_detections: _Optional[int] = ..., kept_detections: _Optional[int] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
     __slots__ = ("detections", "runs", "merge", "conf", "iou", "max_det", "tile_plan", "mode", "timing", "warnings")

@@ -13,6 +13,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ServiceHealth(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVICE_HEALTH_UNSPECIFIED: _ClassVar[ServiceHealth]
+    SERVICE_HEALTH_SERVING: _ClassVar[ServiceHealth]
+    SERVICE_HEALTH_NOT_SERVING: _ClassVar[ServiceHealth]
+    SERVICE_HEALTH_UNREACHABLE: _ClassVar[ServiceHealth]
+
 class WindowMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     WINDOW_MODE_UNSPECIFIED: _ClassVar[WindowMode]
@@ -61,6 +68,10 @@ class AcceptMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACCEPT_METHOD_XGB: _ClassVar[AcceptMethod]
     ACCEPT_METHOD_ACCEPT_ALL: _ClassVar[AcceptMethod]
     ACCEPT_METHOD_BEST_SINGLE_SOURCE: _ClassVar[AcceptMethod]
+SERVICE_HEALTH_UNSPECIFIED: ServiceHealth
+SERVICE_HEALTH_SERVING: ServiceHealth
+SERVICE_HEALTH_NOT_SERVING: ServiceHealth
+SERVICE_HEALTH_UNREACHABLE: ServiceHealth
 WINDOW_MODE_UNSPECIFIED: WindowMode
 WINDOW_MODE_GRID: WindowMode
 WINDOW_MODE_SAHI: WindowMode
@@ -122,14 +133,20 @@ class Dataset(_message.Message):
     def __init__(self, id: _Optional[str] = ..., layout: _Optional[str] = ..., labelmap: _Optional[_Iterable[str]] = ..., glossary: _Optional[str] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., images_per_split: _Optional[_Mapping[str, int]] = ..., image_count: _Optional[int] = ..., annotation_count: _Optional[int] = ..., has_ground_truth: _Optional[bool] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListDatasetsResponse(_message.Message):
-    __slots__ = ("datasets",)
+    __slots__ = ("datasets", "next_page_token")
     DATASETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
-    def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetDatasetRequest(_message.Message):
     __slots__ = ("dataset_id",)
@@ -225,9 +242,9 @@ class ServiceModels(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     service: str
     address: str
-    health: str
+    health: ServiceHealth
     models: _containers.RepeatedCompositeFieldContainer[_common_pb2.ModelInfo]
-    def __init__(self, service: _Optional[str] = ..., address: _Optional[str] = ..., health: _Optional[str] = ..., models: _Optional[_Iterable[_Union[_common_pb2.ModelInfo, _Mapping]]] = ...) -> None: ...
+    def __init__(self, service: _Optional[str] = ..., address: _Optional[str] = ..., health: _Optional[_Union[ServiceHealth, str]] = ..., models: _Optional[_Iterable[_Union[_common_pb2.ModelInfo, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -265,14 +282,20 @@ class Terms(_message.Message):
     def __init__(self, terms: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListGlossariesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListGlossariesResponse(_message.Message):
-    __slots__ = ("glossaries",)
+    __slots__ = ("glossaries", "next_page_token")
     GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     glossaries: _containers.RepeatedCompositeFieldContainer[Glossary]
-    def __init__(self, glossaries: _Optional[_Iterable[_Union[Glossary, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, glossaries: _Optional[_Iterable[_Union[Glossary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetGlossaryRequest(_message.Message):
     __slots__ = ("name",)
@@ -1006,14 +1029,20 @@ class Recipe(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., config: _Optional[_Union[PrepassConfig, _Mapping]] = ..., glossary: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schema_version: _Optional[int] = ...) -> None: ...
 
 class ListRecipesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListRecipesResponse(_message.Message):
-    __slots__ = ("recipes",)
+    __slots__ = ("recipes", "next_page_token")
     RECIPES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     recipes: _containers.RepeatedCompositeFieldContainer[Recipe]
-    def __init__(self, recipes: _Optional[_Iterable[_Union[Recipe, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, recipes: _Optional[_Iterable[_Union[Recipe, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetRecipeRequest(_message.Message):
     __slots__ = ("id",)
