@@ -69,8 +69,9 @@ async def _job(address: str, dataset: str) -> dict:
         await client.close()
     if job.state != pb.JOB_STATE_SUCCEEDED:
         raise RuntimeError(f"job on {dataset} ended {pb.JobState.Name(job.state)}: {job.error}")
-    summary = json.loads(job.result_json)
-    return {"images": summary["images"], "wall_s": wall, "stage_ms": summary["stage_ms"]}
+    summary = job.result.prepass
+    return {"images": summary.images, "wall_s": wall,
+            "stage_ms": {st.stage: st.duration.ToNanoseconds() / 1e6 for st in summary.stages}}
 
 
 def service_ms_per_image(runs: list[dict]) -> dict[str, float]:
