@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> dict:
     slowest = max((k for k in per_service if k in MODEL_SERVICES), key=per_service.get)
     bound = 1000.0 / per_service[slowest]
     ratio = rate["pipelined"] / bound
-    return {"bench": "prepass_pipeline", "quick": args.quick, "images_per_job": args.images, "jobs_per_mode": rounds,
+    return {"bench": "prepass_pipeline", "quick": args.quick, "images_per_job": runs["serial"][0]["images"],
+            "jobs_per_mode": rounds,
             "in_flight": args.in_flight, "cpu_cores": os.cpu_count(),
             "serial_images_per_s": round(rate["serial"], 3), "pipelined_images_per_s": round(rate["pipelined"], 3),
             "speedup_pipelined_vs_serial": round(rate["pipelined"] / rate["serial"], 3),
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one job per mode")
-    p.add_argument("--images", type=int, default=12, help="images per job")
+    p.add_argument("--images", type=int, default=12, help="images generated per dataset (its train split is the job)")
     p.add_argument("--in-flight", type=int, default=4, help="prepass_images_in_flight of the pipelined orchestrator")
     args = p.parse_args(argv)
     print(json.dumps(run(args)))
