@@ -177,7 +177,7 @@ class JobManager:
                     raise
                 except Exception as exc:  # recorded on the job, traceback to the log
                     log.error("job %s failed", job_id, exc_info=exc)
-                    await self._update(job_id, state=pb.JOB_STATE_FAILED, error=f"internal error: {exc}",
+                    await self._update(job_id, state=pb.JOB_STATE_FAILED, error=f"internal error ({errors.public_text(exc)}); the orchestrator log has the details",
                                        message="failed", eta_s=0.0)
                 else:
                     await self._update(job_id, state=pb.JOB_STATE_SUCCEEDED, result_json=result_column(result),

@@ -147,7 +147,8 @@ class UnitWorkers:
             await self._fail(unit.job_id, str(exc), exc.metadata.get("stage", ""))
         except Exception as exc:  # recorded on the job, traceback to the log
             log.error("unit %s/%d failed", unit.job_id, unit.unit, exc_info=exc)
-            await self._fail(unit.job_id, f"internal error: {exc}", "")
+            await self._fail(unit.job_id, f"internal error ({errors.public_text(exc)}); the orchestrator log has "
+                             "the details", "")
         finally:
             self._running.pop(key, None)
             self.held.discard(key)

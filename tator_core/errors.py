@@ -83,6 +83,15 @@ def unavailable(reason: str, message: str, **metadata: object) -> TatorError:
     return TatorError(grpc.StatusCode.UNAVAILABLE, reason, message, {k: str(v) for k, v in metadata.items()})
 
 
+def public_text(exc: BaseException) -> str:
+    """What a caller may read about an unexpected exception: its type, and for an OS error its
+    reason (\"No space left on device\"), never the message text, which can hold server paths or
+    internals. The traceback goes to the log."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return type(exc).__name__
+
+
 @dataclass
 class RemoteError:
     """What a client learns from a failed call."""

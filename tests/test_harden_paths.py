@@ -41,3 +41,15 @@ def test_outside_paths_get_one_answer(tmp_path):
 def test_shown_is_relative_to_the_root(tmp_path):
     assert shown(tmp_path, tmp_path / "a" / "b") == "a/b"
     assert shown(tmp_path / "x", tmp_path / "y" / "z") == "z"
+
+
+def test_unexpected_errors_shown_to_callers_carry_no_paths(tmp_path):
+    from tator_core.errors import public_text
+
+    try:
+        (tmp_path / "secret-dir" / "x").read_text()
+    except OSError as exc:
+        shown_text = public_text(exc)
+    assert shown_text == "FileNotFoundError: No such file or directory" and str(tmp_path) not in shown_text
+    assert public_text(OSError(28, "No space left on device", "/var/cache/x")) == "OSError: No space left on device"
+    assert public_text(KeyError("/home/op/.secret")) == "KeyError"
