@@ -73,7 +73,7 @@ class ModelServiceClient:
         self.address = address
         self.timeout_s = timeout_s
         self.raw = ServiceClient(address, type(self).stub_factory, max_message_mb=max_message_mb,
-                                 timeout_s=timeout_s, options=_RECONNECT, role="read")
+                                 timeout_s=timeout_s, options=_RECONNECT, role="read", health_checked=True)
 
     async def call(self, method: str, request: Any, *, image_data: bytes | None = None,
                    timeout_s: float | None = None) -> tuple[Any, CallStats]:

@@ -9,6 +9,7 @@ transparently. It counts the image bytes it sent, so wire economy is testable.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -31,13 +32,55 @@ def image_ref(data: bytes, with_bytes: bool = True) -> common_pb2.ImageRef:
     return ref
 
 
-def channel_options(max_message_mb: int = 64) -> list[tuple[str, object]]:
-    """Round-robin over every address a `dns:///` target resolves to: with the
-    default pick_first policy one long-lived HTTP/2 connection pins all calls
-    to one pod and extra replicas sit idle. Harmless for a single address."""
+# Calls that must not run twice: each starts a new job, trains a head or imports a recipe under a
+# new id. Every other call is idempotent (inference is a pure function of its request; Get/List/Put/
+# Delete/Load/Unload converge), so it is retried on UNAVAILABLE, on another replica.
+NON_IDEMPOTENT = (
+    ("tator.orchestrator.v1.OrchestratorService", "StartPrepassJob"),
+    ("tator.orchestrator.v1.OrchestratorService", "StartCalibration"),
+    ("tator.orchestrator.v1.OrchestratorService", "ImportRecipe"),
+    ("tator.classifier.v1.ClassifierService", "TrainHead"),
+)
+KEEPALIVE_S = 10.0        # ping an idle connection this often...
+KEEPALIVE_TIMEOUT_S = 5.0  # ...and drop it when the ping is unanswered this long: a dead peer in seconds
+
+
+def service_config(*, health_checked: bool = True, max_attempts: int = 4) -> dict:
+    """Round robin over every address the target resolves to (with pick_first one long-lived
+    connection pins all calls to one replica); subchannels whose replica's health is not SERVING
+    get no calls (a warming or draining replica is skipped); UNAVAILABLE is retried with backoff,
+    which round robin sends to the next replica, except for the non-idempotent calls."""
+    config: dict = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {"name": [{}], "retryPolicy": {
+                "maxAttempts": max_attempts, "initialBackoff": "0.1s", "maxBackoff": "2s",
+                "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}},
+            {"name": [{"service": svc, "method": m} for svc, m in NON_IDEMPOTENT]},
+        ],
+    }
+    if health_checked:
+        config["healthCheckConfig"] = {"serviceName": ""}
+    return config
+
+
+def channel_options(max_message_mb: int = 64, *, health_checked: bool = True) -> list[tuple[str, object]]:
     n = max_message_mb * 1024 * 1024
-    return [("grpc.max_send_message_length", n), ("grpc.max_receive_message_length", n),
-            ("grpc.lb_policy_name", "round_robin")]
+    opts: list[tuple[str, object]] = [
+        ("grpc.max_send_message_length", n), ("grpc.max_receive_message_length", n),
+        ("grpc.service_config", json.dumps(service_config(health_checked=health_checked))),
+        ("grpc.enable_retries", 1),
+        # A request is kept for a retry only if it fits the buffer: one whole image request must.
+        ("grpc.per_rpc_retry_buffer_size", n), ("grpc.retry_buffer_size", 4 * n),
+        ("grpc.keepalive_time_ms", int(KEEPALIVE_S * 1000)),
+        ("grpc.keepalive_timeout_ms", int(KEEPALIVE_TIMEOUT_S * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0),
+        # Reconnect to a replica that comes back within a second or two, not after the default 20 s+.
+        ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+    if not health_checked:
+        opts.append(("grpc.inhibit_health_checking", 1))
+    return opts
 
 
 class ServiceClient:
@@ -46,18 +89,18 @@ class ServiceClient:
     def __init__(self, address: str, stub_factory: Callable[[grpc.aio.Channel], Any], *,
                  max_message_mb: int = 64, timeout_s: float = 120.0,
                  options: list[tuple[str, object]] | None = None, max_held_images: int = 4096,
-                 token: str | None = None, role: str = "admin") -> None:
+                 token: str | None = None, role: str = "admin", health_checked: bool = False) -> None:
         """`token` defaults to `client_token(role)` (TATOR_TOKEN or the stack's tokens file); TLS
-        comes from TATOR_TLS_* (see tator_core/auth.py)."""
+        comes from TATOR_TLS_* (see tator_core/auth.py). `health_checked`: send calls only to replicas
+        whose health is SERVING (the orchestrator's clients of the model services); off, a call
+        reaches a replica still warming up and gets its answer (the CLI and tests talking to one server)."""
         self.address = address
-        opts = channel_options(max_message_mb) + (options or [])
-        creds = channel_credentials()
-        # Client spans carry the caller's trace context to the service.
-        if creds is not None:
-            self.channel = grpc.aio.secure_channel(address, creds, options=opts,
-                                                   interceptors=tracing.client_interceptors())
-        else:
-            self.channel = grpc.aio.insecure_channel(address, options=opts, interceptors=tracing.client_interceptors())
+        self._max_message_mb, self._options = max_message_mb, options or []
+        self._creds = channel_credentials()
+        self.channel = self._open(health_checked)
+        # Health probes go around the health-checked picking: through it a replica that is not SERVING
+        # would look UNREACHABLE, and a probe must tell the two apart.
+        self._probe: grpc.aio.Channel | None = None
         self.token = token if token is not None else client_token(role)
         self.stub = stub_factory(self.channel)
         self.timeout_s = timeout_s
@@ -119,9 +162,19 @@ class ServiceClient:
         async for item in rpc(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata(request_id)):
             yield item
 
+    def _open(self, health_checked: bool) -> grpc.aio.Channel:
+        opts = channel_options(self._max_message_mb, health_checked=health_checked) + self._options
+        # Client spans carry the caller's trace context to the service.
+        if self._creds is not None:
+            return grpc.aio.secure_channel(self.address, self._creds, options=opts,
+                                           interceptors=tracing.client_interceptors())
+        return grpc.aio.insecure_channel(self.address, options=opts, interceptors=tracing.client_interceptors())
+
     async def health(self, service: str = "", timeout_s: float = 3.0) -> str:
         """SERVING, NOT_SERVING, UNKNOWN or UNREACHABLE."""
-        stub = health_pb2_grpc.HealthStub(self.channel)
+        if self._probe is None:
+            self._probe = self._open(health_checked=False)
+        stub = health_pb2_grpc.HealthStub(self._probe)
         try:
             resp = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.aio.AioRpcError:
@@ -130,3 +183,5 @@ class ServiceClient:
 
     async def close(self) -> None:
         await self.channel.close()
+        if self._probe is not None:
+            await self._probe.close()

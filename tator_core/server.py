@@ -89,7 +89,11 @@ async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningS
                  ("grpc.so_reuseport", 0),
                  # Clients reconnect now and then, so a scale-up is noticed without
                  # waiting for a connection to break; in-flight calls finish first.
-                 ("grpc.max_connection_age_ms", 300_000)],
+                 ("grpc.max_connection_age_ms", 300_000),
+                 # Clients ping idle connections every 10 s to notice a dead peer; accept that.
+                 ("grpc.keepalive_permit_without_calls", 1),
+                 ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+                 ("grpc.http2.max_ping_strikes", 0)],
     )
     spec.add_to_server(server)
     health_servicer = health.aio.HealthServicer()
