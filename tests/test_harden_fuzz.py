@@ -203,3 +203,42 @@ def test_qwen_json_parser_never_raises(text):
     extract_json(text)
     parsed = parse_synonyms(text, ["circle", "square"])
     assert parsed is not None
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio(loop_scope="module")
+async def test_slow_service_fails_naming_the_stage_and_caches_nothing(live):
+    """A detector slower than the orchestrator's deadline: the prepass fails with STAGE_FAILED naming
+    the stage and the upstream DEADLINE_EXCEEDED, and no result is cached for the image."""
+    from svc_orchestrator.server import build_spec
+    from svc_orchestrator.settings import OrchestratorSettings
+    from tator_core.client import ServiceClient
+    from tator_core.errors import parse_rpc_error
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+    from tator_core.server import start_server
+
+    stack, _, _ = live
+    addr = stack.addresses()
+    settings = OrchestratorSettings(
+        host="127.0.0.1", port=0, metrics_port=-1, data_root=stack.data_root, state_dir=stack.home / "slow-state",
+        detector_address=addr["detector"], sam3_address=addr["sam3"], qwen_address=addr["qwen"],
+        classifier_address=addr["classifier"], detector_timeout_s=0.001)
+    spec = build_spec(settings)
+    running = await start_server(spec, settings)
+    await running.ready.wait()
+    client = ServiceClient(running.address, pb_grpc.OrchestratorServiceStub, timeout_s=60)
+    root = stack.data_root / "synth"
+    image = str(sorted(root.glob("*/images/*.png"))[0].relative_to(root))
+    only_detectors = orchestrator_pb2.PrepassConfig(enable_sam3_text=False, enable_sam3_similarity=False,
+                                                    enable_classifier=False, enable_caption=False)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as ei:
+            await client.call("Prepass", orchestrator_pb2.PrepassRequest(
+                dataset_id="synth", dataset_image=image, config=only_detectors))
+        err = parse_rpc_error(ei.value)
+        assert err.reason == "STAGE_FAILED" and err.metadata["stage"] == "detectors", err
+        assert err.metadata["upstream_code"] == "DEADLINE_EXCEEDED", err
+        assert spec.app.cache.count() == 0  # type: ignore[attr-defined]
+    finally:
+        await client.close()
+        await running.stop(0)
