@@ -239,7 +239,7 @@ def train_head(params: TrainParams, *, backbone_id: str, backbone_version: str, 
     x_train, y_train = embedder.run(train_items, train_plan)
     x_val, y_val = embedder.run(val_items, val_plan)
     if len(set(y_train.tolist())) < 2:
-        raise errors.failed_precondition("NO_GROUND_TRUTH", f"{params.dataset_dir}: training crops cover "
+        raise errors.failed_precondition("NO_GROUND_TRUTH", f"dataset {params.dataset_dir.name!r}: training crops cover "
                                          f"{len(set(y_train.tolist()))} class(es); a head needs two or more")
     if cancelled():
         raise TrainingCancelled()

@@ -292,7 +292,7 @@ class DatasetCatalog:
                 return hit[1]
         ds = load_dataset(root, ds_id) if root.is_dir() and not root.is_symlink() else None
         if ds is None:
-            raise errors.not_found("DATASET_NOT_FOUND", f"no dataset {ds_id!r} under {self.data_root}",
+            raise errors.not_found("DATASET_NOT_FOUND", f"no dataset {ds_id!r}",
                                    dataset_id=ds_id)
         with self._lock:
             self._cache[ds_id] = (sig, ds)

@@ -68,6 +68,7 @@ async def served(tmp_path_factory):
     client = ServiceClient(running.address, pb_grpc.OrchestratorServiceStub, timeout_s=60)
     root = home / "data" / "synth"
     client.first_image = str(sorted(root.glob("*/images/*.png"))[0].relative_to(root))
+    client.home = home
     yield client
     await client.close()
     await running.stop(0)
@@ -97,3 +98,10 @@ async def test_unknown_calibration_id_fails_before_any_stage(served):
 async def test_hostile_requests_are_invalid_argument(served, method, request_):
     err = await status(served.call(method, request_))
     assert err.code == grpc.StatusCode.INVALID_ARGUMENT, err
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_not_found_names_no_server_path(served):
+    err = await status(served.call("Prepass", pb.PrepassRequest(dataset_id="nope", dataset_image="x.png")))
+    assert err.code == grpc.StatusCode.NOT_FOUND
+    assert str(served.home) not in err.message and all(str(served.home) not in v for v in err.metadata.values())

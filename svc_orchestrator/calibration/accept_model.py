@@ -79,7 +79,8 @@ def load(job_dir: Path) -> AcceptModel:
     try:
         mtime = meta_path.stat().st_mtime_ns
     except (FileNotFoundError, NotADirectoryError):
-        raise errors.not_found("NOT_FOUND", f"no accept model in {job_dir}", path=str(meta_path)) from None
+        raise errors.not_found("NOT_FOUND", f"no accept model for job {Path(job_dir).name}",
+                               job_id=Path(job_dir).name) from None
     key = str(base.resolve())
     with _cache_lock:
         hit = _cache.get(key)

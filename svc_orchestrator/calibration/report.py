@@ -202,7 +202,8 @@ def load_report(job_dir: Path) -> pb.CalibrationReport:
     try:
         data = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
-        raise errors.not_found("NOT_FOUND", f"no calibration report in {job_dir}", path=str(path)) from None
+        raise errors.not_found("NOT_FOUND", f"no calibration report for job {Path(job_dir).name}",
+                               job_id=Path(job_dir).name) from None
     proto = pb.CalibrationReport.FromString(data)
     full = Path(job_dir) / REPORT_JSON
     if not proto.labelmap and full.is_file():
