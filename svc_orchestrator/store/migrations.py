@@ -69,12 +69,21 @@ CREATE TABLE work_units (
 CREATE INDEX work_units_open ON work_units(state, lease_until);
 """
 
+# Counters kept on the job so that a progress report and a unit's end cost the same whatever the job's
+# size (no SUM or COUNT over its units), and an index that finds open units without a sort.
+_COUNTERS = """
+ALTER TABLE jobs ADD COLUMN units_left INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET units_left = (SELECT COUNT(*) FROM work_units u WHERE u.job_id = jobs.id AND u.state <> 2);
+CREATE INDEX work_units_claim ON work_units(state, job_id, unit)
+"""
+
 _SQLITE = {"real": "REAL", "blob": "BLOB", "empty_blob": "X''", "serial": "INTEGER"}
 _PG = {"real": "DOUBLE PRECISION", "blob": "BYTEA", "empty_blob": "''::bytea", "serial": "BIGINT"}
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs, job events, prepass cache, catalog", _JOBS.format(**_SQLITE), _JOBS.format(**_PG)),
     Migration(2, "work units of sharded jobs", _UNITS.format(**_SQLITE), _UNITS.format(**_PG)),
+    Migration(3, "per-job unit counter, claim index", _COUNTERS, _COUNTERS),
 )
 LATEST = MIGRATIONS[-1].version
 _VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "

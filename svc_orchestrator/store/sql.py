@@ -74,8 +74,8 @@ class SqlStore(Store):
             (job.id, seq, image, job.SerializeToString()))
 
     def insert_job(self, job, *, owner, lease_until, spec=b"", units=()):
-        cols = JOB_COLUMNS + ("owner", "lease_until", "sharded", "spec")
-        values = job_row(job) + [owner, lease_until, int(bool(units)), spec]
+        cols = JOB_COLUMNS + ("owner", "lease_until", "sharded", "spec", "units_left")
+        values = job_row(job) + [owner, lease_until, int(bool(units)), spec, len(units)]
         with self.tx() as t:
             t.q(f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values)
             for i, items in enumerate(units):
@@ -153,13 +153,15 @@ class SqlStore(Store):
     # --- work units ---------------------------------------------------------------------------------
     def claim_unit(self, owner, now, lease_until):
         with self.tx() as t:
-            row = t.q("SELECT u.job_id, u.unit, u.items, u.attempts FROM work_units u JOIN jobs j ON j.id = u.job_id "
+            row = t.q("SELECT u.job_id, u.unit, u.items, u.attempts, u.done FROM work_units u JOIN jobs j ON j.id = u.job_id "
                       f"WHERE j.{_ACTIVE_SQL} AND j.cancel_requested = 0 AND (u.state = ? OR "
                       "(u.state = ? AND u.lease_until < ?)) ORDER BY j.created_at, u.unit LIMIT 1"
                       f"{self.claim_rows}", (UNIT_PENDING, UNIT_CLAIMED, now)).fetchone()
             if row is None:
                 return None
-            job_id, unit, items, attempts = row
+            job_id, unit, items, attempts, old_done = row
+            if old_done:  # a reclaimed unit starts over: what its last owner reported no longer counts
+                t.q("UPDATE jobs SET done = done - ? WHERE id = ?", (old_done, job_id))
             t.q("UPDATE work_units SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1, done = 0 "
                 "WHERE job_id = ? AND unit = ?", (UNIT_CLAIMED, owner, lease_until, job_id, unit))
             job = t.q("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -170,18 +172,18 @@ class SqlStore(Store):
 
     def advance_unit(self, owner, job_id, unit, done, now, *, message="", image=""):
         with self.tx() as t:
-            row = t.q(f"SELECT created_at, state FROM jobs WHERE id = ?{self.lock_rows}", (job_id,)).fetchone()
+            row = t.q(f"SELECT created_at, state, done, total FROM jobs WHERE id = ?{self.lock_rows}",
+                      (job_id,)).fetchone()
             if row is None or row[1] not in ACTIVE:
                 return None
-            cur = t.q("UPDATE work_units SET done = ? WHERE job_id = ? AND unit = ? AND owner = ? AND state = ?",
-                      (done, job_id, unit, owner, UNIT_CLAIMED))
-            if cur.rowcount == 0:
+            held = t.q("SELECT done FROM work_units WHERE job_id = ? AND unit = ? AND owner = ? AND state = ?",
+                       (job_id, unit, owner, UNIT_CLAIMED)).fetchone()
+            if held is None:
                 return None
-            total_done = int(t.q("SELECT COALESCE(SUM(done), 0) FROM work_units WHERE job_id = ?",
-                                 (job_id,)).fetchone()[0])
-            job = t.q("SELECT total FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            t.q("UPDATE work_units SET done = ? WHERE job_id = ? AND unit = ?", (done, job_id, unit))
+            total_done, total = int(row[2]) + done - int(held[0]), int(row[3])
             elapsed = max(0.0, now - float(row[0]))
-            eta = elapsed / total_done * (job[0] - total_done) if total_done and job[0] >= total_done else 0.0
+            eta = elapsed / total_done * (total - total_done) if total_done and total >= total_done else 0.0
             return self._update(t, job_id, {"done": total_done, "eta_s": eta, "message": message, "updated_at": now},
                                 image, True)
 
@@ -204,8 +206,9 @@ class SqlStore(Store):
                       "AND state = ?", (UNIT_DONE, summary, job_id, unit, owner, UNIT_CLAIMED))
             if cur.rowcount == 0:
                 return None
-            left = t.q("SELECT COUNT(*) FROM work_units WHERE job_id = ? AND state <> ?", (job_id, UNIT_DONE)).fetchone()
-            if left[0]:
+            left = t.q("UPDATE jobs SET units_left = units_left - 1 WHERE id = ? RETURNING units_left",
+                       (job_id,)).fetchone()
+            if left[0] > 0:
                 return None
             return [r[0] for r in t.q("SELECT summary FROM work_units WHERE job_id = ? ORDER BY unit",
                                       (job_id,)).fetchall()]
