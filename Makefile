@@ -4,7 +4,11 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 TATOR := .venv/bin/tator
 export TATOR_HOME ?= $(CURDIR)/.tator
+# The models are trained on the seed-0 world (TRAIN_DATA, outside the data root the orchestrator lists);
+# the demo dataset `synth` is drawn with another seed, so every evaluation runs on unseen images.
+TRAIN_DATA := $(TATOR_HOME)/train/synth
 DATA := $(TATOR_HOME)/data/synth
+DEMO_SEED := 7
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
 .PHONY: demo test lint deadcode venv web web-test browser ui protos protos-check fixtures regress bench fuzz stack-up stack-down clean device-wheels device-dry protoset setup-postgres
@@ -54,13 +58,18 @@ protos-check: venv
 	$(PY) scripts/protos.py check
 
 # --- data and models (built once, reused) ------------------------------------
-$(DATA)/dataset.json: | venv
-	$(TATOR) data synth --seed 0 --images 200 --out $(DATA)
+$(TRAIN_DATA)/dataset.json: | venv
+	$(TATOR) data synth --seed 0 --images 200 --out $(TRAIN_DATA)
 
-$(MODELS): $(DATA)/dataset.json tests/fixtures/models/yolo-synth/best.pt
-	$(TATOR) models build --out $(TATOR_HOME)/models --data $(DATA)
+# The stamp names the seed, so a home built when the demo data was the training world is regenerated.
+$(DATA)/.seed-$(DEMO_SEED): | venv
+	$(TATOR) data synth --seed $(DEMO_SEED) --images 200 --out $(DATA)
+	touch $@
 
-fixtures: venv $(MODELS)
+$(MODELS): $(TRAIN_DATA)/dataset.json tests/fixtures/models/yolo-synth/best.pt tests/fixtures/models/yolo-synth/trained_on.json
+	$(TATOR) models build --out $(TATOR_HOME)/models --data $(TRAIN_DATA)
+
+fixtures: venv $(MODELS) $(DATA)/.seed-$(DEMO_SEED)
 
 # --- the two commands ----------------------------------------------------------
 demo: fixtures

@@ -33,7 +33,7 @@ from svc_classifier.training import (
 from tator_core import errors
 from tator_core.batching import device_executor
 from tator_core.hashing import path_version
-from tator_core.registry import ModelEntry, Registry
+from tator_core.registry import ModelEntry, Registry, TrainingRecord
 
 log = logging.getLogger("tator.classifier.runtime")
 
@@ -65,6 +65,7 @@ class HeadSlot:
     source: str                   # registry | trained
     backbone_hint: str = ""       # the registry entry's options.backbone
     head: Head | None = None
+    trained_on: TrainingRecord | None = None  # the registry entry's record
     error: str = ""
 
 
@@ -89,7 +90,8 @@ class ClassifierRuntime:
         self._lock = threading.RLock()
         self._trainings = 0
         for entry in self.registry.family("head"):
-            self._heads[entry.id] = HeadSlot(entry.id, entry.path, "registry", str(entry.options.get("backbone", "")))
+            self._heads[entry.id] = HeadSlot(entry.id, entry.path, "registry", str(entry.options.get("backbone", "")),
+                                              trained_on=entry.trained_on)
         default = self.registry.default("head")
         self.default_head_id = default.id if default else ""
         self._scan_heads_dir()
@@ -301,7 +303,8 @@ class ClassifierRuntime:
                     device=self.device, state=state, is_default=entry.id == self.default_backbone_id,
                     loaded=loaded is not None, labelmap=[],
                     reason=self._load_errors.get(entry.id, entry.missing_reason),
-                    extra={"pooling": loaded.pooling, "dim": str(loaded.dim)} if loaded else {})
+                    extra={"pooling": loaded.pooling, "dim": str(loaded.dim)} if loaded else {},
+                    trained_on=entry.trained_on)
 
     def head_info(self, head_id: str) -> dict:
         slot = self._heads[head_id]
@@ -320,7 +323,8 @@ class ClassifierRuntime:
         return dict(id=slot.id, family="head", version=version, device="cpu", state=state,
                     is_default=slot.id == self.default_head_id, loaded=head is not None,
                     labelmap=list(head.classes) if head else [],
-                    reason=slot.error or ("" if exists else f"weights not found at {slot.path}"), extra=extra)
+                    reason=slot.error or ("" if exists else f"weights not found at {slot.path}"), extra=extra,
+                    trained_on=slot.trained_on)
 
     async def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -20,6 +20,7 @@ from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pb_grpc
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import DecodedImage, ImageStore
 from tator_core.paths import confine
+from tator_core.registry import training_pb
 from tator_core.server import ServiceSpec
 
 log = logging.getLogger("tator.classifier")
@@ -43,7 +44,8 @@ def _timing(stages: list[plain.Stage], queue_ms: float, started: float) -> commo
 def model_info(d: dict) -> common_pb2.ModelInfo:
     return common_pb2.ModelInfo(id=d["id"], family=d["family"], version=d["version"], labelmap=d["labelmap"],
                                 device=d["device"], state=STATES[d["state"]], reason=d["reason"],
-                                is_default=d["is_default"], loaded=d["loaded"], extra=d["extra"])
+                                is_default=d["is_default"], loaded=d["loaded"], extra=d["extra"],
+                                trained_on=training_pb(d.get("trained_on")))
 
 
 def train_params(request: pb.TrainHeadRequest, settings: ClassifierSettings) -> TrainParams:

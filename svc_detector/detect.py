@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from svc_detector.backends import RawDetections
 from svc_detector.models import ModelManager
-from svc_detector.params import DetectParams
+from svc_detector.params import DEFAULT_TILE, MAX_TILE, DetectParams
 from tator_core import errors
 from tator_core.geometry import XYXY, Scored, Win, clip_box, is_valid_box, merge, shift_box, tile_windows
 from tator_core.images import DecodedImage
@@ -58,6 +58,7 @@ class PassRun:
     kept_detections: int = 0
     compute_ms: float = 0.0
     batch_size: int = 0
+    tile_size: int = 0
 
 
 @dataclass
@@ -94,6 +95,24 @@ def plan_windows(width: int, height: int, params: DetectParams, max_tiles: int) 
     return plan
 
 
+def tile_size_for(width: int, height: int, params: DetectParams, input_size: int, max_tiles: int,
+                  warnings: list[str], model_id: str) -> int:
+    """The request's tile size, else the model's own input size: a tile then reaches the model at
+    its native scale, where a 640 px tile fed to a 160 px model shrinks a 20 px object to 5 px.
+    A default that would need more than `max_tiles` tiles grows (with a warning) until it fits; an
+    explicit size is the caller's choice and is refused instead (plan_windows)."""
+    if params.tile_size:
+        return params.tile_size
+    size = input_size or DEFAULT_TILE
+    first = size
+    while size < MAX_TILE and len(tile_windows(width, height, size, params.overlap)) > max_tiles:
+        size = min(MAX_TILE, int(size * 1.25) + 1)
+    if size != first:
+        warnings.append(f"{model_id}: tiles enlarged from its input size {first} px to {size} px to stay within "
+                        f"{max_tiles} tiles on a {width}x{height} image")
+    return size
+
+
 def check_labelmap(model_id: str, labelmap: Sequence[str], expected: Sequence[str]) -> None:
     diffs = labelmap_diff(labelmap, expected)
     if diffs:
@@ -128,16 +147,22 @@ def merge_model(dets: dict[str, list[Det]], params: DetectParams) -> list[Det]:
 async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectParams, manager: ModelManager,
                  *, max_tiles: int = 256) -> DetectResult:
     ids, warnings = manager.select(model_ids)
-    plan = plan_windows(image.width, image.height, params, max_tiles)
-    windows = [w for p in params.passes for w in plan[p]]
+    if params.tile_size:  # an explicit plan over the cap fails before any model loads
+        plan_windows(image.width, image.height, params, max_tiles)
     # Load and check every model before any inference: a mismatch fails the call, it is not a warning.
     backends = {mid: await manager.load(mid) for mid in ids}
     if params.expected_labelmap:
         for mid, backend in backends.items():
             check_labelmap(mid, backend.labelmap, params.expected_labelmap)
-    crops = [image.crop(w.box) for w in windows]
+    sizes = {mid: tile_size_for(image.width, image.height, params, getattr(backends[mid], "input_size", 0),
+                                max_tiles, warnings, mid) if TILED in params.passes else 0 for mid in ids}
+    plans = {mid: plan_windows(image.width, image.height, dataclasses.replace(params, tile_size=sizes[mid]),
+                               max_tiles) for mid in ids}
+    views: dict[XYXY, object] = {}  # models with the same tile size share the crops
+    crops = {mid: [views.setdefault(w.box, image.crop(w.box)) for p in params.passes for w in plans[mid][p]]
+             for mid in ids}
     outcomes = await asyncio.gather(
-        *(manager.infer(mid, crops, conf=params.conf, iou=params.iou, max_det=params.max_det) for mid in ids),
+        *(manager.infer(mid, crops[mid], conf=params.conf, iou=params.iou, max_det=params.max_det) for mid in ids),
         return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
@@ -148,12 +173,13 @@ async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectPa
     stages: list[Stage] = []
     for mid, (out, stats) in zip(ids, outcomes):  # type: ignore[misc]
         backend = backends[mid]
+        plan = plans[mid]
         t0 = time.perf_counter()
         by_pass: dict[str, list[Det]] = {}
         model_runs: dict[str, PassRun] = {}
         k = 0
         for p in params.passes:
-            run = PassRun(mid, backend.family, p, len(plan[p]), 0)
+            run = PassRun(mid, backend.family, p, len(plan[p]), 0, tile_size=sizes[mid] if p == TILED else 0)
             by_pass[p] = []
             for win in plan[p]:
                 raw = out.dets[k]

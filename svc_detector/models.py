@@ -30,7 +30,7 @@ from svc_detector.backends import Backend, RawDetections, load_backend
 from svc_detector.settings import DetectorSettings
 from tator_core import errors
 from tator_core.batching import BatchStats, MicroBatcher, device_executor
-from tator_core.registry import ModelEntry, Registry
+from tator_core.registry import ModelEntry, Registry, TrainingRecord
 
 log = logging.getLogger("tator.detector.models")
 
@@ -75,6 +75,7 @@ class ModelStatus:
     is_default: bool
     loaded: bool
     extra: dict[str, str] = field(default_factory=dict)
+    trained_on: TrainingRecord | None = None
 
 
 @dataclass
@@ -161,7 +162,7 @@ class ModelManager:
             labelmap=list(backend.labelmap if backend is not None else entry.labelmap or []),
             device=self.device, state=state, reason=reason,
             is_default=default is not None and default.id == entry.id, loaded=backend is not None,
-            extra=dict(backend.extra) if backend is not None else {})
+            extra=dict(backend.extra) if backend is not None else {}, trained_on=entry.trained_on)
 
     def statuses(self) -> list[ModelStatus]:
         return [self.status(mid) for mid in self._slots]

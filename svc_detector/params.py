@@ -1,7 +1,8 @@
 """Detect request settings: defaults, validation, and what the response echoes.
 
 Every setting is request data with a documented default (spec §2.1/§4.1:
-conf 0.45, NMS IoU 0.45, max_det 300, tile 640, overlap 0.2, merge IoU 0.5).
+conf 0.45, NMS IoU 0.45, max_det 300, overlap 0.2, merge IoU 0.5; the tile size defaults to each
+model's input size, see `detect.tile_size_for`).
 Out-of-range values are refused with INVALID_ARGUMENT naming the field; the old
 service clamped them and added a warning, so a typo silently changed results.
 """
@@ -20,6 +21,7 @@ MERGE_METHODS = ("nms", "wbf")
 DEFAULT_CONF = 0.45
 DEFAULT_IOU = 0.45
 DEFAULT_MAX_DET = 300
+#: Tile size for a model that states no input size.
 DEFAULT_TILE = 640
 DEFAULT_OVERLAP = 0.2
 DEFAULT_MERGE_IOU = 0.5
@@ -37,7 +39,7 @@ class DetectParams:
     conf: float = DEFAULT_CONF
     iou: float = DEFAULT_IOU
     max_det: int = DEFAULT_MAX_DET
-    tile_size: int = DEFAULT_TILE
+    tile_size: int = 0  # 0 = each model's input size
     overlap: float = DEFAULT_OVERLAP
     merge_method: str = "nms"
     merge_iou: float = DEFAULT_MERGE_IOU
@@ -70,10 +72,10 @@ def resolve_params(*, mode: str | None = None, conf: float | None = None, iou: f
         warnings.append("tile_plan.include_full with mode TILED ran the full frame too (mode BOTH)")
     if max_det is not None and not 1 <= max_det <= MAX_DET_LIMIT:
         raise errors.invalid_argument("max_det", f"must be in [1, {MAX_DET_LIMIT}], got {max_det}")
-    size = tile_size or DEFAULT_TILE
-    if not MIN_TILE <= size <= MAX_TILE:
+    size = tile_size or 0
+    if size and not MIN_TILE <= size <= MAX_TILE:
         raise errors.invalid_argument(
-            "tile_plan.size", f"must be 0 (default {DEFAULT_TILE}) or in [{MIN_TILE}, {MAX_TILE}], got {size}")
+            "tile_plan.size", f"must be 0 (each model's input size) or in [{MIN_TILE}, {MAX_TILE}], got {size}")
     method = (merge_method or "nms").lower()
     if method not in MERGE_METHODS:
         raise errors.invalid_argument("merge.method", f"must be one of {', '.join(MERGE_METHODS)}, got {method!r}")

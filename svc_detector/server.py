@@ -15,7 +15,7 @@ from svc_detector.settings import DetectorSettings
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
 from tator_core.images import ImageStore
-from tator_core.registry import Registry
+from tator_core.registry import Registry, training_pb
 from tator_core.server import ServiceSpec
 from tator_core.settings import resolve_device
 
@@ -47,7 +47,7 @@ def model_info_pb(s: ModelStatus) -> common_pb2.ModelInfo:
     return common_pb2.ModelInfo(
         id=s.id, family=s.family, version=s.version, labelmap=s.labelmap, device=s.device,
         state=common_pb2.ModelState.Value(f"MODEL_STATE_{s.state}"), reason=s.reason, is_default=s.is_default,
-        loaded=s.loaded, extra=s.extra)
+        loaded=s.loaded, extra=s.extra, trained_on=training_pb(s.trained_on))
 
 
 def params_from_request(request: detector_pb2.DetectRequest):
@@ -73,7 +73,8 @@ def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> dete
         detections=[detection_pb(d) for d in result.detections],
         runs=[detector_pb2.ModelRun(model_id=r.model_id, source=r.source, kind=_PASS_ENUMS[r.pass_], tiles=r.tiles,
                                     raw_detections=r.raw_detections, kept_detections=r.kept_detections,
-                                    compute_ms=r.compute_ms, batch_size=r.batch_size) for r in result.runs],
+                                    compute_ms=r.compute_ms, batch_size=r.batch_size, tile_size=r.tile_size)
+              for r in result.runs],
         merge=detector_pb2.MergeSettings(method=_MERGE_ENUMS[p.merge_method], iou=p.merge_iou),
         conf=p.conf, iou=p.iou, max_det=p.max_det,
         tile_plan=common_pb2.TilePlan(size=p.tile_size, overlap=p.overlap, include_full=p.mode == "both"),

@@ -257,7 +257,9 @@ class Orchestrator:
         dataset = self.datasets.get(request.dataset_id)
         cal = calibration_module()
         env = CalibrationEnv(self)
-        cal.check_guards(await env.list_models(), dataset, request.config)
+        models = await env.list_models()
+        cal.check_guards(models, dataset, request.config)
+        await cal.check_leakage(env, models, dataset, request.config)
         config = pb.CalibrationConfig()
         config.CopyFrom(request.config)
 

@@ -8,6 +8,9 @@ models:
     labelmap: [circle, square, triangle]   # optional
     default: true
     options: {}           # family-specific
+    trained_on:           # optional: what the model was fitted or selected on
+      description: synthetic shapes world, seed 0, train+val splits
+      image_sha256: [<sha256 of each image file>, ...]
 ```
 
 Each service reads the entries of its own families. A missing file makes
@@ -17,12 +20,15 @@ that model MISSING with a reason; it never stops a service from starting
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from tator_core import errors
+from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.hashing import cached_path_version, path_version
 
 FAMILIES = frozenset({"yolo", "rfdetr", "sam3", "qwen", "clip", "dinov3", "head"})
@@ -30,6 +36,40 @@ FAMILIES = frozenset({"yolo", "rfdetr", "sam3", "qwen", "clip", "dinov3", "head"
 
 class RegistryError(ValueError):
     """The registry file itself is malformed."""
+
+
+def list_sha256(shas: Iterable[str]) -> str:
+    """SHA-256 of a set of image digests: sorted, one per line (so order and duplicates do not matter)."""
+    return hashlib.sha256("".join(f"{s}\n" for s in sorted(set(shas))).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """The images a model was fitted or selected on (validation images count: checkpoint selection
+    and early stopping look at them), by the SHA-256 of each image file."""
+
+    description: str
+    image_sha256: frozenset[str]
+
+    @property
+    def list_sha256(self) -> str:
+        return list_sha256(self.image_sha256)
+
+    @classmethod
+    def parse(cls, raw: object, where: str) -> TrainingRecord:
+        if not isinstance(raw, dict) or not isinstance(raw.get("image_sha256"), list):
+            raise RegistryError(f"{where}.trained_on needs an image_sha256 list")
+        shas = frozenset(str(s).lower() for s in raw["image_sha256"])
+        if any(len(s) != 64 or any(c not in "0123456789abcdef" for c in s) for s in shas):
+            raise RegistryError(f"{where}.trained_on.image_sha256 holds a value that is not a SHA-256 hex digest")
+        record = cls(str(raw.get("description", "")), shas)
+        if raw.get("list_sha256") and raw["list_sha256"] != record.list_sha256:
+            raise RegistryError(f"{where}.trained_on.list_sha256 does not match its image_sha256 list")
+        return record
+
+    def to_dict(self) -> dict:
+        return {"description": self.description, "images": len(self.image_sha256), "list_sha256": self.list_sha256,
+                "image_sha256": sorted(self.image_sha256)}
 
 
 @dataclass
@@ -40,6 +80,7 @@ class ModelEntry:
     labelmap: list[str] | None = None
     default: bool = False
     options: dict = field(default_factory=dict)
+    trained_on: TrainingRecord | None = None
 
     @property
     def exists(self) -> bool:
@@ -89,6 +130,8 @@ class Registry:
                 id=str(raw["id"]), family=fam, path=p if p.is_absolute() else (path.parent / p).resolve(),
                 labelmap=[str(x) for x in raw["labelmap"]] if raw.get("labelmap") else None,
                 default=bool(raw.get("default", False)), options=dict(raw.get("options") or {}),
+                trained_on=TrainingRecord.parse(raw["trained_on"], f"{path}: models[{i}]")
+                if raw.get("trained_on") else None,
             ))
         return cls(entries, path)
 
@@ -110,3 +153,11 @@ class Registry:
         if entry is None:
             raise errors.failed_precondition("MODEL_MISSING", f"no {family} model in the registry", family=family)
         return entry
+
+
+def training_pb(record: TrainingRecord | None) -> common_pb2.TrainingData | None:
+    """The registry's training record as the ModelInfo.trained_on message (None: unknown)."""
+    if record is None:
+        return None
+    return common_pb2.TrainingData(description=record.description, images=len(record.image_sha256),
+                                   list_sha256=record.list_sha256, image_sha256=sorted(record.image_sha256))

@@ -22,8 +22,12 @@ YOLO_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "models" / "yolo-synth" / "bes
 #: The committed fuzz pack.
 FUZZ_PACK_DIR = REPO_ROOT / "tests" / "fixtures" / "fuzz_pack"
 
-#: Seed and size of the demo dataset (`tator data synth` defaults).
-DEMO_SEED = 0
+#: Seed of the training world: the fixture YOLO and the classifier head were fitted on its train and val
+#: splits, so no evaluation may use it (the calibration refuses a test split that holds its images).
+TRAIN_SEED = 0
+#: Seed and size of the demo dataset `synth` (`tator data synth` defaults): nothing in the stack was
+#: trained on it, so the demo, the Tier 1/2 steps and the regression baseline evaluate on unseen images.
+DEMO_SEED = 7
 DEMO_IMAGES = 200
 
 
@@ -45,5 +49,11 @@ def default_data_root() -> Path:
 
 
 def default_synth_dir() -> Path:
-    """The demo dataset: `tator data synth --seed 0 --images 200` writes here."""
+    """The demo dataset: `tator data synth` (seed DEMO_SEED, 200 images) writes here."""
     return default_data_root() / "synth"
+
+
+def default_train_dir() -> Path:
+    """The training world (seed TRAIN_SEED) the classifier head is fitted on: outside the data root, so
+    the orchestrator never lists it as a dataset to evaluate on."""
+    return tator_home() / "train" / "synth"

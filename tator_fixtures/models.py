@@ -27,10 +27,11 @@ from typing import Any
 
 import yaml
 
-from tator_fixtures import DEMO_IMAGES, DEMO_SEED, YOLO_FIXTURE
+from tator_fixtures import DEMO_IMAGES, TRAIN_SEED, YOLO_FIXTURE
 from tator_fixtures.fuzz_pack import sha256_file
 from tator_fixtures.synth import GENERATOR_VERSION, SPLITS, generate
 from tator_fixtures.train_yolo import YOLO_ENTRY
+from tator_fixtures.trained_on import RECORD_FILE, describe, read_record, record_of, split_images
 
 REGISTRY = "registry.yaml"
 STAMP = ".build-stamp.json"
@@ -44,7 +45,7 @@ BUILDERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def ensure_synth(data: Path, *, seed: int = DEMO_SEED, images: int = DEMO_IMAGES) -> Path:
+def ensure_synth(data: Path, *, seed: int = TRAIN_SEED, images: int = DEMO_IMAGES) -> Path:
     """Make sure a complete synthetic dataset is at `data`: an existing one is used as is (whatever
     its seed), one from an older generator is regenerated with its own seed and size, and a missing one
     is generated with `seed`/`images`."""
@@ -74,6 +75,7 @@ def _inputs_hash(data: Path, seed: int) -> str:
     inputs = {
         "seed": seed,
         "yolo": sha256_file(YOLO_FIXTURE),
+        "yolo_trained_on": sha256_file(YOLO_FIXTURE.parent / RECORD_FILE),
         "dataset": sha256_file(data / "dataset.json"),
         "builders": {module: _builder_source_hash(module) for module in BUILDERS},
         "self": sha256_file(Path(__file__)),
@@ -106,6 +108,18 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _record_training(entries: list[dict[str, Any]], data: Path) -> None:
+    """Attach what each trained model saw: the committed record of the YOLO fixture, and the train and
+    val splits of `data` for the classifier heads (fitted on train, early-stopped on val)."""
+    yolo = read_record(YOLO_FIXTURE.parent / RECORD_FILE)
+    head = record_of(split_images(data, ("train", "val")), describe(data, "train split (fit) and val split"))
+    for entry in entries:
+        if entry["id"] == YOLO_ENTRY["id"]:
+            entry["trained_on"] = yolo.to_dict()
+        elif entry["family"] == "head":
+            entry["trained_on"] = head.to_dict()
+
+
 def build_models(out: Path, *, data: Path, seed: int = 0, force: bool = False) -> Path:
     """Build every model into `out` (once) and return the registry path. `data` is the synthetic
     dataset the classifier head trains on; it is generated with the demo settings if absent."""
@@ -122,6 +136,7 @@ def build_models(out: Path, *, data: Path, seed: int = 0, force: bool = False) -
     for module, extra in BUILDERS.items():  # all exist: _inputs_hash checked them
         entries += importlib.import_module(module).build(out, seed=seed, **{k: available[k] for k in extra})
     _check_entries(entries)
+    _record_training(entries, data)
     _write_atomic(out / REGISTRY, "# Written by `tator models build`; paths are relative to this file.\n"
                   + yaml.safe_dump({"models": entries}, sort_keys=False))
     _write_atomic(out / STAMP, json.dumps({"inputs": inputs}, indent=2) + "\n")

@@ -49,6 +49,14 @@ def _stage(data: Path, split: str, dest: Path) -> None:
         shutil.copyfile(data / split / "labels" / f"{image.stem}.txt", dest / split / "labels" / f"{image.stem}.txt")
 
 
+def training_record(data: Path):
+    """What `train` fits on (small train images) and selects best.pt on (small val images)."""
+    from tator_fixtures.trained_on import describe, record_of
+
+    return record_of(small_images(data, "train") + small_images(data, "val"),
+                     describe(data, "small images of the train split (fit) and val split (best.pt selection)"))
+
+
 def train(data: Path, out: Path, *, seed: int = 0, epochs: int = 120, imgsz: int = FIXTURE_IMGSZ,
           batch: int = 8) -> float:
     """Train and copy best.pt to `out`; returns the training wall time in seconds.
@@ -134,6 +142,9 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=FIXTURE_IMGSZ)
     args = parser.parse_args()
     elapsed = train(args.data, args.out, seed=args.seed, epochs=args.epochs, imgsz=args.imgsz)
+    from tator_fixtures.trained_on import RECORD_FILE, write_record
+
+    write_record(training_record(args.data), args.out.parent / RECORD_FILE)
     result = evaluate(args.out, args.data, split="test", imgsz=args.imgsz)
     print(f"trained in {elapsed:.0f} s -> {args.out}; test split (small images): {result}")
 

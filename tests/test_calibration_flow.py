@@ -179,9 +179,34 @@ def test_prior_comes_from_training_split_only(both, ds) -> None:
     assert report["size_prior"] != fit_size_prior(everything).to_dict()
 
 
+def test_every_rate_has_an_interval_and_the_report_says_what_it_rests_on(both, ds) -> None:
+    rep, _, job_dir = both
+    report = _doc(job_dir)
+    test = report["data"]["test"]
+    assert (len(rep.test.images), rep.test.ground_truth) == (test["images"], test["gt"]) and test["images"] > 0
+    large = [n for n in rep.test.images if max(ds.image_size(ds.item(n))) >= pipeline.LARGE_SIDE]
+    assert rep.large_side == pipeline.LARGE_SIDE and rep.test.large_images == len(large)
+    assert rep.test.large_ground_truth == sum(len(ds.ground_truth(ds.item(n))) for n in large)
+    for r in rep.results:
+        for m in (r.overall, *r.per_class.values()):
+            for name in ("precision", "recall", "f1"):
+                ci = getattr(m, f"{name}_ci")
+                assert m.HasField(f"{name}_ci") and ci.lower - 1e-4 <= getattr(m, name) <= ci.upper + 1e-4
+        big = r.large_scenes
+        assert big.tp + big.fn == rep.test.large_ground_truth
+        assert big.recall_ci.lower - 1e-4 <= big.recall <= big.recall_ci.upper + 1e-4
+    assert len(rep.models) == 2
+    for m in rep.models:
+        cm = m.candidate_metrics
+        assert cm.HasField("expected_calibration_error") and 0 <= cm.expected_calibration_error <= 1
+        assert len(cm.reliability) == 10 and sum(b.count for b in cm.reliability) == cm.rows
+        assert cm.reliability[0].lower == 0 and cm.reliability[-1].upper == 1
+    assert rep.training_overlap and not any(o.known for o in rep.training_overlap) and not rep.warnings
+
+
 def test_artifacts_and_load_report(both) -> None:
     rep, _, job_dir = both
-    assert len(rep.artifacts) == 3
+    assert len(rep.artifacts) == 4  # report.json, PR curves, per-class F1, reliability diagram
     for path in rep.artifacts:
         p = Path(path)
         assert p.is_file() and p.parent == job_dir

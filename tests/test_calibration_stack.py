@@ -45,7 +45,7 @@ HEAD: dict[str, str] = {}
 
 
 def prepass_config() -> pb.PrepassConfig:
-    return pb.PrepassConfig(detector_conf=0.25, sahi_window_size=224, sam3_text_window_extension=False,
+    return pb.PrepassConfig(detector_conf=0.25, sam3_text_window_extension=False,
                             similarity_window_extension=False, sam3_text_synonym_budget=0, enable_caption=False,
                             classifier_id=HEAD.get("id", ""))
 

@@ -12,11 +12,12 @@ import pytest
 
 from svc_detector import models as models_mod
 from svc_detector.backends import RawDetections, resolve_labelmap
-from svc_detector.detect import detect, plan_windows
+from svc_detector.detect import detect, plan_windows, tile_size_for
 from svc_detector.models import ModelManager
 from svc_detector.params import DetectParams, resolve_params
 from svc_detector.settings import DetectorSettings
 from tator_core.errors import TatorError
+from tator_core.geometry import tile_windows
 from tator_core.images import DecodedImage
 from tator_core.registry import ModelEntry, Registry
 
@@ -85,7 +86,7 @@ async def warmed(manager: ModelManager, backend: FakeBackend) -> ModelManager:
 def test_defaults_are_the_documented_ones():
     params, warnings = resolve_params()
     assert (params.mode, params.conf, params.iou, params.max_det) == ("full", 0.45, 0.45, 300)
-    assert (params.tile_size, params.overlap, params.merge_method, params.merge_iou) == (640, 0.2, "nms", 0.5)
+    assert (params.tile_size, params.overlap, params.merge_method, params.merge_iou) == (0, 0.2, "nms", 0.5)
     assert warnings == []
 
 
@@ -266,3 +267,14 @@ def test_settings_accept_the_stack_flags_and_own_fields():
     assert (settings.port, settings.metrics_port, settings.device, str(settings.registry)) == (
         50051, 9461, "cpu", "/m/registry.yaml")
     assert (settings.max_batch, settings.max_delay_ms, settings.max_queue) == (4, 0.0, 2)
+
+
+def test_default_tile_size_is_the_input_size_and_grows_to_fit_the_cap() -> None:
+    warnings: list[str] = []
+    params = DetectParams(mode="tiled", overlap=0.2)
+    assert tile_size_for(1024, 1024, params, 160, 256, warnings, "m") == 160 and not warnings
+    grown = tile_size_for(4000, 3000, params, 160, 64, warnings, "m")
+    assert len(tile_windows(4000, 3000, grown, 0.2)) <= 64 < len(tile_windows(4000, 3000, 160, 0.2))
+    assert len(warnings) == 1 and "160 px" in warnings[0]
+    assert tile_size_for(1024, 1024, params, 0, 256, [], "m") == 640  # no stated input size
+    assert tile_size_for(4000, 3000, DetectParams(mode="tiled", tile_size=100), 160, 64, [], "m") == 100

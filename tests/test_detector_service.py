@@ -191,7 +191,7 @@ async def test_empty_model_ids_run_each_family_default(service, scene):
     data, _, _ = scene
     resp = await service.call("Detect", detect_request(data), image_data=data)
     assert [(r.model_id, _kind(r)) for r in resp.runs] == [(YOLO_ID, "full"), ("rfdetr-nano", "full")]
-    assert (resp.mode, round(resp.conf, 3), resp.tile_plan.size) == (pb.DETECT_MODE_FULL, 0.45, 640)
+    assert (resp.mode, round(resp.conf, 3), resp.tile_plan.size) == (pb.DETECT_MODE_FULL, 0.45, 0)
 
 
 async def test_tiled_with_no_detections_stays_empty_and_says_what_ran(service, scene):
@@ -202,6 +202,23 @@ async def test_tiled_with_no_detections_stays_empty_and_says_what_ran(service, s
     assert len(resp.detections) == 0
     assert [(_kind(r), r.raw_detections, r.kept_detections) for r in resp.runs] == [("tiled", 0, 0)]
     assert resp.mode == pb.DETECT_MODE_TILED and not resp.tile_plan.include_full
+
+
+async def test_default_tiles_are_each_models_input_size(service, scene):
+    """No tile size in the request: YOLO tiles at its registry imgsz (160), RF-DETR at its resolution."""
+    data, width, height = scene
+    req = detect_request(data, mode=pb.DETECT_MODE_TILED, conf=0.99)
+    resp = await service.call("Detect", req, image_data=data)
+    sizes = {r.model_id: r.tile_size for r in resp.runs}
+    rfdetr = next(m for m in (await service.call("ListModels", pb.ListModelsRequest())).models
+                  if m.id == "rfdetr-nano")
+    assert sizes == {YOLO_ID: 160, "rfdetr-nano": int(rfdetr.extra["resolution"])}
+    assert resp.tile_plan.size == 0
+    tiles = {r.model_id: r.tiles for r in resp.runs}
+    assert tiles[YOLO_ID] > 1 or max(width, height) <= 160
+    explicit = await service.call("Detect", detect_request(data, mode=pb.DETECT_MODE_TILED, conf=0.99,
+                                                           tile_plan={"size": 96}), image_data=data)
+    assert {r.tile_size for r in explicit.runs} == {96}
 
 
 async def test_wbf_merge_is_echoed(service, scene):

@@ -9,11 +9,12 @@ import pytest
 import yaml
 
 from tator_core.registry import Registry
-from tator_fixtures import DEMO_IMAGES, DEMO_SEED, LABELMAP, YOLO_FIXTURE
+from tator_fixtures import DEMO_IMAGES, DEMO_SEED, LABELMAP, TRAIN_SEED, YOLO_FIXTURE
 from tator_fixtures import models as models_mod
 from tator_fixtures.fuzz_pack import sha256_file
 from tator_fixtures.synth import generate
-from tator_fixtures.train_yolo import FIXTURE_IMGSZ, evaluate
+from tator_fixtures.train_yolo import FIXTURE_IMGSZ, evaluate, training_record
+from tator_fixtures.trained_on import RECORD_FILE, read_record, split_images
 
 README = YOLO_FIXTURE.parent / "README.md"
 
@@ -32,10 +33,24 @@ def test_weights_load_with_the_synthetic_labelmap() -> None:
 
 def test_recall_on_the_synthetic_test_split(tmp_path: Path) -> None:
     """Same seed and size as the README's dataset command; only the test split is rendered."""
-    generate(tmp_path, seed=DEMO_SEED, images=DEMO_IMAGES, splits=("test",))
+    generate(tmp_path, seed=TRAIN_SEED, images=DEMO_IMAGES, splits=("test",))
     result = evaluate(YOLO_FIXTURE, tmp_path, split="test", imgsz=FIXTURE_IMGSZ, conf=0.25, iou=0.5)
     assert result["gt"] >= 40
     assert result["recall"] >= 0.9, result
+
+
+def test_training_record_is_the_regenerated_training_world(tmp_path: Path) -> None:
+    """The committed record lists exactly the files `train_yolo` fits and selects on, as this machine
+    renders them: if rendering drifted, the leakage check would miss them, so this test fails instead."""
+    generate(tmp_path, seed=TRAIN_SEED, images=DEMO_IMAGES, splits=("train", "val"))
+    committed = read_record(YOLO_FIXTURE.parent / RECORD_FILE)
+    assert training_record(tmp_path).image_sha256 == committed.image_sha256
+    assert len(committed.image_sha256) == 149  # 123 small train + 26 small val images (see the README)
+    assert "seed 0" in committed.description
+
+
+def test_demo_seed_is_not_the_training_seed() -> None:
+    assert DEMO_SEED != TRAIN_SEED
 
 
 # --- tator models build ---------------------------------------------------------------------------
@@ -81,6 +96,9 @@ def test_models_build_writes_a_registry_once(small_dataset: Path, tmp_path: Path
     assert yolo.family == "yolo" and yolo.default and yolo.labelmap == list(LABELMAP)
     assert sha256_file(yolo.path) == sha256_file(YOLO_FIXTURE)
     assert yolo.options == {"imgsz": FIXTURE_IMGSZ}
+    assert yolo.trained_on == read_record(YOLO_FIXTURE.parent / RECORD_FILE)
+    head = registry.get("head-synth").trained_on
+    assert head is not None and len(head.image_sha256) == len(split_images(small_dataset, ("train", "val"))) > 0
     assert (out / "calls.log").read_text() == "sam3-tiny \nhead-synth dataset_dir\n"
 
     models_mod.build_models(out, data=small_dataset)  # stamp matches: nothing is rebuilt

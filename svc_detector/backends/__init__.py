@@ -41,6 +41,9 @@ class Backend(Protocol):
     family: str
     labelmap: list[str]
     extra: dict[str, str]
+    #: Side in pixels the model sees its input at (YOLO imgsz, RF-DETR resolution): the default tile size,
+    #: so a tile reaches the model at its own scale and small objects are not shrunk away.
+    input_size: int
 
     def predict(self, images: Sequence[np.ndarray], *, conf: float, iou: float,
                 max_det: int) -> list[RawDetections]: ...

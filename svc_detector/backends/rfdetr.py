@@ -36,7 +36,8 @@ class RfdetrBackend:
     def __init__(self, model: Any, labelmap: list[str], variant: str) -> None:
         self.model = model
         self.labelmap = labelmap
-        self.extra = {"variant": variant, "resolution": str(model.model.resolution)}
+        self.input_size = int(model.model.resolution)
+        self.extra = {"variant": variant, "resolution": str(self.input_size)}
 
     def predict(self, images: Sequence[np.ndarray], *, conf: float, iou: float,
                 max_det: int) -> list[RawDetections]:

@@ -25,6 +25,7 @@ class YoloBackend:
         self.model = model
         self.labelmap = labelmap
         self.imgsz = imgsz
+        self.input_size = imgsz
         self.device = device
         self.extra = {"imgsz": str(imgsz)}
 

@@ -1,7 +1,7 @@
 """Calibration: accept/reject models over cached prepass candidates (spec §3, fixing §8.1–8.5, §8.13).
 
-The orchestrator uses four names (its interface with this package):
-`check_guards` (before creating a job), `run_calibration` (the job),
+The orchestrator uses these names (its interface with this package):
+`check_guards` and `check_leakage` (before creating a job), `run_calibration` (the job),
 `load_report` (GetCalibrationReport) and `apply_accept_model` (Prepass with a
 calibration id). `CalibrationEnv` is what the job needs from the orchestrator.
 
@@ -16,7 +16,7 @@ documented hyperparameters and early stopping, thresholds per class on val.
 """
 
 from svc_orchestrator.calibration.accept_model import apply_accept_model, needs_embeddings
-from svc_orchestrator.calibration.flow import CalibrationEnv, check_guards, load_report, run_calibration
+from svc_orchestrator.calibration.flow import CalibrationEnv, check_guards, check_leakage, load_report, run_calibration
 
-__all__ = ["CalibrationEnv", "apply_accept_model", "check_guards", "load_report", "needs_embeddings",
-           "run_calibration"]
+__all__ = ["CalibrationEnv", "apply_accept_model", "check_guards", "check_leakage", "load_report",
+           "needs_embeddings", "run_calibration"]

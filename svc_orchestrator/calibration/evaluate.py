@@ -76,6 +76,17 @@ class EvalResult:
     fp_kinds: dict[str, int]
     images: int
     predictions: int                           # after dedupe
+    by_image: list[tuple[str, dict[str, Counts]]] = field(default_factory=list)  # frame order
+
+    def per_image(self, classes: Sequence[str], images: set[str] | None = None) -> np.ndarray:
+        """(images, classes, 3) tp/fp/fn per evaluated image (optionally only some), for bootstraps."""
+        rows = [c for name, c in self.by_image if images is None or name in images]
+        out = np.zeros((len(rows), len(classes), 3), dtype=np.int64)
+        for i, counts in enumerate(rows):
+            for k, lab in enumerate(classes):
+                if lab in counts:
+                    out[i, k] = (counts[lab].tp, counts[lab].fp, counts[lab].fn)
+        return out
 
     def as_dict(self) -> dict:
         return {"eval_iou": self.eval_iou, "overall": self.overall.as_dict(),
@@ -117,6 +128,7 @@ def evaluate(table: CandidateTable, frames: Iterable[ImageFrame], accept: np.nda
     confusion: dict[str, dict[str, int]] = {}
     kinds = dict.fromkeys(FP_KINDS, 0)
     n_images = n_preds = 0
+    by_image: list[tuple[str, dict[str, Counts]]] = []
 
     def bump(pred: str, gt: str) -> None:
         row = confusion.setdefault(pred, {})
@@ -124,6 +136,8 @@ def evaluate(table: CandidateTable, frames: Iterable[ImageFrame], accept: np.nda
 
     for frame in frames:
         n_images += 1
+        mine: dict[str, Counts] = {}
+        by_image.append((frame.name, mine))
         kept = dedupe_frame(frame, table.labels, accept, rank, dedupe_iou)
         if only is not None:
             kept = [i for i in kept if table.labels[frame.rows[i]] in only]
@@ -133,6 +147,7 @@ def evaluate(table: CandidateTable, frames: Iterable[ImageFrame], accept: np.nda
         for i in kept:  # kept is in rank order, so each class is matched in rank order
             lab = table.labels[frame.rows[i]]
             counts = per_class.setdefault(lab, Counts())
+            own = mine.setdefault(lab, Counts())
             ious = frame.cg[i] if frame.cg.shape[1] else np.zeros(0)
             same = gt_labels == lab if len(ious) else np.zeros(0, dtype=bool)
             free = np.where(same & ~matched, ious, -1.0)
@@ -140,9 +155,11 @@ def evaluate(table: CandidateTable, frames: Iterable[ImageFrame], accept: np.nda
             if j >= 0 and free[j] >= eval_iou:
                 matched[j] = True
                 counts.tp += 1
+                own.tp += 1
                 bump(lab, lab)
                 continue
             counts.fp += 1
+            own.fp += 1
             best_same = float(np.max(np.where(same, ious, 0.0))) if len(ious) else 0.0
             other = (~same) & (ious >= eval_iou) if len(ious) else np.zeros(0, dtype=bool)
             if only is not None and len(ious):
@@ -163,11 +180,12 @@ def evaluate(table: CandidateTable, frames: Iterable[ImageFrame], accept: np.nda
             if matched[j] or (only is not None and lab not in only):
                 continue
             per_class.setdefault(lab, Counts()).fn += 1
+            mine.setdefault(lab, Counts()).fn += 1
             bump(MISSED, lab)
     overall = Counts()
     for c in per_class.values():
         overall.add(c)
-    return EvalResult(eval_iou, overall, per_class, confusion, kinds, n_images, n_preds)
+    return EvalResult(eval_iou, overall, per_class, confusion, kinds, n_images, n_preds, by_image)
 
 
 @dataclass

@@ -27,19 +27,20 @@ from typing import Protocol
 import numpy as np
 
 from svc_orchestrator.calibration import accept_model as am
+from svc_orchestrator.calibration import leakage
 from svc_orchestrator.calibration import pipeline as pl
 from svc_orchestrator.calibration.candidates import build_table
 from svc_orchestrator.calibration.features import FeatureSchema, fit_size_prior, image_features
 from svc_orchestrator.calibration.guards import check_guards
 from svc_orchestrator.calibration.labeling import label_candidates
 from svc_orchestrator.calibration.report import load_report, save_report
-from svc_orchestrator.calibration.split import select_images, split_images
+from svc_orchestrator.calibration.split import Split, select_images, split_images
 from svc_orchestrator.jobs import JobCancelled
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
 
-__all__ = ["CalibrationEnv", "check_guards", "run_calibration", "load_report", "apply_accept_model", "resolve"]
+__all__ = ["CalibrationEnv", "check_guards", "check_leakage", "run_calibration", "load_report", "apply_accept_model", "resolve"]
 
 apply_accept_model = am.apply_accept_model
 #: Images prepassed concurrently; the model services micro-batch across them.
@@ -68,6 +69,27 @@ def resolve(config: pb.CalibrationConfig) -> pl.Settings:
         val_fraction=round(config.val_fraction, 4) if config.HasField("val_fraction") else d.val_fraction,
         test_fraction=round(config.test_fraction, 4) if config.HasField("test_fraction") else d.test_fraction,
         max_images=int(config.max_images), embedding_dims=int(config.embedding_dims))
+
+
+def plan_split(dataset, s: pl.Settings) -> tuple[list[str], Split]:
+    """The images a calibration uses and their train/val/test split (seeded, by image)."""
+    by_split: dict[str, list[str]] = {}
+    for it in dataset.items():
+        by_split.setdefault(it.split, []).append(it.name)
+    names = select_images(by_split, s.max_images, s.seed)
+    return names, split_images(names, val_fraction=s.val_fraction, test_fraction=s.test_fraction, seed=s.seed)
+
+
+async def check_leakage(env: CalibrationEnv, models: pb.ListModelsResponse, dataset,
+                        config: pb.CalibrationConfig) -> None:
+    """Refuse (before the job starts) a test split a model of the stack was trained on."""
+    _, split = plan_split(dataset, resolve(config))
+    found = await asyncio.to_thread(leakage.overlap, dataset, split, leakage.used_models(models, config.prepass))
+    leakage.check(found, allow=config.allow_training_overlap)
+
+
+def _large_scenes(dataset, names: Sequence[str]) -> set[str]:
+    return {n for n in names if max(dataset.image_size(dataset.item(n))) >= pl.LARGE_SIDE}
 
 
 def _check(cancelled: Callable[[], bool]) -> None:
@@ -156,11 +178,10 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
     job_dir = Path(job_dir)
     timing: dict[str, float] = {}
     t_all = time.perf_counter()
-    by_split: dict[str, list[str]] = {}
-    for it in dataset.items():
-        by_split.setdefault(it.split, []).append(it.name)
-    names = select_images(by_split, s.max_images, s.seed)
-    split = split_images(names, val_fraction=s.val_fraction, test_fraction=s.test_fraction, seed=s.seed)
+    names, split = plan_split(dataset, s)
+    models = await env.list_models()
+    found = await asyncio.to_thread(leakage.overlap, dataset, split, leakage.used_models(models, config.prepass))
+    warnings = leakage.check(found, allow=config.allow_training_overlap)
     steps = ["features", "labels", *(f"train {k}" for k in s.kinds), "thresholds", "evaluate", "report"]
     total, done = len(names) + len(steps), 0
 
@@ -212,8 +233,9 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
     await step_done("thresholds tuned on val")
     _check(cancelled)
     t = time.perf_counter()
+    large = await asyncio.to_thread(_large_scenes, dataset, split.test)
     evaluation = await asyncio.to_thread(pl.evaluate_test, table, labels.y, trained, split, masks,
-                                         dataset.labelmap, s)
+                                         dataset.labelmap, s, large)
     timing["evaluate"] = time.perf_counter() - t
     await step_done("evaluated on test")
     _check(cancelled)
@@ -229,10 +251,12 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
         "settings": s.as_dict(), "prepass_config_hash": config_hash, "model_versions": versions,
         "glossary_hash": results[0].glossary_hash if results else "",
         "split": {"sizes": split.sizes(), "images": split.as_dict()},
+        "leakage": {"forced": bool(config.allow_training_overlap), "models": leakage.summary(found)},
+        "warnings": warnings,
         "prepass": {"images": len(results), "cache_hits": sum(int(r.cache_hit) for r in results),
                     "candidates": len(table), "atoms": sum(len(r.atoms) for r in results),
                     "warnings": sum(len(r.warnings) for r in results)},
-        "data": {**pl.data_summary(table, labels.y, split, masks), "labels": labels.as_summary()},
+        "data": {**pl.data_summary(table, labels.y, split, masks, large), "labels": labels.as_summary()},
         "feature_schema": {"hash": schema.hash, "width": schema.width, "columns": schema.describe()},
         "size_prior": prior.to_dict(),
         "models": {tr.kind: {"fit": tr.model.info.as_dict(),  # type: ignore[attr-defined]

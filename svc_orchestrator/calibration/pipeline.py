@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from svc_orchestrator.calibration import models as mdl
+from svc_orchestrator.calibration import quality
 from svc_orchestrator.calibration.candidates import CandidateTable
-from svc_orchestrator.calibration.evaluate import evaluate
+from svc_orchestrator.calibration.evaluate import Counts, EvalResult, evaluate
 from svc_orchestrator.calibration.features import SOURCES
 from svc_orchestrator.calibration.report import result_entry
 from svc_orchestrator.calibration.split import Split
@@ -24,6 +25,10 @@ from svc_orchestrator.calibration.thresholds import Choice, accept_mask, tune_th
 from tator_core import errors
 
 CURVE_STEPS = 49
+#: Test images whose longer side is at least this many pixels are "large scenes": their objects are small
+#: relative to the frame, only tiles at the detector's input size find them, so their recall is reported
+#: on its own as well.
+LARGE_SIDE = 800
 
 
 @dataclass(frozen=True)
@@ -114,26 +119,45 @@ def _candidate_metrics(y: np.ndarray, p: np.ndarray) -> dict:
     return {"rows": int(len(y)), "positives": int(y.sum()),
             "average_precision": float(average_precision_score(y, p)) if both else None,
             "roc_auc": float(roc_auc_score(y, p)) if both else None,
-            "brier": float(brier_score_loss(y, p, labels=[0, 1])) if len(y) else None}
+            "brier": float(brier_score_loss(y, p, labels=[0, 1])) if len(y) else None,
+            "reliability": quality.reliability(y, p)}
+
+
+def with_intervals(method: str, res: EvalResult, seed: int, large: set[str]) -> dict:
+    """A results entry with bootstrap 95% intervals (images resampled) for every P/R/F1, and the
+    counts, recall and interval on the large scenes alone."""
+    entry = result_entry(method, res)
+    classes = sorted(res.per_class)
+    entry["ci"] = quality.bootstrap_ci(res.per_image(classes), classes, seed=seed)
+    per_large = res.per_image(classes, large)
+    tp, fp, fn = (int(v) for v in per_large.sum(axis=(0, 1))) if len(per_large) else (0, 0, 0)
+    entry["large_scenes"] = {"images": int(per_large.shape[0]), **Counts(tp, fp, fn).as_dict(),
+                             "ci": quality.bootstrap_ci(per_large, classes, seed=seed)["overall"]}
+    return entry
 
 
 def evaluate_test(table: CandidateTable, y: np.ndarray, trained: Sequence[Trained], split: Split, masks: Masks,
-                  labelmap: Sequence[str], s: Settings) -> dict:
-    """results (models + accept_all + best single source), baselines, curves, candidate metrics."""
+                  labelmap: Sequence[str], s: Settings, large: set[str] | None = None) -> dict:
+    """results (models + accept_all + best single source, each with intervals), baselines, curves,
+    candidate metrics with calibration error. `large`: the test images that are large scenes."""
     frames = table.frames_in(split.test)
     test = masks.test
+    large = set(large or ())
 
     def run(accept: np.ndarray, rank: np.ndarray, iou: float, dedupe: float | None = None):
         return evaluate(table, frames, accept & test, rank, labelmap=labelmap, eval_iou=iou,
                         dedupe_iou=s.dedupe_iou if dedupe is None else dedupe)
 
+    def entry(method: str, res: EvalResult) -> dict:
+        return with_intervals(method, res, s.seed, large)
+
     results: list[dict] = []
     for t in trained:
         acc = accept_mask(table.labels, t.probs, t.threshold_map)
-        results += [result_entry(t.kind, run(acc, t.probs, iou)) for iou in s.eval_ious]
+        results += [entry(t.kind, run(acc, t.probs, iou)) for iou in s.eval_ious]
     everything = np.ones(len(table), dtype=bool)
     accept_all = {iou: run(everything, table.scores, iou) for iou in s.eval_ious}
-    results += [result_entry("accept_all", r) for r in accept_all.values()]
+    results += [entry("accept_all", r) for r in accept_all.values()]
     per_source: dict[str, dict] = {}
     for src in SOURCES:
         rows = np.array([src in srcs for srcs in table.sources], dtype=bool)
@@ -141,7 +165,7 @@ def evaluate_test(table: CandidateTable, y: np.ndarray, trained: Sequence[Traine
             per_source[src] = {iou: run(rows, table.scores, iou) for iou in s.eval_ious}
     best = max(per_source, key=lambda k: (per_source[k][s.primary_iou].overall.f1, k), default=None)
     if best is not None:
-        results += [result_entry(f"best_single_source:{best}", r) for r in per_source[best].values()]
+        results += [entry(f"best_single_source:{best}", r) for r in per_source[best].values()]
     curves = {}
     for t in trained:
         pts = [run(t.probs >= th, t.probs, s.primary_iou).overall
@@ -178,10 +202,13 @@ def comparison(results: list[dict], kinds: Sequence[str], primary_iou: float) ->
     return out
 
 
-def data_summary(table: CandidateTable, y: np.ndarray, split: Split, masks: Masks) -> dict:
-    out = {}
+def data_summary(table: CandidateTable, y: np.ndarray, split: Split, masks: Masks,
+                 large: set[str] | None = None) -> dict:
+    out: dict = {}
     for name in ("train", "val", "test"):
         m = getattr(masks, name)
         out[name] = {"images": len(split.of(name)), "candidates": int(m.sum()), "positives": int(y[m].sum()),
                      "gt": table.gt_count(split.of(name))}
+    big = sorted(set(large or ()) & set(split.test))
+    out["test"].update(large_side=LARGE_SIDE, large_images=len(big), large_gt=table.gt_count(big))
     return out

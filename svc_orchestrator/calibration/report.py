@@ -10,6 +10,8 @@ what they were tuned on). Files, all under the job directory:
                      global threshold, with the tuned operating points and
                      the baselines as points
   per_class_f1.png   per-class F1 of every method at the primary eval IoU
+  reliability.png    reliability diagram of each accept model's probabilities
+                     on the test candidates, with its expected calibration error
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ REPORT_JSON = "report.json"
 REPORT_PB = "report.pb"
 PR_PNG = "pr_curves.png"
 F1_PNG = "per_class_f1.png"
+RELIABILITY_PNG = "reliability.png"
 
 
-def metrics_proto(c: Counts | dict) -> pb.Metrics:
+def metrics_proto(c: Counts | dict, ci: dict | None = None) -> pb.Metrics:
+    """Counts and rates, with their bootstrap intervals when given ({"f1": [lo, hi], ...})."""
     d = c.as_dict() if isinstance(c, Counts) else c
-    return pb.Metrics(tp=d["tp"], fp=d["fp"], fn=d["fn"], precision=d["precision"], recall=d["recall"], f1=d["f1"])
+    out = pb.Metrics(tp=d["tp"], fp=d["fp"], fn=d["fn"], precision=d["precision"], recall=d["recall"], f1=d["f1"])
+    for name, bounds in (ci or {}).items():
+        getattr(out, f"{name}_ci").CopyFrom(pb.Interval(lower=bounds[0], upper=bounds[1]))
+    return out
 
 
 def result_entry(method: str, res: EvalResult) -> dict:
@@ -59,10 +66,13 @@ def method_name(method: int, source: str = "") -> str:
 
 def method_proto(entry: dict) -> pb.MethodMetrics:
     method, source = method_enum(entry["method"])
+    ci = entry.get("ci") or {}
     out = pb.MethodMetrics(method=method, source=source, eval_iou=entry["eval_iou"],
-                           overall=metrics_proto(entry["overall"]))
+                           overall=metrics_proto(entry["overall"], ci.get("overall")))
     for lab, c in entry["per_class"].items():
-        out.per_class[lab].CopyFrom(metrics_proto(c))
+        out.per_class[lab].CopyFrom(metrics_proto(c, ci.get("per_class", {}).get(lab)))
+    if "large_scenes" in entry:
+        out.large_scenes.CopyFrom(metrics_proto(entry["large_scenes"], entry["large_scenes"].get("ci")))
     return out
 
 
@@ -95,10 +105,24 @@ def _summary_proto(kind: str, m: dict, report: dict) -> pb.AcceptModelSummary:
                                     "delta_vs_best_single_source", 0.0))
     cm = report.get("candidate_metrics", {}).get(kind)
     if cm:
+        rel = cm.get("reliability") or {}
+        edges = rel.get("edges", [])
         out.candidate_metrics.CopyFrom(pb.CandidateMetrics(
             rows=cm["rows"], positives=cm["positives"],
-            **{k: cm[k] for k in ("average_precision", "roc_auc", "brier") if cm.get(k) is not None}))
+            **{k: cm[k] for k in ("average_precision", "roc_auc", "brier") if cm.get(k) is not None},
+            **({"expected_calibration_error": rel["ece"]} if rel.get("ece") is not None else {}),
+            reliability=[pb.ReliabilityBin(lower=edges[i], upper=edges[i + 1], count=n,
+                                           **({"mean_predicted": mp, "fraction_positive": fp} if n else {}))
+                         for i, (n, mp, fp) in enumerate(zip(rel.get("count", []), rel.get("mean_predicted", []),
+                                                             rel.get("fraction_positive", [])))]))
     return out
+
+
+def _overlap_proto(model_id: str, rec: dict) -> pb.TrainingOverlap:
+    counts = rec.get("overlap", {})
+    return pb.TrainingOverlap(model_id=model_id, family=rec.get("family", ""), known=bool(rec.get("known")),
+                              description=rec.get("description", ""), train=counts.get("train", 0),
+                              val=counts.get("val", 0), test=counts.get("test", 0))
 
 
 def to_proto(report: dict, artifacts: list[str]) -> pb.CalibrationReport:
@@ -121,7 +145,12 @@ def to_proto(report: dict, artifacts: list[str]) -> pb.CalibrationReport:
         d = report["data"][name]
         getattr(out, name).CopyFrom(pb.SplitSummary(images=sorted(report["split"]["images"][name]),
                                                     candidates=d["candidates"], positives=d["positives"],
-                                                    ground_truth=d["gt"]))
+                                                    ground_truth=d["gt"], large_images=d.get("large_images", 0),
+                                                    large_ground_truth=d.get("large_gt", 0)))
+    out.large_side = report["data"]["test"].get("large_side", 0)
+    out.warnings.extend(report.get("warnings", []))
+    out.training_overlap.extend(_overlap_proto(mid, rec)
+                                for mid, rec in report.get("leakage", {}).get("models", {}).items())
     out.thresholds.extend(_thresholds_proto(k, report["models"][k], labelmap) for k in kinds)
     out.models.extend(_summary_proto(k, report["models"][k], report) for k in kinds)
     for kind in kinds:
@@ -182,11 +211,33 @@ def _plot_f1(report: dict, path: Path) -> None:
     fig.savefig(path)
 
 
+def _plot_reliability(report: dict, path: Path) -> None:
+    from matplotlib.figure import Figure  # no pyplot: no global backend state in the server
+
+    fig = Figure(figsize=(5.6, 5.2), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfectly calibrated")
+    for kind, cm in sorted(report.get("candidate_metrics", {}).items()):
+        rel = cm.get("reliability") or {}
+        pts = [(p, f) for p, f in zip(rel.get("mean_predicted", []), rel.get("fraction_positive", [])) if p is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=f"{kind} (ECE {rel['ece']:.3f})")
+    ax.set_xlabel("mean predicted probability (bin)")
+    ax.set_ylabel("fraction of true objects (bin)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{report['dataset_id']}: reliability on test candidates")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def save_report(job_dir: Path, report: dict) -> pb.CalibrationReport:
     """Write plots, JSON and the proto; returns the proto."""
     job_dir.mkdir(parents=True, exist_ok=True)
     artifacts = []
-    for name, plot in ((PR_PNG, _plot_pr), (F1_PNG, _plot_f1)):
+    for name, plot in ((PR_PNG, _plot_pr), (F1_PNG, _plot_f1), (RELIABILITY_PNG, _plot_reliability)):
         plot(report, job_dir / name)
         artifacts.append(str(job_dir / name))
     artifacts.insert(0, str(job_dir / REPORT_JSON))

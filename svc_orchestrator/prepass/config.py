@@ -26,7 +26,7 @@ from tator_core.hashing import stable_hash
 #: field -> default, for every optional scalar of PrepassConfig.
 DEFAULTS: dict[str, object] = {
     "enable_yolo": True, "enable_rfdetr": True, "detector_conf": 0.45, "detector_iou": 0.45,
-    "detector_merge_iou": 0.5, "detector_full": True, "detector_sahi": True, "sahi_window_size": 640,
+    "detector_merge_iou": 0.5, "detector_full": True, "detector_sahi": True, "sahi_window_size": 0,
     "sahi_overlap_ratio": 0.2,
     "enable_sam3_text": True, "sam3_text_synonym_budget": 10, "sam3_text_window_extension": True,
     "sam3_text_score": 0.2, "sam3_mask_threshold": 0.2,
@@ -52,7 +52,7 @@ class ResolvedConfig:
     detector_merge_iou: float
     detector_full: bool
     detector_sahi: bool
-    sahi_window_size: int
+    sahi_window_size: int  # 0 = each detector's input size (SAM3 SAHI windows: its service default)
     sahi_overlap_ratio: float
     enable_sam3_text: bool
     sam3_text_synonym_budget: int

@@ -55,22 +55,45 @@ def method_label(r) -> str:
     return f"{name}:{r.source}" if r.source else name
 
 
+def _ci(metrics, name: str) -> str:
+    """0.912 [0.880-0.941]; just the value when the report has no interval for it."""
+    value = getattr(metrics, name)
+    if not metrics.HasField(f"{name}_ci"):
+        return _fmt(value)
+    interval = getattr(metrics, f"{name}_ci")
+    return f"{_fmt(value)} [{interval.lower:.3f}-{interval.upper:.3f}]"
+
+
 def print_report(report, out: Console | None = None) -> None:
-    """Overall metrics per method and eval IoU, per-class F1 at the primary IoU, thresholds, artifacts."""
+    """Overall metrics with bootstrap 95% intervals per method and eval IoU, recall on large scenes,
+    calibration error, per-class F1 at the primary IoU, thresholds, warnings, artifacts."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
     out = out or Console()
+    for warning in report.warnings:
+        out.print(f"[bold red]WARNING[/] {warning}")
     sizes = ", ".join(f"{k} {report.split_images[k]}" for k in ("train", "val", "test") if k in report.split_images)
-    table = Table(title=f"calibration {report.job_id} on {report.dataset_id}: test split ({sizes} images)")
+    test = report.test
+    table = Table(title=f"calibration {report.job_id} on {report.dataset_id}: test split ({sizes} images); "
+                        f"numbers rest on {len(test.images)} test images, {test.ground_truth} objects; "
+                        "[lo-hi] = bootstrap 95% interval over images")
     names = [method_label(r) for r in report.results]
     table.add_column("method", no_wrap=True, min_width=max((len(n) for n in names), default=6))
-    for col in ("IoU", "prec.", "recall", "F1", "TP", "FP", "FN"):
+    large = f"recall large ({test.large_images} img, {test.large_ground_truth} obj)"
+    for col in ("IoU", "prec.", "recall", "F1", "TP", "FP", "FN", large):
         table.add_column(col, justify="right")
     for name, r in zip(names, report.results):
         o = r.overall
-        table.add_row(name, f"{r.eval_iou:g}", _fmt(o.precision), _fmt(o.recall), f"[bold]{_fmt(o.f1)}[/]",
-                      str(o.tp), str(o.fp), str(o.fn))
+        table.add_row(name, f"{r.eval_iou:g}", _ci(o, "precision"), _ci(o, "recall"), f"[bold]{_ci(o, 'f1')}[/]",
+                      str(o.tp), str(o.fp), str(o.fn),
+                      _ci(r.large_scenes, "recall") if r.HasField("large_scenes") and test.large_images else "-")
     out.print(table)
+    for m in report.models:
+        cm = m.candidate_metrics
+        if cm.HasField("expected_calibration_error"):
+            name = pb.AcceptMethod.Name(m.model).removeprefix("ACCEPT_METHOD_").lower()
+            out.print(f"{name}: expected calibration error {cm.expected_calibration_error:.3f} on "
+                      f"{cm.rows} test candidates (reliability diagram: reliability.png)")
     iou = report.primary_eval_iou
     at = [r for r in report.results if r.eval_iou == iou]
     if at:
@@ -169,8 +192,10 @@ def calibrate(
                                                help="Also run SAM3 on grid windows.")] = True,
     rfdetr: Annotated[bool, typer.Option("--rfdetr/--no-rfdetr", help="Run RF-DETR.")] = True,
     detector_conf: Annotated[float | None, typer.Option(help="Detector confidence (0.45).")] = None,
-    sahi_window_size: Annotated[int | None, typer.Option(help="Detector SAHI tile size in px (640).")] = None,
+    sahi_window_size: Annotated[int | None, typer.Option(help="Detector SAHI tile size in px (default: each detector's input size).")] = None,
     classifier_id: Annotated[str, typer.Option(help="Classifier head id (default head if empty).")] = "",
+    allow_training_overlap: Annotated[bool, typer.Option(
+        help="Run even if the test split holds images a model was trained on (flagged in the report).")] = False,
     address: Annotated[str | None, typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")] = None,
 ) -> None:
     """Calibrate accept models on a dataset's cached prepass and print the test-split report."""
@@ -188,6 +213,8 @@ def calibrate(
         prep.sahi_window_size = sahi_window_size
     config = pb.CalibrationConfig(model=kinds[model.value], max_images=max_images, eval_ious=eval_iou or [],
                                   embedding_dims=embedding_dims, prepass=prep)
+    if allow_training_overlap:
+        config.allow_training_overlap = True
     for name, value in (("seed", seed), ("label_iou", label_iou), ("dedupe_iou", dedupe_iou),
                         ("recall_floor", recall_floor), ("val_fraction", val_fraction),
                         ("test_fraction", test_fraction)):

@@ -112,9 +112,9 @@ def demo(
     from tator_core.settings import tator_home
 
     address = address or load_config()["orchestrator"].address
-    # 224 px tiles find the small objects of the large synthetic scenes (640 would
-    # be one tile); SAM3 runs on the full frame only to keep the demo to minutes.
-    config = pb.PrepassConfig(sahi_window_size=224, sam3_text_window_extension=False,
+    # Detector tiles default to each model's input size, which finds the small objects of the
+    # large synthetic scenes; SAM3 runs on the full frame only to keep the demo to minutes.
+    config = pb.PrepassConfig(sam3_text_window_extension=False,
                               similarity_window_extension=False)
     asyncio.run(run_demo(address, dataset, out or tator_home() / "demo", tator_home() / "data",
                          max_images=max_images, config=config))

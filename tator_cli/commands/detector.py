@@ -74,7 +74,7 @@ def detect(
     conf: Annotated[float | None, typer.Option(help="Confidence threshold (default 0.45).")] = None,
     iou: Annotated[float | None, typer.Option(help="YOLO NMS IoU (default 0.45).")] = None,
     max_det: Annotated[int | None, typer.Option(help="Max detections per model (default 300).")] = None,
-    tile_size: Annotated[int, typer.Option(help="Tile side in px (0 = 640).")] = 0,
+    tile_size: Annotated[int, typer.Option(help="Tile side in px (0 = each model's input size).")] = 0,
     overlap: Annotated[float | None, typer.Option(help="Tile overlap ratio (default 0.2).")] = None,
     merge: Annotated[Merge, typer.Option(help="How tile detections merge.")] = Merge.nms,
     merge_iou: Annotated[float | None, typer.Option(help="Merge IoU (default 0.5).")] = None,

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tator_fixtures import DEMO_IMAGES, DEMO_SEED, REPO_ROOT, default_models_dir, default_synth_dir
+from tator_fixtures import DEMO_IMAGES, DEMO_SEED, REPO_ROOT, default_models_dir, default_synth_dir, default_train_dir
 
 DEFAULT_BASELINE = REPO_ROOT / "tests" / "baselines" / "regress.json"
 
@@ -25,7 +25,8 @@ models_app = typer.Typer(help="Models: build the model files and registry the st
 
 @data_app.command("synth")
 def synth(
-    seed: Annotated[int, typer.Option(help="Generator seed; same seed => byte-identical files.")] = DEMO_SEED,
+    seed: Annotated[int, typer.Option(help="Generator seed; same seed => byte-identical files. Seed 0 is the "
+                                      "models' training world: evaluate on any other.")] = DEMO_SEED,
     images: Annotated[int, typer.Option(help="Number of images (split 70/15/15).")] = DEMO_IMAGES,
     out: Annotated[Path | None, typer.Option(help="Output dir (default: $TATOR_HOME/data/synth).")] = None,
 ) -> None:
@@ -44,7 +45,8 @@ def synth(
 def build(
     out: Annotated[Path | None, typer.Option(help="Models dir (default: $TATOR_HOME/models).")] = None,
     data: Annotated[Path | None, typer.Option(
-        help="Synthetic dataset for the classifier head (default: $TATOR_HOME/data/synth; generated if absent).",
+        help="Synthetic dataset the classifier head is trained on (default: $TATOR_HOME/train/synth, the seed-0 "
+             "training world, generated if absent; keep it out of the data root you evaluate on).",
     )] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random-init models.")] = 0,
     force: Annotated[bool, typer.Option(help="Rebuild even when the build stamp matches.")] = False,
@@ -52,7 +54,7 @@ def build(
     """Write every model file and registry.yaml (once; later runs reuse them)."""
     from tator_fixtures.models import build_models
 
-    registry = build_models(out or default_models_dir(), data=data or default_synth_dir(), seed=seed, force=force)
+    registry = build_models(out or default_models_dir(), data=data or default_train_dir(), seed=seed, force=force)
     console.print(f"registry: {registry}")
 
 

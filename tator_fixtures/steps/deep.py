@@ -19,8 +19,8 @@ DATASET = "synth"
 
 
 def _config(pb: Any, **extra: Any) -> Any:
-    # The demo's lane: 224 px detector tiles for the large scenes, SAM3 on the full frame.
-    return pb.PrepassConfig(sahi_window_size=224, sam3_text_window_extension=False,
+    # The demo's lane: detector tiles at each model's input size for the large scenes, SAM3 on the full frame.
+    return pb.PrepassConfig(sam3_text_window_extension=False,
                             similarity_window_extension=False, **extra)
 
 

@@ -45,6 +45,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_MODEL_REQUIRED: _ClassVar[ErrorReason]
     ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
     ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
+    ERROR_REASON_TRAINING_DATA_OVERLAP: _ClassVar[ErrorReason]
 MODEL_STATE_UNSPECIFIED: ModelState
 MODEL_STATE_MISSING: ModelState
 MODEL_STATE_AVAILABLE: ModelState
@@ -77,6 +78,7 @@ ERROR_REASON_ARCHIVE_INVALID: ErrorReason
 ERROR_REASON_MODEL_REQUIRED: ErrorReason
 ERROR_REASON_UNAUTHENTICATED: ErrorReason
 ERROR_REASON_PERMISSION_DENIED: ErrorReason
+ERROR_REASON_TRAINING_DATA_OVERLAP: ErrorReason
 
 class ImageRef(_message.Message):
     __slots__ = ("sha256", "data")
@@ -175,7 +177,7 @@ class Detection(_message.Message):
     def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[str] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("id", "family", "version", "labelmap", "device", "state", "reason", "is_default", "loaded", "extra")
+    __slots__ = ("id", "family", "version", "labelmap", "device", "state", "reason", "is_default", "loaded", "extra", "trained_on")
     class ExtraEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +195,7 @@ class ModelInfo(_message.Message):
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_ON_FIELD_NUMBER: _ClassVar[int]
     id: str
     family: str
     version: str
@@ -203,7 +206,20 @@ class ModelInfo(_message.Message):
     is_default: bool
     loaded: bool
     extra: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., version: _Optional[str] = ..., labelmap: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., reason: _Optional[str] = ..., is_default: _Optional[bool] = ..., loaded: _Optional[bool] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    trained_on: TrainingData
+    def __init__(self, id: _Optional[str] = ..., family: _Optional[str] = ..., version: _Optional[str] = ..., labelmap: _Optional[_Iterable[str]] = ..., device: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., reason: _Optional[str] = ..., is_default: _Optional[bool] = ..., loaded: _Optional[bool] = ..., extra: _Optional[_Mapping[str, str]] = ..., trained_on: _Optional[_Union[TrainingData, _Mapping]] = ...) -> None: ...
+
+class TrainingData(_message.Message):
+    __slots__ = ("description", "images", "list_sha256", "image_sha256")
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    LIST_SHA256_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    description: str
+    images: int
+    list_sha256: str
+    image_sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, description: _Optional[str] = ..., images: _Optional[int] = ..., list_sha256: _Optional[str] = ..., image_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "queue_ms", "compute_ms", "batch_size")

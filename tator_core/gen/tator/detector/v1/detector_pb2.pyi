@@ -69,7 +69,7 @@ class DetectRequest(_message.Message):
     def __init__(self, image: _Optional[_Union[_common_pb2.ImageRef, _Mapping]] = ..., model_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[DetectMode, str]] = ..., tile_plan: _Optional[_Union[_common_pb2.TilePlan, _Mapping]] = ..., conf: _Optional[float] = ..., iou: _Optional[float] = ..., max_det: _Optional[int] = ..., expected_labelmap: _Optional[_Iterable[str]] = ..., merge: _Optional[_Union[MergeSettings, _Mapping]] = ...) -> None: ...
 
 class ModelRun(_message.Message):
-    __slots__ = ("model_id", "source", "kind", "tiles", "raw_detections", "kept_detections", "compute_ms", "batch_size")
+    __slots__ = ("model_id", "source", "kind", "tiles", "raw_detections", "kept_detections", "compute_ms", "batch_size", "tile_size")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,7 @@ class ModelRun(_message.Message):
     KEPT_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     source: str
     kind: PassKind
@@ -86,7 +87,8 @@ class ModelRun(_message.Message):
     kept_detections: int
     compute_ms: float
     batch_size: int
-    def __init__(self, model_id: _Optional[str] = ..., source: _Optional[str] = ..., kind: _Optional[_Union[PassKind, str]] = ..., tiles: _Optional[int] = ..., raw_detections: _Optional[int] = ..., kept_detections: _Optional[int] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    tile_size: int
+    def __init__(self, model_id: _Optional[str] = ..., source: _Optional[str] = ..., kind: _Optional[_Union[PassKind, str]] = ..., tiles: _Optional[int] = ..., raw_detections: _Optional[int] = ..., kept_detections: _Optional[int] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., tile_size: _Optional[int] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
     __slots__ = ("detections", "runs", "merge", "conf", "iou", "max_det", "tile_plan", "mode", "timing", "warnings")

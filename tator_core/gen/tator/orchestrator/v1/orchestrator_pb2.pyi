@@ -718,7 +718,7 @@ class StartPrepassJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class CalibrationConfig(_message.Message):
-    __slots__ = ("model", "label_iou", "eval_ious", "dedupe_iou", "recall_floor", "seed", "val_fraction", "test_fraction", "max_images", "prepass", "embedding_dims")
+    __slots__ = ("model", "label_iou", "eval_ious", "dedupe_iou", "recall_floor", "seed", "val_fraction", "test_fraction", "max_images", "prepass", "embedding_dims", "allow_training_overlap")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LABEL_IOU_FIELD_NUMBER: _ClassVar[int]
     EVAL_IOUS_FIELD_NUMBER: _ClassVar[int]
@@ -730,6 +730,7 @@ class CalibrationConfig(_message.Message):
     MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
     PREPASS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIMS_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_TRAINING_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     model: CalibrationModel
     label_iou: float
     eval_ious: _containers.RepeatedScalarFieldContainer[float]
@@ -741,7 +742,8 @@ class CalibrationConfig(_message.Message):
     max_images: int
     prepass: PrepassConfig
     embedding_dims: int
-    def __init__(self, model: _Optional[_Union[CalibrationModel, str]] = ..., label_iou: _Optional[float] = ..., eval_ious: _Optional[_Iterable[float]] = ..., dedupe_iou: _Optional[float] = ..., recall_floor: _Optional[float] = ..., seed: _Optional[int] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., max_images: _Optional[int] = ..., prepass: _Optional[_Union[PrepassConfig, _Mapping]] = ..., embedding_dims: _Optional[int] = ...) -> None: ...
+    allow_training_overlap: bool
+    def __init__(self, model: _Optional[_Union[CalibrationModel, str]] = ..., label_iou: _Optional[float] = ..., eval_ious: _Optional[_Iterable[float]] = ..., dedupe_iou: _Optional[float] = ..., recall_floor: _Optional[float] = ..., seed: _Optional[int] = ..., val_fraction: _Optional[float] = ..., test_fraction: _Optional[float] = ..., max_images: _Optional[int] = ..., prepass: _Optional[_Union[PrepassConfig, _Mapping]] = ..., embedding_dims: _Optional[int] = ..., allow_training_overlap: _Optional[bool] = ...) -> None: ...
 
 class StartCalibrationRequest(_message.Message):
     __slots__ = ("dataset_id", "config")
@@ -812,23 +814,37 @@ class CancelJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class Metrics(_message.Message):
-    __slots__ = ("tp", "fp", "fn", "precision", "recall", "f1")
+    __slots__ = ("tp", "fp", "fn", "precision", "recall", "f1", "precision_ci", "recall_ci", "f1_ci")
     TP_FIELD_NUMBER: _ClassVar[int]
     FP_FIELD_NUMBER: _ClassVar[int]
     FN_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     RECALL_FIELD_NUMBER: _ClassVar[int]
     F1_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_CI_FIELD_NUMBER: _ClassVar[int]
+    RECALL_CI_FIELD_NUMBER: _ClassVar[int]
+    F1_CI_FIELD_NUMBER: _ClassVar[int]
     tp: int
     fp: int
     fn: int
     precision: float
     recall: float
     f1: float
-    def __init__(self, tp: _Optional[int] = ..., fp: _Optional[int] = ..., fn: _Optional[int] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ...) -> None: ...
+    precision_ci: Interval
+    recall_ci: Interval
+    f1_ci: Interval
+    def __init__(self, tp: _Optional[int] = ..., fp: _Optional[int] = ..., fn: _Optional[int] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., precision_ci: _Optional[_Union[Interval, _Mapping]] = ..., recall_ci: _Optional[_Union[Interval, _Mapping]] = ..., f1_ci: _Optional[_Union[Interval, _Mapping]] = ...) -> None: ...
+
+class Interval(_message.Message):
+    __slots__ = ("lower", "upper")
+    LOWER_FIELD_NUMBER: _ClassVar[int]
+    UPPER_FIELD_NUMBER: _ClassVar[int]
+    lower: float
+    upper: float
+    def __init__(self, lower: _Optional[float] = ..., upper: _Optional[float] = ...) -> None: ...
 
 class MethodMetrics(_message.Message):
-    __slots__ = ("method", "eval_iou", "overall", "per_class", "source")
+    __slots__ = ("method", "eval_iou", "overall", "per_class", "source", "large_scenes")
     class PerClassEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -841,38 +857,80 @@ class MethodMetrics(_message.Message):
     OVERALL_FIELD_NUMBER: _ClassVar[int]
     PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LARGE_SCENES_FIELD_NUMBER: _ClassVar[int]
     method: AcceptMethod
     eval_iou: float
     overall: Metrics
     per_class: _containers.MessageMap[str, Metrics]
     source: str
-    def __init__(self, method: _Optional[_Union[AcceptMethod, str]] = ..., eval_iou: _Optional[float] = ..., overall: _Optional[_Union[Metrics, _Mapping]] = ..., per_class: _Optional[_Mapping[str, Metrics]] = ..., source: _Optional[str] = ...) -> None: ...
+    large_scenes: Metrics
+    def __init__(self, method: _Optional[_Union[AcceptMethod, str]] = ..., eval_iou: _Optional[float] = ..., overall: _Optional[_Union[Metrics, _Mapping]] = ..., per_class: _Optional[_Mapping[str, Metrics]] = ..., source: _Optional[str] = ..., large_scenes: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
 
 class SplitSummary(_message.Message):
-    __slots__ = ("images", "candidates", "positives", "ground_truth")
+    __slots__ = ("images", "candidates", "positives", "ground_truth", "large_images", "large_ground_truth")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     POSITIVES_FIELD_NUMBER: _ClassVar[int]
     GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    LARGE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    LARGE_GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedScalarFieldContainer[str]
     candidates: int
     positives: int
     ground_truth: int
-    def __init__(self, images: _Optional[_Iterable[str]] = ..., candidates: _Optional[int] = ..., positives: _Optional[int] = ..., ground_truth: _Optional[int] = ...) -> None: ...
+    large_images: int
+    large_ground_truth: int
+    def __init__(self, images: _Optional[_Iterable[str]] = ..., candidates: _Optional[int] = ..., positives: _Optional[int] = ..., ground_truth: _Optional[int] = ..., large_images: _Optional[int] = ..., large_ground_truth: _Optional[int] = ...) -> None: ...
 
 class CandidateMetrics(_message.Message):
-    __slots__ = ("rows", "positives", "average_precision", "roc_auc", "brier")
+    __slots__ = ("rows", "positives", "average_precision", "roc_auc", "brier", "expected_calibration_error", "reliability")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     POSITIVES_FIELD_NUMBER: _ClassVar[int]
     AVERAGE_PRECISION_FIELD_NUMBER: _ClassVar[int]
     ROC_AUC_FIELD_NUMBER: _ClassVar[int]
     BRIER_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_CALIBRATION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    RELIABILITY_FIELD_NUMBER: _ClassVar[int]
     rows: int
     positives: int
     average_precision: float
     roc_auc: float
     brier: float
-    def __init__(self, rows: _Optional[int] = ..., positives: _Optional[int] = ..., average_precision: _Optional[float] = ..., roc_auc: _Optional[float] = ..., brier: _Optional[float] = ...) -> None: ...
+    expected_calibration_error: float
+    reliability: _containers.RepeatedCompositeFieldContainer[ReliabilityBin]
+    def __init__(self, rows: _Optional[int] = ..., positives: _Optional[int] = ..., average_precision: _Optional[float] = ..., roc_auc: _Optional[float] = ..., brier: _Optional[float] = ..., expected_calibration_error: _Optional[float] = ..., reliability: _Optional[_Iterable[_Union[ReliabilityBin, _Mapping]]] = ...) -> None: ...
+
+class ReliabilityBin(_message.Message):
+    __slots__ = ("lower", "upper", "count", "mean_predicted", "fraction_positive")
+    LOWER_FIELD_NUMBER: _ClassVar[int]
+    UPPER_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_POSITIVE_FIELD_NUMBER: _ClassVar[int]
+    lower: float
+    upper: float
+    count: int
+    mean_predicted: float
+    fraction_positive: float
+    def __init__(self, lower: _Optional[float] = ..., upper: _Optional[float] = ..., count: _Optional[int] = ..., mean_predicted: _Optional[float] = ..., fraction_positive: _Optional[float] = ...) -> None: ...
+
+class TrainingOverlap(_message.Message):
+    __slots__ = ("model_id", "family", "known", "description", "train", "val", "test")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_FIELD_NUMBER: _ClassVar[int]
+    VAL_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    family: str
+    known: bool
+    description: str
+    train: int
+    val: int
+    test: int
+    def __init__(self, model_id: _Optional[str] = ..., family: _Optional[str] = ..., known: _Optional[bool] = ..., description: _Optional[str] = ..., train: _Optional[int] = ..., val: _Optional[int] = ..., test: _Optional[int] = ...) -> None: ...
 
 class AcceptModelSummary(_message.Message):
     __slots__ = ("model", "val_f1", "candidate_metrics", "delta_f1_vs_best_single_source", "train_rows", "train_positives")
@@ -891,7 +949,7 @@ class AcceptModelSummary(_message.Message):
     def __init__(self, model: _Optional[_Union[AcceptMethod, str]] = ..., val_f1: _Optional[float] = ..., candidate_metrics: _Optional[_Union[CandidateMetrics, _Mapping]] = ..., delta_f1_vs_best_single_source: _Optional[float] = ..., train_rows: _Optional[int] = ..., train_positives: _Optional[int] = ...) -> None: ...
 
 class CalibrationReport(_message.Message):
-    __slots__ = ("job_id", "dataset_id", "results", "split_images", "feature_schema_hash", "artifacts", "labelmap", "primary_eval_iou", "thresholds", "curves", "create_time", "config", "prepass_config_hash", "glossary_hash", "model_versions", "train", "val", "test", "models", "prepass_images", "prepass_cache_hits", "feature_width", "coverage_upper_bound", "duration")
+    __slots__ = ("job_id", "dataset_id", "results", "split_images", "feature_schema_hash", "artifacts", "labelmap", "primary_eval_iou", "thresholds", "curves", "create_time", "config", "prepass_config_hash", "glossary_hash", "model_versions", "train", "val", "test", "models", "prepass_images", "prepass_cache_hits", "feature_width", "coverage_upper_bound", "duration", "large_side", "warnings", "training_overlap")
     class SplitImagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -930,6 +988,9 @@ class CalibrationReport(_message.Message):
     FEATURE_WIDTH_FIELD_NUMBER: _ClassVar[int]
     COVERAGE_UPPER_BOUND_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
+    LARGE_SIDE_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     dataset_id: str
     results: _containers.RepeatedCompositeFieldContainer[MethodMetrics]
@@ -954,7 +1015,10 @@ class CalibrationReport(_message.Message):
     feature_width: int
     coverage_upper_bound: float
     duration: _duration_pb2.Duration
-    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., labelmap: _Optional[_Iterable[str]] = ..., primary_eval_iou: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[ModelThresholds, _Mapping]]] = ..., curves: _Optional[_Iterable[_Union[PrCurve, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config: _Optional[_Union[CalibrationConfig, _Mapping]] = ..., prepass_config_hash: _Optional[str] = ..., glossary_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., train: _Optional[_Union[SplitSummary, _Mapping]] = ..., val: _Optional[_Union[SplitSummary, _Mapping]] = ..., test: _Optional[_Union[SplitSummary, _Mapping]] = ..., models: _Optional[_Iterable[_Union[AcceptModelSummary, _Mapping]]] = ..., prepass_images: _Optional[int] = ..., prepass_cache_hits: _Optional[int] = ..., feature_width: _Optional[int] = ..., coverage_upper_bound: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    large_side: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    training_overlap: _containers.RepeatedCompositeFieldContainer[TrainingOverlap]
+    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., labelmap: _Optional[_Iterable[str]] = ..., primary_eval_iou: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[ModelThresholds, _Mapping]]] = ..., curves: _Optional[_Iterable[_Union[PrCurve, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config: _Optional[_Union[CalibrationConfig, _Mapping]] = ..., prepass_config_hash: _Optional[str] = ..., glossary_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., train: _Optional[_Union[SplitSummary, _Mapping]] = ..., val: _Optional[_Union[SplitSummary, _Mapping]] = ..., test: _Optional[_Union[SplitSummary, _Mapping]] = ..., models: _Optional[_Iterable[_Union[AcceptModelSummary, _Mapping]]] = ..., prepass_images: _Optional[int] = ..., prepass_cache_hits: _Optional[int] = ..., feature_width: _Optional[int] = ..., coverage_upper_bound: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., large_side: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., training_overlap: _Optional[_Iterable[_Union[TrainingOverlap, _Mapping]]] = ...) -> None: ...
 
 class ClassThreshold(_message.Message):
     __slots__ = ("label", "threshold", "reason", "val", "tried", "global_threshold")

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tator/common/v1/common.proto.
  */
 export const file_tator_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YXRvci9jb21tb24vdjEvY29tbW9uLnByb3RvEg90YXRvci5jb21tb24udjEiWQoISW1hZ2VSZWYSJQoGc2hhMjU2GAEgASgJQhW6SBJyEDIOXlswLTlhLWZdezY0fSQSHQoEZGF0YRgCIAEoDEIKukgHegUYgICAIEgAiAEBQgcKBV9kYXRhIjUKA0JveBIKCgJ4MRgBIAEoAhIKCgJ5MRgCIAEoAhIKCgJ4MhgDIAEoAhIKCgJ5MhgEIAEoAiI5CgZXaW5kb3cSDAoEbmFtZRgBIAEoCRIhCgNib3gYAiABKAsyFC50YXRvci5jb21tb24udjEuQm94Im0KCFRpbGVQbGFuEhgKBHNpemUYASABKAVCCrpIBxoFGIBAKAASJQoHb3ZlcmxhcBgCIAEoAkIPukgMCgodZmZmPy0AAAAASACIAQESFAoMaW5jbHVkZV9mdWxsGAMgASgIQgoKCF9vdmVybGFwIm8KCEdyaWRTcGVjEhcKBGNvbHMYASABKAVCCbpIBhoEGBAoARIXCgRyb3dzGAIgASgFQgm6SAYaBBgQKAESJQoHb3ZlcmxhcBgDIAEoAkIPukgMCgodZmZmPy0AAAAASACIAQFCCgoIX292ZXJsYXAiqgEKCldpbmRvd1NwZWMSMwoHd2luZG93cxgBIAMoCzIXLnRhdG9yLmNvbW1vbi52MS5XaW5kb3dCCbpIBpIBAxCAAhInCgRncmlkGAIgASgLMhkudGF0b3IuY29tbW9uLnYxLkdyaWRTcGVjEhQKDGluY2x1ZGVfZnVsbBgDIAEoCBIoCgV0aWxlcxgEIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbiJNCgRNYXNrEg4KBmhlaWdodBgBIAEoBRINCgV3aWR0aBgCIAEoBRIOCgZjb3VudHMYAyADKA0SCgoCeDAYBCABKAUSCgoCeTAYBSABKAUi8wEKCURldGVjdGlvbhIhCgNib3gYASABKAsyFC50YXRvci5jb21tb24udjEuQm94Eg0KBWxhYmVsGAIgASgJEhAKCGNsYXNzX2lkGAMgASgFEg0KBXNjb3JlGAQgASgCEg4KBnNvdXJjZRgFIAEoCRIQCghtb2RlbF9pZBgGIAEoCRInCgZ3aW5kb3cYByABKAsyFy50YXRvci5jb21tb24udjEuV2luZG93EiMKBG1hc2sYCCABKAsyFS50YXRvci5jb21tb24udjEuTWFzaxIOCgZwcm9tcHQYCiABKAlKBAgJEApSDXByb2JhYmlsaXRpZXMingIKCU1vZGVsSW5mbxIKCgJpZBgBIAEoCRIOCgZmYW1pbHkYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghsYWJlbG1hcBgEIAMoCRIOCgZkZXZpY2UYBSABKAkSKgoFc3RhdGUYBiABKA4yGy50YXRvci5jb21tb24udjEuTW9kZWxTdGF0ZRIOCgZyZWFzb24YByABKAkSEgoKaXNfZGVmYXVsdBgIIAEoCBIOCgZsb2FkZWQYCSABKAgSNAoFZXh0cmEYCiADKAsyJS50YXRvci5jb21tb24udjEuTW9kZWxJbmZvLkV4dHJhRW50cnkaLAoKRXh0cmFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlYKC1N0YWdlVGltaW5nEg0KBXN0YWdlGAEgASgJEhAKCHF1ZXVlX21zGAIgASgBEhIKCmNvbXB1dGVfbXMYAyABKAESEgoKYmF0Y2hfc2l6ZRgEIAEoBSJICgZUaW1pbmcSLAoGc3RhZ2VzGAEgAygLMhwudGF0b3IuY29tbW9uLnYxLlN0YWdlVGltaW5nEhAKCHRvdGFsX21zGAIgASgBIukBChJHZW5lcmF0aW9uU2V0dGluZ3MSJwoObWF4X25ld190b2tlbnMYASABKAVCCrpIBxoFGIAgKAFIAIgBARIRCglkb19zYW1wbGUYAiABKAgSKQoLdGVtcGVyYXR1cmUYAyABKAJCD7pIDAoKHQAAoEAlAAAAAEgBiAEBEiMKBXRvcF9wGAQgASgCQg+6SAwKCh0AAIA/JQAAAABIAogBARIRCgRzZWVkGAUgASgDSAOIAQFCEQoPX21heF9uZXdfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCBwoFX3NlZWQqpQEKCk1vZGVsU3RhdGUSGwoXTU9ERUxfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNNT0RFTF9TVEFURV9NSVNTSU5HEAESGQoVTU9ERUxfU1RBVEVfQVZBSUxBQkxFEAISFwoTTU9ERUxfU1RBVEVfTE9BRElORxADEhUKEU1PREVMX1NUQVRFX1JFQURZEAQSFgoSTU9ERUxfU1RBVEVfRkFJTEVEEAUqhAcKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUVSUk9SX1JFQVNPTl9JTUFHRV9OT1RfQ0FDSEVEEAESHgoaRVJST1JfUkVBU09OX0lNQUdFX0lOVkFMSUQQAhIgChxFUlJPUl9SRUFTT05fSU1BR0VfVE9PX0xBUkdFEAMSIwofRVJST1JfUkVBU09OX0lNQUdFX1NIQV9NSVNNQVRDSBAEEiIKHkVSUk9SX1JFQVNPTl9MQUJFTE1BUF9NSVNNQVRDSBAFEh4KGkVSUk9SX1JFQVNPTl9NT0RFTF9NSVNTSU5HEAYSIAocRVJST1JfUkVBU09OX01PREVMX05PVF9GT1VORBAHEiIKHkVSUk9SX1JFQVNPTl9NT0RFTF9MT0FEX0ZBSUxFRBAIEicKI0VSUk9SX1JFQVNPTl9IRUFEX0JBQ0tCT05FX01JU01BVENIEAkSLQopRVJST1JfUkVBU09OX0NBTElCUkFUSU9OX1ZFUlNJT05fTUlTTUFUQ0gQChIbChdFUlJPUl9SRUFTT05fT1ZFUkxPQURFRBALEiQKIEVSUk9SX1JFQVNPTl9GQU5PVVRfQ0FQX0VYQ0VFREVEEAwSHgoaRVJST1JfUkVBU09OX0lOVkFMSURfRklFTEQQDRIdChlFUlJPUl9SRUFTT05fU1RBR0VfRkFJTEVEEA4SIgoeRVJST1JfUkVBU09OX0RBVEFTRVRfTk9UX0ZPVU5EEA8SIAocRVJST1JfUkVBU09OX05PX0dST1VORF9UUlVUSBAQEiQKIEVSUk9SX1JFQVNPTl9TRVJWSUNFX1VOQVZBSUxBQkxFEBESHgoaRVJST1JfUkVBU09OX0pPQl9OT1RfRk9VTkQQEhIaChZFUlJPUl9SRUFTT05fTk9UX0ZPVU5EEBMSGQoVRVJST1JfUkVBU09OX0lOVEVSTkFMEBQSHQoZRVJST1JfUkVBU09OX0pPQl9OT1RfRE9ORRAVEiAKHEVSUk9SX1JFQVNPTl9BUkNISVZFX0lOVkFMSUQQFhIfChtFUlJPUl9SRUFTT05fTU9ERUxfUkVRVUlSRUQQFxIgChxFUlJPUl9SRUFTT05fVU5BVVRIRU5USUNBVEVEEBgSIgoeRVJST1JfUkVBU09OX1BFUk1JU1NJT05fREVOSUVEEBliBnByb3RvMw", [file_buf_validate_validate]);
+  fileDesc("Chx0YXRvci9jb21tb24vdjEvY29tbW9uLnByb3RvEg90YXRvci5jb21tb24udjEiWQoISW1hZ2VSZWYSJQoGc2hhMjU2GAEgASgJQhW6SBJyEDIOXlswLTlhLWZdezY0fSQSHQoEZGF0YRgCIAEoDEIKukgHegUYgICAIEgAiAEBQgcKBV9kYXRhIjUKA0JveBIKCgJ4MRgBIAEoAhIKCgJ5MRgCIAEoAhIKCgJ4MhgDIAEoAhIKCgJ5MhgEIAEoAiI5CgZXaW5kb3cSDAoEbmFtZRgBIAEoCRIhCgNib3gYAiABKAsyFC50YXRvci5jb21tb24udjEuQm94Im0KCFRpbGVQbGFuEhgKBHNpemUYASABKAVCCrpIBxoFGIBAKAASJQoHb3ZlcmxhcBgCIAEoAkIPukgMCgodZmZmPy0AAAAASACIAQESFAoMaW5jbHVkZV9mdWxsGAMgASgIQgoKCF9vdmVybGFwIm8KCEdyaWRTcGVjEhcKBGNvbHMYASABKAVCCbpIBhoEGBAoARIXCgRyb3dzGAIgASgFQgm6SAYaBBgQKAESJQoHb3ZlcmxhcBgDIAEoAkIPukgMCgodZmZmPy0AAAAASACIAQFCCgoIX292ZXJsYXAiqgEKCldpbmRvd1NwZWMSMwoHd2luZG93cxgBIAMoCzIXLnRhdG9yLmNvbW1vbi52MS5XaW5kb3dCCbpIBpIBAxCAAhInCgRncmlkGAIgASgLMhkudGF0b3IuY29tbW9uLnYxLkdyaWRTcGVjEhQKDGluY2x1ZGVfZnVsbBgDIAEoCBIoCgV0aWxlcxgEIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbiJNCgRNYXNrEg4KBmhlaWdodBgBIAEoBRINCgV3aWR0aBgCIAEoBRIOCgZjb3VudHMYAyADKA0SCgoCeDAYBCABKAUSCgoCeTAYBSABKAUi8wEKCURldGVjdGlvbhIhCgNib3gYASABKAsyFC50YXRvci5jb21tb24udjEuQm94Eg0KBWxhYmVsGAIgASgJEhAKCGNsYXNzX2lkGAMgASgFEg0KBXNjb3JlGAQgASgCEg4KBnNvdXJjZRgFIAEoCRIQCghtb2RlbF9pZBgGIAEoCRInCgZ3aW5kb3cYByABKAsyFy50YXRvci5jb21tb24udjEuV2luZG93EiMKBG1hc2sYCCABKAsyFS50YXRvci5jb21tb24udjEuTWFzaxIOCgZwcm9tcHQYCiABKAlKBAgJEApSDXByb2JhYmlsaXRpZXMi0QIKCU1vZGVsSW5mbxIKCgJpZBgBIAEoCRIOCgZmYW1pbHkYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghsYWJlbG1hcBgEIAMoCRIOCgZkZXZpY2UYBSABKAkSKgoFc3RhdGUYBiABKA4yGy50YXRvci5jb21tb24udjEuTW9kZWxTdGF0ZRIOCgZyZWFzb24YByABKAkSEgoKaXNfZGVmYXVsdBgIIAEoCBIOCgZsb2FkZWQYCSABKAgSNAoFZXh0cmEYCiADKAsyJS50YXRvci5jb21tb24udjEuTW9kZWxJbmZvLkV4dHJhRW50cnkSMQoKdHJhaW5lZF9vbhgLIAEoCzIdLnRhdG9yLmNvbW1vbi52MS5UcmFpbmluZ0RhdGEaLAoKRXh0cmFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIl4KDFRyYWluaW5nRGF0YRITCgtkZXNjcmlwdGlvbhgBIAEoCRIOCgZpbWFnZXMYAiABKAUSEwoLbGlzdF9zaGEyNTYYAyABKAkSFAoMaW1hZ2Vfc2hhMjU2GAQgAygJIlYKC1N0YWdlVGltaW5nEg0KBXN0YWdlGAEgASgJEhAKCHF1ZXVlX21zGAIgASgBEhIKCmNvbXB1dGVfbXMYAyABKAESEgoKYmF0Y2hfc2l6ZRgEIAEoBSJICgZUaW1pbmcSLAoGc3RhZ2VzGAEgAygLMhwudGF0b3IuY29tbW9uLnYxLlN0YWdlVGltaW5nEhAKCHRvdGFsX21zGAIgASgBIukBChJHZW5lcmF0aW9uU2V0dGluZ3MSJwoObWF4X25ld190b2tlbnMYASABKAVCCrpIBxoFGIAgKAFIAIgBARIRCglkb19zYW1wbGUYAiABKAgSKQoLdGVtcGVyYXR1cmUYAyABKAJCD7pIDAoKHQAAoEAlAAAAAEgBiAEBEiMKBXRvcF9wGAQgASgCQg+6SAwKCh0AAIA/JQAAAABIAogBARIRCgRzZWVkGAUgASgDSAOIAQFCEQoPX21heF9uZXdfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCBwoFX3NlZWQqpQEKCk1vZGVsU3RhdGUSGwoXTU9ERUxfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNNT0RFTF9TVEFURV9NSVNTSU5HEAESGQoVTU9ERUxfU1RBVEVfQVZBSUxBQkxFEAISFwoTTU9ERUxfU1RBVEVfTE9BRElORxADEhUKEU1PREVMX1NUQVRFX1JFQURZEAQSFgoSTU9ERUxfU1RBVEVfRkFJTEVEEAUqrAcKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUVSUk9SX1JFQVNPTl9JTUFHRV9OT1RfQ0FDSEVEEAESHgoaRVJST1JfUkVBU09OX0lNQUdFX0lOVkFMSUQQAhIgChxFUlJPUl9SRUFTT05fSU1BR0VfVE9PX0xBUkdFEAMSIwofRVJST1JfUkVBU09OX0lNQUdFX1NIQV9NSVNNQVRDSBAEEiIKHkVSUk9SX1JFQVNPTl9MQUJFTE1BUF9NSVNNQVRDSBAFEh4KGkVSUk9SX1JFQVNPTl9NT0RFTF9NSVNTSU5HEAYSIAocRVJST1JfUkVBU09OX01PREVMX05PVF9GT1VORBAHEiIKHkVSUk9SX1JFQVNPTl9NT0RFTF9MT0FEX0ZBSUxFRBAIEicKI0VSUk9SX1JFQVNPTl9IRUFEX0JBQ0tCT05FX01JU01BVENIEAkSLQopRVJST1JfUkVBU09OX0NBTElCUkFUSU9OX1ZFUlNJT05fTUlTTUFUQ0gQChIbChdFUlJPUl9SRUFTT05fT1ZFUkxPQURFRBALEiQKIEVSUk9SX1JFQVNPTl9GQU5PVVRfQ0FQX0VYQ0VFREVEEAwSHgoaRVJST1JfUkVBU09OX0lOVkFMSURfRklFTEQQDRIdChlFUlJPUl9SRUFTT05fU1RBR0VfRkFJTEVEEA4SIgoeRVJST1JfUkVBU09OX0RBVEFTRVRfTk9UX0ZPVU5EEA8SIAocRVJST1JfUkVBU09OX05PX0dST1VORF9UUlVUSBAQEiQKIEVSUk9SX1JFQVNPTl9TRVJWSUNFX1VOQVZBSUxBQkxFEBESHgoaRVJST1JfUkVBU09OX0pPQl9OT1RfRk9VTkQQEhIaChZFUlJPUl9SRUFTT05fTk9UX0ZPVU5EEBMSGQoVRVJST1JfUkVBU09OX0lOVEVSTkFMEBQSHQoZRVJST1JfUkVBU09OX0pPQl9OT1RfRE9ORRAVEiAKHEVSUk9SX1JFQVNPTl9BUkNISVZFX0lOVkFMSUQQFhIfChtFUlJPUl9SRUFTT05fTU9ERUxfUkVRVUlSRUQQFxIgChxFUlJPUl9SRUFTT05fVU5BVVRIRU5USUNBVEVEEBgSIgoeRVJST1JfUkVBU09OX1BFUk1JU1NJT05fREVOSUVEEBkSJgoiRVJST1JfUkVBU09OX1RSQUlOSU5HX0RBVEFfT1ZFUkxBUBAaYgZwcm90bzM", [file_buf_validate_validate]);
 
 /**
  * A content-addressed image. Services keep decoded images keyed by sha256, so
@@ -126,7 +126,8 @@ export const WindowSchema: GenMessage<Window> = /*@__PURE__*/
  */
 export type TilePlan = Message<"tator.common.v1.TilePlan"> & {
   /**
-   * Tile side in pixels; 0 means the service default (640).
+   * Tile side in pixels; 0 means the service default (the detector: each
+   * model's own input size; SAM3: 640).
    *
    * @generated from field: int32 size = 1;
    */
@@ -435,6 +436,14 @@ export type ModelInfo = Message<"tator.common.v1.ModelInfo"> & {
    * @generated from field: map<string, string> extra = 10;
    */
   extra: { [key: string]: string };
+
+  /**
+   * What the model was trained (and validated) on, as recorded in the model
+   * registry; unset when the registry does not say.
+   *
+   * @generated from field: tator.common.v1.TrainingData trained_on = 11;
+   */
+  trainedOn?: TrainingData | undefined;
 };
 
 /**
@@ -443,6 +452,49 @@ export type ModelInfo = Message<"tator.common.v1.ModelInfo"> & {
  */
 export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
   messageDesc(file_tator_common_v1_common, 8);
+
+/**
+ * The images a model was fitted or selected on, so an evaluation can refuse
+ * a test set that overlaps them.
+ *
+ * @generated from message tator.common.v1.TrainingData
+ */
+export type TrainingData = Message<"tator.common.v1.TrainingData"> & {
+  /**
+   * Where the images came from, e.g. "synthetic shapes world, seed 0, train+val splits".
+   *
+   * @generated from field: string description = 1;
+   */
+  description: string;
+
+  /**
+   * Number of images.
+   *
+   * @generated from field: int32 images = 2;
+   */
+  images: number;
+
+  /**
+   * SHA-256 of the sorted image SHA-256 list, one hex digest per line.
+   *
+   * @generated from field: string list_sha256 = 3;
+   */
+  listSha256: string;
+
+  /**
+   * SHA-256 (hex) of each image file's bytes, sorted.
+   *
+   * @generated from field: repeated string image_sha256 = 4;
+   */
+  imageSha256: string[];
+};
+
+/**
+ * Describes the message tator.common.v1.TrainingData.
+ * Use `create(TrainingDataSchema)` to create a new message.
+ */
+export const TrainingDataSchema: GenMessage<TrainingData> = /*@__PURE__*/
+  messageDesc(file_tator_common_v1_common, 9);
 
 /**
  * Time spent in one stage of a request.
@@ -484,7 +536,7 @@ export type StageTiming = Message<"tator.common.v1.StageTiming"> & {
  * Use `create(StageTimingSchema)` to create a new message.
  */
 export const StageTimingSchema: GenMessage<StageTiming> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 9);
+  messageDesc(file_tator_common_v1_common, 10);
 
 /**
  * Per-stage timing of a request.
@@ -512,7 +564,7 @@ export type Timing = Message<"tator.common.v1.Timing"> & {
  * Use `create(TimingSchema)` to create a new message.
  */
 export const TimingSchema: GenMessage<Timing> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 10);
+  messageDesc(file_tator_common_v1_common, 11);
 
 /**
  * Generation settings for text models.
@@ -561,7 +613,7 @@ export type GenerationSettings = Message<"tator.common.v1.GenerationSettings"> &
  * Use `create(GenerationSettingsSchema)` to create a new message.
  */
 export const GenerationSettingsSchema: GenMessage<GenerationSettings> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 11);
+  messageDesc(file_tator_common_v1_common, 12);
 
 /**
  * Lifecycle of a model inside a service.
@@ -809,6 +861,14 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_PERMISSION_DENIED = 25;
    */
   PERMISSION_DENIED = 25,
+
+  /**
+   * FAILED_PRECONDITION: an evaluation split holds images a model of the
+   * stack was trained on; metadata "model_id" names it.
+   *
+   * @generated from enum value: ERROR_REASON_TRAINING_DATA_OVERLAP = 26;
+   */
+  TRAINING_DATA_OVERLAP = 26,
 }
 
 /**
