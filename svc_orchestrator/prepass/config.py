@@ -163,7 +163,10 @@ class ServiceCaps:
 
 def _check_caps(out: ResolvedConfig, caps: ServiceCaps, fld: str) -> None:
     """Refuse at the door what a model service would refuse mid-job."""
-    if out.detectors_on and out.detector_sahi and not caps.tile_min <= out.sahi_window_size <= caps.tile_max:
+    # 0 (the default) lets each detector tile at its own input size and SAM3 at its service default.
+    explicit = out.sahi_window_size != 0
+    if explicit and out.detectors_on and out.detector_sahi and \
+            not caps.tile_min <= out.sahi_window_size <= caps.tile_max:
         raise errors.invalid_argument(f"{fld}.sahi_window_size", f"must be in [{caps.tile_min}, {caps.tile_max}] "
                                       f"(the detector's tile limits), got {out.sahi_window_size}")
     sam3_windowed = (out.enable_sam3_text and out.sam3_text_window_extension) or \
@@ -175,7 +178,8 @@ def _check_caps(out: ResolvedConfig, caps: ServiceCaps, fld: str) -> None:
                 f"{fld}.grid_cols", f"a {out.grid_cols}x{out.grid_rows} grid is {contexts} SAM3 contexts per prompt, "
                 f"over SAM3's cap of {caps.sam3_max_prompt_runs} prompt runs per call", "FANOUT_CAP_EXCEEDED",
                 cap=caps.sam3_max_prompt_runs, requested=contexts)
-    if sam3_windowed and out.window_mode == "sahi" and not caps.tile_min <= out.sahi_window_size <= caps.tile_max:
+    if explicit and sam3_windowed and out.window_mode == "sahi" and \
+            not caps.tile_min <= out.sahi_window_size <= caps.tile_max:
         raise errors.invalid_argument(f"{fld}.sahi_window_size", f"must be in [{caps.tile_min}, {caps.tile_max}], "
                                       f"got {out.sahi_window_size}")
 
