@@ -44,9 +44,9 @@ def _models(yolo_trained_on: list[str] | None, head_trained_on: list[str] | None
         return common_pb2.ModelInfo(id=mid, family=family, is_default=True, labelmap=LM, trained_on=rec)
 
     return pb.ListModelsResponse(services=[
-        pb.ServiceModels(service="detector", health="SERVING",
+        pb.ServiceModels(service="detector",
                          models=[info("yolo-a", "yolo", yolo_trained_on), info("rfdetr-a", "rfdetr", None)]),
-        pb.ServiceModels(service="classifier", health="SERVING", models=[info("head-a", "head", head_trained_on)]),
+        pb.ServiceModels(service="classifier", models=[info("head-a", "head", head_trained_on)]),
     ])
 
 
