@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -226,25 +227,28 @@ def run(args: argparse.Namespace) -> dict:
             write_report(report, args.out)
             return None
 
-    step("env", step_env, device)
-    step("plan", step_plan)
-    if not (args.skip_tests or args.dry_run):
-        step("gpu_tests", step_gpu_tests, 150.0)
-    models = step("models", step_models, home, size, device, families)
-    if models and set(models["extra"]) == set(device_models.FAMILIES):  # the prepass needs every family
-        step("stack", step_stack, home, 4 if args.dry_run else 50)
-    if models:
-        def partial(done: list[dict]) -> None:
-            report["table"] = device_bench.markdown(done)
-            report["bench_partial"] = done
-            write_report(report, args.out)
+    try:
+        step("env", step_env, device)
+        step("plan", step_plan)
+        if not (args.skip_tests or args.dry_run):
+            step("gpu_tests", step_gpu_tests, 150.0)
+        models = step("models", step_models, home, size, device, families)
+        if models and set(models["extra"]) == set(device_models.FAMILIES):  # the prepass needs every family
+            step("stack", step_stack, home, 4 if args.dry_run else 50)
+        if models:
+            def partial(done: list[dict]) -> None:
+                report["table"] = device_bench.markdown(done)
+                report["bench_partial"] = done
+                write_report(report, args.out)
 
-        results = step("bench", step_bench, Path(models["registry"]), models["extra"], device, args.dry_run,
-                       families, partial)
-        report.pop("bench_partial", None)
-        if results:
-            report["failed"] += [f"bench:{r['family']}" for r in results if "error" in r]
-            report["table"] = device_bench.markdown(results)
+            results = step("bench", step_bench, Path(models["registry"]), models["extra"], device, args.dry_run,
+                           families, partial)
+            report.pop("bench_partial", None)
+            if results:
+                report["failed"] += [f"bench:{r['family']}" for r in results if "error" in r]
+                report["table"] = device_bench.markdown(results)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)  # the models (GBs at real sizes) and the stack's state
     return report
 
 
