@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,7 +126,14 @@ def run(args: argparse.Namespace) -> dict:
                 label = "serial" if i % 2 == 0 else "pipelined"
                 runs[label].append(asyncio.run(_job(orchestrators[label], dataset)))
         finally:
-            stack.stop()
+            stack.stop()  # the model services (the state file records only the stack's own names)
+            for label in orchestrators:
+                proc = procs[f"orchestrator-{label}"]
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     finally:
         shutil.rmtree(home, ignore_errors=True)
     rate = {k: sum(r["images"] for r in v) / sum(r["wall_s"] for r in v) for k, v in runs.items()}
