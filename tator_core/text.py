@@ -9,6 +9,7 @@ also refuses enum numbers the contract does not define) and text read from files
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -35,10 +36,26 @@ def check_text(fld: str, text: str) -> str:
     return text
 
 
+@functools.cache
+def _checked(desc: Any, seen: frozenset = frozenset()) -> bool:
+    """Whether a message type can hold a string or an enum anywhere: boxes, scores and other
+    all-number messages are skipped whole, so a request with thousands of boxes costs nothing here."""
+    if desc.full_name in seen:
+        return True  # recursive types: assume yes
+    for fd in desc.fields:
+        if fd.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_ENUM):
+            return True
+        if fd.message_type is not None and _checked(fd.message_type, seen | {desc.full_name}):
+            return True
+    return False
+
+
 def _walk(msg: Any, path: str, depth: int) -> tuple[str, str] | None:
     if depth > _MAX_DEPTH:
         return path or "(message)", "nested too deeply"
     for fd, value in msg.ListFields():
+        if fd.message_type is not None and not _checked(fd.message_type):
+            continue
         name = f"{path}.{fd.name}" if path else fd.name
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             key_fd, val_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
