@@ -34,6 +34,7 @@ from svc_orchestrator.store import Store
 from svc_orchestrator.store.base import TERMINAL, result_column, time_column
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.logs import detach
 
 log = logging.getLogger("tator.orchestrator.jobs")
 _PAGE_QUERY = {"list": "jobs"}
@@ -158,6 +159,8 @@ class JobManager:
         return job
 
     async def _run(self, job_id: str, body: JobBody) -> None:
+        # Started inside StartCalibration: the job outlives that RPC and its deadline.
+        detach(job_id)
         try:
             async with self._slots:
                 if job_id in self._cancel:

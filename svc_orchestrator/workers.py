@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from svc_orchestrator.store import JobRecord, Store, WorkUnit
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.logs import detach
 
 log = logging.getLogger("tator.orchestrator.workers")
 
@@ -117,6 +118,8 @@ class UnitWorkers:
             await self._run(unit)
 
     async def _run(self, unit: WorkUnit) -> None:
+        # Workers may start inside StartPrepassJob: units outlive that RPC and its deadline.
+        detach(unit.job_id)
         key = (unit.job_id, unit.unit)
         self.held.add(key)
         self.lost.discard(key)

@@ -23,6 +23,7 @@ from tator_core.auth import channel_credentials, client_token
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import sha256_hex
+from tator_core.logs import downstream_timeout, request_id_var
 
 
 def image_ref(data: bytes, with_bytes: bool = True) -> common_pb2.ImageRef:
@@ -114,7 +115,9 @@ class ServiceClient:
         self.max_held_images = max_held_images
 
     def _metadata(self, request_id: str | None) -> tuple[tuple[str, str], ...]:
-        meta: tuple[tuple[str, str], ...] = (("x-request-id", request_id or uuid.uuid4().hex[:16]),)
+        # Inside an RPC being served, its request id goes on, so one id is in every service's log line.
+        rid = request_id or request_id_var.get() or uuid.uuid4().hex[:16]
+        meta: tuple[tuple[str, str], ...] = (("x-request-id", rid),)
         if self.token:
             meta += (("authorization", f"Bearer {self.token}"),)
         return meta
@@ -123,7 +126,7 @@ class ServiceClient:
                    timeout_s: float | None = None, request_id: str | None = None) -> Any:
         """Unary call. With image_data, `request.image` follows the image protocol."""
         rpc = getattr(self.stub, method)
-        timeout = timeout_s or self.timeout_s
+        timeout = downstream_timeout(timeout_s or self.timeout_s)
         meta = self._metadata(request_id)
         sha = request.image.sha256 if image_data is not None else None
         if image_data is not None:
@@ -159,7 +162,8 @@ class ServiceClient:
                      request_id: str | None = None) -> AsyncIterator[Any]:
         rpc = getattr(self.stub, method)
         self.calls += 1
-        async for item in rpc(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata(request_id)):
+        async for item in rpc(request, timeout=downstream_timeout(timeout_s or self.timeout_s),
+                              metadata=self._metadata(request_id)):
             yield item
 
     def _open(self, health_checked: bool) -> grpc.aio.Channel:

@@ -28,7 +28,7 @@ from grpc_status import rpc_status
 
 from tator_core import errors
 from tator_core.auth import Authenticator
-from tator_core.logs import request_id_var
+from tator_core.logs import deadline_var, request_id_var
 from tator_core.metrics import IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
 from tator_core.validation import validation_error
 
@@ -187,6 +187,8 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         start = time.perf_counter()
         code = "OK"
         context.set_trailing_metadata((("x-request-id", rid),))
+        remaining = context.time_remaining()
+        deadline_var.set(time.monotonic() + remaining if remaining is not None else None)
         # An unauthenticated caller is refused before it takes a slot or costs a validation.
         refused = denied or self._enter(rid, kind)
         try:
