@@ -128,6 +128,17 @@ device-wheels: venv
 ui: fixtures
 	$(TATOR) up
 
+# Container images with buildah (tator + tator-web; scripts/image.sh, docs/deploy.md). Not part of
+# `make test`: the service image holds CUDA torch and takes ~20 min to build with vfs storage.
+# image-check builds on a local debootstrap base and starts every service from the image
+# (non-root, read-only root, models volume mounted) until SERVING; needs root (chroot, mounts).
+.PHONY: image image-check
+image: venv
+	scripts/image.sh build
+
+image-check: venv fixtures
+	scripts/image.sh check
+
 stack-up: fixtures
 	$(TATOR) up --detach
 
