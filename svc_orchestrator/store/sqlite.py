@@ -13,8 +13,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
+
 from svc_orchestrator.store.migrations import migrate_sqlite
 from svc_orchestrator.store.sql import SqlStore, Tx
+from tator_core import errors
 
 
 class _SqliteTx(Tx):
@@ -44,10 +47,14 @@ class SqliteStore(SqlStore):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield _SqliteTx(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                # Under WAL the pages are written at COMMIT, so a full volume usually fails here.
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:  # SQLite may have rolled back by itself already
+                    self._db.execute("ROLLBACK")
+                if _is_full(exc):
+                    raise store_full() from exc
                 raise
-            self._db.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
@@ -57,3 +64,14 @@ class SqliteStore(SqlStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _is_full(exc: BaseException) -> bool:
+    """SQLITE_FULL is SQLite's answer to ENOSPC (and to its own page limit)."""
+    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def store_full() -> errors.TatorError:
+    return errors.TatorError(grpc.StatusCode.RESOURCE_EXHAUSTED, "STORE_FULL",
+                             "the orchestrator's store is full (no space left on its volume); nothing was "
+                             "written: free space and try again")

@@ -46,6 +46,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
     ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
     ERROR_REASON_TRAINING_DATA_OVERLAP: _ClassVar[ErrorReason]
+    ERROR_REASON_STORE_FULL: _ClassVar[ErrorReason]
 MODEL_STATE_UNSPECIFIED: ModelState
 MODEL_STATE_MISSING: ModelState
 MODEL_STATE_AVAILABLE: ModelState
@@ -79,6 +80,7 @@ ERROR_REASON_MODEL_REQUIRED: ErrorReason
 ERROR_REASON_UNAUTHENTICATED: ErrorReason
 ERROR_REASON_PERMISSION_DENIED: ErrorReason
 ERROR_REASON_TRAINING_DATA_OVERLAP: ErrorReason
+ERROR_REASON_STORE_FULL: ErrorReason
 
 class ImageRef(_message.Message):
     __slots__ = ("sha256", "data")

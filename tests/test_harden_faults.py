@@ -1,0 +1,114 @@
+"""Fault injection on the orchestrator's SQLite store: a full volume under the prepass cache.
+
+A write that finds no space is RESOURCE_EXHAUSTED / STORE_FULL (a job fails with that text, an RPC
+answers it), the transaction leaves nothing behind (no meta row without its entry, no torn row), the
+file passes SQLite's integrity check, and the store works again once there is space. Two ways to run
+out: SQLite's own page limit (SQLITE_FULL, the code SQLite returns for ENOSPC, always available) and a
+real tmpfs of 256 KiB (ENOSPC from the kernel; only where this process may mount, e.g. as root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
+from svc_orchestrator.store.sqlite import SqliteStore
+from tator_core import errors
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.labels import glossary_hash
+
+
+def _meta(config_hash: str) -> CacheMeta:
+    return CacheMeta(glossary_text="circle: disc", glossary_hash=glossary_hash("circle: disc"),
+                     labelmap=("circle", "square"), labelmap_hash="lm", config={"a": config_hash},
+                     config_hash=config_hash, versions={"yolo-synth": "v1"})
+
+
+def _result(sha: str, size: int) -> pb.PrepassResult:
+    # Random bytes do not compress, so `size` is roughly what the row costs on disk.
+    return pb.PrepassResult(image_sha256=sha, image_name=os.urandom(size // 2).hex(), width=3, height=4)
+
+
+def _counts(store: SqliteStore) -> tuple[int, int]:
+    with store.read() as t:
+        return (t.q("SELECT COUNT(*) FROM entries").fetchone()[0], t.q("SELECT COUNT(*) FROM meta").fetchone()[0])
+
+
+def _integrity(store: SqliteStore) -> str:
+    with store.read() as t:
+        return t.q("PRAGMA integrity_check").fetchone()[0]
+
+
+def _fill_until_full(cache: PrepassCache, size: int, limit: int = 10_000) -> errors.TatorError:
+    for i in range(limit):
+        # A new meta row per entry: the failing write is a two-row transaction that must not half-land.
+        meta = _meta(f"cfg{i}")
+        try:
+            cache.put(meta.key(f"sha{i}"), meta, _result(f"sha{i}", size), "ds")
+        except errors.TatorError as exc:
+            return exc
+    raise AssertionError(f"{limit} writes of {size} bytes never filled the volume")
+
+
+def _assert_full_and_clean(store: SqliteStore, exc: errors.TatorError, before: tuple[int, int]) -> None:
+    assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED and exc.reason == "STORE_FULL", exc
+    assert "full" in exc.message and "/" not in exc.message  # says what happened, names no server path
+    entries, metas = _counts(store)
+    assert entries == metas, (entries, metas)  # the failed put left no meta row without its entry
+    assert entries >= before[0]
+    assert _integrity(store) == "ok"
+
+
+def test_sqlite_page_limit_is_store_full_with_no_partial_rows(tmp_path):
+    store = SqliteStore(tmp_path / "orchestrator.sqlite")
+    cache = PrepassCache(store)
+    first = _meta("cfg-first")
+    cache.put(first.key("a"), first, _result("a", 100), "ds")
+    with store.read() as t:
+        pages = t.q("PRAGMA page_count").fetchone()[0]
+        t.q(f"PRAGMA max_page_count = {pages + 8}")
+    before = _counts(store)
+    exc = _fill_until_full(cache, 20_000)  # 20 kB rows overflow 8 pages at the first or second write
+    _assert_full_and_clean(store, exc, before)
+    assert cache.get(first.key("a")) is not None  # what was there is still readable
+    with store.read() as t:
+        t.q("PRAGMA max_page_count = 1073741823")  # space again: the same store writes
+    again = _meta("cfg-again")
+    cache.put(again.key("b"), again, _result("b", 100), "ds")
+    assert cache.get(again.key("b")) is not None and _integrity(store) == "ok"
+    store.close()
+
+
+@pytest.fixture
+def tiny_volume(tmp_path):
+    mnt = tmp_path / "vol"
+    mnt.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_tmpfs_under_the_store_is_store_full_with_no_partial_rows(tiny_volume: Path):
+    store = SqliteStore(tiny_volume / "orchestrator.sqlite")
+    cache = PrepassCache(store)
+    before = _counts(store)
+    exc = _fill_until_full(cache, 8_000)
+    assert exc.__cause__ is not None  # the kernel's ENOSPC, seen by SQLite as SQLITE_FULL
+    _assert_full_and_clean(store, exc, before)
+    store.close()
+    # A fresh process (a restart) opens the file and reads every committed row.
+    reopened = SqliteStore(tiny_volume / "orchestrator.sqlite")
+    assert _integrity(reopened) == "ok" and _counts(reopened)[0] == _counts(reopened)[1]
+    reopened.close()
