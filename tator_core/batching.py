@@ -51,6 +51,9 @@ class MicroBatcher(Generic[T, R]):
             raise ValueError("max_batch and max_queue must be >= 1, max_delay_ms >= 0")
         self.fn = fn
         self.service, self.model = service, model
+        # The queue gauge exists (at 0) from the model's load on, so the
+        # autoscaler's queue metric is there before the first request.
+        QUEUE_DEPTH.labels(service)
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_ms / 1000.0, max_queue
         self._owns_executor = executor is None
         self.executor = executor or device_executor(service)
