@@ -11,7 +11,7 @@ DATA := $(TATOR_HOME)/data/synth
 DEMO_SEED := 7
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint deadcode venv web web-test browser ui protos protos-check fixtures regress bench fuzz stack-up stack-down clean device-wheels device-dry protoset setup-postgres
+.PHONY: demo test lint typecheck deadcode venv web web-test browser ui protos protos-check fixtures regress bench fuzz stack-up stack-down clean device-wheels device-dry protoset setup-postgres
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -81,6 +81,11 @@ demo: fixtures
 lint: venv
 	.venv/bin/ruff check .
 
+# tator_core is held to --strict; the services are checked with pyproject's [tool.mypy] settings.
+typecheck: venv
+	.venv/bin/mypy --strict tator_core
+	.venv/bin/mypy svc_detector svc_sam3 svc_qwen svc_classifier svc_orchestrator
+
 # High-confidence dead code fails; the 60% list (attributes, fields) and the RPC inventory are a report.
 deadcode: venv
 	$(PY) scripts/deadcode.py
@@ -88,7 +93,7 @@ deadcode: venv
 	-$(PY) scripts/deadcode.py --min-confidence 60
 	$(PY) scripts/rpc_inventory.py
 
-test: fixtures setup-postgres protos-check lint browser web-test
+test: fixtures setup-postgres protos-check lint typecheck browser web-test
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(TATOR) up --detach
 	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress.json \

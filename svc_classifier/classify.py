@@ -75,7 +75,7 @@ def _embed_plans(backbone: Embedder, image: DecodedImage, plans: Sequence[CropPl
                  name: str) -> tuple[list[CropPlan], Embedded, list[Stage]]:
     t0 = time.perf_counter()
     good = [p for p in plans if p.ok]
-    crops = [cut(image, p.region) for p in good]  # type: ignore[arg-type]
+    crops = [cut(image, p.region) for p in good if p.region is not None]  # every good plan has one
     t1 = time.perf_counter()
     got = embed_batched(backbone, crops, batch_size, name=name)
     stages = [Stage("crop", (t1 - t0) * 1000), Stage("embed", got.compute_ms, got.batch_size_used)]

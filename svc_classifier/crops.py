@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tator_core.geometry import XYXY, intersects
+from tator_core.geometry import XYXY, as_xyxy, intersects
 from tator_core.images import DecodedImage
 
 NON_FINITE = "non_finite_box"
@@ -62,14 +62,14 @@ def padded_region(box: XYXY, width: int, height: int, padding: float) -> Region:
 def plan_crops(boxes: Sequence[XYXY], width: int, height: int, padding: float) -> list[CropPlan]:
     plans = []
     for i, box in enumerate(boxes):
-        box = tuple(float(v) for v in box)  # type: ignore[assignment]
+        box = as_xyxy(box)
         err = box_error(box, width, height)
         plans.append(CropPlan(i, box, None if err else padded_region(box, width, height, padding), err))
     return plans
 
 
 def cut(image: DecodedImage, region: Region) -> np.ndarray:
-    return image.crop(tuple(float(v) for v in region))  # type: ignore[arg-type]
+    return image.crop(as_xyxy(region))
 
 
 def full_image_region(image: DecodedImage) -> Region:

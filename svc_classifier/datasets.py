@@ -21,7 +21,7 @@ from PIL import Image
 
 from svc_classifier.heads import BG_PREFIX
 from tator_core import errors
-from tator_core.geometry import XYXY, yolo_to_xyxy
+from tator_core.geometry import XYXY, as_xyxy, yolo_to_xyxy
 from tator_core.labels import LabelmapError, match_key, read_labelmap
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -91,7 +91,7 @@ def _yolo_line(line: str, w: int, h: int, n_classes: int) -> tuple[int, XYXY] | 
     if not 0 <= cls < n_classes:
         return None
     if len(vals) == 4:
-        box = yolo_to_xyxy(tuple(vals), w, h)  # type: ignore[arg-type]
+        box = yolo_to_xyxy(as_xyxy(vals), w, h)
     elif len(vals) % 2 == 0:
         xs, ys = vals[0::2], vals[1::2]
         box = (min(xs) * w, min(ys) * h, max(xs) * w, max(ys) * h)

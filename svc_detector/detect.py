@@ -171,7 +171,8 @@ async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectPa
     detections: list[Det] = []
     runs: list[PassRun] = []
     stages: list[Stage] = []
-    for mid, (out, stats) in zip(ids, outcomes):  # type: ignore[misc]
+    done = [o for o in outcomes if not isinstance(o, BaseException)]  # every one, after the raise above
+    for mid, (out, stats) in zip(ids, done):
         backend = backends[mid]
         plan = plans[mid]
         t0 = time.perf_counter()

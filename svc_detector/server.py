@@ -46,7 +46,7 @@ _PASS_ENUMS = {"full": detector_pb2.PASS_KIND_FULL, "tiled": detector_pb2.PASS_K
 def model_info_pb(s: ModelStatus) -> common_pb2.ModelInfo:
     return common_pb2.ModelInfo(
         id=s.id, family=s.family, version=s.version, labelmap=s.labelmap, device=s.device,
-        state=common_pb2.ModelState.Value(f"MODEL_STATE_{s.state}"), reason=s.reason, is_default=s.is_default,
+        state=f"MODEL_STATE_{s.state}", reason=s.reason, is_default=s.is_default,
         loaded=s.loaded, extra=s.extra, trained_on=training_pb(s.trained_on))
 
 

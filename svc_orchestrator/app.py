@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class JobSummary:
         self.primary: Counter[str] = Counter()
         self.atom_sources: Counter[str] = Counter()
         self.classes: Counter[str] = Counter()
-        self.stage_ms: Counter[str] = Counter()
+        self.stage_ms: dict[str, float] = defaultdict(float)
         self.stage_bytes: Counter[str] = Counter()
         self.warnings = 0
 

@@ -34,7 +34,7 @@ def dataset_pb(ds: Dataset) -> pb.Dataset:
                       has_ground_truth=ds.has_ground_truth)
 
 
-def health_enum(status: str) -> int:
+def health_enum(status: str) -> pb.ServiceHealth:
     """A grpc.health.v1 status name (or UNREACHABLE) as a ServiceHealth: anything reachable that is
     not SERVING (NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN) cannot take calls, so it is NOT_SERVING."""
     if status == "SERVING":

@@ -106,7 +106,7 @@ class DetectorClient(ModelServiceClient):
     stub_factory = detector_pb2_grpc.DetectorServiceStub
     list_request = detector_pb2.ListModelsRequest
 
-    async def detect(self, sha: str, data: bytes, *, model_ids: Sequence[str], mode: int, tile_size: int,
+    async def detect(self, sha: str, data: bytes, *, model_ids: Sequence[str], mode: detector_pb2.DetectMode, tile_size: int,
                      tile_overlap: float, conf: float, iou: float, merge_iou: float,
                      expected_labelmap: Sequence[str], timeout_s: float | None = None,
                      ) -> tuple[detector_pb2.DetectResponse, CallStats]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from tator_core import errors
-from tator_core.geometry import XYXY, xywh_to_xyxy, yolo_to_xyxy
+from tator_core.geometry import XYXY, as_xyxy, xywh_to_xyxy, yolo_to_xyxy
 from tator_core.labels import (
     LabelmapError,
     default_glossary,
@@ -151,7 +151,7 @@ class Dataset:
                 continue
             vals = [float(t) for t in toks[1:]]
             if len(vals) == 4:
-                box = yolo_to_xyxy(tuple(vals), w, h)  # type: ignore[arg-type]
+                box = yolo_to_xyxy(as_xyxy(vals), w, h)
             else:  # polygon: x1 y1 x2 y2 ... normalised
                 xs, ys = vals[0::2], vals[1::2]
                 box = (min(xs) * w, min(ys) * h, max(xs) * w, max(ys) * h)
@@ -232,7 +232,8 @@ def _load_coco(ds_id: str, root: Path) -> Dataset | None:
             label = cats.get(ann.get("category_id"))
             if name is None or label not in by_name or len(ann.get("bbox", [])) != 4:
                 continue
-            gt[name].append(GtBox(label, by_name[label], xywh_to_xyxy(tuple(float(v) for v in ann["bbox"]))))
+            x, y, bw, bh = (float(v) for v in ann["bbox"])
+            gt[name].append(GtBox(label, by_name[label], xywh_to_xyxy((x, y, bw, bh))))
     if not items or not labelmap:
         return None
     return Dataset(ds_id, root, "coco", labelmap, sorted(items, key=lambda i: i.name), gt)
@@ -259,7 +260,7 @@ class DatasetCatalog:
     def _signature(root: Path) -> tuple:
         """Cheap change detector: editing the labelmap, the glossary or adding a
         split/annotation file invalidates the cached Dataset without a restart."""
-        sig = []
+        sig: list[tuple[str, int | None, int | None]] = []
         for p in (root, root / "labelmap.txt", root / "glossary.json", *(root / s for s in SPLITS),
                   root / "coco", root / "annotations"):
             try:

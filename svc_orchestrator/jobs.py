@@ -19,6 +19,7 @@ next image); a local job is flagged and its replica cancels it within one poll.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import socket
@@ -77,7 +78,7 @@ class JobManager:
                  lease_s: float = 15.0, poll_s: float = 0.25) -> None:
         # A path opens (and `close` closes) a SQLite store of its own; a Store is shared.
         self._owned = not isinstance(store, Store)
-        if self._owned:
+        if not isinstance(store, Store):
             from svc_orchestrator.store.sqlite import SqliteStore
 
             store = SqliteStore(Path(store))
@@ -118,10 +119,10 @@ class JobManager:
             raise errors.not_found("JOB_NOT_FOUND", f"no job {job_id!r}", job_id=job_id)
         return rec.job
 
-    def list(self, limit: int = 50) -> list[pb.Job]:
+    def list(self, limit: int = 50) -> builtins.list[pb.Job]:
         return self.page(limit or DEFAULT_PAGE_SIZE, "")[0]
 
-    def page(self, size: int, token: str) -> tuple[list[pb.Job], str]:
+    def page(self, size: int, token: str) -> tuple[builtins.list[pb.Job], str]:
         """Newest first, by a (created_at, id) keyset: jobs started while a client pages through do
         not shift or repeat the later pages."""
         size = size or DEFAULT_PAGE_SIZE
@@ -137,13 +138,13 @@ class JobManager:
         more = len(rows) > size
         return jobs, encode_token(_PAGE_QUERY, [time_column(jobs[-1].create_time), jobs[-1].id]) if more else ""
 
-    def _new(self, kind: int, dataset_id: str, total: int, message: str) -> pb.Job:
+    def _new(self, kind: pb.JobKind, dataset_id: str, total: int, message: str) -> pb.Job:
         now = Timestamp()
         now.FromMicroseconds(time.time_ns() // 1000)  # the store keeps microseconds
         return pb.Job(id=f"job-{uuid.uuid4().hex[:12]}", kind=kind, state=pb.JOB_STATE_QUEUED, dataset_id=dataset_id,
                       total=total, message=message, create_time=now, update_time=now)
 
-    def start(self, kind: int, dataset_id: str, total: int, body: JobBody, *, message: str = "queued") -> pb.Job:
+    def start(self, kind: pb.JobKind, dataset_id: str, total: int, body: JobBody, *, message: str = "queued") -> pb.Job:
         """A local job: `body` runs here, as an asyncio task."""
         job = self._new(kind, dataset_id, total, message)
         self.store.insert_job(job, owner=self.replica_id, lease_until=time.time() + self.lease_s)
@@ -151,7 +152,7 @@ class JobManager:
         self._ensure_keeper()
         return job
 
-    def start_sharded(self, kind: int, dataset_id: str, units: Sequence[Sequence[str]], spec: bytes, *,
+    def start_sharded(self, kind: pb.JobKind, dataset_id: str, units: Sequence[Sequence[str]], spec: bytes, *,
                       message: str = "queued") -> pb.Job:
         """A sharded job: its units wait in the store for any replica's workers."""
         job = self._new(kind, dataset_id, sum(len(u) for u in units), message)

@@ -22,6 +22,7 @@ import time
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -190,7 +191,7 @@ def read_archive(archive: bytes) -> dict[str, bytes]:
     return out
 
 
-def _json(files: dict[str, bytes], name: str) -> object:
+def _json(files: dict[str, bytes], name: str) -> Any:
     if name not in files:
         raise _bad(name, "required member is missing")
     try:

@@ -145,7 +145,7 @@ class QwenModels:
                                                      model_id=slot.entry.id) from exc
                 slot.state, slot.reason = READY, ""
                 log.info("model loaded", extra={"fields": {"model_id": slot.entry.id,
-                                                           "model_type": slot.backend.model_type}})
+                                                           "model_type": getattr(slot.backend, "model_type", "")}})
         return slot
 
     async def run(self, fn: Callable[..., T], *args: Any, model_id: str = "", **kwargs: Any) -> tuple[T, RunStats]:

@@ -127,7 +127,7 @@ def merge_prompt(instruction: str, window_captions: Sequence[tuple[str, str]], d
 
 def synonyms_prompt(labels: Sequence[str], cap: int, known: Mapping[str, list[str]]) -> str:
     """One text-only call asking JSON synonyms for the labels without glossary terms."""
-    asked = {one_line(lb, 200): [] for lb in labels}
+    asked: dict[str, list[str]] = {one_line(lb, 200): [] for lb in labels}
     lines = [
         "You write search phrases for an object detector.",
         f"For each label below give up to {cap} short noun phrases (1-3 words) that name the same kind of "

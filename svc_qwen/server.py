@@ -89,6 +89,7 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         if cached is not None:
             return cached, [Stage("cache", _ms(t0))], 0.0
         backend = slot.backend
+        assert backend is not None  # acquire returns a loaded slot or raises
 
         def generate(prompt: str) -> tuple[str, int]:
             out = backend.generate([(prompt, None)], gen)[0]

@@ -346,7 +346,7 @@ class _Run:
         return Result(detections, self.stats, self.warnings, self.stages, self.batch_size)
 
     def _detection(self, item: geometry.Scored, image: DecodedImage) -> Detection:
-        raw, ctx, prompt, source = item.ref  # type: ignore[misc]
+        raw, ctx, prompt, source = item.ref
         box = geometry.clip_box(item.box, image.width, image.height)
         det = Detection(box, item.score, item.label, prompt, source, self.model_id, ctx)
         if self.options.return_masks:

@@ -10,7 +10,7 @@ def fail_rpc(exc: Exception, console: Console) -> None:
     """Print a failed call's status, reason and field violations; exit 1."""
     from tator_core.errors import parse_rpc_error
 
-    err = parse_rpc_error(exc)  # type: ignore[arg-type]
+    err = parse_rpc_error(exc)  # type: ignore[arg-type]  # callers pass the AioRpcError they caught
     console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
     for fld, why in err.field_violations:
         console.print(f"  {fld}: {why}")

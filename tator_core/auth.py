@@ -24,6 +24,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -92,8 +93,8 @@ class Authenticator:
                     found = role
         return found
 
-    def check(self, method: str, metadata: object) -> errors.TatorError | None:
-        header = dict(metadata or ()).get("authorization", "")  # type: ignore[arg-type]
+    def check(self, method: str, metadata: Any) -> errors.TatorError | None:
+        header = dict(metadata or ()).get("authorization", "")
         scheme, _, token = header.partition(" ") if isinstance(header, str) else ("", "", "")
         role = self._role(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if role is None:

@@ -36,6 +36,10 @@ class BatchStats:
     batch_size: int
 
 
+#: One waiting item: the input, the future its caller awaits, and when it was queued.
+_Queued = tuple[T, "asyncio.Future[tuple[R, BatchStats]]", float]
+
+
 def device_executor(name: str) -> concurrent.futures.ThreadPoolExecutor:
     """One thread per device: model calls never run concurrently on it."""
     return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-device")
@@ -57,12 +61,12 @@ class MicroBatcher(Generic[T, R]):
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_ms / 1000.0, max_queue
         self._owns_executor = executor is None
         self.executor = executor or device_executor(service)
-        self._queue: asyncio.Queue | None = None
-        self._worker: asyncio.Task | None = None
+        self._queue: asyncio.Queue[_Queued[T, R]] | None = None
+        self._worker: asyncio.Task[None] | None = None
         self.batches_run = 0
         self._closed = False
 
-    def _ensure_worker(self) -> asyncio.Queue:
+    def _ensure_worker(self) -> asyncio.Queue[_Queued[T, R]]:
         if self._queue is None:
             self._queue = asyncio.Queue(maxsize=self.max_queue)
         if self._worker is None or self._worker.done():
@@ -78,7 +82,7 @@ class MicroBatcher(Generic[T, R]):
         if self._closed:
             raise self._gone()
         queue = self._ensure_worker()
-        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[R, BatchStats]] = asyncio.get_running_loop().create_future()
         try:
             queue.put_nowait((item, fut, time.perf_counter()))
         except asyncio.QueueFull:
@@ -114,7 +118,7 @@ class MicroBatcher(Generic[T, R]):
             if live:
                 await self._run(loop, live)
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, live: list) -> None:
+    async def _run(self, loop: asyncio.AbstractEventLoop, live: list[_Queued[T, R]]) -> None:
         started = time.perf_counter()
         try:
             results = await loop.run_in_executor(self.executor, self.fn, [b[0] for b in live])
@@ -145,7 +149,7 @@ class MicroBatcher(Generic[T, R]):
         self._closed = True
         if self._worker is not None and not self._worker.done() and self._queue is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.put(_STOP), drain_s)
+                await asyncio.wait_for(self._queue.put(_STOP), drain_s)  # type: ignore[arg-type]  # the stop sentinel shares the queue
                 await asyncio.wait_for(asyncio.shield(self._worker), drain_s)
         if self._worker is not None:
             self._worker.cancel()

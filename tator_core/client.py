@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -46,12 +46,12 @@ KEEPALIVE_S = 10.0        # ping an idle connection this often...
 KEEPALIVE_TIMEOUT_S = 5.0  # ...and drop it when the ping is unanswered this long: a dead peer in seconds
 
 
-def service_config(*, health_checked: bool = True, max_attempts: int = 4) -> dict:
+def service_config(*, health_checked: bool = True, max_attempts: int = 4) -> dict[str, Any]:
     """Round robin over every address the target resolves to (with pick_first one long-lived
     connection pins all calls to one replica); subchannels whose replica's health is not SERVING
     get no calls (a warming or draining replica is skipped); UNAVAILABLE is retried with backoff,
     which round robin sends to the next replica, except for the non-idempotent calls."""
-    config: dict = {
+    config: dict[str, Any] = {
         "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {"name": [{}], "retryPolicy": {
@@ -89,14 +89,14 @@ class ServiceClient:
 
     def __init__(self, address: str, stub_factory: Callable[[grpc.aio.Channel], Any], *,
                  max_message_mb: int = 64, timeout_s: float = 120.0,
-                 options: list[tuple[str, object]] | None = None, max_held_images: int = 4096,
+                 options: Sequence[tuple[str, object]] | None = None, max_held_images: int = 4096,
                  token: str | None = None, role: str = "admin", health_checked: bool = False) -> None:
         """`token` defaults to `client_token(role)` (TATOR_TOKEN or the stack's tokens file); TLS
         comes from TATOR_TLS_* (see tator_core/auth.py). `health_checked`: send calls only to replicas
         whose health is SERVING (the orchestrator's clients of the model services); off, a call
         reaches a replica still warming up and gets its answer (the CLI and tests talking to one server)."""
         self.address = address
-        self._max_message_mb, self._options = max_message_mb, options or []
+        self._max_message_mb, self._options = max_message_mb, list(options or ())
         self._creds = channel_credentials()
         self.channel = self._open(health_checked)
         # Health probes go around the health-checked picking: through it a replica that is not SERVING
@@ -139,7 +139,7 @@ class ServiceClient:
             response = await rpc(request, timeout=timeout, metadata=meta)
             self._count_sent(request, image_data)
         except grpc.aio.AioRpcError as exc:
-            if image_data is None or request.image.HasField("data") or parse_rpc_error(exc).reason != "IMAGE_NOT_CACHED":
+            if sha is None or request.image.HasField("data") or parse_rpc_error(exc).reason != "IMAGE_NOT_CACHED":
                 raise
             self._held.pop(sha, None)
             request.image.data = image_data
@@ -183,7 +183,7 @@ class ServiceClient:
             resp = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.aio.AioRpcError:
             return "UNREACHABLE"
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
 
     async def close(self) -> None:
         await self.channel.close()

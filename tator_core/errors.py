@@ -111,7 +111,7 @@ def parse_rpc_error(exc: grpc.RpcError) -> RemoteError:
     details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
     out = RemoteError(code=code, message=details or "")
     try:
-        status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+        status = rpc_status.from_call(exc)
     except Exception:  # a status whose details do not parse is still a status
         status = None
     if status is None:

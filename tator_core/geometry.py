@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, SupportsFloat
 
 import torch
 from torchvision.ops import batched_nms, box_iou
@@ -20,6 +21,13 @@ XYXY = tuple[float, float, float, float]
 
 
 # --- conversions -----------------------------------------------------------
+
+def as_xyxy(values: Iterable[SupportsFloat]) -> XYXY:
+    """Four numbers (a list, an array row, a label-file line) as a float (x1, y1, x2, y2) tuple;
+    anything but four values is a ValueError."""
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2
+
 
 def xyxy_to_xywh(b: XYXY) -> XYXY:
     return (b[0], b[1], b[2] - b[0], b[3] - b[1])
@@ -90,7 +98,8 @@ def iou(a: XYXY, b: XYXY) -> float:
 def iou_matrix(a: Sequence[XYXY], b: Sequence[XYXY]) -> torch.Tensor:
     if len(a) == 0 or len(b) == 0:
         return torch.zeros((len(a), len(b)))
-    return box_iou(torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32))
+    iou: torch.Tensor = box_iou(torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32))
+    return iou
 
 
 # --- tiles and windows -------------------------------------------------------
@@ -128,7 +137,7 @@ def tile_windows(width: int, height: int, size: int = 640, overlap: float = 0.2)
     tw, th = min(size, width), min(size, height)
     step_x = max(1, int(round(tw * (1 - overlap))))
     step_y = max(1, int(round(th * (1 - overlap))))
-    wins = []
+    wins: list[Win] = []
     for y in _starts(height, th, step_y):
         for x in _starts(width, tw, step_x):
             wins.append(Win(f"tile_{len(wins)}", (float(x), float(y), float(x + tw), float(y + th))))
@@ -155,7 +164,7 @@ def grid_windows(width: int, height: int, cols: int = 2, rows: int = 2, overlap:
         for c in range(cols):
             box = (max(0.0, c * cw - gx), max(0.0, r * ch - gy),
                    min(float(width), (c + 1) * cw + gx), min(float(height), (r + 1) * ch + gy))
-            wins.append(Win(cell_name(c, r), tuple(round(v, 3) for v in box)))  # type: ignore[arg-type]
+            wins.append(Win(cell_name(c, r), as_xyxy(round(v, 3) for v in box)))
     return wins
 
 
@@ -179,7 +188,7 @@ class Scored:
     box: XYXY
     score: float
     label: str
-    ref: object = None
+    ref: Any = None
 
 
 def greedy_clusters(items: Sequence[Scored], iou_thr: float, *, class_aware: bool = True,
@@ -223,7 +232,7 @@ def fused_box(members: Sequence[Scored]) -> XYXY:
     """Score-weighted mean box (weights floored at 1e-6)."""
     ws = [max(m.score, 1e-6) for m in members]
     tot = sum(ws)
-    return tuple(sum(w * m.box[k] for w, m in zip(ws, members)) / tot for k in range(4))  # type: ignore[return-value]
+    return as_xyxy(sum(w * m.box[k] for w, m in zip(ws, members)) / tot for k in range(4))
 
 
 def merge(items: Sequence[Scored], iou_thr: float = 0.5, method: str = "nms",

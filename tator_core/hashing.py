@@ -18,11 +18,11 @@ def stable_hash(value: object) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
-_file_cache: dict[tuple, str] = {}
+_file_cache: dict[tuple[tuple[str, int, int], ...], str] = {}
 _file_lock = threading.Lock()
 
 
-def _version_key(path: Path) -> tuple[list[Path], tuple]:
+def _version_key(path: Path) -> tuple[list[Path], tuple[tuple[str, int, int], ...]]:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return files, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 

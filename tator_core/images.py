@@ -18,8 +18,9 @@ import struct
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -101,7 +102,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, fld: str = "image.data",
                  sha256: str | None = None, min_side: int = DEFAULT_MIN_SIDE,
                  max_aspect: float = DEFAULT_MAX_ASPECT,
-                 reserve: Callable[[int], contextlib.AbstractContextManager] | None = None) -> DecodedImage:
+                 reserve: Callable[[int], contextlib.AbstractContextManager[object]] | None = None) -> DecodedImage:
     """Decode and check encoded bytes; every failure is INVALID_ARGUMENT.
 
     Size checks read only the header, so neither a bomb nor a sliver costs
@@ -117,7 +118,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, fld: str 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             if img.format not in ALLOWED_FORMATS:
                 raise errors.invalid_argument(fld, f"unsupported image format {img.format}", "IMAGE_INVALID")
             w, h = img.size
@@ -203,7 +204,7 @@ class ImageStore:
                 self.nbytes -= gone.array.nbytes
 
     @contextlib.contextmanager
-    def _reserve(self, pixels: int):
+    def _reserve(self, pixels: int) -> Iterator[None]:
         with self._lock:
             if self.decoding_pixels + pixels > self.max_decode_pixels:
                 raise errors.resource_exhausted(
@@ -224,7 +225,7 @@ class ImageStore:
         self.put(img)
         return img
 
-    def resolve(self, ref, fld: str = "image") -> DecodedImage:
+    def resolve(self, ref: Any, fld: str = "image") -> DecodedImage:
         """Resolve a `tator.common.v1.ImageRef`: cached hash, else decode bytes.
 
         Bytes sent with a cached hash are still checked against it: answering a
@@ -244,7 +245,7 @@ class ImageStore:
                 "IMAGE_NOT_CACHED", f"image {sha} is not cached here; resend it with bytes", sha256=sha)
         return self.add_bytes(ref.data, sha256=sha, fld=f"{fld}.data")
 
-    async def aresolve(self, ref, fld: str = "image") -> DecodedImage:
+    async def aresolve(self, ref: Any, fld: str = "image") -> DecodedImage:
         """`resolve` for a server: a cache hit answers inline, a decode runs on a
         worker thread so the event loop (and Health) never waits for pixels."""
         if not ref.HasField("data") and self.get(ref.sha256) is not None:
@@ -252,7 +253,7 @@ class ImageStore:
         return await asyncio.to_thread(self.resolve, ref, fld)
 
     @classmethod
-    def from_settings(cls, service: str, settings) -> ImageStore:
+    def from_settings(cls, service: str, settings: Any) -> ImageStore:
         """The store a service builds from its settings object (one place for the budgets)."""
         return cls(service=service, max_items=settings.image_cache_items, max_pixels=settings.max_image_pixels,
                    max_bytes=settings.image_cache_mb * 1024 * 1024, max_decode_pixels=settings.max_decode_pixels,

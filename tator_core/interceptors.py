@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -126,7 +126,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 async with self._guard(method, rid, request, context, "unary", denied):
                     return await inner(request, context)
 
@@ -135,7 +135,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 async with self._guard(method, rid, request, context, "stream", denied):
                     async for item in self._until_drain(inner_stream(request, context)):
                         yield item
@@ -168,7 +168,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         children[0].inc()
         children[1].observe(seconds)
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, rid: str, exc: BaseException) -> None:
+    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], method: str, rid: str, exc: BaseException) -> None:
         if isinstance(exc, errors.TatorError):
             err = exc
             err.metadata.setdefault("request_id", rid)
@@ -181,8 +181,8 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         await context.abort_with_status(rpc_status.to_status(err.to_status()))
 
     @contextlib.asynccontextmanager
-    async def _guard(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext,
-                     kind: str = "unary", denied: errors.TatorError | None = None):
+    async def _guard(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext[Any, Any],
+                     kind: str = "unary", denied: errors.TatorError | None = None) -> AsyncIterator[None]:
         """Limit, validate, map failures to statuses and record metrics around one RPC body."""
         start = time.perf_counter()
         code = "OK"

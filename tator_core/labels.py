@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tator_core.text import bad_char
 
@@ -200,7 +201,7 @@ def parse_glossary_raw(text: str) -> dict[str, list[str]]:
                 if not isinstance(item, dict):
                     continue
                 key = next((item[k] for k in ("label", "class", "name") if k in item), None)
-                vals = next((item[k] for k in ("synonyms", "terms", "values", "list") if k in item), [])
+                vals: Any = next((item[k] for k in ("synonyms", "terms", "values", "list") if k in item), [])
                 if isinstance(key, str):
                     out.setdefault(key, []).extend(_split_terms(vals))
             return out

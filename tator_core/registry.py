@@ -24,6 +24,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -79,7 +80,7 @@ class ModelEntry:
     path: Path
     labelmap: list[str] | None = None
     default: bool = False
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     trained_on: TrainingRecord | None = None
 
     @property

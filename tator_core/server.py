@@ -15,6 +15,8 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,6 +30,9 @@ from tator_core.logs import setup_logging
 from tator_core.settings import ServiceSettings
 
 log = logging.getLogger("tator.server")
+
+#: The settings type one service's spec factory takes.
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 @dataclass
@@ -51,8 +56,8 @@ class RunningServer:
     metrics_port: int | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     warmup_error: BaseException | None = None
-    _metrics_httpd: object = None
-    _warmup_task: asyncio.Task | None = None
+    _metrics_httpd: WSGIServer | None = None
+    _warmup_task: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -72,7 +77,7 @@ class RunningServer:
         if self.spec.shutdown is not None:
             await self.spec.shutdown()
         if self._metrics_httpd is not None:
-            self._metrics_httpd.shutdown()  # type: ignore[attr-defined]
+            self._metrics_httpd.shutdown()
 
 
 async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningServer:
@@ -150,7 +155,7 @@ async def serve(spec: ServiceSpec, settings: ServiceSettings) -> None:
     log.info("stopped")
 
 
-def run(spec_factory: Callable[[ServiceSettings], ServiceSpec], settings: ServiceSettings) -> None:
+def run(spec_factory: Callable[[SettingsT], ServiceSpec], settings: SettingsT) -> None:
     """Synchronous entry point for `python -m svc_<name>`."""
     name = spec_factory.__module__.split(".")[0]
     setup_logging(name, settings.log_level)

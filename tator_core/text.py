@@ -80,8 +80,9 @@ def _value(fd: FieldDescriptor, value: Any, name: str, depth: int) -> tuple[str,
         bad = bad_char(value)
         return (name, f"contains the control or bidi character {bad}") if bad else None
     if fd.type == FieldDescriptor.TYPE_ENUM:
-        if fd.enum_type.values_by_number.get(value) is None:
-            return name, f"{value} is not a defined {fd.enum_type.name} value"
+        enum = fd.enum_type  # always set on an enum field
+        if enum is not None and enum.values_by_number.get(value) is None:
+            return name, f"{value} is not a defined {enum.name} value"
         return None
     if fd.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
         return _walk(value, name, depth + 1)

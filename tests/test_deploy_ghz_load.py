@@ -38,7 +38,7 @@ pytestmark = pytest.mark.timeout(60)
 def _load_module() -> Any:
     spec = importlib.util.spec_from_file_location("tator_bench_load", ROOT / "benchmarks" / "load.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]  # a file spec always has a loader
     return module
 
 

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("device_wheels", ROOT / "scripts" / "device_wheels.py")
 dw = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(dw)  # type: ignore[union-attr]
+spec.loader.exec_module(dw)  # type: ignore[union-attr]  # a file spec always has a loader
 
 
 def _pyproject_pins() -> dict[str, str]:

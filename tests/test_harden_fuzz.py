@@ -64,7 +64,7 @@ async def live(tmp_path_factory):
     def with_tokens(name: str, port: int):
         return real(name, port).model_copy(update={"auth_tokens_file": tokens_file})
 
-    stack.service_settings = with_tokens  # type: ignore[method-assign]
+    stack.service_settings = with_tokens  # type: ignore[method-assign]  # the test replaces the method
     for name in MODEL_SERVICES:
         await stack.start_service(name)
     await stack.start_orchestrator(auth_tokens_file=tokens_file)
@@ -238,7 +238,7 @@ async def test_slow_service_fails_naming_the_stage_and_caches_nothing(live):
         err = parse_rpc_error(ei.value)
         assert err.reason == "STAGE_FAILED" and err.metadata["stage"] == "detectors", err
         assert err.metadata["upstream_code"] == "DEADLINE_EXCEEDED", err
-        assert spec.app.cache.count() == 0  # type: ignore[attr-defined]
+        assert spec.app.cache.count() == 0  # type: ignore[attr-defined]  # set by the orchestrator's build_spec
     finally:
         await client.close()
         await running.stop(0)

@@ -118,7 +118,7 @@ def test_server_resolve_decodes_off_the_event_loop():
         seen.append(threading.get_ident())
         return real(*a, **kw)
 
-    store.add_bytes = spy  # type: ignore[method-assign]
+    store.add_bytes = spy  # type: ignore[method-assign]  # the test spies on decodes
 
     async def main():
         loop_thread.append(threading.get_ident())

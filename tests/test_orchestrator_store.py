@@ -64,7 +64,7 @@ def test_cache_roundtrip_with_meta_and_atomic_entries(store):
     assert m["labelmap"] == ["circle", "square"] and m["versions"] == {"yolo-synth": "v1"} and m["config"] == {"a": 1}
     # a write failing after its meta row went in (NOT NULL on the entry) leaves neither behind
     with pytest.raises(Exception):  # noqa: B017 - sqlite3.IntegrityError or psycopg.errors.NotNullViolation
-        cache.put("k2", _meta(config_hash="other"), result, None)  # type: ignore[arg-type]
+        cache.put("k2", _meta(config_hash="other"), result, None)  # type: ignore[arg-type]  # a wrong type on purpose
     assert cache.get("k2") is None and cache.count() == 1
     with store.read() as t:
         assert t.q("SELECT COUNT(*) FROM meta").fetchone()[0] == 1

@@ -57,10 +57,11 @@ def input_geometry(processor) -> tuple[int, int]:
         if size is None:
             return None
         get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
-        if get("height") and get("width"):
-            return int(get("height")), int(get("width"))
-        if get("shortest_edge"):
-            return int(get("shortest_edge")), int(get("shortest_edge"))
+        height, width, edge = get("height"), get("width"), get("shortest_edge")
+        if height and width:
+            return int(height), int(width)
+        if edge:
+            return int(edge), int(edge)
         return None
 
     if getattr(processor, "do_center_crop", False):

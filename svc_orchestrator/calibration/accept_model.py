@@ -43,7 +43,7 @@ class AcceptModel:
     model_versions: dict[str, str]
     config_hash: str
     dedupe_iou: float
-    models: dict[str, object]                         # kind -> MlpModel / XgbModel
+    models: dict[str, mdl.MlpModel | mdl.XgbModel]
     thresholds: dict[str, dict[str, float]]           # kind -> label -> threshold
     default: str
     extra: dict = field(default_factory=dict)         # fit facts, val metrics (informational)
@@ -54,7 +54,7 @@ class AcceptModel:
             "feature_schema_hash": self.schema.hash, "model_versions": dict(sorted(self.model_versions.items())),
             "config_hash": self.config_hash, "labelmap_hash": labelmap_hash(self.schema.labelmap),
             "size_prior": self.prior.to_dict(), "dedupe_iou": self.dedupe_iou, "default": self.default,
-            "models": {k: {"file": _FILES[k], "thresholds": self.thresholds[k], **m.meta()}  # type: ignore[attr-defined]
+            "models": {k: {"file": _FILES[k], "thresholds": self.thresholds[k], **m.meta()}
                        for k, m in self.models.items()},
             "extra": self.extra,
         }
@@ -63,7 +63,7 @@ class AcceptModel:
 def save(job_dir: Path, accept: AcceptModel) -> Path:
     out = Path(job_dir) / ACCEPT_DIR
     for kind, model in accept.models.items():
-        atomic_write_bytes(out / _FILES[kind], model.to_bytes())  # type: ignore[attr-defined]
+        atomic_write_bytes(out / _FILES[kind], model.to_bytes())
     atomic_write_text(out / "meta.json", json.dumps(accept.meta(), indent=1, sort_keys=True))  # last: marks complete
     return out
 
@@ -143,7 +143,7 @@ def apply(accept: AcceptModel, result, *, embeddings=None, kind: str | None = No
         raise errors.failed_precondition("MODEL_REQUIRED", "this accept model uses classifier embeddings of the "
                                          "candidates; pass them", embedding_dims=accept.schema.embedding_dims)
     X = image_features(result, accept.schema, accept.prior, embeddings)
-    probs = accept.models[kind].predict(X)  # type: ignore[attr-defined]
+    probs = accept.models[kind].predict(X)
     cands = list(result.candidates)
     labels = [c.label for c in cands]
     ok = accept_mask(labels, probs, accept.thresholds[kind])

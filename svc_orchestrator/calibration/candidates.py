@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tator_core.geometry import XYXY, iou_matrix
+from tator_core.geometry import XYXY, as_xyxy, iou_matrix
 
 
 @dataclass
@@ -83,13 +83,13 @@ def build_table(per_image: Sequence[tuple[str, Sequence[tuple[str, XYXY, float, 
         start = len(labels)
         for label, box, score, srcs in cands:
             labels.append(label)
-            boxes.append(tuple(float(v) for v in box))  # type: ignore[arg-type]
+            boxes.append(as_xyxy(box))
             scores.append(float(score))
             sources.append(frozenset(srcs))
             index.append(pos)
         rows = np.arange(start, len(labels))
         cb = [boxes[i] for i in rows]
-        gb = [tuple(float(v) for v in g[1]) for g in gts]
+        gb: list[XYXY] = [(float(g[1][0]), float(g[1][1]), float(g[1][2]), float(g[1][3])) for g in gts]
         frames.append(ImageFrame(
             name=name, rows=rows, gt_labels=[g[0] for g in gts], gt_boxes=_as_boxes(gb),
             cc=iou_matrix(cb, cb).numpy().astype(np.float64),

@@ -201,7 +201,7 @@ class SizePrior:
 
     @classmethod
     def from_dict(cls, d: dict) -> SizePrior:
-        return cls({k: tuple(v) for k, v in d["stats"].items()}, tuple(d["fallback"]))  # type: ignore[arg-type]
+        return cls({k: tuple(v) for k, v in d["stats"].items()}, tuple(d["fallback"]))
 
 
 def _log_area_aspect(box: Sequence[float], width: float, height: float) -> tuple[float, float]:
@@ -230,7 +230,7 @@ def fit_size_prior(gt: Sequence[tuple[str, Sequence[float], int, int]]) -> SizeP
     pooled_r = [v for vs in aspects.values() for v in vs]
     fallback = (*_mean_std(pooled_a), *_mean_std(pooled_r)) if len(pooled_a) >= 2 else (0.0, 1.0, 0.0, 1.0)
     stats = {lab: (*_mean_std(areas[lab]), *_mean_std(aspects[lab])) for lab in areas if len(areas[lab]) >= 2}
-    return SizePrior(stats, fallback)  # type: ignore[arg-type]
+    return SizePrior(stats, fallback)
 
 
 # --- the builder ---------------------------------------------------------------------

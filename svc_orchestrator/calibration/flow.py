@@ -259,11 +259,11 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
         "data": {**pl.data_summary(table, labels.y, split, masks, large), "labels": labels.as_summary()},
         "feature_schema": {"hash": schema.hash, "width": schema.width, "columns": schema.describe()},
         "size_prior": prior.to_dict(),
-        "models": {tr.kind: {"fit": tr.model.info.as_dict(),  # type: ignore[attr-defined]
+        "models": {tr.kind: {"fit": tr.model.info.as_dict(),
                              "thresholds": {lab: ch.as_dict() for lab, ch in tr.thresholds.items()},
                              "val_f1": tr.val_f1, "default": tr.kind == default,
-                             **({"importance": tr.model.importance(schema.names)}  # type: ignore[attr-defined]
-                                if tr.kind == "xgb" else {})} for tr in trained},
+                             **({"importance": tr.model.importance(schema.names)}
+                                if isinstance(tr.model, am.mdl.XgbModel) else {})} for tr in trained},
         **evaluation,
         "comparison": pl.comparison(evaluation["results"], s.kinds, s.primary_iou),
     }

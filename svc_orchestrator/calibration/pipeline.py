@@ -76,7 +76,7 @@ class Trained:
     """One accept model and what was learned about it."""
 
     kind: str
-    model: object
+    model: mdl.MlpModel | mdl.XgbModel
     probs: np.ndarray                       # every row
     thresholds: dict[str, Choice] = field(default_factory=dict)
     val_f1: float = 0.0

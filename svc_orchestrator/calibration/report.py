@@ -50,7 +50,7 @@ _BEST_SOURCE = "best_single_source:"
 _MODEL_ORDER = ("mlp", "xgb")
 
 
-def method_enum(method: str) -> tuple[int, str]:
+def method_enum(method: str) -> tuple[pb.AcceptMethod, str]:
     """(AcceptMethod, source) of a report.json method name such as "best_single_source:yolo"."""
     if method.startswith(_BEST_SOURCE):
         return pb.ACCEPT_METHOD_BEST_SINGLE_SOURCE, method[len(_BEST_SOURCE):]

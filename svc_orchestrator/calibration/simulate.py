@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.geometry import Scored, greedy_clusters, iou
 from tator_core.labels import labelmap_hash
+
+if TYPE_CHECKING:
+    from svc_orchestrator.datasets import Dataset
 
 BACKGROUND = "__bg_0"
 
@@ -52,7 +56,7 @@ def _flag(cfg: pb.PrepassConfig, name: str) -> bool:
 
 @dataclass
 class SimulatedEnv:
-    dataset: object
+    dataset: Dataset
     seed: int = 0
     params: SimParams = field(default_factory=SimParams)
     model_versions: dict[str, str] = field(default_factory=lambda: {
@@ -62,10 +66,10 @@ class SimulatedEnv:
 
     @property
     def classes(self) -> list[str]:
-        return [*self.dataset.labelmap, BACKGROUND]  # type: ignore[attr-defined]
+        return [*self.dataset.labelmap, BACKGROUND]
 
     async def list_models(self) -> pb.ListModelsResponse:
-        lm = list(self.dataset.labelmap)  # type: ignore[attr-defined]
+        lm = list(self.dataset.labelmap)
 
         def info(mid: str, fam: str, labelmap: list[str]) -> common_pb2.ModelInfo:
             return common_pb2.ModelInfo(id=mid, family=fam, version=self.model_versions.get(mid, ""),
@@ -82,7 +86,7 @@ class SimulatedEnv:
         ])
 
     def _atoms(self, rng: np.random.Generator, gts, w: int, h: int, cfg: pb.PrepassConfig) -> list[pb.Atom]:
-        p, lm = self.params, list(self.dataset.labelmap)  # type: ignore[attr-defined]
+        p, lm = self.params, list(self.dataset.labelmap)
         atoms: list[pb.Atom] = []
 
         def add(stage: str, source: str, run: str, label: str, box, score: float) -> None:

@@ -9,7 +9,7 @@ number comes from test, which nothing else has seen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +35,7 @@ class Split:
         return getattr(self, name)
 
 
-def select_images(names_by_split: dict[str, Sequence[str]], max_images: int, seed: int) -> list[str]:
+def select_images(names_by_split: Mapping[str, Sequence[str]], max_images: int, seed: int) -> list[str]:
     """A seeded sample of at most max_images (0 = all), sorted.
 
     Images outside the dataset's own "train" split come first: detectors are

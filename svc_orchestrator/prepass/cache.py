@@ -68,11 +68,11 @@ class PrepassCache:
     def __init__(self, store: Store | Path) -> None:
         # A path opens (and `close` closes) a SQLite store of its own; a Store is shared and not closed.
         self._owned = not isinstance(store, Store)
-        if self._owned:
+        if not isinstance(store, Store):
             from svc_orchestrator.store.sqlite import SqliteStore
 
             store = SqliteStore(Path(store))
-        self.store = store
+        self.store: Store = store
 
     def close(self) -> None:
         if self._owned:

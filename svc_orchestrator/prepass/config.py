@@ -17,7 +17,9 @@ EDR fields (calibration ids are request fields).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from tator_core import errors, limits
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -146,7 +148,7 @@ _STRATEGY = {pb.EXEMPLAR_STRATEGY_UNSPECIFIED: "top", pb.EXEMPLAR_STRATEGY_TOP: 
 _FUSION = {pb.FUSION_MODE_UNSPECIFIED: "primary", pb.FUSION_MODE_PRIMARY: "primary", pb.FUSION_MODE_WBF: "wbf"}
 
 
-def _enum(table: dict[int, str], value: int, fld: str) -> str:
+def _enum(table: Mapping[Any, str], value: int, fld: str) -> str:
     if value not in table:
         raise errors.invalid_argument(f"config.{fld}", f"unknown value {value}")
     return table[value]
@@ -187,7 +189,7 @@ def _check_caps(out: ResolvedConfig, caps: ServiceCaps, fld: str) -> None:
 def resolve(cfg: pb.PrepassConfig | None, *, fld: str = "config", caps: ServiceCaps | None = None) -> ResolvedConfig:
     """Fill defaults and check what protovalidate cannot (cross-field rules, non-finite floats)."""
     cfg = cfg if cfg is not None else pb.PrepassConfig()
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for name, default in DEFAULTS.items():
         if cfg.HasField(name):
             value = getattr(cfg, name)

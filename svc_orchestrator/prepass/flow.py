@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from svc_orchestrator.clients import CallStats, RemoteCallError, ServiceClients
 from svc_orchestrator.prepass import prompts
@@ -258,7 +259,7 @@ async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports
         reports.skip("sam3_similarity", f"no cluster scored >= {cfg.similarity_min_exemplar_score:g}")
         return []
     windows = window_spec(cfg, cfg.similarity_window_extension)
-    total, hits, out = CallStats(), 0, []
+    total, hits, out = CallStats(), 0, list[Any]()
 
     async def call(units: dict[str, list]):
         return await clients.sam3.segment_exemplars(
@@ -332,7 +333,7 @@ async def _caption(clients: ServiceClients, inp: FlowInput, reports: _Reports, r
 
 # --- the flow -----------------------------------------------------------------------------------
 
-async def _both(a: Awaitable, b: Awaitable) -> tuple:
+async def _both(a: Coroutine[Any, Any, Any], b: Coroutine[Any, Any, Any]) -> tuple[Any, Any]:
     """Run two stages at once; the first failure cancels the other and is raised as itself."""
     try:
         async with asyncio.TaskGroup() as tg:
@@ -363,7 +364,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
 
     log = AtomLog()
     part_a = [log.add(stage, run, det, origin) for det, stage, run, origin in det_raw + text_raw]
-    merge_kw = dict(iou=cfg.dedupe_iou, fusion=cfg.fusion_mode, cross_class=cfg.cross_class_dedupe,
+    merge_kw: dict[str, Any] = dict(iou=cfg.dedupe_iou, fusion=cfg.fusion_mode, cross_class=cfg.cross_class_dedupe,
                     cross_class_iou=cfg.cross_class_dedupe_iou)
     started = time.perf_counter()
     with tracing.span("prepass.dedupe", batch_size=len(part_a)):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
-from tator_core.geometry import XYXY, Scored, fused_box, greedy_clusters, is_valid_box
+from tator_core.geometry import XYXY, Scored, as_xyxy, fused_box, greedy_clusters, is_valid_box
 
 FULL_WINDOWS = ("", "full")
 
@@ -108,7 +108,7 @@ def dedupe(items: Sequence[Cluster], *, iou: float, fusion: str = "primary", cro
                 by_source[src] = max(by_source.get(src, s), s)
             atom_ids.extend(m.atom_ids)
         box = fused_box([scored[i] for i in group]) if fusion == "wbf" and len(group) > 1 else rep.box
-        out.append(Cluster(tuple(float(v) for v in box), rep.label, rep.score, rep.source_primary,  # type: ignore[arg-type]
+        out.append(Cluster(as_xyxy(box), rep.label, rep.score, rep.source_primary,
                            by_source, sorted(set(atom_ids)), rep.window))
     out.sort(key=lambda c: (-c.score, c.box, c.label))
     return out

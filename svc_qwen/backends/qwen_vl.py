@@ -256,7 +256,7 @@ class QwenVL:
             kwargs["image_grid_thw"] = torch.stack([f.grid_thw for f in feats])
             out_kw: dict[str, Any] = {"pooler_output": tuple(f.pooled for f in feats)}
             if feats[0].deepstack is not None:
-                out_kw["deepstack_features"] = [tuple(f.deepstack[k] for f in feats)  # type: ignore[index]
+                out_kw["deepstack_features"] = [tuple(f.deepstack[k] for f in feats)  # type: ignore[index]  # one architecture: all or none
                                                 for k in range(len(feats[0].deepstack))]
             kwargs["mm_encoder_outputs"] = {"image": feats[0].out_cls(**out_kw)}
         if gen.do_sample:

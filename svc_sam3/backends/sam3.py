@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,8 +74,9 @@ class RawDetection:
 
 
 class Sam3Backend:
-    def __init__(self, model: torch.nn.Module, processor: object, device: str, dtype: torch.dtype) -> None:
-        self.model = model
+    def __init__(self, model: torch.nn.Module, processor: Any, device: str, dtype: torch.dtype) -> None:
+        # Any: the Sam3Model methods used here are outside torch.nn.Module's type.
+        self.model: Any = model
         self.processor = processor
         self.device = torch.device(device)
         self.dtype = dtype
@@ -165,7 +167,7 @@ class Sam3Backend:
                 score = row_scores[q]
                 if score < score_threshold or (max_results and len(kept) >= max_results):
                     break
-                box = clip_box(tuple(row_boxes[q]), w, h)  # type: ignore[arg-type]
+                box = clip_box(tuple(row_boxes[q]), w, h)
                 if is_valid_box(box):
                     kept.append((q, box, min(1.0, score)))
             probs = None

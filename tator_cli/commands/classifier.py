@@ -35,13 +35,13 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
         values = ()
     if len(values) != 4:
         raise typer.BadParameter(f"a box is x1,y1,x2,y2 in pixels, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values  # type: ignore[return-value]  # four floats, checked above
 
 
 def _fail(exc: Exception) -> None:
     from tator_core.errors import parse_rpc_error
 
-    err = parse_rpc_error(exc)  # type: ignore[arg-type]
+    err = parse_rpc_error(exc)  # type: ignore[arg-type]  # callers pass the AioRpcError they caught
     console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
     raise typer.Exit(2)
 
