@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from svc_detector.backends import RawDetections
 from svc_detector.models import ModelManager
@@ -158,7 +159,7 @@ async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectPa
                                 max_tiles, warnings, mid) if TILED in params.passes else 0 for mid in ids}
     plans = {mid: plan_windows(image.width, image.height, dataclasses.replace(params, tile_size=sizes[mid]),
                                max_tiles) for mid in ids}
-    views: dict[XYXY, object] = {}  # models with the same tile size share the crops
+    views: dict[XYXY, Any] = {}  # models with the same tile size share the crops
     crops = {mid: [views.setdefault(w.box, image.crop(w.box)) for p in params.passes for w in plans[mid][p]]
              for mid in ids}
     outcomes = await asyncio.gather(

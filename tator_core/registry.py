@@ -68,7 +68,7 @@ class TrainingRecord:
             raise RegistryError(f"{where}.trained_on.list_sha256 does not match its image_sha256 list")
         return record
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"description": self.description, "images": len(self.image_sha256), "list_sha256": self.list_sha256,
                 "image_sha256": sorted(self.image_sha256)}
 

@@ -37,7 +37,7 @@ def check_text(fld: str, text: str) -> str:
 
 
 @functools.cache
-def _checked(desc: Any, seen: frozenset = frozenset()) -> bool:
+def _checked(desc: Any, seen: frozenset[str] = frozenset()) -> bool:
     """Whether a message type can hold a string or an enum anywhere: boxes, scores and other
     all-number messages are skipped whole, so a request with thousands of boxes costs nothing here."""
     if desc.full_name in seen:
