@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def stack_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models directory for every stack test module of the session. The first module's
+    `build_models` builds into it (about a minute on two cores); the later ones find its stamp up to
+    date (same seed, same synthetic dataset) and skip the build. TATOR_TEST_MODELS_DIR reuses a set
+    built by an earlier run. Tests only read it: a module that changes models (writes weights,
+    changes a default) must copy it first (shutil.copytree), or every later module sees the change."""
+    env = os.environ.get("TATOR_TEST_MODELS_DIR")
+    return Path(env) if env else tmp_path_factory.mktemp("stack-models")
 
 
 @pytest.fixture(scope="session")

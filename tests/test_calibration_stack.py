@@ -15,7 +15,6 @@ TrainHead on a separate synthetic dataset (with background crops), as a user wou
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -69,11 +68,10 @@ async def train_head(address: str) -> str:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cal_stack(tmp_path_factory):
+async def cal_stack(tmp_path_factory, stack_models):
     if not YOLO_FIXTURE.is_file():
         pytest.skip(f"the trained YOLO fixture {YOLO_FIXTURE} is not built; calibration needs a real detector")
-    models = Path(os.environ["TATOR_TEST_MODELS_DIR"]) if os.environ.get("TATOR_TEST_MODELS_DIR") \
-        else tmp_path_factory.mktemp("models")
+    models = stack_models
     stack = await start_stack(tmp_path_factory.mktemp("calhome"), models)
     generate(stack.data_root / CAL_DATASET, seed=1, images=CAL_IMAGES)
     generate(stack.data_root / HEAD_DATASET, seed=2, images=HEAD_IMAGES)

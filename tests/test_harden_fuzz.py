@@ -49,12 +49,11 @@ def rss_mb() -> float:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def live(tmp_path_factory):
+async def live(tmp_path_factory, stack_models):
     home = tmp_path_factory.mktemp("fuzz-home")
     tokens_file = home / "secrets" / "tokens.json"
     tokens = generate_tokens(tokens_file)
-    models = Path(os.environ["TATOR_TEST_MODELS_DIR"]) if os.environ.get("TATOR_TEST_MODELS_DIR") \
-        else tmp_path_factory.mktemp("fuzz-models")
+    models = stack_models
     previous = os.environ.get("TATOR_AUTH_TOKENS_FILE")
     os.environ["TATOR_AUTH_TOKENS_FILE"] = str(tokens_file)  # the orchestrator's clients send the read token
     make_datasets(home / "data")

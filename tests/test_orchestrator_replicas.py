@@ -6,7 +6,6 @@ and restarted under its name finishes the job it was running, skipping the cache
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -77,10 +76,9 @@ class Replica:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def services(tmp_path_factory) -> Stack:
+async def services(tmp_path_factory, stack_models) -> Stack:
     home = tmp_path_factory.mktemp("home")
-    models = Path(os.environ["TATOR_TEST_MODELS_DIR"]) if os.environ.get("TATOR_TEST_MODELS_DIR") \
-        else tmp_path_factory.mktemp("models")
+    models = stack_models
     make_datasets(home / "data")
     stack = Stack(home, build_models(models, home / "data" / "synth"))
     for name in MODEL_SERVICES:

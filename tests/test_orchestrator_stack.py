@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -36,9 +35,8 @@ RICH = dict(detector_conf=0.02, similarity_min_exemplar_score=0.0, similarity_sc
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def stack(tmp_path_factory) -> Stack:
-    models = Path(os.environ["TATOR_TEST_MODELS_DIR"]) if os.environ.get("TATOR_TEST_MODELS_DIR") \
-        else tmp_path_factory.mktemp("models")
+async def stack(tmp_path_factory, stack_models) -> Stack:
+    models = stack_models
     s = await start_stack(tmp_path_factory.mktemp("home"), models)
     yield s
     await s.close()

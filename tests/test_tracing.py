@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 import logging
-import os
 from concurrent import futures
 from pathlib import Path
 
@@ -42,10 +41,9 @@ RICH = dict(detector_conf=0.02, similarity_min_exemplar_score=0.0, similarity_sc
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
+async def stack(tmp_path_factory: pytest.TempPathFactory, stack_models: Path) -> Stack:
     tracing.setup("test").add_span_processor(SimpleSpanProcessor(EXPORTER))
-    models = Path(os.environ["TATOR_TEST_MODELS_DIR"]) if os.environ.get("TATOR_TEST_MODELS_DIR") \
-        else tmp_path_factory.mktemp("models")
+    models = stack_models
     s = await start_stack(tmp_path_factory.mktemp("home"), models)
     yield s
     await s.close()

@@ -81,11 +81,10 @@ async def seed_calibration(stack: Stack) -> str:
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def web_stack(tmp_path_factory):
+async def web_stack(tmp_path_factory, stack_models):
     if not (edge.UI_DIST / "index.html").is_file():
         subprocess.run(["npm", "run", "build", "--silent"], cwd=ROOT, check=True, timeout=300)
-    models = Path(os.environ["TATOR_TEST_MODELS_DIR"]) if os.environ.get("TATOR_TEST_MODELS_DIR") \
-        else tmp_path_factory.mktemp("models")
+    models = stack_models
     stack = await start_stack(tmp_path_factory.mktemp("home"), models)
     procs = []
     try:
