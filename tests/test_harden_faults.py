@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -103,10 +104,17 @@ def tiny_volume(tmp_path):
 def test_a_full_tmpfs_under_the_store_is_store_full_with_no_partial_rows(tiny_volume: Path):
     store = SqliteStore(tiny_volume / "orchestrator.sqlite")
     cache = PrepassCache(store)
+    job = pb.Job(id="j1", kind=pb.JOB_KIND_PREPASS, state=pb.JOB_STATE_RUNNING, total=3)
+    store.insert_job(job, owner="r1", lease_until=time.time() + 60, units=[["a"], ["b"], ["c"]])
     before = _counts(store)
     exc = _fill_until_full(cache, 8_000)
     assert exc.__cause__ is not None  # the kernel's ENOSPC, seen by SQLite as SQLITE_FULL
     _assert_full_and_clean(store, exc, before)
+    # The job that hit it can still record why it failed (a small update fits in the freed pages),
+    # so it does not sit RUNNING until its lease runs out.
+    failed = store.update_job("j1", {"state": pb.JOB_STATE_FAILED, "error": str(exc), "updated_at": time.time()},
+                              only_active=True)
+    assert failed is not None and failed.state == pb.JOB_STATE_FAILED and "STORE_FULL" in failed.error
     store.close()
     # A fresh process (a restart) opens the file and reads every committed row.
     reopened = SqliteStore(tiny_volume / "orchestrator.sqlite")
