@@ -106,10 +106,10 @@ async def prepass_scaling(home: Path, replicas: list[int], logs: Path) -> dict:
                     [sys.executable, "-m", "svc_detector", "--host", "127.0.0.1", "--port", str(port),
                      "--metrics-port", "-1", "--device", "cpu", "--registry", str(stack.registry)],
                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT))
-                procs[-1].port = port  # type: ignore[attr-defined]
+                procs[-1].port = port  # type: ignore[attr-defined]  # the benchmark tags the process with its port
                 log.close()
                 await _wait_serving(f"127.0.0.1:{port}")
-            target = "ipv4:" + ",".join(f"127.0.0.1:{p.port}" for p in procs[:n])  # type: ignore[attr-defined]
+            target = "ipv4:" + ",".join(f"127.0.0.1:{p.port}" for p in procs[:n])  # type: ignore[attr-defined]  # set above
             addr = stack.addresses()
             settings = OrchestratorSettings(
                 host="127.0.0.1", port=0, metrics_port=-1, data_root=stack.data_root,
@@ -119,7 +119,7 @@ async def prepass_scaling(home: Path, replicas: list[int], logs: Path) -> dict:
             spec = build_spec(settings)
             orch = await start_server(spec, settings)
             await orch.ready.wait()
-            app = spec.app  # type: ignore[attr-defined]
+            app = spec.app  # type: ignore[attr-defined]  # set by the orchestrator's build_spec
             request = pb.StartPrepassJobRequest(dataset_id="synth", config=pb.PrepassConfig(grid_cols=n + 1))
             t0 = time.perf_counter()
             job = app.start_prepass_job(request)

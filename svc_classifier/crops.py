@@ -1,8 +1,8 @@
 """Box checks and context-padded crop regions on a cached image.
 
 A bad box is a per-box result (`ok=false`, error code), never a failed call:
-the old service rejected every detection when one prediction failed
-(spec §8.12); here each box stands alone.
+one bad box must not cost the caller the scores of all the others, so each box
+stands alone.
 """
 
 from __future__ import annotations

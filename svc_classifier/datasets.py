@@ -1,4 +1,4 @@
-"""Ground-truth boxes of a dataset directory (spec §1.3), for head training.
+"""Ground-truth boxes of a dataset directory, for head training.
 
 Layouts, tried in this order: YOLO split (`{train,val}/images` +
 `{train,val}/labels`), YOLO flat (`images/` + `labels/`), COCO

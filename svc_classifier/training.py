@@ -10,7 +10,7 @@ Background crops are sampled only from scene images (YOLO/COCO), never from a
 crop-folder dataset, whose `__bg_*` folders give background crops directly.
 Validation uses the dataset's val split; a dataset without one (flat YOLO)
 holds out a seeded 20% of its images. Background crops (class
-`__bg_background`, spec §4.3) are squares of object size that overlap no
+`__bg_background`) are squares of object size that overlap no
 labelled box by more than 10%.
 """
 

@@ -8,7 +8,7 @@ Models are not merged with each other: every detection keeps its source,
 model id and window, and deduplication across sources is the caller's business.
 
 Unlike the old service, a TILED pass that finds nothing stays empty: there is
-no silent second full-frame pass (spec §2.1, §8.8), and `runs` lists exactly
+no silent second full-frame pass, and `runs` lists exactly
 the passes that ran.
 """
 

@@ -1,6 +1,6 @@
 """Catalogs: datasets as protos, the glossary library, the models of every service.
 
-Glossary library hardening (spec §1.2), kept: names are whitespace-collapsed; an empty name, a
+Glossary library hardening, kept: names are whitespace-collapsed; an empty name, a
 name of only dots, or one holding a path separator is INVALID_ARGUMENT; writes are atomic (temp
 file + rename, so a failed save leaves no partial file, and a symlink at the target is replaced,
 never followed); reads open with O_NOFOLLOW; a symlinked library directory is refused; listing

@@ -2,7 +2,7 @@
 
 The old system resolved images through the app but read ground truth from
 hard-coded legacy paths keyed by file stem, so other layouts silently got no
-labels (spec §8.1). Here a dataset is a directory under the data root, in
+labels. Here a dataset is a directory under the data root, in
 YOLO layout (`labelmap.txt` + `{split}/images` + `{split}/labels`, or flat
 `images/` + `labels/`) or COCO layout (`coco/<split>.json` or
 `annotations/<split>.json`), and images, sizes and ground truth all come from

@@ -3,14 +3,14 @@
 Models wrap JSON in ```json fences, follow it with prose, write Python-style
 single quotes, or stop mid-object when the token budget runs out. The old
 parser took "the first balanced {...}" after a fenced-block regex whose raw
-string held doubled backslashes and so never matched (spec §8.9); a truncated
+string held doubled backslashes and so never matched; a truncated
 answer lost every label. Here: fenced blocks and the whole text are tried as
 strict JSON first, then a small lenient parser (single quotes, bare words,
 missing or trailing commas) reads from each `{`, and on truncation it keeps
 every entry that was complete. Only if no object is found does the `key: a, b`
 line fallback run. Keys map to labels by match key / fuzzy alignment, terms
 are cleaned by the shared §1.2 rules, and the per-class cap is enforced by the
-caller (the old budget was only a prompt instruction, §8.10).
+caller (the old budget was only a prompt instruction).
 """
 
 from __future__ import annotations

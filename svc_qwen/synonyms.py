@@ -3,9 +3,9 @@
 Labels with glossary terms get origin "glossary" and are not sent to the
 model. The others are asked in one text-only call (at most `max_labels` of
 them; the rest are reported). Labels still without terms get origin "default"
-with their natural label. Every list is cleaned (spec §1.2), deduplicated and
+with their natural label. Every list is cleaned, deduplicated and
 capped; the cap is enforced here and the drops are counted (the old budget
-was only a prompt instruction, spec §8.10).
+was only a prompt instruction).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Labelmaps and glossaries (spec §1.1–1.2), without the old broken regexes.
+"""Labelmaps and glossaries, without the old broken regexes.
 
 Differences from the old system, on purpose:
 - pickle labelmaps are refused (loading a pickle executes code);
@@ -6,7 +6,7 @@ Differences from the old system, on purpose:
   with newlines (names may contain commas, which made `,`-joined SHA-1 keys
   ambiguous);
 - the filler-prefix and `label (a, b)` patterns use real regex escapes (the old
-  raw strings held doubled backslashes and matched nothing, spec §8.9).
+  raw strings held doubled backslashes and matched nothing).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def natural_label(label: str) -> str:
 # --- glossary ----------------------------------------------------------------
 
 def clean_term(term: object) -> str | None:
-    """Clean one synonym; None when it must be dropped (spec §1.2 rules)."""
+    """Clean one synonym; None when it must be dropped."""
     if not isinstance(term, str):
         return None
     t = term.strip().strip("\"'`“”‘’").strip()

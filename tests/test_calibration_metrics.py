@@ -1,7 +1,7 @@
 """Calibration metric definitions against hand-computed cases (no services needed).
 
 Covers object-level evaluation (dedupe, greedy matching, FPs on images without GT and for classes absent
-from an image, spec §8.2), the sklearn cross-check, one-to-one labelling (§8.5), threshold choice, the
+from an image), the sklearn cross-check, one-to-one labelling, threshold choice, the
 seeded split and the feature schema.
 """
 
@@ -84,7 +84,7 @@ def test_dedupe_off_keeps_the_near_duplicate_as_an_fp() -> None:
 
 
 def test_fps_on_images_without_gt_count() -> None:
-    """The old headline metric skipped image b and the triangle on image a (§8.2); here both are FPs."""
+    """The old headline metric skipped image b and the triangle on image a; here both are FPs."""
     everything = evaluate_predictions(PREDS, GT, labelmap=LM)
     without_b = evaluate_predictions(PREDS, GT, labelmap=LM, images=["a", "c"])
     assert everything.overall.fp == without_b.overall.fp + 1

@@ -1,4 +1,4 @@
-"""Labelmap and glossary parsing, normalisation, matching, hashing (spec §1.1–1.2)."""
+"""Labelmap and glossary parsing, normalisation, matching, hashing."""
 
 from __future__ import annotations
 

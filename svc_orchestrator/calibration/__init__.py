@@ -1,4 +1,4 @@
-"""Calibration: accept/reject models over cached prepass candidates (spec §3, fixing §8.1–8.5, §8.13).
+"""Calibration: accept/reject models over cached prepass candidates.
 
 The orchestrator uses these names (its interface with this package):
 `check_guards` and `check_leakage` (before creating a job), `run_calibration` (the job),

@@ -1,9 +1,8 @@
 """The flat candidate table every calibration step works on.
 
-Candidates are the final deduplicated clusters of cached `PrepassResult`s
-(spec §3.3); ground truth comes from the same `Dataset` object that gave the
-images, so images, sizes and labels can never come from two places (the old
-system read GT from hard-coded legacy paths, spec §8.1). Per image the
+Candidates are the final deduplicated clusters of cached `PrepassResult`s;
+ground truth comes from the same `Dataset` object that gave the images, so
+images, sizes and labels can never come from two places. Per image the
 candidate-candidate and candidate-GT IoU matrices are computed once here;
 labelling, threshold tuning and evaluation then work on index masks instead
 of recomputing boxes for every threshold they try.

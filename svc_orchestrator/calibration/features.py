@@ -12,7 +12,7 @@ Blocks, in column order:
   source      per source: presence, best score, atom count; primary source
   geometry    relative size, aspect, position, border distance, and z-scores
               against a per-class size prior fitted on the TRAINING split's
-              GT only (the old prior used GT of the evaluated images, §8.3)
+              GT only (the old prior used GT of the evaluated images)
   overlap     per source: max IoU with / count of same-label atoms anywhere
               in the image (SAM3 and detector support outside the cluster)
   context     neighbouring candidates (duplicates left after clustering,

@@ -2,7 +2,7 @@
 
 Steps: select and split images (seeded, by image) -> prepass every image
 through the environment (cache hit or run; a failure fails the job instead
-of being cached as an empty record, spec §8.6) -> optional embeddings ->
+of being cached as an empty record) -> optional embeddings ->
 features (size prior from the training split's GT only) -> one-to-one labels
 -> fit each requested model -> per-class thresholds on val -> test-split
 evaluation next to the baselines -> report + versioned accept model.

@@ -2,7 +2,7 @@
 
 Each check fails fast with FAILED_PRECONDITION naming the missing piece
 (the old flow found a detector labelmap mismatch only inside the prepass,
-turned it into a warning and cached empty records for good, spec §8.6).
+turned it into a warning and cached empty records for good).
 Order: the classifier head (features need its probabilities), the
 detectors (present and loaded), SAM3 when a SAM3 stage is on, Qwen when
 synonym expansion or captions are on, the model labelmaps against the

@@ -1,7 +1,7 @@
 """The synchronous calibration steps on arrays: fit, tune, evaluate, assemble.
 
 `flow.py` runs each of these in a worker thread and checks for cancellation
-between them. Split discipline (spec §8.3): models fit on train (early
+between them. Split discipline: models fit on train (early
 stopping on val), thresholds are tuned on val, and every number under
 `results`, `baselines`, `curves` and `candidate_metrics` is measured on
 test only.

@@ -1,6 +1,6 @@
 """Image selection and the train / val / test split, both by image and seeded.
 
-Three splits, not two (spec §8.3): the old flow used one validation split
+Three splits, not two: the old flow used one validation split
 for early stopping, stage-1 thresholds, objective tuning and the reported
 evaluation, and relaxed thresholds on train+val. Here models fit on train
 (early stopping on val), thresholds are tuned on val, and every reported

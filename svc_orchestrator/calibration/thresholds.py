@@ -2,8 +2,8 @@
 
 Thresholds are chosen on the same object-level metric that is reported
 (dedupe, then one-to-one matching), not on candidate-level counts: the old
-stage-1 tuning counted every duplicate as a TP (spec §8.5), and its policy
-gates ran only after tuning (§8.4). There is no hand policy here: whatever
+stage-1 tuning counted every duplicate as a TP, and its policy
+gates ran only after tuning. There is no hand policy here: whatever
 the source and geometry columns say about SAM-only or tiny boxes, the model
 has learned, and the threshold is tuned on exactly what is deployed.
 

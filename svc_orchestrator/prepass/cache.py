@@ -1,9 +1,9 @@
 """Prepass cache: entries in the orchestrator's store (SQLite or PostgreSQL), one transaction per entry.
 
 Key = stable_hash(image sha, config_hash, version of every model used, glossary hash, labelmap
-hash, PIPELINE_VERSION). The old cache missed SAM3/Qwen versions and had no pipeline version
-(spec §8.7), rewrote its meta with another schema, and cached failed images as empty successes
-(§8.6). Here an entry is written only for a finished prepass, its meta record (glossary text and
+hash, PIPELINE_VERSION): a new version of any model or of the pipeline never answers from an
+older result. An entry is written only for a finished prepass (a failed image is never cached as
+an empty success), its meta record (glossary text and
 hash, labelmap, resolved config, versions) is written once in the same transaction and never
 rewritten, and a crash mid-write leaves the previous state (the database's atomic commit).
 """

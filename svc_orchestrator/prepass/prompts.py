@@ -1,4 +1,4 @@
-"""SAM3 text prompts per label (spec §2.2), with a cap that is actually enforced (spec §8.10).
+"""SAM3 text prompts per label, with a cap that is actually enforced.
 
 Per label, in order and deduplicated case-insensitively: the natural form of the label
 (`light_vehicle` -> `light vehicle`), the raw label, its glossary terms, then Qwen expansions —

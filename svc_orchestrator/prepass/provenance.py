@@ -1,4 +1,4 @@
-"""Atoms, clusters and the class-aware dedupe that keeps provenance (spec §2.3, §2.4 cleanup B).
+"""Atoms, clusters and the class-aware dedupe that keeps provenance.
 
 Every raw detection becomes an atom in a stage/run bucket. Clusters are formed greedily by score
 (`tator_core.geometry.greedy_clusters`): an item joins the first kept cluster of the same label
