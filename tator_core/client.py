@@ -9,6 +9,8 @@ transparently. It counts the image bytes it sent, so wire economy is testable.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import uuid
 from collections import OrderedDict
@@ -84,6 +86,41 @@ def channel_options(max_message_mb: int = 64, *, health_checked: bool = True) ->
     return opts
 
 
+# The calls a unary RPC made on the wire, filled by `_RecordCall` inside grpc's interceptor task.
+_wire_calls: contextvars.ContextVar[list | None] = contextvars.ContextVar("wire_calls", default=None)
+
+
+class _RecordCall(grpc.aio.UnaryUnaryClientInterceptor):
+    """Innermost interceptor: hands the wire call to `_cancellable`. The tracing interceptor awaits
+    the call's status inside grpc's interceptor task, so cancelling the intercepted call only stops
+    that wait and leaves the RPC running on the service; cancelling the wire call stops it."""
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        call = await continuation(client_call_details, request)
+        held = _wire_calls.get()
+        if held is not None:
+            held.append(call)
+        return call
+
+
+async def _cancellable(rpc: Any, request: Any, timeout: float, metadata: Any) -> Any:
+    """One unary call; when the awaiting task is cancelled (its own caller went away), the RPC is
+    cancelled on the wire too, so the service stops working on it."""
+    held: list = []
+    token = _wire_calls.set(held)
+    try:
+        call = rpc(request, timeout=timeout, metadata=metadata)  # grpc copies the context here
+    finally:
+        _wire_calls.reset(token)
+    try:
+        return await call
+    except asyncio.CancelledError:
+        call.cancel()
+        for wire in held:
+            wire.cancel()
+        raise
+
+
 class ServiceClient:
     """One service: channel, stub, image protocol and counters."""
 
@@ -136,7 +173,7 @@ class ServiceClient:
                 request.image.data = image_data
         self.calls += 1
         try:
-            response = await rpc(request, timeout=timeout, metadata=meta)
+            response = await _cancellable(rpc, request, timeout, meta)
             self._count_sent(request, image_data)
         except grpc.aio.AioRpcError as exc:
             if sha is None or request.image.HasField("data") or parse_rpc_error(exc).reason != "IMAGE_NOT_CACHED":
@@ -145,7 +182,7 @@ class ServiceClient:
             request.image.data = image_data
             self.resends += 1
             self.calls += 1
-            response = await rpc(request, timeout=timeout, metadata=meta)
+            response = await _cancellable(rpc, request, timeout, meta)
             self._count_sent(request, image_data)
         if sha is not None:
             self._held[sha] = None
@@ -171,8 +208,8 @@ class ServiceClient:
         # Client spans carry the caller's trace context to the service.
         if self._creds is not None:
             return grpc.aio.secure_channel(self.address, self._creds, options=opts,
-                                           interceptors=tracing.client_interceptors())
-        return grpc.aio.insecure_channel(self.address, options=opts, interceptors=tracing.client_interceptors())
+                                           interceptors=[*tracing.client_interceptors(), _RecordCall()])
+        return grpc.aio.insecure_channel(self.address, options=opts, interceptors=[*tracing.client_interceptors(), _RecordCall()])
 
     async def health(self, service: str = "", timeout_s: float = 3.0) -> str:
         """SERVING, NOT_SERVING, UNKNOWN or UNREACHABLE."""
