@@ -1,11 +1,10 @@
 """Classify and Embed on Python types: boxes in, per-box results out.
 
 Each box is checked and cut on its own; a bad box becomes `ok=False` with an
-error code while the others are scored (spec §8.12: the old review rejected
-every detection when one prediction failed). Classify pads crops by the
-head's own training padding unless the request says otherwise, so scoring
-sees crops framed like the ones the head learned from (no train/serve skew,
-spec §8.8).
+error code while the others are scored: one bad box must not cost the caller
+every other result. Classify pads crops by the head's own training padding
+unless the request says otherwise, so scoring sees crops framed like the ones
+the head learned from (no train/serve skew).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Layouts, tried in this order: YOLO split (`{train,val}/images` +
 folder's class, the whole image its box; folders named `__bg_*` add
 background classes). The class names come from the dataset's
 `labelmap.txt`; COCO categories and crop folders are matched to it by the
-§1.1 match key. Image names are reduced to their basename and must stay
+`tator_core.labels.match_key`. Image names are reduced to their basename and must stay
 inside the dataset root (no traversal, no symlink escapes).
 """
 

@@ -4,7 +4,7 @@ the synthetic world, for tests, the demo stack and benchmarks.
 Backbones are written with `save_pretrained` next to their local processor
 (CLIP also with a local byte-level tokenizer, so the directory is a complete
 CLIP checkpoint); the service loads them through the same `from_pretrained`
-path a real checkpoint takes. Recipe: shared/spec/offline_models.md §5.
+path a real checkpoint takes.
 
 The head (`synth-clip-head`) is trained by this service's own training code
 (`svc_classifier.training`) on crops of the synthetic train split plus one

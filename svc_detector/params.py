@@ -1,10 +1,9 @@
 """Detect request settings: defaults, validation, and what the response echoes.
 
-Every setting is request data with a documented default (spec §2.1/§4.1:
-conf 0.45, NMS IoU 0.45, max_det 300, overlap 0.2, merge IoU 0.5; the tile size defaults to each
-model's input size, see `detect.tile_size_for`).
-Out-of-range values are refused with INVALID_ARGUMENT naming the field; the old
-service clamped them and added a warning, so a typo silently changed results.
+Every setting is request data with a documented default (conf 0.45, NMS IoU 0.45, max_det 300,
+overlap 0.2, merge IoU 0.5; the tile size defaults to each model's input size, see
+`detect.tile_size_for`). Out-of-range values are refused with INVALID_ARGUMENT naming the field:
+clamping them would let a typo silently change results.
 """
 
 from __future__ import annotations

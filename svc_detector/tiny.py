@@ -3,8 +3,7 @@
 Written as the checkpoint dict rfdetr's own loader reads (`{"model":
 state_dict, "args": {..., "class_names"}}`), so the service loads it through the
 same `pretrain_weights=<abs path>` path a trained checkpoint takes. Nano needs
-no DINOv2 download with `pretrain_weights=None` (its patch size is 16; see
-shared/spec/offline_models.md §2). The file is named `model.pth`, not
+no DINOv2 download with `pretrain_weights=None` (its patch size is 16). The file is named `model.pth`, not
 `rf-detr-nano.pth`: rfdetr matches official weight names by basename and would
 try to download or MD5-check them.
 

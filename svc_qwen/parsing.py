@@ -9,8 +9,8 @@ strict JSON first, then a small lenient parser (single quotes, bare words,
 missing or trailing commas) reads from each `{`, and on truncation it keeps
 every entry that was complete. Only if no object is found does the `key: a, b`
 line fallback run. Keys map to labels by match key / fuzzy alignment, terms
-are cleaned by the shared §1.2 rules, and the per-class cap is enforced by the
-caller (the old budget was only a prompt instruction).
+are cleaned by `tator_core.labels.clean_term`, and the per-class cap is enforced by the
+caller: a budget stated only in the prompt is one the model may ignore.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def _mapping_from_json(value: Any, labels: Sequence[str]) -> dict[str, list[str]
 
 
 def clean_model_terms(terms: Sequence[object]) -> list[str]:
-    """Shared §1.2 cleaning plus what model output needs: letters, no placeholders,
+    """`clean_term` plus what model output needs: letters, no placeholders,
     no control-token text, lowercase (the prompt asks for it; dedupe relies on it)."""
     out = []
     for t in clean_terms(strip_special_tokens(t) if isinstance(t, str) else t for t in terms):

@@ -1,6 +1,6 @@
 """Tiny seeded random-init Qwen-VL checkpoints for tests, benchmarks and the local stack.
 
-Follows shared/spec/offline_models.md §4: a byte-level Qwen2 tokenizer built in
+The recipe: a byte-level Qwen2 tokenizer built in
 memory with the chat special tokens and a chat template, a Qwen2.5-VL (default)
 or Qwen3-VL config of a few hundred thousand parameters, saved with
 `save_pretrained` so the service loads it through the same `from_pretrained`

@@ -17,7 +17,8 @@ Window detections are shifted back to full-image pixels and merged per label
 (class-aware NMS at `merge_iou`, 0 = keep every raw detection). A prompt text
 shared by several labels is decoded once per context and credited to each.
 For exemplars each window uses only the exemplars whose box intersects it,
-clipped to it (spec §2.4, an intersection test, not a centre test); a window
+clipped to it (an intersection test: an exemplar whose centre lies outside the
+window still counts); a window
 without a positive exemplar for a label is skipped with a warning.
 """
 

@@ -3,8 +3,8 @@
 Written with `save_pretrained` next to a local CLIP byte-level BPE tokenizer,
 so the service loads it through exactly the path a real checkpoint directory
 takes (`AutoModel` / `AutoProcessor.from_pretrained(local_dir)`); no hub, no
-download. Recipe and gotchas: shared/spec/offline_models.md §3 (sub-configs
-need `model_type`; the processor pads text to 32 tokens; merges are tuples).
+download. Gotchas: sub-configs need `model_type`; the processor pads text to 32
+tokens; merges are tuples.
 
 The random weights only exercise the plumbing: detections are as good as noise.
 """

@@ -9,8 +9,8 @@ fit facts, the dedupe IoU, which model is the default) plus `mlp.pt`
 Applying the model to a prepass result made by other model versions, or
 whose features would follow another schema (other classifier classes or
 labelmap), is refused with FAILED_PRECONDITION CALIBRATION_VERSION_MISMATCH
-naming what differs: a silently mismatched accept model is the train/serve
-skew of spec §8.7–8.8. Accepted candidates are deduplicated exactly as in
+naming what differs: a silently mismatched accept model would score features
+it was never trained on (train/serve skew). Accepted candidates are deduplicated exactly as in
 evaluation (same label, by accept probability, IoU >= dedupe_iou), so
 runtime decisions are the ones the report measured.
 """

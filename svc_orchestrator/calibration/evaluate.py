@@ -7,10 +7,9 @@ class, predictions in rank order each take the unmatched same-class GT box
 with the highest IoU, a TP when that IoU >= eval_iou, else an FP; unmatched
 GT boxes are FNs.
 
-Fixes spec §8.2: every evaluated image counts, including images without
-ground truth, and every predicted class counts, including classes absent
-from an image's GT (the old headline metric skipped both and so undercounted
-false positives). A prediction whose label is not in the labelmap is an FP
+Every evaluated image counts, including images without ground truth, and
+every predicted class counts, including classes absent from an image's GT:
+skipping either would undercount false positives. A prediction whose label is not in the labelmap is an FP
 under its own label.
 """
 

@@ -2,10 +2,9 @@
 
 `FeatureSchema` is the one place that says which columns exist, in which
 order, and what each means; its hash is stored with every accept model, and
-applying a model to features of another schema is refused. (The old builder
-spread ~1,350 columns over a 1,000-line script and kept the random
-projection parameters only in metadata, spec §8.14; here the projection seed
-and widths are schema fields and part of the hash.)
+applying a model to features of another schema is refused. The random
+projection's seed and widths are schema fields and part of the hash, so a
+model is never applied to features projected another way.
 
 Blocks, in column order:
   classifier  probability vector on the crop, plus derived columns

@@ -3,10 +3,9 @@
 One-to-one matching per image and class: candidate-GT pairs of the same
 class with IoU >= label_iou are taken greedily in descending IoU order, each
 candidate and each GT box at most once. Among several duplicates of one
-object only the best-localised one is positive (spec §8.5: the old labeler
-marked every duplicate positive, and candidate-level threshold metrics then
-counted duplicates as TPs, which the object-level evaluation punishes as
-FPs). A candidate whose label is not a GT label of its image stays 0.
+object only the best-localised one is positive: marking every duplicate
+positive would make threshold tuning count duplicates as TPs, which the
+object-level evaluation punishes as FPs. A candidate whose label is not a GT label of its image stays 0.
 """
 
 from __future__ import annotations

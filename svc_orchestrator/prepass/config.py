@@ -1,15 +1,15 @@
 """Prepass config: defaults, validation, the canonical form and its hash.
 
-Every toggle of spec §2.7 that still means something is a field of `PrepassConfig`; unset fields
+Every prepass toggle that still means something is a field of `PrepassConfig`; unset fields
 take the defaults below (the one place they are written down). The canonical form drops knobs that
 cannot change the output of the resolved config — similarity knobs when similarity is off, window
 knobs when no stage runs windowed, the cross-class IoU when cross-class merging is off, deadlines
 always — so two configs that behave the same hash the same (`config_hash`), and any knob that does
 change the output is in the hash.
 
-Dropped from §2.7 on purpose: `detector_mode`/`detector_id` (one Detect call names both models),
+Left out on purpose: `detector_mode`/`detector_id` (one Detect call names both models),
 `scoreless_iou` (every source here reports a score), `prepass_keep_all` and the classifier
-accept thresholds (the classifier scores every candidate and rejects nothing, §8.12; acceptance is
+accept thresholds (the classifier scores every candidate and rejects nothing; acceptance is
 the calibrated accept model's job), the diverse exemplar strategy, caption profile/variant and the
 EDR fields (calibration ids are request fields).
 """

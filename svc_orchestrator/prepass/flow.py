@@ -50,7 +50,7 @@ from tator_core.version import PIPELINE_VERSION
 STAGES = ("synonyms", "detectors", "sam3_text", "dedupe", "sam3_similarity", "dedupe2", "classifier", "caption")
 LABELS_PER_CALL = 64       # SegmentText / SegmentExemplars accept at most 64 labels per call
 BOXES_PER_CALL = 4096      # Classify accepts at most 4096 boxes per call
-CAPTION_HINTS = 160        # spec §2.5: the top 160 detections are offered as hints
+CAPTION_HINTS = 160        # the top 160 detections are offered to the captioner as hints
 
 
 @dataclass
