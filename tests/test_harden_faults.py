@@ -1,10 +1,11 @@
-"""Fault injection on the orchestrator's SQLite store: a full volume under the prepass cache.
+"""Fault injection on the orchestrator's store: a full volume under the prepass cache and the jobs.
 
 A write that finds no space is RESOURCE_EXHAUSTED / STORE_FULL (a job fails with that text, an RPC
 answers it), the transaction leaves nothing behind (no meta row without its entry, no torn row), the
 file passes SQLite's integrity check, and the store works again once there is space. Two ways to run
 out: SQLite's own page limit (SQLITE_FULL, the code SQLite returns for ENOSPC, always available) and a
-real tmpfs of 256 KiB (ENOSPC from the kernel; only where this process may mount, e.g. as root).
+real tmpfs of 256 KiB (ENOSPC from the kernel; only where this process may mount, e.g. as root). On
+PostgreSQL, the server itself raises its disk_full error inside a transaction.
 """
 
 from __future__ import annotations
@@ -120,3 +121,22 @@ def test_a_full_tmpfs_under_the_store_is_store_full_with_no_partial_rows(tiny_vo
     reopened = SqliteStore(tiny_volume / "orchestrator.sqlite")
     assert _integrity(reopened) == "ok" and _counts(reopened)[0] == _counts(reopened)[1]
     reopened.close()
+
+
+def test_postgres_disk_full_is_store_full_and_rolled_back(pg_server, tmp_path):
+    """PostgreSQL reports a full volume as SQLSTATE 53100 (disk_full); the server raises that very
+    error here (a DO block), so the real driver and pool carry it, after a row went in."""
+    from svc_orchestrator.store import open_store
+
+    store = open_store(pg_server.create_database(), tmp_path)
+    cache = PrepassCache(store)
+    meta = _meta("cfg-pg")
+    with pytest.raises(errors.TatorError) as info, store.tx() as t:
+        t.q("INSERT INTO meta VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (meta.meta_key, "g", "gh", "[]", "lm", "{}", "cfg-pg", "{}", "p1", time.time()))
+        t.q("DO $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$")
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and info.value.reason == "STORE_FULL"
+    assert _counts(store) == (0, 0)  # the meta row went with the transaction
+    cache.put(meta.key("a"), meta, _result("a", 100), "ds")  # the pool's connection is usable again
+    assert _counts(store) == (1, 1)
+    store.close()

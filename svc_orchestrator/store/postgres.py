@@ -11,7 +11,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from svc_orchestrator.store.migrations import migrate_postgres
-from svc_orchestrator.store.sql import SqlStore, Tx
+from svc_orchestrator.store.sql import SqlStore, Tx, store_full
+
+_DISK_FULL = "53100"  # SQLSTATE disk_full
 
 
 class _PgTx(Tx):
@@ -40,8 +42,13 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
-        with self._pool.connection() as conn, conn.transaction():
-            yield _PgTx(conn)
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn)
+        except Exception as exc:  # psycopg's DiskFull, matched by SQLSTATE so psycopg stays a lazy import
+            if getattr(exc, "sqlstate", None) == _DISK_FULL:
+                raise store_full() from exc
+            raise
 
     def close(self) -> None:
         self._pool.close()

@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
+import grpc
+
 from svc_orchestrator.store.base import (
     ACTIVE,
     JOB_COLUMNS,
@@ -23,6 +25,7 @@ from svc_orchestrator.store.base import (
     job_from_row,
     job_row,
 )
+from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import canonical_json
 
@@ -31,6 +34,14 @@ META_SQL = ("SELECT m.glossary_text, m.glossary_hash, m.labelmap_json, m.labelma
              "m.config_hash, m.versions_json, m.pipeline_version, m.created_at FROM entries e "
              "JOIN meta m ON m.meta_key = e.meta_key WHERE e.key = ?")
 _ACTIVE_SQL = f"state IN ({ACTIVE[0]}, {ACTIVE[1]})"
+
+
+def store_full() -> errors.TatorError:
+    """A write found its volume full (SQLite's SQLITE_FULL, PostgreSQL's disk_full); the transaction
+    was rolled back whole."""
+    return errors.TatorError(grpc.StatusCode.RESOURCE_EXHAUSTED, "STORE_FULL",
+                             "the orchestrator's store is full (no space left on its volume); nothing was "
+                             "written: free space and try again")
 
 
 class Tx:

@@ -13,11 +13,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import grpc
-
 from svc_orchestrator.store.migrations import migrate_sqlite
-from svc_orchestrator.store.sql import SqlStore, Tx
-from tator_core import errors
+from svc_orchestrator.store.sql import SqlStore, Tx, store_full
 
 
 class _SqliteTx(Tx):
@@ -69,9 +66,3 @@ class SqliteStore(SqlStore):
 def _is_full(exc: BaseException) -> bool:
     """SQLITE_FULL is SQLite's answer to ENOSPC (and to its own page limit)."""
     return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-
-
-def store_full() -> errors.TatorError:
-    return errors.TatorError(grpc.StatusCode.RESOURCE_EXHAUSTED, "STORE_FULL",
-                             "the orchestrator's store is full (no space left on its volume); nothing was "
-                             "written: free space and try again")
