@@ -1,13 +1,18 @@
-"""Fault injection with real processes: kill -9 a model service in the middle of a prepass job.
+"""Fault injection with real processes: kill -9 a service in the middle of a prepass job.
 
 Starts `tator up` in the foreground (its supervisor restarts crashed children) for this checkout's
 TATOR_HOME / TATOR_STACK_CONFIG, starts a prepass job over `--images` images of the synthetic
 dataset, kills the chosen service with SIGKILL once `--kill-after` images are done, and checks:
-the job ends FAILED naming the stage, the service comes back SERVING under supervision, and the
-same job run again finishes with every image finished before the kill served from the cache.
+- a model service: the job ends FAILED naming the stage, the service comes back SERVING under
+  supervision, and the same job run again finishes with every image finished before the kill served
+  from the cache;
+- the orchestrator: it comes back SERVING under supervision and the same job (same id: its work
+  units are in the store, and the restarted replica takes its own units back) finishes SUCCEEDED with
+  every image; a second run is served wholly from the cache (nothing half-written).
 Prints one JSON line; exit status 1 when a check fails.
 
     python scripts/fault_inject.py --service detector --images 6 --kill-after 2
+    python scripts/fault_inject.py --service orchestrator --images 6 --kill-after 2
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import grpc
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -43,17 +50,29 @@ async def wait_serving(services: dict, names: list[str], timeout_s: float) -> bo
     return False
 
 
-async def run_job(client: ServiceClient, images: int, on_progress=None, refresh: bool = False) -> pb.Job:
-    job = (await client.call("StartPrepassJob", pb.StartPrepassJobRequest(
-        dataset_id="synth", split="val", max_images=images, refresh=refresh))).job
-    fired = False
-    while True:
-        job = (await client.call("GetJob", pb.GetJobRequest(job_id=job.id))).job
+async def poll_job(client: ServiceClient, job_id: str, on_progress=None, timeout_s: float = 900) -> pb.Job:
+    """GetJob until the job ends; UNAVAILABLE (the orchestrator restarting) is waited out."""
+    deadline, fired = time.monotonic() + timeout_s, False
+    while time.monotonic() < deadline:
+        try:
+            job = (await client.call("GetJob", pb.GetJobRequest(job_id=job_id), timeout_s=10)).job
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+            await asyncio.sleep(1)
+            continue
         if on_progress is not None and not fired and on_progress(job):
             fired = True
         if job.state in TERMINAL:
             return job
         await asyncio.sleep(0.2)
+    raise TimeoutError(f"job {job_id} did not end within {timeout_s:.0f} s")
+
+
+async def run_job(client: ServiceClient, images: int, on_progress=None, refresh: bool = False) -> pb.Job:
+    job = (await client.call("StartPrepassJob", pb.StartPrepassJobRequest(
+        dataset_id="synth", split="val", max_images=images, refresh=refresh))).job
+    return await poll_job(client, job.id, on_progress)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -83,17 +102,28 @@ async def main(args: argparse.Namespace) -> int:
         started = time.monotonic()
         out["restarted_serving"] = await wait_serving(services, [args.service], args.start_timeout_s)
         out["restart_s"] = round(time.monotonic() - started, 1)
+        if args.service == "orchestrator":
+            out["restarted_pid"] = int(json.loads(stack.state_file().read_text())["orchestrator"]["pid"])
         second = await run_job(client, args.images)
         summary = second.result.prepass
         out["second"] = {"state": pb.JobState.Name(second.state), "images": summary.images,
                          "cache_hits": summary.cache_hits}
         await client.close()
-        checks = {
-            "first_failed_naming_stage": first.state == pb.JOB_STATE_FAILED and bool(first.failed_stage),
-            "service_restarted": out["restarted_serving"],
-            "rerun_succeeded": second.state == pb.JOB_STATE_SUCCEEDED,
-            "rerun_reused_cache": summary.cache_hits >= first.done,
-        }
+        if args.service == "orchestrator":
+            checks = {
+                "killed_mid_job": 0 < out.get("done_at_kill", 0) < args.images,
+                "orchestrator_restarted": out["restarted_serving"] and out["restarted_pid"] != victim,
+                "job_finished_after_restart": first.state == pb.JOB_STATE_SUCCEEDED
+                and first.result.prepass.images == args.images,
+                "rerun_all_cached": second.state == pb.JOB_STATE_SUCCEEDED and summary.cache_hits == args.images,
+            }
+        else:
+            checks = {
+                "first_failed_naming_stage": first.state == pb.JOB_STATE_FAILED and bool(first.failed_stage),
+                "service_restarted": out["restarted_serving"],
+                "rerun_succeeded": second.state == pb.JOB_STATE_SUCCEEDED,
+                "rerun_reused_cache": summary.cache_hits >= first.done,
+            }
         out["checks"] = checks
         return 0 if all(checks.values()) else 1
     finally:
@@ -107,7 +137,7 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--service", default="detector", choices=["detector", "sam3", "qwen", "classifier"])
+    p.add_argument("--service", default="detector", choices=["detector", "sam3", "qwen", "classifier", "orchestrator"])
     p.add_argument("--images", type=int, default=6)
     p.add_argument("--kill-after", type=int, default=2)
     p.add_argument("--start-timeout-s", type=float, default=300)
