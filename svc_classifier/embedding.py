@@ -2,8 +2,7 @@
 
 On OOM the batch is halved and the same crops retried, down to 1; every
 shrink is counted in Prometheus and the smallest batch reached comes back to
-the caller (`batch_size_used`). The old service had no OOM handling for the
-classifier at all. A crop that makes the backbone fail for any
+the caller (`batch_size_used`). A crop that makes the backbone fail for any
 other reason is isolated and reported alone; the rest of the batch is scored.
 """
 

@@ -3,9 +3,8 @@
 A head is two files in one directory: `head.safetensors` (the arrays) and
 `head.json` (classes, background classes, the backbone id, version hash and
 pooling it was trained on, the normalisation flag, head type, context
-padding, validation accuracy, seed). The old service stored heads as pickles
-(`.pkl`/`.joblib`), so loading a head could run arbitrary code; safetensors
-and JSON cannot.
+padding, validation accuracy, seed). Heads are never pickles (`.pkl` /
+`.joblib`): loading one could run arbitrary code; safetensors and JSON cannot.
 
 Math: optional L2 normalisation, standardisation (`input.mean`,
 `input.scale`), then dense layers with ReLU between them (one layer = logistic

@@ -7,9 +7,8 @@ class-aware per model (NMS or weighted box fusion at the request's merge IoU).
 Models are not merged with each other: every detection keeps its source,
 model id and window, and deduplication across sources is the caller's business.
 
-Unlike the old service, a TILED pass that finds nothing stays empty: there is
-no silent second full-frame pass, and `runs` lists exactly
-the passes that ran.
+A TILED pass that finds nothing stays empty: there is no silent second
+full-frame pass, and `runs` lists exactly the passes that ran.
 """
 
 from __future__ import annotations

@@ -7,9 +7,8 @@ same shape and thresholds go through the model in one forward (the tiles of an
 image, and the full frames of concurrent requests), chunked at
 `max_images_per_call`.
 
-Unlike the old service (one cached model per family, reloaded when the active
-path changed, every predict under a per-family lock), several models of one
-family can be loaded at once, and a model is addressed by registry id.
+Several models of one family can be loaded at once, and a model is addressed
+by registry id: no family-wide slot is reloaded when another model is asked for.
 """
 
 from __future__ import annotations

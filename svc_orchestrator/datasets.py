@@ -1,8 +1,7 @@
 """One dataset abstraction for every flow (prepass, calibration, catalogs).
 
-The old system resolved images through the app but read ground truth from
-hard-coded legacy paths keyed by file stem, so other layouts silently got no
-labels. Here a dataset is a directory under the data root, in
+Images and ground truth come from one place, so no layout silently gets no
+labels. A dataset is a directory under the data root, in
 YOLO layout (`labelmap.txt` + `{split}/images` + `{split}/labels`, or flat
 `images/` + `labels/`) or COCO layout (`coco/<split>.json` or
 `annotations/<split>.json`), and images, sizes and ground truth all come from
@@ -218,7 +217,7 @@ def _load_coco(ds_id: str, root: Path) -> Dataset | None:
         img_names: dict[int, str] = {}
         for im in doc.get("images", []):
             fname = Path(str(im.get("file_name", "")))
-            if fname.is_absolute() or ".." in fname.parts:  # sanitise like the old system: basename only
+            if fname.is_absolute() or ".." in fname.parts:  # unsafe names are reduced to their basename
                 fname = Path(fname.name)
             for cand in (root / fname, root / split / "images" / fname, root / "images" / fname):
                 if cand.is_file() and not cand.is_symlink() and root.resolve() in cand.resolve().parents:

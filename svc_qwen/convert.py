@@ -4,7 +4,7 @@ Every bad input becomes INVALID_ARGUMENT naming the field (non-finite or
 empty boxes, labels with line breaks, a glossary that cannot be read, too
 many windows), so nothing a client sends reaches an unexpected exception.
 The window count is capped per call (FANOUT_CAP_EXCEEDED), counted before
-tiles are built: the old service had no bound on fan-out.
+tiles are built, so one request cannot fan out without bound.
 """
 
 from __future__ import annotations

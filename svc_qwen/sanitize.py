@@ -5,8 +5,7 @@ A generated caption goes through `finish_caption`: sanitise (reasoning blocks,
 `<final>` / `FINAL:` markers, special-token text, coordinate lists, control
 characters), cut a repetition loop (and whatever follows it), decide whether what is left is
 degenerate, and only then rewrite raw labelmap tokens. A degenerate output is
-reported by its reason and never returned as a caption (the old service
-returned whatever survived sanitising, loops included).
+reported by its reason and never returned as a caption, loops included.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Labels with glossary terms get origin "glossary" and are not sent to the
 model. The others are asked in one text-only call (at most `max_labels` of
 them; the rest are reported). Labels still without terms get origin "default"
 with their natural label. Every list is cleaned, deduplicated and
-capped; the cap is enforced here and the drops are counted (the old budget
-was only a prompt instruction).
+capped; the cap is enforced here and the drops are counted (a budget stated
+only in the prompt is one the model may ignore).
 """
 
 from __future__ import annotations

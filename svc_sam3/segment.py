@@ -10,8 +10,7 @@ built, the fan-out cap enforced) and run on the device thread:
 
 so a context's vision embedding is computed at most once per call whatever
 the number of prompts, and not at all on later calls while it stays in the
-LRU. The old system re-ran `set_image` per context on every call and capped
-nothing; here prompts x contexts is bounded per call.
+LRU; prompts x contexts is bounded per call.
 
 Window detections are shifted back to full-image pixels and merged per label
 (class-aware NMS at `merge_iou`, 0 = keep every raw detection). A prompt text

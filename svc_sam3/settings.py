@@ -17,7 +17,7 @@ class Sam3Settings(ServiceSettings):
     max_prompt_runs: int = Field(
         limits.SAM3_MAX_PROMPT_RUNS, ge=1, le=100_000,
         description="per-call cap on prompt runs (sum over labels of prompts x contexts); above it the call is "
-                    "refused with FANOUT_CAP_EXCEEDED (the old cap was never enforced)")
+                    "refused with FANOUT_CAP_EXCEEDED")
     vision_cache_mb: int = Field(
         2048, ge=0, description="memory bound of the vision-embedding LRU (image sha x window); 0 = keep none "
                                 "between calls")

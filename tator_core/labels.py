@@ -1,12 +1,12 @@
-"""Labelmaps and glossaries, without the old broken regexes.
+"""Labelmaps and glossaries.
 
-Differences from the old system, on purpose:
+Choices made on purpose:
 - pickle labelmaps are refused (loading a pickle executes code);
 - hashes are SHA-256 of a canonical form, and the labelmap hash joins names
-  with newlines (names may contain commas, which made `,`-joined SHA-1 keys
+  with newlines (names may contain commas, so `,`-joined keys would be
   ambiguous);
-- the filler-prefix and `label (a, b)` patterns use real regex escapes (the old
-  raw strings held doubled backslashes and matched nothing).
+- the filler-prefix and `label (a, b)` patterns are raw strings with single
+  backslashes (a doubled backslash in a raw string matches nothing).
 """
 
 from __future__ import annotations

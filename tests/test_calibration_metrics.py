@@ -84,7 +84,7 @@ def test_dedupe_off_keeps_the_near_duplicate_as_an_fp() -> None:
 
 
 def test_fps_on_images_without_gt_count() -> None:
-    """The old headline metric skipped image b and the triangle on image a; here both are FPs."""
+    """Image b (no GT) and the triangle on image a (a class absent from its GT) are FPs, not skipped."""
     everything = evaluate_predictions(PREDS, GT, labelmap=LM)
     without_b = evaluate_predictions(PREDS, GT, labelmap=LM, images=["a", "c"])
     assert everything.overall.fp == without_b.overall.fp + 1

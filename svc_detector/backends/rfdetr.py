@@ -7,8 +7,8 @@ name like `rf-detr-nano.pth` would trigger rfdetr's download logic. Registry
 options: `variant` (nano, small, medium, base, large; default nano) and any
 other rfdetr model-config field (e.g. `resolution`), passed through unchanged.
 
-Unlike the old service there is no off-by-one class-id shifting: the head's
-extra logit is the documented no-object slot and its boxes are dropped.
+Class ids are not shifted: the head's extra logit is the documented no-object
+slot and its boxes are dropped.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Blocks, in column order:
   source      per source: presence, best score, atom count; primary source
   geometry    relative size, aspect, position, border distance, and z-scores
               against a per-class size prior fitted on the TRAINING split's
-              GT only (the old prior used GT of the evaluated images)
+              GT only (a prior fitted on evaluated images would leak their GT)
   overlap     per source: max IoU with / count of same-label atoms anywhere
               in the image (SAM3 and detector support outside the cluster)
   context     neighbouring candidates (duplicates left after clustering,

@@ -1,8 +1,8 @@
 """Calibration guards: everything a calibration needs, checked before any work.
 
-Each check fails fast with FAILED_PRECONDITION naming the missing piece
-(the old flow found a detector labelmap mismatch only inside the prepass,
-turned it into a warning and cached empty records for good).
+Each check fails fast with FAILED_PRECONDITION naming the missing piece,
+before a mismatch (a detector labelmap, say) can surface mid-prepass and leave
+results behind that were computed on the wrong inputs.
 Order: the classifier head (features need its probabilities), the
 detectors (present and loaded), SAM3 when a SAM3 stage is on, Qwen when
 synonym expansion or captions are on, the model labelmaps against the

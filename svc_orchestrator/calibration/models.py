@@ -1,9 +1,8 @@
 """The two accept/reject models on the same features: an MLP (torch) and XGBoost.
 
 Both fit on train and stop early on val loss; neither sees test. The MLP
-standardises its inputs with the train mean/std (the old MLP had no
-standardisation, so the raw count and score columns of very different scales
-fought over one learning rate). Both weight positives by neg/pos of the
+standardises its inputs with the train mean/std: unscaled count and score
+columns of very different scales would fight over one learning rate. Both weight positives by neg/pos of the
 training split. Fitting is plain synchronous code: the flow runs it in a
 worker thread so the orchestrator's event loop stays responsive.
 """

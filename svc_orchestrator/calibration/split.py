@@ -1,8 +1,7 @@
 """Image selection and the train / val / test split, both by image and seeded.
 
-Three splits, not two: the old flow used one validation split
-for early stopping, stage-1 thresholds, objective tuning and the reported
-evaluation, and relaxed thresholds on train+val. Here models fit on train
+Three splits, not two: one split used for early stopping, threshold tuning and
+the reported evaluation would report numbers the models were tuned on. Models fit on train
 (early stopping on val), thresholds are tuned on val, and every reported
 number comes from test, which nothing else has seen.
 """

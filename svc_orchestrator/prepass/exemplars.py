@@ -3,8 +3,7 @@
 Per label: clusters scoring at least `min_score`, best first (ties broken by box, so the choice
 does not depend on arrival order), the top `count` of them (`top`), or `count` drawn from the same
 set with a seeded shuffle (`random`). Exemplars are the clusters' own pixel xyxy boxes, sent as
-such; the old centre fallback that read 0–1000 `bbox_2d` corners as xywh has no
-counterpart here because no box ever changes format on the way.
+such: no box changes format on the way, so none can be read in the wrong one.
 """
 
 from __future__ import annotations

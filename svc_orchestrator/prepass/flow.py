@@ -8,7 +8,7 @@
       -> caption (optional)                                  ┘
 
 Any stage that fails raises STAGE_FAILED naming it; nothing partial is returned, so nothing partial
-can be cached (the old prepass turned failures into warnings and cached empty records). A
+can be cached (a failure turned into a warning would be cached as an empty success). A
 classifier failure on one box is per-box data (`classifier_error`), not a stage failure.
 Wire economy: the image bytes go to each service at most once; the second SAM3 call and every
 later call on the same image send the sha only (see clients.py).

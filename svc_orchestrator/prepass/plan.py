@@ -3,7 +3,7 @@
 The plan comes from the services' ListModels answers: an empty id in the config means the
 family's default model. The version of every model that can influence the output goes into the
 cache key — detectors, SAM3, Qwen (when it expands synonyms or captions), the classifier head and
-its backbone — where the old key had only detector fingerprints.
+its backbone — so a new version of any of them never answers from an older result.
 
 A family with no model in the registry at all is skipped with a warning (the result says so, and
 the key differs from a run that had the model); a listed model whose weights are missing or that

@@ -1,8 +1,7 @@
 """Tier 1 detector steps: full frame and SAHI tiles, YOLO and RF-DETR requested in the same call.
 
 Inputs are drawn from the step's rng within bounds (which fuzz-pack image, tile size, overlap), so a
-baseline pins one draw per seed. Besides the counts, each step checks the contract invariants that
-the old system broke: every requested model/pass shows up in `runs`, a TILED call runs no full-frame
+baseline pins one draw per seed. Besides the counts, each step checks the contract invariants: every requested model/pass shows up in `runs`, a TILED call runs no full-frame
 pass (no silent fallback), and every box lies inside the image and its window.
 """
 
