@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+
+from cachetools import LRUCache
 
 from svc_qwen.parsing import cap_terms, parse_synonyms
 from svc_qwen.prompts import synonyms_prompt
@@ -108,7 +109,7 @@ class ResultCache:
 
     def __init__(self, max_items: int = 32) -> None:
         self.max_items = max_items
-        self._items: OrderedDict[Hashable, SynonymResult] = OrderedDict()
+        self._items: LRUCache[Hashable, SynonymResult] = LRUCache(maxsize=max(1, max_items))
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -118,7 +119,6 @@ class ResultCache:
             if hit is None:
                 self.misses += 1
                 return None
-            self._items.move_to_end(key)
             self.hits += 1
             return copy.deepcopy(hit)
 
@@ -127,6 +127,3 @@ class ResultCache:
             return
         with self._lock:
             self._items[key] = copy.deepcopy(value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from cachetools import LRUCache
 
 from svc_orchestrator.clients import CallStats, RemoteCallError, ServiceClients
 from svc_orchestrator.prepass import prompts
@@ -78,19 +79,13 @@ class SynonymCache:
     """Qwen expansions by (labels, glossary, budget, model version): a dataset job asks once."""
 
     def __init__(self, max_items: int = 64) -> None:
-        self._items: OrderedDict[str, dict[str, list[str]]] = OrderedDict()
-        self.max_items = max_items
+        self._items: LRUCache[str, dict[str, list[str]]] = LRUCache(maxsize=max_items)
 
     def get(self, key: str) -> dict[str, list[str]] | None:
-        hit = self._items.get(key)
-        if hit is not None:
-            self._items.move_to_end(key)
-        return hit
+        return self._items.get(key)
 
     def put(self, key: str, value: dict[str, list[str]]) -> None:
         self._items[key] = value
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
 
 
 @dataclass
