@@ -87,7 +87,7 @@ def channel_options(max_message_mb: int = 64, *, health_checked: bool = True) ->
 
 
 # The calls a unary RPC made on the wire, filled by `_RecordCall` inside grpc's interceptor task.
-_wire_calls: contextvars.ContextVar[list | None] = contextvars.ContextVar("wire_calls", default=None)
+_wire_calls: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("wire_calls", default=None)
 
 
 class _RecordCall(grpc.aio.UnaryUnaryClientInterceptor):
@@ -95,7 +95,7 @@ class _RecordCall(grpc.aio.UnaryUnaryClientInterceptor):
     the call's status inside grpc's interceptor task, so cancelling the intercepted call only stops
     that wait and leaves the RPC running on the service; cancelling the wire call stops it."""
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         call = await continuation(client_call_details, request)
         held = _wire_calls.get()
         if held is not None:
@@ -106,7 +106,7 @@ class _RecordCall(grpc.aio.UnaryUnaryClientInterceptor):
 async def _cancellable(rpc: Any, request: Any, timeout: float, metadata: Any) -> Any:
     """One unary call; when the awaiting task is cancelled (its own caller went away), the RPC is
     cancelled on the wire too, so the service stops working on it."""
-    held: list = []
+    held: list[Any] = []
     token = _wire_calls.set(held)
     try:
         call = rpc(request, timeout=timeout, metadata=metadata)  # grpc copies the context here
