@@ -308,8 +308,14 @@ async def test_calibration_rpcs_are_wired(stack: Stack, orch: ServiceClient):
         await orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="synth", config=no_clf))
     assert exc.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
     assert len((await orch.call("ListJobs", pb.ListJobsRequest(page_size=1000))).jobs) == jobs_before
-    # a calibration job runs through the orchestrator's environment and ends in a terminal state
+    # the stack's classifier head was trained on this dataset, so the leakage guard refuses it at the door
     cfg = pb.CalibrationConfig(prepass=pb.PrepassConfig(**RICH, enable_yolo=False))
+    await expect_error(orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="synth", config=cfg)),
+                       grpc.StatusCode.FAILED_PRECONDITION, "TRAINING_DATA_OVERLAP")
+    assert len((await orch.call("ListJobs", pb.ListJobsRequest(page_size=1000))).jobs) == jobs_before
+    # forced past the guard (this test checks wiring, not metrics), a calibration job runs through the
+    # orchestrator's environment and ends in a terminal state
+    cfg.allow_training_overlap = True
     job = (await orch.call("StartCalibration", pb.StartCalibrationRequest(dataset_id="synth", config=cfg))).job
     assert job.kind == pb.JOB_KIND_CALIBRATION
     final = (await _watch(orch, job.id))[-1].job
