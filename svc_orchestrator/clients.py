@@ -226,6 +226,10 @@ class ServiceClients:
             models = await client.list_models(self.health_timeout_s)
         except RemoteCallError as exc:
             health = await client.health(self.health_timeout_s)
+            if health == "SERVING" and exc.remote.code == grpc.StatusCode.UNAVAILABLE:
+                # The probe has its own channel. After a restart the call channel reconnects on its own
+                # backoff (up to ~2 s), and until then every call fails: the service is not SERVING for callers.
+                health = "UNREACHABLE"
             return ServiceState(service, client.address, health, [], exc.remote.message)
         health = await client.health(self.health_timeout_s)
         return ServiceState(service, client.address, health, models)
