@@ -16,12 +16,21 @@ models:
 Each service reads the entries of its own families. A missing file makes
 that model MISSING with a reason; it never stops a service from starting
 (Triton's model-repository behaviour).
+
+The default model of each family is the `default: true` entry (else the
+family's first). `set_default` moves that flag in the file itself, so a chosen
+default survives a restart; every writer edits the file through `edit()`
+(a lock file against lost updates between processes, an atomic rename against
+half-written files). CLIP and DINOv3 backbones share one default: a
+classifier serves one backbone unless asked for another.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +39,16 @@ import yaml
 
 from tator_core import errors
 from tator_core.gen.tator.common.v1 import common_pb2
-from tator_core.hashing import cached_path_version, path_version
+from tator_core.hashing import atomic_write_text, cached_path_version, path_version
 
 FAMILIES = frozenset({"yolo", "rfdetr", "sam3", "qwen", "clip", "dinov3", "head"})
+#: Families that share one default (the classifier's backbones); any other family is its own group.
+DEFAULT_GROUPS = {"clip": "backbone", "dinov3": "backbone"}
+
+
+def default_group(family: str) -> str:
+    """The set of families one default is chosen among."""
+    return DEFAULT_GROUPS.get(family, family)
 
 
 class RegistryError(ValueError):
@@ -149,6 +165,19 @@ class Registry:
         members = self.family(family)
         return next((e for e in members if e.default), members[0] if members else None)
 
+    def default_of_group(self, family: str) -> ModelEntry | None:
+        """The default among every family that shares `family`'s default (see DEFAULT_GROUPS)."""
+        group = default_group(family)
+        members = [e for e in self.entries.values() if default_group(e.family) == group]
+        return next((e for e in members if e.default), members[0] if members else None)
+
+    def mark_default(self, model_id: str) -> None:
+        """In memory: `model_id` becomes its group's only default (set_default persists it)."""
+        group = default_group(self.get(model_id).family)
+        for e in self.entries.values():
+            if default_group(e.family) == group:
+                e.default = e.id == model_id
+
     def require_default(self, family: str) -> ModelEntry:
         entry = self.default(family)
         if entry is None:
@@ -162,3 +191,52 @@ def training_pb(record: TrainingRecord | None) -> common_pb2.TrainingData | None
         return None
     return common_pb2.TrainingData(description=record.description, images=len(record.image_sha256),
                                    list_sha256=record.list_sha256, image_sha256=sorted(record.image_sha256))
+
+
+@contextlib.contextmanager
+def edit(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Read-modify-write the registry file: yields its document (a `models` list, created when the
+    file is absent) and writes it back atomically when the block ends without an error. A lock file
+    next to it serialises writers in every process (the CLI and the services)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            doc = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+            if not isinstance(doc, dict) or not isinstance(doc.setdefault("models", []), list):
+                raise RegistryError(f"{path}: expected a mapping with a 'models' list")
+            yield doc
+            atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def set_default(path: str | Path, model_id: str) -> None:
+    """Persist `model_id` as the default of its family (CLIP/DINOv3: of the backbones): its entry gets
+    `default: true`, every other entry of that group loses the flag. NOT_FOUND when no entry has the id."""
+    with edit(path) as doc:
+        models = [m for m in doc["models"] if isinstance(m, dict)]
+        chosen = next((m for m in models if str(m.get("id")) == model_id), None)
+        if chosen is None:
+            raise errors.not_found("MODEL_NOT_FOUND", f"no model {model_id!r} in the registry", model_id=model_id)
+        group = default_group(str(chosen.get("family")))
+        for m in models:
+            if default_group(str(m.get("family"))) == group:
+                if m is chosen:
+                    m["default"] = True
+                else:
+                    m.pop("default", None)
+
+
+def read_defaults(path: str | Path) -> dict[str, str]:
+    """The default model id of each default group present in the registry file ({} without a file)."""
+    reg = Registry.load(path)
+    out: dict[str, str] = {}
+    for entry in reg.entries.values():
+        group = default_group(entry.family)
+        if group not in out:
+            chosen = reg.default_of_group(entry.family)
+            if chosen is not None:
+                out[group] = chosen.id
+    return out
