@@ -65,6 +65,7 @@ class MicroBatcher(Generic[T, R]):
         self._worker: asyncio.Task[None] | None = None
         self.batches_run = 0
         self._closed = False
+        self._aborted: errors.TatorError | None = None
 
     def _ensure_worker(self) -> asyncio.Queue[_Queued[T, R]]:
         if self._queue is None:
@@ -79,6 +80,8 @@ class MicroBatcher(Generic[T, R]):
             "ran; load it and retry", model_id=self.model)
 
     async def submit(self, item: T) -> tuple[R, BatchStats]:
+        if self._aborted is not None:
+            raise self._fresh(self._aborted)
         if self._closed:
             raise self._gone()
         queue = self._ensure_worker()
@@ -115,6 +118,11 @@ class MicroBatcher(Generic[T, R]):
                 batch.append(nxt)
             QUEUE_DEPTH.labels(self.service).set(self._queue.qsize())
             live = [b for b in batch if not b[1].cancelled()]
+            if self._aborted is not None:  # gathered, not yet on the device: fails like the rest of the queue
+                for _, fut, _ in live:
+                    if not fut.done():
+                        fut.set_exception(self._fresh(self._aborted))
+                return
             if live:
                 await self._run(loop, live)
 
@@ -141,6 +149,29 @@ class MicroBatcher(Generic[T, R]):
             QUEUE_MS.labels(self.service).observe(queue_ms)
             if not fut.done():
                 fut.set_result((res, BatchStats(queue_ms, compute_ms, len(live))))
+
+    @staticmethod
+    def _fresh(error: errors.TatorError) -> errors.TatorError:
+        # One exception object per caller: the interceptor stamps each raised error with its request id.
+        return errors.TatorError(error.code, error.reason, error.message, dict(error.metadata))
+
+    async def abort(self, error: errors.TatorError) -> None:
+        """Stop taking work and fail every queued call now with `error`; a batch already on the
+        device finishes (its callers get their results), and this returns after it."""
+        self._closed = True
+        self._aborted = error
+        while self._queue is not None and not self._queue.empty():
+            entry = self._queue.get_nowait()
+            if entry is not _STOP and not entry[1].done():
+                entry[1].set_exception(self._fresh(error))
+        if self._queue is not None:
+            QUEUE_DEPTH.labels(self.service).set(0)
+        if self._worker is not None and not self._worker.done() and self._queue is not None:
+            self._queue.put_nowait(_STOP)  # type: ignore[arg-type]  # the stop sentinel shares the queue
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(self._worker)
+        if self._owns_executor:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def close(self, drain_s: float = 30.0) -> None:
         """Stop taking work, let what is queued run for up to `drain_s`, then
