@@ -37,12 +37,24 @@ REPORT = pb.CalibrationReport(
                                    classes=[pb.ClassThreshold(label="circle", threshold=0.42),
                                             pb.ClassThreshold(label="square", threshold=0.5)])],
     models=[pb.AcceptModelSummary(model=pb.ACCEPT_METHOD_XGB, delta_f1_vs_best_single_source=0.14)],
-    artifacts=["/state/calibration/job-1/report.json"])
+    artifacts=["/state/calibration/job-1/report.json"],
+    config=pb.CalibrationConfig(prepass=pb.PrepassConfig(detector_conf=0.25, enable_caption=False,
+                                                         sam3_text_synonym_budget=0)))
 
 
 class FakeOrchestrator(pb_grpc.OrchestratorServiceServicer):
     def __init__(self) -> None:
         self.requests: list[pb.StartCalibrationRequest] = []
+        self.prepasses: list[pb.PrepassRequest] = []
+
+    async def Prepass(self, request, context):
+        self.prepasses.append(request)
+        cands = [pb.Candidate(index=0, label="circle", score=0.9, sources=["yolo"]),
+                 pb.Candidate(index=1, label="square", score=0.3, sources=["yolo"])]
+        if request.calibration_id:
+            cands[0].accept_prob, cands[0].accepted = 0.93, True
+            cands[1].accept_prob, cands[1].accepted = 0.12, False
+        return pb.PrepassResponse(result=pb.PrepassResult(image_sha256=request.image.sha256, candidates=cands))
 
     async def StartCalibration(self, request, context):
         self.requests.append(request)
@@ -126,3 +138,31 @@ async def test_report_command(orch) -> None:
     assert res.exit_code == 0 and "best_single_source:yolo" in res.output and "+0.140" in res.output
     res = await _cli("report", "job-missing", "--address", address)
     assert res.exit_code == 1 and "JOB_NOT_FOUND" in res.output
+
+
+async def test_prepass_with_a_calibration_runs_its_prepass_config_and_prints_the_decisions(orch, tmp_path) -> None:
+    fake, address = orch
+    image = tmp_path / "im.png"
+    image.write_bytes(b"not decoded by the stand-in")
+    res = await _cli("prepass", str(image), "--dataset", "synth", "--calibration", "job-1", "--address", address)
+    assert res.exit_code == 0, res.output
+    req = fake.prepasses[-1]
+    assert req.calibration_id == "job-1"
+    # the accept model refuses another prepass config hash: the CLI starts from the one it was trained on
+    assert req.config == REPORT.config.prepass
+    assert "accept" in res.output and "yes 0.93" in res.output and "no 0.12" in res.output
+    # flags still apply on top of it
+    res = await _cli("prepass", str(image), "--dataset", "synth", "--calibration", "job-1", "--caption",
+                     "--address", address)
+    assert res.exit_code == 0, res.output
+    assert fake.prepasses[-1].config.enable_caption is True and fake.prepasses[-1].config.detector_conf == 0.25
+    # an explicit config is the user's choice: sent as given
+    res = await _cli("prepass", str(image), "--dataset", "synth", "--calibration", "job-1", "--config",
+                     '{"detectorConf": 0.5}', "--address", address)
+    assert res.exit_code == 0, res.output
+    assert fake.prepasses[-1].config == pb.PrepassConfig(detector_conf=0.5)
+    # without a calibration there is no accept column
+    res = await _cli("prepass", str(image), "--dataset", "synth", "--address", address)
+    assert res.exit_code == 0 and "accept" not in res.output and not fake.prepasses[-1].calibration_id
+    res = await _cli("prepass", "--dataset", "synth", "--calibration", "job-1", "--address", address)
+    assert res.exit_code == 2 and "one IMAGE" in res.output

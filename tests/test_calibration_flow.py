@@ -267,6 +267,18 @@ async def test_version_and_schema_mismatch_are_refused(both, ds) -> None:
     with pytest.raises(TatorError) as exc:
         apply_accept_model(job_dir, res)
     assert exc.value.reason == "CALIBRATION_VERSION_MISMATCH" and "feature schema" in exc.value.message
+    # Same models, other prepass config or glossary: other candidates and scores than it was trained on.
+    for field, message in (("config_hash", "config hash"), ("glossary_hash", "glossary hash")):
+        res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
+        trained = getattr(res, field)
+        setattr(res, field, "f" * 64)
+        with pytest.raises(TatorError) as exc:
+            apply_accept_model(job_dir, res)
+        assert (exc.value.code, exc.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                      "CALIBRATION_VERSION_MISMATCH")
+        assert message in exc.value.message
+        assert exc.value.metadata[f"trained_{field}"] == trained
+        assert exc.value.metadata[f"result_{field}"] == "f" * 64
     res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
     ok = apply_accept_model(job_dir, res, kind="mlp")
     assert len(ok) == len(res.candidates)

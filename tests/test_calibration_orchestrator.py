@@ -118,6 +118,7 @@ async def test_finished_job_report_and_accept_model_applied_by_the_orchestrator(
     check_report(report, list(LABELMAP), ["mlp"])
     again = (await client.call("GetCalibrationReport", pb.GetCalibrationReportRequest(job_id=job.id))).report
     assert again == report
+    assert report.config.prepass == light_prepass(pb)  # what `tator prepass --calibration` runs with
     assert Path(report.artifacts[0]).is_file() and Path(report.artifacts[0]).parent == app.calibration_dir(job.id)
     ds = app.datasets.get("synth")
     env = SimulatedEnv(ds)

@@ -2,13 +2,14 @@
 
 Saved under `<job_dir>/accept_model/`: `meta.json` (format version, feature
 schema and its hash, the version hash of every model the prepass used, the
-prepass config hash, the training-GT size prior, per-model thresholds and
+prepass config hash and glossary hash, the training-GT size prior, per-model thresholds and
 fit facts, the dedupe IoU, which model is the default) plus `mlp.pt`
 (tensors only, loaded with weights_only) and/or `xgb.json`.
 
-Applying the model to a prepass result made by other model versions, or
-whose features would follow another schema (other classifier classes or
-labelmap), is refused with FAILED_PRECONDITION CALIBRATION_VERSION_MISMATCH
+Applying the model to a prepass result made by other model versions, with
+another prepass config or glossary (other prompts, thresholds or windows
+change which candidates exist and how they score), or whose features would
+follow another schema (other classifier classes or labelmap), is refused with FAILED_PRECONDITION CALIBRATION_VERSION_MISMATCH
 naming what differs: a silently mismatched accept model would score features
 it was never trained on (train/serve skew). Accepted candidates are deduplicated exactly as in
 evaluation (same label, by accept probability, IoU >= dedupe_iou), so
@@ -32,7 +33,8 @@ from tator_core.hashing import atomic_write_bytes, atomic_write_text
 from tator_core.labels import labelmap_hash
 
 ACCEPT_DIR = "accept_model"
-FORMAT_VERSION = 1
+# 2: meta.json records the glossary hash the accept model was trained on.
+FORMAT_VERSION = 2
 _FILES = {"mlp": "mlp.pt", "xgb": "xgb.json"}
 
 
@@ -42,6 +44,7 @@ class AcceptModel:
     prior: SizePrior
     model_versions: dict[str, str]
     config_hash: str
+    glossary_hash: str
     dedupe_iou: float
     models: dict[str, mdl.MlpModel | mdl.XgbModel]
     thresholds: dict[str, dict[str, float]]           # kind -> label -> threshold
@@ -52,7 +55,8 @@ class AcceptModel:
         return {
             "format_version": FORMAT_VERSION, "feature_schema": self.schema.to_dict(),
             "feature_schema_hash": self.schema.hash, "model_versions": dict(sorted(self.model_versions.items())),
-            "config_hash": self.config_hash, "labelmap_hash": labelmap_hash(self.schema.labelmap),
+            "config_hash": self.config_hash, "glossary_hash": self.glossary_hash,
+            "labelmap_hash": labelmap_hash(self.schema.labelmap),
             "size_prior": self.prior.to_dict(), "dedupe_iou": self.dedupe_iou, "default": self.default,
             "models": {k: {"file": _FILES[k], "thresholds": self.thresholds[k], **m.meta()}
                        for k, m in self.models.items()},
@@ -89,7 +93,8 @@ def load(job_dir: Path) -> AcceptModel:
     meta = json.loads(meta_path.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise errors.failed_precondition("CALIBRATION_VERSION_MISMATCH",
-                                         f"accept model format {meta.get('format_version')} != {FORMAT_VERSION}")
+                                         f"accept model format {meta.get('format_version')} != {FORMAT_VERSION}; "
+                                         "recalibrate")
     schema = FeatureSchema.from_dict(meta["feature_schema"])
     if schema.hash != meta["feature_schema_hash"]:
         raise errors.failed_precondition("CALIBRATION_VERSION_MISMATCH",
@@ -98,6 +103,7 @@ def load(job_dir: Path) -> AcceptModel:
     loaded = {k: mdl.from_bytes(k, (base / m["file"]).read_bytes(), m) for k, m in meta["models"].items()}
     accept = AcceptModel(schema=schema, prior=SizePrior.from_dict(meta["size_prior"]),
                          model_versions=dict(meta["model_versions"]), config_hash=meta["config_hash"],
+                         glossary_hash=meta["glossary_hash"],
                          dedupe_iou=float(meta["dedupe_iou"]), models=loaded,
                          thresholds={k: dict(m["thresholds"]) for k, m in meta["models"].items()},
                          default=meta["default"], extra=meta.get("extra", {}))
@@ -117,6 +123,18 @@ def check_compatible(accept: AcceptModel, result) -> None:
             "CALIBRATION_VERSION_MISMATCH",
             f"prepass used other model versions than the accept model was trained on: {'; '.join(diff)}",
             models=",".join(i for i in ids if got.get(i) != accept.model_versions.get(i)))
+    if result.config_hash != accept.config_hash:
+        raise errors.failed_precondition(
+            "CALIBRATION_VERSION_MISMATCH",
+            f"prepass config hash {result.config_hash[:12]} differs from the one the accept model was trained on "
+            f"({accept.config_hash[:12]}); run the prepass with the calibration's prepass config",
+            trained_config_hash=accept.config_hash, result_config_hash=result.config_hash)
+    if result.glossary_hash != accept.glossary_hash:
+        raise errors.failed_precondition(
+            "CALIBRATION_VERSION_MISMATCH",
+            f"prepass glossary hash {result.glossary_hash[:12]} differs from the one the accept model was trained "
+            f"on ({accept.glossary_hash[:12]}); use the calibration's glossary",
+            trained_glossary_hash=accept.glossary_hash, result_glossary_hash=result.glossary_hash)
     if result.candidates and tuple(result.classifier_classes) != accept.schema.classifier_classes:
         raise errors.failed_precondition(
             "CALIBRATION_VERSION_MISMATCH", "prepass classifier classes differ from the accept model's feature schema",

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from google.protobuf import json_format
 
 from svc_orchestrator.calibration import accept_model as am
 from svc_orchestrator.calibration import leakage
@@ -130,8 +131,9 @@ async def _prepass_all(env: CalibrationEnv, dataset, names: list[str], config: p
     return [r for r in results if r is not None], embeds
 
 
-def _consistent(results: list[pb.PrepassResult]) -> tuple[dict[str, str], tuple[str, ...], str]:
-    """The model versions, classifier classes and config hash every result must share."""
+def _consistent(results: list[pb.PrepassResult]) -> tuple[dict[str, str], tuple[str, ...], str, str]:
+    """The model versions, classifier classes, config hash and glossary hash every result must share: the
+    accept model records them and refuses results that differ in any of them."""
     versions = dict(results[0].model_versions)
     classes: tuple[str, ...] = ()
     for r in results:
@@ -139,6 +141,12 @@ def _consistent(results: list[pb.PrepassResult]) -> tuple[dict[str, str], tuple[
             raise errors.failed_precondition(
                 "CALIBRATION_VERSION_MISMATCH", f"prepass results disagree on model versions ({r.image_name}); "
                 "models changed during the calibration, start it again", image=r.image_name)
+        for what, got, first in (("config", r.config_hash, results[0].config_hash),
+                                 ("glossary", r.glossary_hash, results[0].glossary_hash)):
+            if got != first:
+                raise errors.failed_precondition(
+                    "CALIBRATION_VERSION_MISMATCH", f"prepass results disagree on the {what} hash ({r.image_name}); "
+                    "start the calibration again", image=r.image_name)
         if r.candidates:
             if not r.classifier_classes:
                 raise errors.failed_precondition("STAGE_FAILED", f"prepass of {r.image_name} has no classifier "
@@ -151,7 +159,7 @@ def _consistent(results: list[pb.PrepassResult]) -> tuple[dict[str, str], tuple[
     if not classes:
         raise errors.failed_precondition("STAGE_FAILED", "the prepass found no candidates in any selected image",
                                          stage="prepass")
-    return versions, classes, results[0].config_hash
+    return versions, classes, results[0].config_hash, results[0].glossary_hash
 
 
 def _build_features(dataset, names: list[str], results: list[pb.PrepassResult], embeds: list, schema: FeatureSchema,
@@ -198,7 +206,7 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
     results, embeds = await _prepass_all(env, dataset, names, config.prepass, s.embedding_dims,
                                          lambda n: step_done(f"prepass: {n}"), cancelled)
     timing["prepass"] = time.perf_counter() - t
-    versions, classes, config_hash = _consistent(results)
+    versions, classes, config_hash, glossary = _consistent(results)
     input_dim = next((len(v) for e in embeds if e for v in e if len(v)), 0) if s.embedding_dims else 0
     if s.embedding_dims and not input_dim:
         raise errors.failed_precondition("STAGE_FAILED", "config.embedding_dims is set but the classifier returned "
@@ -242,14 +250,15 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
 
     default = max(trained, key=lambda tr: tr.val_f1).kind
     accept = am.AcceptModel(schema=schema, prior=prior, model_versions=versions, config_hash=config_hash,
-                            dedupe_iou=s.dedupe_iou, models={tr.kind: tr.model for tr in trained},
+                            glossary_hash=glossary, dedupe_iou=s.dedupe_iou, models={tr.kind: tr.model for tr in trained},
                             thresholds={tr.kind: tr.threshold_map for tr in trained}, default=default,
                             extra={"job_id": job_id, "dataset_id": dataset.id, "val_f1": {tr.kind: tr.val_f1
                                                                                            for tr in trained}})
     report = {
         "job_id": job_id, "dataset_id": dataset.id, "created_at": time.time(), "labelmap": list(dataset.labelmap),
-        "settings": s.as_dict(), "prepass_config_hash": config_hash, "model_versions": versions,
-        "glossary_hash": results[0].glossary_hash if results else "",
+        "settings": s.as_dict(), "prepass_config": json_format.MessageToDict(config.prepass),
+        "prepass_config_hash": config_hash, "model_versions": versions,
+        "glossary_hash": glossary,
         "split": {"sizes": split.sizes(), "images": split.as_dict()},
         "leakage": {"forced": bool(config.allow_training_overlap), "models": leakage.summary(found)},
         "warnings": warnings,

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from google.protobuf import json_format
+
 from svc_orchestrator.calibration.evaluate import Counts, EvalResult
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -76,7 +78,9 @@ def method_proto(entry: dict) -> pb.MethodMetrics:
     return out
 
 
-def _config_proto(settings: dict) -> pb.CalibrationConfig:
+def _config_proto(settings: dict, prepass: dict | None) -> pb.CalibrationConfig:
+    """The settings, and the prepass config as the request gave it (reports written before it was recorded
+    have none), so a client can run a prepass the accept model accepts."""
     kinds = set(settings["models"])
     model = (pb.CALIBRATION_MODEL_BOTH if kinds == {"mlp", "xgb"}
              else pb.CALIBRATION_MODEL_MLP if kinds == {"mlp"} else pb.CALIBRATION_MODEL_XGB)
@@ -84,7 +88,8 @@ def _config_proto(settings: dict) -> pb.CalibrationConfig:
         model=model, label_iou=settings["label_iou"], eval_ious=settings["eval_ious"],
         dedupe_iou=settings["dedupe_iou"], recall_floor=settings["recall_floor"], seed=settings["seed"],
         val_fraction=settings["val_fraction"], test_fraction=settings["test_fraction"],
-        max_images=settings["max_images"], embedding_dims=settings["embedding_dims"])
+        max_images=settings["max_images"], embedding_dims=settings["embedding_dims"],
+        prepass=json_format.ParseDict(prepass or {}, pb.PrepassConfig()))
 
 
 def _thresholds_proto(kind: str, m: dict, labelmap: list[str]) -> pb.ModelThresholds:
@@ -133,7 +138,8 @@ def to_proto(report: dict, artifacts: list[str]) -> pb.CalibrationReport:
     out = pb.CalibrationReport(
         job_id=report["job_id"], dataset_id=report["dataset_id"], feature_schema_hash=report["feature_schema"]["hash"],
         artifacts=artifacts, create_time=timestamp(report["created_at"]), labelmap=labelmap,
-        config=_config_proto(settings), primary_eval_iou=primary, split_images=report["split"]["sizes"],
+        config=_config_proto(settings, report.get("prepass_config")), primary_eval_iou=primary,
+        split_images=report["split"]["sizes"],
         prepass_config_hash=report["prepass_config_hash"], glossary_hash=report.get("glossary_hash", ""),
         model_versions=report["model_versions"], prepass_images=report["prepass"]["images"],
         prepass_cache_hits=report["prepass"]["cache_hits"], feature_width=report["feature_schema"]["width"],

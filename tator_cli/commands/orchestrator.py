@@ -99,13 +99,15 @@ def print_job_summary(console: Console, job: Any) -> dict:
 def print_result(console: Console, result: Any, limit: int = 30) -> None:
     table = Table(title=f"{result.image_name or result.image_sha256[:12]}: {len(result.candidates)} candidates"
                         f"{' (cache hit)' if result.cache_hit else ''}")
-    for col in ("#", "label", "score", "box", "sources", "classifier"):
+    calibrated = any(c.HasField("accept_prob") for c in result.candidates)
+    for col in ("#", "label", "score", "box", "sources", "classifier") + (("accept",) if calibrated else ()):
         table.add_column(col)
     for c in list(result.candidates)[:limit]:
         b = c.box
         clf = c.classifier_error or (f"{c.classifier_label} {c.classifier_score:.2f}" if c.classifier_label else "")
+        accept = (f"{'yes' if c.accepted else 'no'} {c.accept_prob:.2f}",) if calibrated else ()
         table.add_row(str(c.index), c.label, f"{c.score:.3f}", f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
-                      ",".join(c.sources), clf)
+                      ",".join(c.sources), clf, *accept)
     console.print(table)
     console.print(stage_table({s.stage: s.ms for s in result.stages if s.ran}))
     for w in result.warnings:
@@ -164,6 +166,9 @@ def prepass(
     split: Annotated[str, typer.Option(help="Job: only this split.")] = "",
     max_images: Annotated[int, typer.Option(help="Job: at most N images (seeded sample).")] = 0,
     refresh: Annotated[bool, typer.Option(help="Recompute even when cached.")] = False,
+    calibration: Annotated[str | None, typer.Option(
+        help="IMAGE only: calibration job whose accept model scores the candidates. Without --config/--recipe "
+             "the prepass runs with that calibration's prepass config (the accept model refuses any other).")] = None,
     address: AddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -173,6 +178,8 @@ def prepass(
 
     if image is None and not dataset:
         raise typer.BadParameter("give an IMAGE or --dataset ID")
+    if calibration and image is None:
+        raise typer.BadParameter("--calibration applies to one IMAGE, not a dataset job")
     cfg = _config(windowed, caption, config)
     out = Console()
 
@@ -183,8 +190,17 @@ def prepass(
             if len(ids) != 1:
                 raise typer.BadParameter(f"--dataset is required to pick the labelmap (datasets: {', '.join(ids)})")
             ds = ids[0]
-        req = pb.PrepassRequest(image=image_ref(image.read_bytes()), dataset_id=ds, config=cfg,
-                                glossary_name=glossary or "", recipe_id=recipe or "", refresh=refresh)
+        base = cfg
+        if calibration and config is None and not recipe:
+            # The accept model checks the prepass config hash: start from the one it was trained on.
+            report = (await client.call("GetCalibrationReport",
+                                        pb.GetCalibrationReportRequest(job_id=calibration))).report
+            base = pb.PrepassConfig()
+            base.CopyFrom(report.config.prepass)
+            base.MergeFrom(cfg)
+        req = pb.PrepassRequest(image=image_ref(image.read_bytes()), dataset_id=ds, config=base,
+                                glossary_name=glossary or "", recipe_id=recipe or "", refresh=refresh,
+                                calibration_id=calibration or "")
         return (await client.call("Prepass", req)).result
 
     async def job(client: Any) -> Any:

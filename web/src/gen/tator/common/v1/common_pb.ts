@@ -750,7 +750,9 @@ export enum ErrorReason {
   HEAD_BACKBONE_MISMATCH = 9,
 
   /**
-   * FAILED_PRECONDITION: an accept model was trained on other model versions.
+   * FAILED_PRECONDITION: an accept model was trained on prepass results of
+   * other model versions, another prepass config hash, another glossary hash
+   * or another labelmap / classifier classes; the message names which.
    *
    * @generated from enum value: ERROR_REASON_CALIBRATION_VERSION_MISMATCH = 10;
    */

@@ -2136,7 +2136,9 @@ export type CalibrationConfig = Message<"tator.orchestrator.v1.CalibrationConfig
   maxImages: number;
 
   /**
-   * Prepass config for images not yet cached.
+   * Prepass config for images not yet cached. The report returns it as given;
+   * a prepass that applies the calibration must resolve to the same config
+   * hash (CALIBRATION_VERSION_MISMATCH otherwise).
    *
    * @generated from field: tator.orchestrator.v1.PrepassConfig prepass = 10;
    */
