@@ -8,6 +8,7 @@ works on any ports.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -66,7 +67,31 @@ def envoy_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def render_envoy_config(edge: EdgeConf, orchestrator: str, *, token: str | None = None) -> dict:
+def upstream_tls(ca_file: str, name: str, cert_file: str | None = None, key_file: str | None = None) -> dict:
+    """Envoy's transport socket for TLS to the orchestrator: trust only `ca_file`, accept only a
+    certificate naming `name` (a host name or IP address; any other certificate of the same CA, say a
+    model service's, is refused), speak h2 (gRPC), and present a client certificate when given (mTLS)."""
+    try:
+        ipaddress.ip_address(name)
+        san_type = "IP_ADDRESS"
+    except ValueError:
+        san_type = "DNS"
+    context: dict = {"alpn_protocols": ["h2"],
+                     "validation_context": {"trusted_ca": {"filename": ca_file},
+                                            "match_typed_subject_alt_names": [
+                                                {"san_type": san_type, "matcher": {"exact": name}}]}}
+    if cert_file and key_file:
+        context["tls_certificates"] = [{"certificate_chain": {"filename": cert_file},
+                                        "private_key": {"filename": key_file}}]
+    tls: dict = {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                 "common_tls_context": context}
+    if san_type == "DNS":
+        tls["sni"] = name
+    return {"name": "envoy.transport_sockets.tls", "typed_config": tls}
+
+
+def render_envoy_config(edge: EdgeConf, orchestrator: str, *, token: str | None = None,
+                        tls_env: dict[str, str] | None = None) -> dict:
     """The shipped config on this stack's ports, with CORS allowing only the UI's origin.
 
     With `token`, Envoy sends it to the orchestrator on every call: the local UI then acts with the
@@ -80,6 +105,9 @@ def render_envoy_config(edge: EdgeConf, orchestrator: str, *, token: str | None 
     cluster = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "orchestrator")
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     endpoint["address"]["socket_address"].update(address=host, port_value=int(port))
+    if tls_env and tls_env.get("TATOR_TLS_CA_FILE"):  # the stack serves TLS: so does Envoy's upstream
+        cluster["transport_socket"] = upstream_tls(tls_env["TATOR_TLS_CA_FILE"], host,
+                                                   tls_env.get("TATOR_TLS_CERT_FILE"), tls_env.get("TATOR_TLS_KEY_FILE"))
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     for vhost in hcm["route_config"]["virtual_hosts"]:
         cors = vhost.get("typed_per_filter_config", {}).get("envoy.filters.http.cors")
@@ -91,8 +119,8 @@ def render_envoy_config(edge: EdgeConf, orchestrator: str, *, token: str | None 
     return cfg
 
 
-def edge_commands(edge: EdgeConf, orchestrator: str, run_dir: Path, *, token: str | None = None
-                  ) -> dict[str, list[str]]:
+def edge_commands(edge: EdgeConf, orchestrator: str, run_dir: Path, *, token: str | None = None,
+                  tls_env: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Command lines of the edge processes that can run here (Envoy needs its binary)."""
     out: dict[str, list[str]] = {}
     envoy = envoy_binary()
@@ -100,7 +128,8 @@ def edge_commands(edge: EdgeConf, orchestrator: str, run_dir: Path, *, token: st
         path = run_dir / "envoy.yaml"
         path.touch(mode=0o600)  # may hold the stack's token
         path.chmod(0o600)
-        path.write_text(yaml.safe_dump(render_envoy_config(edge, orchestrator, token=token), sort_keys=False))
+        path.write_text(yaml.safe_dump(render_envoy_config(edge, orchestrator, token=token,
+                                                                   tls_env=tls_env), sort_keys=False))
         # No hot restart: several stacks (and tests) may run their own Envoy on one machine.
         out["envoy"] = [str(envoy), "-c", str(path), "--disable-hot-restart", "--log-level", "warn"]
     out["web"] = [sys.executable, "-m", "tator_cli.webserver", "--root", str(UI_DIST), "--host", edge.host,

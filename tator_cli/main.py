@@ -29,6 +29,9 @@ _register_all()
 
 
 def main() -> None:
+    from tator_cli import tls
+
+    tls.apply_client_env()  # a stack started with TATOR_TLS is reached over TLS by every command
     app()
 
 

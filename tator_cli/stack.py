@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from tator_cli import edge as edge_mod
+from tator_cli import tls
 from tator_core.auth import default_tokens_file, generate_tokens, load_tokens
 from tator_core.settings import tator_home
 
@@ -152,6 +153,21 @@ def stack_tokens_file() -> Path | None:
     return path
 
 
+def stack_tls(services: dict[str, ServiceConf]) -> dict[str, tls.Pair] | None:
+    """The stack's TLS material when TATOR_TLS asks for it (made on first start, see tator_cli/tls.py):
+    a server pair per service, plus the client pair under `tls.CLIENT` for mTLS. Off: None, and the
+    record that told clients to use TLS is gone, here and for later CLI calls."""
+    if tls.stack_mode() == "off":
+        for key, value in tls.client_env().items():
+            if os.environ.get(key) == value:
+                os.environ.pop(key)
+        tls.client_file().unlink(missing_ok=True)
+        return None
+    pairs = tls.stack_material({n: s.host for n, s in services.items()}, tls.stack_mode())
+    os.environ.update(tls.client_env())  # this process probes health through the same TLS
+    return pairs
+
+
 def command_for(svc: ServiceConf, services: dict[str, ServiceConf]) -> tuple[list[str], dict[str, str]]:
     cmd = [sys.executable, "-m", svc.module, "--host", svc.host, "--port", str(svc.port),
            "--metrics-port", str(svc.metrics_port), "--device", svc.device]
@@ -160,6 +176,13 @@ def command_for(svc: ServiceConf, services: dict[str, ServiceConf]) -> tuple[lis
     if tokens is not None:  # every service checks tokens; the orchestrator also sends them
         env[f"TATOR_{svc.name.upper()}_AUTH_TOKENS_FILE"] = str(tokens)
         env["TATOR_AUTH_TOKENS_FILE"] = str(tokens)
+    pairs = stack_tls(services)
+    if pairs is not None:  # every service serves TLS; the orchestrator's clients trust the stack's CA
+        prefix = f"TATOR_{svc.name.upper()}_TLS_"
+        env.update({f"{prefix}CERT_FILE": str(pairs[svc.name].cert), f"{prefix}KEY_FILE": str(pairs[svc.name].key)})
+        if tls.CLIENT in pairs:
+            env[f"{prefix}CLIENT_CA_FILE"] = str(tls.tls_dir() / "ca.crt")
+        env.update(tls.client_env())
     if svc.name == "orchestrator":
         for other in ("detector", "sam3", "qwen", "classifier"):
             env[f"TATOR_ORCHESTRATOR_{other.upper()}_ADDRESS"] = services[other].address
@@ -193,13 +216,18 @@ def start(config: Path | None = None, only: list[str] | None = None, *, web: boo
             continue
         procs[name] = spawn(svc, services)
     if web and edge.enabled and "orchestrator" in procs:
-        tokens = stack_tokens_file()
-        token = load_tokens(tokens).first("admin") if tokens is not None else None
-        for name, cmd in edge_mod.edge_commands(edge, services["orchestrator"].address, run_dir(),
-                                                token=token).items():
+        for name, cmd in _edge_commands(services, edge).items():
             procs[name] = edge_mod.spawn_edge(name, cmd, tator_home() / "logs")
     write_state(services, procs, edge)
     return services, procs
+
+
+def _edge_commands(services: dict[str, ServiceConf], edge: edge_mod.EdgeConf) -> dict[str, list[str]]:
+    """Envoy sends the stack's admin token and speaks the stack's TLS to the orchestrator."""
+    tokens = stack_tokens_file()
+    token = load_tokens(tokens).first("admin") if tokens is not None else None
+    return edge_mod.edge_commands(edge, services["orchestrator"].address, run_dir(), token=token,
+                                  tls_env=tls.client_env())
 
 
 def write_state(services: dict[str, ServiceConf], procs: dict[str, subprocess.Popen],
@@ -268,6 +296,7 @@ def stop(grace_s: float = 15.0) -> list[str]:
     """SIGTERM every recorded child, SIGKILL what is left after grace_s."""
     path = state_file()
     if not path.exists():
+        tls.client_file().unlink(missing_ok=True)
         return []
     state = json.loads(path.read_text())
     pids = {name: int(v["pid"]) for name, v in state.items()}
@@ -281,6 +310,7 @@ def stop(grace_s: float = 15.0) -> list[str]:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     path.unlink(missing_ok=True)
+    tls.client_file().unlink(missing_ok=True)
     return list(pids)
 
 
@@ -318,8 +348,7 @@ def supervise(services: dict[str, ServiceConf], procs: dict[str, subprocess.Pope
                 if name in services:
                     procs[name] = spawn(services[name], services)
                 else:
-                    edge = load_edge()
-                    cmd = edge_mod.edge_commands(edge, services["orchestrator"].address, run_dir())[name]
+                    cmd = _edge_commands(services, load_edge())[name]
                     procs[name] = edge_mod.spawn_edge(name, cmd, tator_home() / "logs")
                 write_state(services, procs, load_edge())
             time.sleep(0.5)
