@@ -54,6 +54,7 @@ async def main(quick: bool) -> dict:
     from svc_orchestrator.calibration.report import method_name
     from svc_orchestrator.calibration.simulate import SimulatedEnv
     from svc_orchestrator.datasets import DatasetCatalog
+    from tator_core.convert import box_xyxy
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
     from tator_fixtures.synth import generate
 
@@ -104,7 +105,7 @@ async def main(quick: bool) -> dict:
     for name in sorted(test):
         res = await env.prepass(ds, ds.item(name), pb.PrepassConfig())
         per_image.append((name, res))
-    table = build_table([(name, [(c.label, (c.box.x1, c.box.y1, c.box.x2, c.box.y2), c.score, tuple(c.sources))
+    table = build_table([(name, [(c.label, box_xyxy(c.box), c.score, tuple(c.sources))
                                  for c in res.candidates],
                           [(g.label, g.box) for g in ds.ground_truth(ds.item(name))]) for name, res in per_image])
     accept = np.ones(len(table), dtype=bool)

@@ -18,6 +18,7 @@ import numpy as np
 from svc_classifier.crops import CropPlan, cut, full_image_region, plan_crops
 from svc_classifier.embedding import Embedded, Embedder, embed_batched
 from svc_classifier.heads import Head, l2_normalize
+from tator_core.convert import StageTime
 from tator_core.geometry import XYXY
 from tator_core.images import DecodedImage
 
@@ -37,13 +38,6 @@ class BoxScore:
 
 
 @dataclass
-class Stage:
-    name: str
-    ms: float
-    batch_size: int = 0
-
-
-@dataclass
 class ClassifyResult:
     classes: list[str]
     background: list[bool]
@@ -51,7 +45,7 @@ class ClassifyResult:
     head_id: str
     backbone_id: str
     batch_size_used: int
-    stages: list[Stage]
+    stages: list[StageTime]
 
 
 @dataclass
@@ -67,17 +61,17 @@ class EmbedResult:
     items: list[EmbedItem]
     dim: int
     batch_size_used: int
-    stages: list[Stage]
+    stages: list[StageTime]
 
 
 def _embed_plans(backbone: Embedder, image: DecodedImage, plans: Sequence[CropPlan], batch_size: int,
-                 name: str) -> tuple[list[CropPlan], Embedded, list[Stage]]:
+                 name: str) -> tuple[list[CropPlan], Embedded, list[StageTime]]:
     t0 = time.perf_counter()
     good = [p for p in plans if p.ok]
     crops = [cut(image, p.region) for p in good if p.region is not None]  # every good plan has one
     t1 = time.perf_counter()
     got = embed_batched(backbone, crops, batch_size, name=name)
-    stages = [Stage("crop", (t1 - t0) * 1000), Stage("embed", got.compute_ms, got.batch_size_used)]
+    stages = [StageTime("crop", (t1 - t0) * 1000), StageTime("embed", got.compute_ms, got.batch_size_used)]
     return good, got, stages
 
 
@@ -104,7 +98,7 @@ def classify(head: Head, backbone: Embedder, image: DecodedImage, boxes: Sequenc
             res.embedding = [float(v) for v in got.vectors[k]]
     for k, err in got.errors.items():
         results[good[k].index].error = err
-    stages.append(Stage("head", (time.perf_counter() - t0) * 1000))
+    stages.append(StageTime("head", (time.perf_counter() - t0) * 1000))
     return ClassifyResult(list(head.classes), background, results, head.id, backbone_id,
                           got.batch_size_used, stages)
 

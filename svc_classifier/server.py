@@ -15,37 +15,28 @@ from svc_classifier.runtime import ClassifierRuntime
 from svc_classifier.settings import ClassifierSettings
 from svc_classifier.training import Progress, TrainParams
 from tator_core import errors
+from tator_core.convert import ModelStatus, StageTime, box_xyxy, model_info_pb, timing_pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pb_grpc
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import DecodedImage, ImageStore
 from tator_core.paths import confine
-from tator_core.registry import training_pb
 from tator_core.server import ServiceSpec
 
 log = logging.getLogger("tator.classifier")
 
 HEAD_TYPES = {pb.HEAD_TYPE_UNSPECIFIED: "logreg", pb.HEAD_TYPE_LOGREG: "logreg", pb.HEAD_TYPE_MLP: "mlp"}
-STATES = {"READY": common_pb2.MODEL_STATE_READY, "AVAILABLE": common_pb2.MODEL_STATE_AVAILABLE,
-          "MISSING": common_pb2.MODEL_STATE_MISSING, "FAILED": common_pb2.MODEL_STATE_FAILED}
-
-
 def _boxes(request: Any) -> list[tuple[float, float, float, float]]:
-    return [(b.x1, b.y1, b.x2, b.y2) for b in request.boxes]
+    return [box_xyxy(b) for b in request.boxes]
 
 
-def _timing(stages: list[plain.Stage], queue_ms: float, started: float) -> common_pb2.Timing:
-    return common_pb2.Timing(
-        stages=[common_pb2.StageTiming(stage=s.name, compute_ms=s.ms, batch_size=s.batch_size,
-                                       queue_ms=queue_ms if i == 0 else 0.0) for i, s in enumerate(stages)],
-        total_ms=(time.perf_counter() - started) * 1000)
+def _timing(stages: list[StageTime], queue_ms: float, started: float) -> common_pb2.Timing:
+    return timing_pb(stages, (time.perf_counter() - started) * 1000, queue_ms)
 
 
-def model_info(d: dict) -> common_pb2.ModelInfo:
-    return common_pb2.ModelInfo(id=d["id"], family=d["family"], version=d["version"], labelmap=d["labelmap"],
-                                device=d["device"], state=STATES[d["state"]], reason=d["reason"],
-                                is_default=d["is_default"], loaded=d["loaded"], extra=d["extra"],
-                                trained_on=training_pb(d.get("trained_on")))
+def model_info(d: dict[str, Any]) -> common_pb2.ModelInfo:
+    """The runtime's status fields (a dict with ModelStatus's keys) as ModelInfo."""
+    return model_info_pb(ModelStatus(**d))
 
 
 def train_params(request: pb.TrainHeadRequest, settings: ClassifierSettings) -> TrainParams:

@@ -25,6 +25,7 @@ from svc_detector.backends import RawDetections
 from svc_detector.models import ModelManager
 from svc_detector.params import DEFAULT_TILE, MAX_TILE, DetectParams
 from tator_core import errors
+from tator_core.convert import StageTime
 from tator_core.geometry import XYXY, Scored, Win, clip_box, is_valid_box, merge, shift_box, tile_windows
 from tator_core.images import DecodedImage
 from tator_core.labels import labelmap_diff
@@ -62,18 +63,10 @@ class PassRun:
 
 
 @dataclass
-class Stage:
-    name: str
-    queue_ms: float = 0.0
-    compute_ms: float = 0.0
-    batch_size: int = 0
-
-
-@dataclass
 class DetectResult:
     detections: list[Det]
     runs: list[PassRun]
-    stages: list[Stage]
+    stages: list[StageTime]
     warnings: list[str]
     params: DetectParams
     model_ids: list[str] = field(default_factory=list)
@@ -170,7 +163,7 @@ async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectPa
 
     detections: list[Det] = []
     runs: list[PassRun] = []
-    stages: list[Stage] = []
+    stages: list[StageTime] = []
     done = [o for o in outcomes if not isinstance(o, BaseException)]  # every one, after the raise above
     for mid, (out, stats) in zip(ids, done):
         backend = backends[mid]
@@ -195,6 +188,6 @@ async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectPa
             model_runs[p].kept_detections = n
         detections += kept
         runs += model_runs.values()
-        stages.append(Stage(f"model:{mid}", stats.queue_ms, stats.compute_ms, stats.batch_size))
-        stages.append(Stage(f"merge:{mid}", compute_ms=(time.perf_counter() - t0) * 1000))
+        stages.append(StageTime(f"model:{mid}", stats.compute_ms, stats.batch_size, stats.queue_ms))
+        stages.append(StageTime(f"merge:{mid}", compute_ms=(time.perf_counter() - t0) * 1000))
     return DetectResult(detections, runs, stages, warnings, params, ids)

@@ -29,7 +29,8 @@ from svc_detector.backends import Backend, RawDetections, load_backend
 from svc_detector.settings import DetectorSettings
 from tator_core import errors
 from tator_core.batching import BatchStats, MicroBatcher, device_executor
-from tator_core.registry import ModelEntry, Registry, TrainingRecord
+from tator_core.convert import ModelStatus
+from tator_core.registry import ModelEntry, Registry
 
 log = logging.getLogger("tator.detector.models")
 
@@ -58,23 +59,6 @@ class JobOutput:
     dets: list[RawDetections]
     compute_ms: list[float]
     forward_size: list[int]
-
-
-@dataclass
-class ModelStatus:
-    """ModelInfo on Python types."""
-
-    id: str
-    family: str
-    version: str
-    labelmap: list[str]
-    device: str
-    state: str  # MISSING, AVAILABLE, LOADING, READY, FAILED
-    reason: str
-    is_default: bool
-    loaded: bool
-    extra: dict[str, str] = field(default_factory=dict)
-    trained_on: TrainingRecord | None = None
 
 
 @dataclass

@@ -9,13 +9,14 @@ import time
 import grpc
 
 from svc_detector.detect import Det, DetectResult, detect
-from svc_detector.models import ModelManager, ModelStatus
+from svc_detector.models import ModelManager
 from svc_detector.params import resolve_params
 from svc_detector.settings import DetectorSettings
+from tator_core.convert import StageTime, box_pb, model_info_pb, timing_pb, window_pb
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
 from tator_core.images import ImageStore
-from tator_core.registry import Registry, training_pb
+from tator_core.registry import Registry
 from tator_core.server import ServiceSpec
 from tator_core.settings import resolve_device
 
@@ -30,24 +31,13 @@ _MERGE_NAMES = {detector_pb2.MERGE_METHOD_UNSPECIFIED: "nms", detector_pb2.MERGE
 _MERGE_ENUMS = {"nms": detector_pb2.MERGE_METHOD_NMS, "wbf": detector_pb2.MERGE_METHOD_WBF}
 
 
-def _box(b) -> common_pb2.Box:
-    return common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3])
-
-
 def detection_pb(d: Det) -> common_pb2.Detection:
     return common_pb2.Detection(
-        box=_box(d.box), label=d.label, class_id=d.class_id, score=d.score, source=d.source, model_id=d.model_id,
-        window=common_pb2.Window(name=d.window.name, box=_box(d.window.box)))
+        box=box_pb(d.box), label=d.label, class_id=d.class_id, score=d.score, source=d.source, model_id=d.model_id,
+        window=window_pb(d.window.name, d.window.box))
 
 
 _PASS_ENUMS = {"full": detector_pb2.PASS_KIND_FULL, "tiled": detector_pb2.PASS_KIND_TILED}
-
-
-def model_info_pb(s: ModelStatus) -> common_pb2.ModelInfo:
-    return common_pb2.ModelInfo(
-        id=s.id, family=s.family, version=s.version, labelmap=s.labelmap, device=s.device,
-        state=f"MODEL_STATE_{s.state}", reason=s.reason, is_default=s.is_default,
-        loaded=s.loaded, extra=s.extra, trained_on=training_pb(s.trained_on))
 
 
 def params_from_request(request: detector_pb2.DetectRequest):
@@ -66,9 +56,6 @@ def params_from_request(request: detector_pb2.DetectRequest):
 
 def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> detector_pb2.DetectResponse:
     p = result.params
-    stages = [common_pb2.StageTiming(stage="decode", compute_ms=decode_ms)] + [
-        common_pb2.StageTiming(stage=s.name, queue_ms=s.queue_ms, compute_ms=s.compute_ms, batch_size=s.batch_size)
-        for s in result.stages]
     return detector_pb2.DetectResponse(
         detections=[detection_pb(d) for d in result.detections],
         runs=[detector_pb2.ModelRun(model_id=r.model_id, source=r.source, kind=_PASS_ENUMS[r.pass_], tiles=r.tiles,
@@ -78,7 +65,7 @@ def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> dete
         merge=detector_pb2.MergeSettings(method=_MERGE_ENUMS[p.merge_method], iou=p.merge_iou),
         conf=p.conf, iou=p.iou, max_det=p.max_det,
         tile_plan=common_pb2.TilePlan(size=p.tile_size, overlap=p.overlap, include_full=p.mode == "both"),
-        mode=_MODE_ENUMS[p.mode], timing=common_pb2.Timing(stages=stages, total_ms=total_ms),
+        mode=_MODE_ENUMS[p.mode], timing=timing_pb([StageTime("decode", decode_ms), *result.stages], total_ms),
         warnings=result.warnings)
 
 

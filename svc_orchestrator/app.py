@@ -30,6 +30,7 @@ from svc_orchestrator.store import JobRecord, WorkUnit, open_store
 from svc_orchestrator.store.base import result_column
 from svc_orchestrator.workers import UnitProgress, UnitWorkers
 from tator_core import errors
+from tator_core.convert import box_xyxy
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import sha256_hex
 
@@ -163,7 +164,7 @@ class Orchestrator:
             if data is None:
                 raise errors.failed_precondition("IMAGE_NOT_CACHED", "this calibration needs embeddings: send the "
                                                  "image bytes", sha256=result.image_sha256)
-            boxes = [(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in result.candidates]
+            boxes = [box_xyxy(c.box) for c in result.candidates]
             embeddings = await self.embed_boxes(result.image_sha256, data, boxes)
         decisions = await asyncio.to_thread(cal.apply_accept_model, job_dir, result, embeddings=embeddings)
         for cand, (prob, accepted) in zip(result.candidates, decisions):

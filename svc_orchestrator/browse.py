@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from svc_orchestrator.datasets import Dataset, ImageItem
 from svc_orchestrator.paging import DEFAULT_PAGE_SIZE, decode_offset, encode_token
 from tator_core import errors
-from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.convert import box_pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import sha256_hex
 
@@ -60,7 +60,7 @@ class ImageBrowser:
     # --- listing -------------------------------------------------------------------------------
     def image_pb(self, ds: Dataset, item: ImageItem) -> pb.DatasetImage:
         w, h = ds.image_size(item)
-        gt = [pb.GroundTruthBox(label=g.label, box=common_pb2.Box(x1=g.box[0], y1=g.box[1], x2=g.box[2], y2=g.box[3]))
+        gt = [pb.GroundTruthBox(label=g.label, box=box_pb(g.box))
               for g in ds.ground_truth(item)]
         return pb.DatasetImage(name=item.name, split=item.split, sha256=self.sha256(item), width=w, height=h,
                                ground_truth=gt)

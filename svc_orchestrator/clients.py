@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 
 from tator_core.client import ServiceClient
+from tator_core.convert import boxes_pb
 from tator_core.errors import RemoteError, parse_rpc_error
 from tator_core.gen.tator.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from tator_core.gen.tator.common.v1 import common_pb2
@@ -56,10 +57,6 @@ class CallStats:
         self.calls += other.calls
         self.image_bytes_sent += other.image_bytes_sent
         self.ms += other.ms
-
-
-def box_pb(b: Box) -> common_pb2.Box:
-    return common_pb2.Box(x1=float(b[0]), y1=float(b[1]), x2=float(b[2]), y2=float(b[3]))
 
 
 class ModelServiceClient:
@@ -139,7 +136,7 @@ class Sam3Client(ModelServiceClient):
                                 ) -> tuple[sam3_pb2.SegmentExemplarsResponse, CallStats]:
         request = sam3_pb2.SegmentExemplarsRequest(
             image=_image(sha),
-            exemplars=[sam3_pb2.ExemplarSet(label=k, positives=[box_pb(b) for b in v]) for k, v in exemplars.items()],
+            exemplars=[sam3_pb2.ExemplarSet(label=k, positives=boxes_pb(v)) for k, v in exemplars.items()],
             windows=windows, score_threshold=score, mask_threshold=mask_threshold, return_masks=return_masks,
             model_id=model_id)
         return await self.call("SegmentExemplars", request, image_data=data, timeout_s=timeout_s)
@@ -177,14 +174,14 @@ class ClassifierClient(ModelServiceClient):
 
     async def classify(self, sha: str, data: bytes, boxes: Sequence[Box], *, head_id: str,
                        timeout_s: float | None = None) -> tuple[classifier_pb2.ClassifyResponse, CallStats]:
-        request = classifier_pb2.ClassifyRequest(image=_image(sha), boxes=[box_pb(b) for b in boxes],
+        request = classifier_pb2.ClassifyRequest(image=_image(sha), boxes=boxes_pb(boxes),
                                                  head_id=head_id)
         return await self.call("Classify", request, image_data=data, timeout_s=timeout_s)
 
     async def embed(self, sha: str, data: bytes, boxes: Sequence[Box], *, backbone_id: str = "",
                     normalize: bool = True, timeout_s: float | None = None,
                     ) -> tuple[classifier_pb2.EmbedResponse, CallStats]:
-        request = classifier_pb2.EmbedRequest(image=_image(sha), boxes=[box_pb(b) for b in boxes],
+        request = classifier_pb2.EmbedRequest(image=_image(sha), boxes=boxes_pb(boxes),
                                               backbone_id=backbone_id, normalize=normalize)
         return await self.call("Embed", request, image_data=data, timeout_s=timeout_s)
 

@@ -28,6 +28,7 @@ from PIL import Image
 from svc_qwen.backends.qwen_vl import Generated, GenSettings, VisionFeatures
 from svc_qwen.prompts import Vocabulary, caption_prompt, hint_counts, merge_instruction, merge_prompt
 from svc_qwen.sanitize import NO_USABLE_WINDOWS, PassOutcome, finish_caption
+from tator_core.convert import StageTime
 from tator_core.geometry import XYXY, Win, intersects
 from tator_core.images import DecodedImage
 
@@ -63,13 +64,6 @@ class CaptionJob:
 
 
 @dataclass
-class Stage:
-    stage: str
-    compute_ms: float
-    batch_size: int = 1
-
-
-@dataclass
 class WindowResult:
     name: str
     box: XYXY
@@ -87,7 +81,7 @@ class CaptionResult:
     rewritten: list[str] = field(default_factory=list)
     flagged: list[str] = field(default_factory=list)
     generated_tokens: int = 0
-    stages: list[Stage] = field(default_factory=list)
+    stages: list[StageTime] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     encoded_regions: int = 0
     cached_regions: int = 0
@@ -129,10 +123,10 @@ def _finish(job: CaptionJob, gen: Generated, prompt: str) -> PassOutcome:
                           preferred=job.vocab.preferred)
 
 
-def _timed(stages: list[Stage], name: str, batch: int, fn, *args):
+def _timed(stages: list[StageTime], name: str, batch: int, fn, *args):
     t0 = time.perf_counter()
     out = fn(*args)
-    stages.append(Stage(name, (time.perf_counter() - t0) * 1000, batch))
+    stages.append(StageTime(name, (time.perf_counter() - t0) * 1000, batch))
     return out
 
 
@@ -147,9 +141,9 @@ def _encode(backend: Backend, res: CaptionResult, regions: list[tuple[object, Im
     res.encoded_regions += fresh
     res.cached_regions += cached
     if fresh:
-        res.stages.append(Stage("encode", ms, fresh))
+        res.stages.append(StageTime("encode", ms, fresh))
     if cached:
-        res.stages.append(Stage("feature_cache", 0.0 if fresh else ms, cached))
+        res.stages.append(StageTime("feature_cache", 0.0 if fresh else ms, cached))
     return feats
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from svc_qwen.backends.qwen_vl import GenSettings
-from svc_qwen.captions import FULL, WINDOWED, CaptionResult, Hint, Stage
+from svc_qwen.captions import FULL, WINDOWED, CaptionResult, Hint
 from svc_qwen.prompts import one_line
 from svc_qwen.synonyms import SynonymResult
 from tator_core import errors
+from tator_core.convert import box_xyxy, window_pb
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.qwen.v1 import qwen_pb2
 from tator_core.geometry import XYXY, Win, clip_box, grid_windows, is_valid_box, tile_windows
@@ -26,11 +26,6 @@ from tator_core.labels import match_key, parse_glossary
 DEFAULT_GRID = (2, 2)
 DEFAULT_OVERLAP = 0.2
 DEFAULT_TILE = 640
-_STATES = {"MISSING": common_pb2.MODEL_STATE_MISSING, "AVAILABLE": common_pb2.MODEL_STATE_AVAILABLE,
-           "LOADING": common_pb2.MODEL_STATE_LOADING, "READY": common_pb2.MODEL_STATE_READY,
-           "FAILED": common_pb2.MODEL_STATE_FAILED}
-
-
 def gen_settings(msg: common_pb2.GenerationSettings, default_max: int) -> GenSettings:
     return GenSettings(
         max_new_tokens=msg.max_new_tokens if msg.HasField("max_new_tokens") else default_max,
@@ -68,7 +63,7 @@ def glossary_terms(text: str, labels: Sequence[str] | None) -> dict[str, list[st
 
 
 def box_of(msg: common_pb2.Box, fld: str) -> XYXY:
-    box = (msg.x1, msg.y1, msg.x2, msg.y2)
+    box = box_xyxy(msg)
     if not all(math.isfinite(v) for v in box):
         raise errors.invalid_argument(fld, "box has a non-finite coordinate")
     if not is_valid_box(box):
@@ -130,22 +125,10 @@ def mode_of(mode: int) -> str:
     return WINDOWED if mode == qwen_pb2.CAPTION_MODE_WINDOWED else FULL
 
 
-def _box_pb(box: XYXY) -> common_pb2.Box:
-    return common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3])
-
-
-def timing_pb(stages: Sequence[Stage], total_ms: float, queue_ms: float = 0.0) -> common_pb2.Timing:
-    out = common_pb2.Timing(total_ms=total_ms)
-    for i, st in enumerate(stages):
-        out.stages.add(stage=st.stage, compute_ms=st.compute_ms, batch_size=st.batch_size,
-                       queue_ms=queue_ms if i == 0 else 0.0)
-    return out
-
-
 def caption_response(res: CaptionResult, timing: common_pb2.Timing) -> qwen_pb2.CaptionResponse:
     return qwen_pb2.CaptionResponse(
         caption=res.caption, degenerate_reason=res.degenerate_reason,
-        windows=[qwen_pb2.WindowCaption(window=common_pb2.Window(name=w.name, box=_box_pb(w.box)),
+        windows=[qwen_pb2.WindowCaption(window=window_pb(w.name, w.box),
                                         caption=w.caption, degenerate_reason=w.degenerate_reason,
                                         generated_tokens=w.generated_tokens) for w in res.windows],
         rewritten_tokens=res.rewritten, flagged_tokens=res.flagged, generated_tokens=res.generated_tokens,
@@ -158,10 +141,3 @@ def synonyms_response(res: SynonymResult, timing: common_pb2.Timing) -> qwen_pb2
         labels=[qwen_pb2.LabelTerms(label=lt.label, terms=lt.terms, origin=lt.origin) for lt in res.labels],
         raw_output=res.raw_output, parsed_json=res.parsed_json, dropped_by_cap=res.dropped_by_cap,
         warnings=res.warnings, timing=timing)
-
-
-def model_info_pb(info: dict[str, Any]) -> common_pb2.ModelInfo:
-    return common_pb2.ModelInfo(
-        id=info["id"], family=info["family"], version=info["version"], device=info["device"],
-        state=_STATES[info["state"]], reason=info["reason"], is_default=info["is_default"], loaded=info["loaded"],
-        extra=info["extra"])

@@ -12,12 +12,13 @@ import torch
 
 from svc_qwen import convert
 from svc_qwen.backends.qwen_vl import GenSettings
-from svc_qwen.captions import FULL, CaptionJob, Stage, run_caption
+from svc_qwen.captions import FULL, CaptionJob, run_caption
 from svc_qwen.models import GENERATED_TOKENS, VISION_REGIONS, QwenModels
 from svc_qwen.prompts import Vocabulary
 from svc_qwen.settings import QwenSettings
 from svc_qwen.synonyms import ResultCache, SynonymJob, SynonymResult, expand
 from tator_core import errors
+from tator_core.convert import ModelStatus, StageTime, model_info_pb, timing_pb
 from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
 from tator_core.hashing import stable_hash
 from tator_core.images import DecodedImage, ImageStore
@@ -47,7 +48,7 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
             request.glossary, list(dict.fromkeys([*avoid, *(h.label for h in hints)]))))
         gen = convert.gen_settings(request.generation, self.settings.caption_max_new_tokens)
         image = await self.store.aresolve(request.image)
-        decode = Stage("decode", _ms(t0))
+        decode = StageTime("decode", _ms(t0), batch_size=1)
         job = CaptionJob(image, convert.mode_of(request.mode), vocab, gen, hints=hints,
                          window_batch=self.settings.window_batch)
         if job.mode == FULL and request.HasField("windows"):
@@ -60,7 +61,7 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         VISION_REGIONS.labels(slot.entry.id, "computed").inc(result.encoded_regions)
         VISION_REGIONS.labels(slot.entry.id, "cached").inc(result.cached_regions)
         GENERATED_TOKENS.labels(slot.entry.id, "Caption").inc(result.generated_tokens)
-        return convert.caption_response(result, convert.timing_pb([decode, *result.stages], _ms(t0), stats.queue_ms))
+        return convert.caption_response(result, timing_pb([decode, *result.stages], _ms(t0), stats.queue_ms))
 
     async def ExpandSynonyms(self, request: qwen_pb2.ExpandSynonymsRequest, context) -> qwen_pb2.ExpandSynonymsResponse:
         t0 = time.perf_counter()
@@ -68,10 +69,10 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         cap = request.max_terms_per_class if request.HasField("max_terms_per_class") else DEFAULT_CAP
         job = SynonymJob(labels, convert.glossary_terms(request.glossary, labels), cap, self.settings.synonyms_max_labels)
         result, stages, queue_ms = await self._expand(job, request)
-        return convert.synonyms_response(result, convert.timing_pb(stages, _ms(t0), queue_ms))
+        return convert.synonyms_response(result, timing_pb(stages, _ms(t0), queue_ms))
 
     async def _expand(self, job: SynonymJob, request: qwen_pb2.ExpandSynonymsRequest
-                      ) -> tuple[SynonymResult, list[Stage], float]:
+                      ) -> tuple[SynonymResult, list[StageTime], float]:
         """Glossary-only answers need no model; model answers come from the LRU when
         (labels, glossary, cap, generation settings, model version) were seen before."""
         asked = job.to_ask()
@@ -87,7 +88,7 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
                            "gen": dataclasses.asdict(gen), "model": slot.entry.id, "version": slot.version})
         cached = self.synonym_cache.get(key)
         if cached is not None:
-            return cached, [Stage("cache", _ms(t0))], 0.0
+            return cached, [StageTime("cache", _ms(t0), batch_size=1)], 0.0
         backend = slot.backend
         assert backend is not None  # acquire returns a loaded slot or raises
 
@@ -98,11 +99,11 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         result, stats = await self.models.run(expand, job, generate, model_id=slot.entry.id)
         GENERATED_TOKENS.labels(slot.entry.id, "ExpandSynonyms").inc(result.generated_tokens)
         self.synonym_cache.put(key, result)
-        return result, [Stage("generate", stats.compute_ms)], stats.queue_ms
+        return result, [StageTime("generate", stats.compute_ms, batch_size=1)], stats.queue_ms
 
     async def ListModels(self, request: qwen_pb2.ListModelsRequest, context) -> qwen_pb2.ListModelsResponse:
         infos = await asyncio.to_thread(self.models.infos)
-        return qwen_pb2.ListModelsResponse(models=[convert.model_info_pb(i) for i in infos])
+        return qwen_pb2.ListModelsResponse(models=[model_info_pb(ModelStatus(**i)) for i in infos])
 
 
 def build_spec(settings: QwenSettings) -> ServiceSpec:

@@ -35,6 +35,7 @@ from svc_sam3.models import ModelManager
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import Context, plan_contexts
 from tator_core import errors, geometry, rle
+from tator_core.convert import StageTime
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import DecodedImage
 from tator_core.registry import ModelEntry
@@ -90,8 +91,7 @@ class Result:
     detections: list[Detection]
     stats: Stats
     warnings: list[str]
-    stages: dict[str, float]  # stage -> ms, in execution order
-    batch_size: int = 0
+    stages: list[StageTime]  # in execution order
 
 
 @dataclass
@@ -343,7 +343,12 @@ class _Run:
         else:
             kept = sorted(self.raw, key=lambda s: -s.score)
         detections = self.timed("masks", lambda: [self._detection(item, image) for item in kept])
-        return Result(detections, self.stats, self.warnings, self.stages, self.batch_size)
+        # Each stage's milliseconds were summed over every prompt run; the queue is waiting time, and
+        # only the decode ran batched (all prompts of a context at once).
+        stages = [StageTime(name, queue_ms=ms) if name == "queue" else
+                  StageTime(name, ms, batch_size=self.batch_size if name == "decode" else 0)
+                  for name, ms in self.stages.items()]
+        return Result(detections, self.stats, self.warnings, stages)
 
     def _detection(self, item: geometry.Scored, image: DecodedImage) -> Detection:
         raw, ctx, prompt, source = item.ref

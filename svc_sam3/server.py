@@ -13,6 +13,7 @@ from svc_sam3.models import FAMILY, ModelManager
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import window_proto
 from tator_core.batching import device_executor
+from tator_core.convert import box_pb, box_xyxy, timing_pb
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
 from tator_core.images import ImageStore
@@ -36,13 +37,9 @@ def _options(request, default_score: float) -> segment.Options:  # either reques
         max_results=getattr(request, "max_results_per_prompt", 0))
 
 
-def _box(b: common_pb2.Box) -> tuple[float, float, float, float]:
-    return (b.x1, b.y1, b.x2, b.y2)
-
-
 def _detection(d: segment.Detection) -> common_pb2.Detection:
     out = common_pb2.Detection(
-        box=common_pb2.Box(x1=d.box[0], y1=d.box[1], x2=d.box[2], y2=d.box[3]), label=d.label, class_id=-1,
+        box=box_pb(d.box), label=d.label, class_id=-1,
         score=d.score, source=d.source, model_id=d.model_id, window=window_proto(d.window), prompt=d.prompt)
     if d.mask is not None:
         out.mask.CopyFrom(d.mask)
@@ -50,12 +47,7 @@ def _detection(d: segment.Detection) -> common_pb2.Detection:
 
 
 def _response(cls, result: segment.Result, started: float):
-    timing = common_pb2.Timing(total_ms=(time.perf_counter() - started) * 1000)
-    for stage, ms in result.stages.items():
-        if stage == "queue":
-            timing.stages.add(stage=stage, queue_ms=ms)
-        else:
-            timing.stages.add(stage=stage, compute_ms=ms, batch_size=result.batch_size if stage == "decode" else 0)
+    timing = timing_pb(result.stages, (time.perf_counter() - started) * 1000)
     return cls(detections=[_detection(d) for d in result.detections],
                stats=sam3_pb2.SegmentStats(**vars(result.stats)), timing=timing, warnings=result.warnings)
 
@@ -85,7 +77,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
         started = time.perf_counter()
         entry = self.models.entry(request.model_id)
         image = await self.images.aresolve(request.image)
-        queries = [segment.ExemplarQuery(s.label, [_box(b) for b in s.positives], [_box(b) for b in s.negatives],
+        queries = [segment.ExemplarQuery(s.label, [box_xyxy(b) for b in s.positives], [box_xyxy(b) for b in s.negatives],
                                          s.text) for s in request.exemplars]
         plan = segment.plan_exemplars(entry, image, queries, request.windows if request.HasField("windows") else None,
                                       _options(request, segment.SIMILARITY_SCORE), self.settings.max_prompt_runs)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from tator_core import errors, geometry
+from tator_core.convert import window_pb
 from tator_core.gen.tator.common.v1 import common_pb2
 
 FULL = "full"
@@ -133,5 +134,4 @@ def _check_cap(contexts: int, runs_per_context: int, cap: int, fld: str) -> None
 
 
 def window_proto(ctx: Context) -> common_pb2.Window:
-    x1, y1, x2, y2 = ctx.box
-    return common_pb2.Window(name=ctx.name, box=common_pb2.Box(x1=x1, y1=y1, x2=x2, y2=y2))
+    return window_pb(ctx.name, ctx.box)

@@ -29,6 +29,7 @@ from svc_orchestrator.calibration.evaluate import dedupe_frame
 from svc_orchestrator.calibration.features import FeatureSchema, SizePrior, image_features
 from svc_orchestrator.calibration.thresholds import accept_mask
 from tator_core import errors
+from tator_core.convert import box_xyxy
 from tator_core.hashing import atomic_write_bytes, atomic_write_text
 from tator_core.labels import labelmap_hash
 
@@ -166,7 +167,7 @@ def apply(accept: AcceptModel, result, *, embeddings=None, kind: str | None = No
     labels = [c.label for c in cands]
     ok = accept_mask(labels, probs, accept.thresholds[kind])
     table = build_table([(result.image_name or "image",
-                          [(c.label, (c.box.x1, c.box.y1, c.box.x2, c.box.y2), 0.0, ()) for c in cands], [])])
+                          [(c.label, box_xyxy(c.box), 0.0, ()) for c in cands], [])])
     kept = set(dedupe_frame(table.frames[0], table.labels, ok, probs, accept.dedupe_iou))
     return [(float(p), i in kept) for i, p in enumerate(probs)]
 

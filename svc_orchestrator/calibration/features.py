@@ -31,6 +31,7 @@ from functools import cached_property
 
 import numpy as np
 
+from tator_core.convert import box_xyxy
 from tator_core.geometry import iou_matrix
 from tator_core.hashing import stable_hash
 from tator_core.labels import match_key
@@ -234,10 +235,6 @@ def fit_size_prior(gt: Sequence[tuple[str, Sequence[float], int, int]]) -> SizeP
 
 # --- the builder ---------------------------------------------------------------------
 
-def _box(b) -> tuple[float, float, float, float]:
-    return (float(b.x1), float(b.y1), float(b.x2), float(b.y2))
-
-
 def image_features(result, schema: FeatureSchema, prior: SizePrior,
                    embeddings: Sequence[Sequence[float]] | None = None) -> np.ndarray:
     """(candidates, schema.width) float32 features of one `orchestrator_pb2.PrepassResult`.
@@ -256,8 +253,8 @@ def image_features(result, schema: FeatureSchema, prior: SizePrior,
     atom_list = list(result.atoms)
     atom_src = [a.detection.source or a.stage for a in atom_list]
     atom_lab = [a.detection.label for a in atom_list]
-    cand_boxes = [_box(c.box) for c in cands]
-    ca = iou_matrix(cand_boxes, [_box(a.detection.box) for a in atom_list]).numpy()
+    cand_boxes = [box_xyxy(c.box) for c in cands]
+    ca = iou_matrix(cand_boxes, [box_xyxy(a.detection.box) for a in atom_list]).numpy()
     cc = iou_matrix(cand_boxes, cand_boxes).numpy()
     clf_pos = {match_key(c): k for k, c in enumerate(schema.classifier_classes)}
     bg = np.array([is_background(c) for c in schema.classifier_classes], dtype=bool)

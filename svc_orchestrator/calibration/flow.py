@@ -38,6 +38,7 @@ from svc_orchestrator.calibration.report import load_report, save_report
 from svc_orchestrator.calibration.split import Split, select_images, split_images
 from svc_orchestrator.jobs import JobCancelled
 from tator_core import errors
+from tator_core.convert import box_xyxy
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
 
@@ -116,7 +117,7 @@ async def _prepass_all(env: CalibrationEnv, dataset, names: list[str], config: p
             try:
                 res = await env.prepass(dataset, item, config)
                 if embedding_dims and res.candidates:
-                    boxes = [(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in res.candidates]
+                    boxes = [box_xyxy(c.box) for c in res.candidates]
                     embeds[k] = await env.embed(dataset, item, boxes)
             except BaseException as exc:  # re-raised below, after the other workers stopped
                 failure.append(exc)
@@ -172,7 +173,7 @@ def _build_features(dataset, names: list[str], results: list[pb.PrepassResult], 
         if cancelled():
             return None
         blocks.append(image_features(res, schema, prior, emb))
-        cands = [(c.label, (c.box.x1, c.box.y1, c.box.x2, c.box.y2), c.score, tuple(c.sources))
+        cands = [(c.label, box_xyxy(c.box), c.score, tuple(c.sources))
                  for c in res.candidates]
         gts = [(g.label, g.box) for g in dataset.ground_truth(dataset.item(name))]
         per_image.append((name, cands, gts))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tator_core.convert import box_pb, box_xyxy
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.geometry import Scored, greedy_clusters, iou
@@ -44,10 +45,6 @@ class SimParams:
 
 def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)])
-
-
-def _box(b) -> common_pb2.Box:
-    return common_pb2.Box(x1=float(b[0]), y1=float(b[1]), x2=float(b[2]), y2=float(b[3]))
 
 
 def _flag(cfg: pb.PrepassConfig, name: str) -> bool:
@@ -94,7 +91,7 @@ class SimulatedEnv:
                               float(np.clip(box[2], 0, w)), float(np.clip(box[3], 0, h)))
             if x2 - x1 < 1 or y2 - y1 < 1:
                 return
-            det = common_pb2.Detection(box=_box((x1, y1, x2, y2)), label=label, score=float(score), source=source,
+            det = common_pb2.Detection(box=box_pb((x1, y1, x2, y2)), label=label, score=float(score), source=source,
                                        model_id=f"{source.split('_')[0]}-sim", class_id=lm.index(label))
             atoms.append(pb.Atom(atom_id=f"a{len(atoms) + 1:07d}", stage=stage, run=run, detection=det))
 
@@ -166,7 +163,7 @@ class SimulatedEnv:
         w, h = dataset.image_size(item)
         gts = dataset.ground_truth(item)
         atoms = self._atoms(rng, gts, w, h, config)
-        scored = [Scored((a.detection.box.x1, a.detection.box.y1, a.detection.box.x2, a.detection.box.y2),
+        scored = [Scored(box_xyxy(a.detection.box),
                          a.detection.score, a.detection.label, a) for a in atoms]
         res = pb.PrepassResult(image_name=item.name, width=w, height=h, atoms=atoms, classifier_classes=self.classes,
                                model_versions=self.model_versions, config_hash="sim-" + str(self.seed),
@@ -180,7 +177,7 @@ class SimulatedEnv:
             probs = self._probs(rng, rep.box, rep.label, gts)
             top = sorted(probs, reverse=True)
             res.candidates.append(pb.Candidate(
-                index=k, box=_box(rep.box), label=rep.label, score=rep.score,
+                index=k, box=box_pb(rep.box), label=rep.label, score=rep.score,
                 source_primary=rep.ref.detection.source, sources=sorted(by_src), score_by_source=by_src,
                 atom_ids=[m.ref.atom_id for m in members], probabilities=probs,
                 classifier_label=self.classes[int(np.argmax(probs))], classifier_score=top[0],

@@ -40,6 +40,7 @@ from svc_orchestrator.prepass.provenance import (
     usable,
 )
 from tator_core import tracing
+from tator_core.convert import box_xyxy
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -286,7 +287,7 @@ async def _classify(clients: ServiceClients, inp: FlowInput, reports: _Reports,
     tracing.annotate(batch_size=min(len(cands), BOXES_PER_CALL))  # boxes per call
     for start in range(0, len(cands), BOXES_PER_CALL):
         part = cands[start:start + BOXES_PER_CALL]
-        boxes = [(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in part]
+        boxes = [box_xyxy(c.box) for c in part]
         resp, stats = await _guard("classifier", clients.classifier.classify(
             inp.image.sha256, inp.image.data, boxes, head_id=plan.head_id, timeout_s=_timeout(cfg)))
         total.add(stats)

@@ -13,15 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from tator_core.convert import box_pb, box_xyxy
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.geometry import XYXY, Scored, as_xyxy, fused_box, greedy_clusters, is_valid_box
 
 FULL_WINDOWS = ("", "full")
-
-
-def box_tuple(b: common_pb2.Box) -> XYXY:
-    return (float(b.x1), float(b.y1), float(b.x2), float(b.y2))
 
 
 def is_full(det: common_pb2.Detection) -> bool:
@@ -70,7 +67,7 @@ class AtomLog:
 def singleton(atom: pb.Atom) -> Cluster:
     det = atom.detection
     score = float(det.score)
-    return Cluster(box_tuple(det.box), det.label, score, det.source, {det.source: score}, [atom.atom_id],
+    return Cluster(box_xyxy(det.box), det.label, score, det.source, {det.source: score}, [atom.atom_id],
                    det.window.name or "full")
 
 
@@ -80,7 +77,7 @@ def usable(atoms: Iterable[pb.Atom], labelmap: Sequence[str]) -> tuple[list[pb.A
     keep, notes = [], []
     for atom in atoms:
         det = atom.detection
-        if not is_valid_box(box_tuple(det.box)):
+        if not is_valid_box(box_xyxy(det.box)):
             notes.append(f"{atom.atom_id}: invalid box from {det.source}; not clustered")
         elif det.label not in known:
             notes.append(f"{atom.atom_id}: label {det.label!r} from {det.source} is not in the labelmap; "
@@ -117,7 +114,7 @@ def dedupe(items: Sequence[Cluster], *, iou: float, fusion: str = "primary", cro
 def to_candidate(index: int, c: Cluster) -> pb.Candidate:
     cand = pb.Candidate(index=index, label=c.label, score=c.score, source_primary=c.source_primary,
                         sources=c.sources, atom_ids=c.atom_ids)
-    cand.box.CopyFrom(common_pb2.Box(x1=c.box[0], y1=c.box[1], x2=c.box[2], y2=c.box[3]))
+    cand.box.CopyFrom(box_pb(c.box))
     for src, s in c.score_by_source.items():
         cand.score_by_source[src] = s
     return cand

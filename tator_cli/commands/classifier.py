@@ -64,11 +64,11 @@ async def _classify(address: str, data: bytes, boxes: list, head: str, padding: 
     import grpc
 
     from tator_core.client import image_ref
+    from tator_core.convert import boxes_pb
     from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
-    from tator_core.gen.tator.common.v1 import common_pb2
 
     req = pb.ClassifyRequest(image=image_ref(data, with_bytes=False), head_id=head, want_embeddings=embeddings,
-                             boxes=[common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]) for b in boxes])
+                             boxes=boxes_pb(boxes))
     if padding is not None:
         req.context_padding = padding
     if batch_size is not None:

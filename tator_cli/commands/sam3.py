@@ -68,11 +68,8 @@ def build_request(data: bytes, text: dict[str, list[str]], positives: dict, nega
                   score: float | None, mask_threshold: float | None, masks: bool, model: str):
     """SegmentText for text prompts, else SegmentExemplars; returns (method, request)."""
     from tator_core.client import image_ref
-    from tator_core.gen.tator.common.v1 import common_pb2
+    from tator_core.convert import box_pb
     from tator_core.gen.tator.sam3.v1 import sam3_pb2
-
-    def box(b: tuple[float, ...]) -> common_pb2.Box:
-        return common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3])
 
     common = dict(image=image_ref(data, with_bytes=False), return_masks=masks, model_id=model, windows=windows,
                   score_threshold=score, mask_threshold=mask_threshold)
@@ -81,8 +78,8 @@ def build_request(data: bytes, text: dict[str, list[str]], positives: dict, nega
         return "SegmentText", sam3_pb2.SegmentTextRequest(
             labels=[sam3_pb2.LabelPrompts(label=k, prompts=v) for k, v in text.items()], **common)
     return "SegmentExemplars", sam3_pb2.SegmentExemplarsRequest(
-        exemplars=[sam3_pb2.ExemplarSet(label=k, positives=[box(b) for b in v],
-                                        negatives=[box(b) for b in negatives.get(k, [])])
+        exemplars=[sam3_pb2.ExemplarSet(label=k, positives=[box_pb(b) for b in v],
+                                        negatives=[box_pb(b) for b in negatives.get(k, [])])
                    for k, v in positives.items()], **common)
 
 

@@ -82,15 +82,15 @@ def check_result(r: Any, classes: list[str], background: list[bool]) -> None:
       tolerances={"classes": 2, "detections": 0})
 async def classify_batch(ctx: StepContext) -> dict:
     from tator_core.client import image_ref
+    from tator_core.convert import boxes_pb
     from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
-    from tator_core.gen.tator.common.v1 import common_pb2
 
     path, data, width, height = _pick_image(ctx)
     gt = _gt_boxes(ctx.fuzz_pack.dir / "labels" / f"{path.stem}.txt", width, height, ctx.fuzz_pack.labelmap)
     boxes = [b for _, b in gt] + _random_boxes(ctx, width, height, ctx.rng.randint(8, 24)) + list(BAD_BOXES.values())
     batch = ctx.rng.choice(BATCH_SIZES)
     request = pb.ClassifyRequest(image=image_ref(data, with_bytes=False), batch_size=batch,
-                                 boxes=[common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]) for b in boxes])
+                                 boxes=boxes_pb(boxes))
     resp = await _call(ctx, "Classify", request, data)
 
     classes, background = list(resp.classes), list(resp.background)
@@ -121,13 +121,13 @@ async def classify_batch(ctx: StepContext) -> dict:
 @step("classifier.embed_boxes", tier=1, service="classifier", deadline_s=60)
 async def embed_boxes(ctx: StepContext) -> dict:
     from tator_core.client import image_ref
+    from tator_core.convert import boxes_pb
     from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
-    from tator_core.gen.tator.common.v1 import common_pb2
 
     path, data, width, height = _pick_image(ctx)
     boxes = _random_boxes(ctx, width, height, ctx.rng.randint(2, 8))
     request = pb.EmbedRequest(image=image_ref(data, with_bytes=False), include_full_image=True, normalize=True,
-                              boxes=[common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]) for b in boxes])
+                              boxes=boxes_pb(boxes))
     resp = await _call(ctx, "Embed", request, data)
     indexes = [e.index for e in resp.embeddings]
     if indexes != list(range(len(boxes))) + [-1]:

@@ -29,15 +29,15 @@ class _Qwen(StepImage):
         self.max_new_tokens = ctx.rng.randint(12, 32)
 
     def hints(self) -> list[Any]:
-        from tator_core.gen.tator.common.v1 import common_pb2
+        from tator_core.convert import box_pb
         from tator_core.gen.tator.qwen.v1 import qwen_pb2
 
         out = []
         for line in self.ctx.fuzz_pack.label_path(self.path).read_text().splitlines():
             cls, cx, cy, w, h = (float(v) for v in line.split())
             x1, y1 = (cx - w / 2) * self.width, (cy - h / 2) * self.height
-            out.append(qwen_pb2.LabelHint(label=self.ctx.fuzz_pack.labelmap[int(cls)], score=1.0, box=common_pb2.Box(
-                x1=x1, y1=y1, x2=x1 + w * self.width, y2=y1 + h * self.height)))
+            out.append(qwen_pb2.LabelHint(label=self.ctx.fuzz_pack.labelmap[int(cls)], score=1.0, box=box_pb(
+                (x1, y1, x1 + w * self.width, y1 + h * self.height))))
         return out
 
     async def caption(self, windows: Any = None) -> Any:

@@ -75,11 +75,10 @@ class _Sam3(StepImage):
 
     async def similarity(self, windows) -> Any:
         from tator_core.client import image_ref
-        from tator_core.gen.tator.common.v1 import common_pb2
+        from tator_core.convert import boxes_pb
         from tator_core.gen.tator.sam3.v1 import sam3_pb2 as pb
 
-        sets = [pb.ExemplarSet(label=label, positives=[common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3])
-                                                       for b in boxes])
+        sets = [pb.ExemplarSet(label=label, positives=boxes_pb(boxes))
                 for label, boxes in self.exemplars().items()]
         req = pb.SegmentExemplarsRequest(image=image_ref(self.data, with_bytes=False), exemplars=sets,
                                          windows=windows, score_threshold=SIMILARITY_SCORE)
