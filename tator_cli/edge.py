@@ -119,6 +119,27 @@ def render_envoy_config(edge: EdgeConf, orchestrator: str, *, token: str | None 
     return cfg
 
 
+K8S_ENVOY = REPO / "k8s" / "base" / "envoy-config" / "envoy.yaml"
+K8S_TLS_ENVOY = REPO / "k8s" / "components" / "tls" / "envoy.yaml"
+K8S_TLS_DIR = "/etc/tator/tls"
+
+
+def k8s_tls_envoy_config() -> dict:
+    """The cluster's Envoy config with mTLS to the orchestrator (the `tator-tls` Secret's files);
+    k8s/components/tls/envoy.yaml holds it, and a test keeps the two equal."""
+    cfg = yaml.safe_load(K8S_ENVOY.read_text())
+    cluster = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "orchestrator")
+    cluster["transport_socket"] = upstream_tls(f"{K8S_TLS_DIR}/ca.crt", "orchestrator-headless",
+                                               f"{K8S_TLS_DIR}/client.crt", f"{K8S_TLS_DIR}/client.key")
+    return cfg
+
+
+def write_k8s_tls_envoy() -> None:
+    header = ("# Generated from k8s/base/envoy-config/envoy.yaml by tator_cli.edge.write_k8s_tls_envoy():\n"
+              "# the same config with mTLS to the orchestrator. Edit the base, then regenerate.\n")
+    K8S_TLS_ENVOY.write_text(header + yaml.safe_dump(k8s_tls_envoy_config(), sort_keys=False))
+
+
 def edge_commands(edge: EdgeConf, orchestrator: str, run_dir: Path, *, token: str | None = None,
                   tls_env: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Command lines of the edge processes that can run here (Envoy needs its binary)."""

@@ -59,7 +59,8 @@ def test_every_document_is_valid(rendered: tuple[str, list[dict]]) -> None:
 
 
 def test_components_and_model_fill_job_are_valid(tmp_path: Path) -> None:
-    docs = build_with_components("gpu-cluster", ["monitoring", "tracing", "auth"], tmp_path / "with-components")
+    docs = build_with_components("gpu-cluster", ["monitoring", "tracing", "auth", "tls"],
+                                 tmp_path / "with-components")
     assert {"PodMonitor"} <= {d["kind"] for d in docs}
     job = kustomize(K8S / "jobs" / "model-fill")
     for doc in docs + job:
@@ -174,7 +175,8 @@ def test_settings_keys_are_read_by_the_services(tmp_path: Path) -> None:
     ConfigMap, would be silently ignored), in every overlay and with the
     optional components; ports/addresses agree with the Services."""
     renders = [build(o) for o in OVERLAYS]
-    renders.append(build_with_components("gpu-cluster", ["monitoring", "tracing", "auth"], tmp_path / "components"))
+    renders.append(build_with_components("gpu-cluster", ["monitoring", "tracing", "auth", "tls"],
+                                         tmp_path / "components"))
     for docs in renders:
         for service in PORTS:
             env = service_settings(docs, service)

@@ -6,11 +6,13 @@ scraping. Each rule is asserted on `kubectl kustomize` output."""
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from k8s_render import (
+    FULL_NAMES,
     K8S,
     KUBECTL,
     METRICS_PORTS,
@@ -318,6 +320,58 @@ def test_auth_component_turns_tokens_on_and_fails_closed(tmp_path: Path) -> None
         assert Path(tokens).parent == Path(mount["mountPath"]), name
     env = {e["name"]: e["value"] for e in container(by_kind(docs, "Deployment")["orchestrator"])["env"]}
     assert env["TATOR_AUTH_TOKENS_FILE"] == tokens  # its client calls carry the token
+
+
+def test_tls_component_turns_tls_on_everywhere_and_fails_closed(tmp_path: Path) -> None:
+    """Every service serves the Secret's certificate, the model services require client certificates,
+    every client (orchestrator, exec probes, Envoy) trusts the Secret's CA and presents its client
+    certificate, no probe is a plaintext gRPC probe, and without the Secret no pod starts."""
+    docs = build_with_components("gpu-cluster", ["tls"], tmp_path / "tls")
+    deps = by_kind(docs, "Deployment")
+    for name in PORTS:
+        dep = deps[name]
+        vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        (mount,) = [m for m in container(dep)["volumeMounts"] if m["name"] == "tls"]
+        assert vols["tls"]["secret"] == {"secretName": "tator-tls", "optional": False, "defaultMode": 0o440}
+        tls_dir = Path(mount["mountPath"])
+        settings = service_settings(docs, name)
+        prefix = f"TATOR_{name.upper()}_TLS_"
+        assert settings[f"{prefix}CERT_FILE"] == str(tls_dir / "tls.crt"), name
+        assert settings[f"{prefix}KEY_FILE"] == str(tls_dir / "tls.key"), name
+        assert settings.get(f"{prefix}CLIENT_CA_FILE") == (None if name == "orchestrator" else str(tls_dir / "ca.crt"))
+        env = {e["name"]: e.get("value") for e in container(dep)["env"]}
+        assert (env["TATOR_TLS_CA_FILE"], env["TATOR_TLS_CERT_FILE"], env["TATOR_TLS_KEY_FILE"]) == tuple(
+            str(tls_dir / f) for f in ("ca.crt", "client.crt", "client.key")), name
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            probe = container(dep)[kind]
+            assert "grpc" not in probe, (name, kind)  # the kubelet's gRPC probe cannot speak TLS
+            cmd = probe["exec"]["command"]
+            assert cmd[:4] == ["python", "-m", "tator_core.health_probe", str(PORTS[name])], (name, kind)
+        assert container(dep)["readinessProbe"]["exec"]["command"][4:] == [FULL_NAMES[name]]
+    envoy = deps["envoy"]
+    (mount,) = [m for m in container(envoy)["volumeMounts"] if m["name"] == "tls"]
+    assert mount["readOnly"] and envoy["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 101
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("envoy-config")]
+    from tator_cli.edge import k8s_tls_envoy_config
+
+    assert yaml.safe_load(cm["data"]["envoy.yaml"]) == k8s_tls_envoy_config(), \
+        "regenerate: python -c 'from tator_cli.edge import write_k8s_tls_envoy; write_k8s_tls_envoy()'"
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.30", strict=True)
+
+
+def test_tls_envoy_config_validates_with_real_material(tmp_path: Path) -> None:
+    from tator_cli import edge, tls
+
+    if edge.envoy_binary() is None:
+        pytest.skip("envoy binary not installed")
+    tls.ensure_leaf(tmp_path, "client", [], client=True)
+    text = edge.K8S_TLS_ENVOY.read_text().replace(edge.K8S_TLS_DIR, str(tmp_path))
+    (tmp_path / "envoy.yaml").write_text(text)
+    res = subprocess.run([str(edge.envoy_binary()), "--mode", "validate", "-c", str(tmp_path / "envoy.yaml")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_metrics_are_scrapeable(rendered: tuple[str, list[dict]], tmp_path: Path) -> None:

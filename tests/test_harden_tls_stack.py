@@ -94,6 +94,25 @@ def test_envoy_upstream_tls_renders_and_validates(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def tls_env(home: Path) -> dict[str, str]:
+    return json.loads((home / "run" / "tls.json").read_text())
+
+
+def test_tls_k8s_names_every_cluster_service(tmp_path):
+    from typer.testing import CliRunner
+
+    from tator_cli.main import app
+
+    res = CliRunner().invoke(app, ["tls", "k8s", "--out", str(tmp_path), "--namespace", "ml"])
+    assert res.exit_code == 0, res.output
+    names = sans(tmp_path / "tls.crt")
+    for svc in ("orchestrator", "detector", "sam3", "qwen", "classifier"):
+        assert {svc, f"{svc}-headless", f"{svc}-headless.ml.svc.cluster.local", f"{svc}.ml.svc"} <= names, svc
+    assert {"127.0.0.1", "localhost"} <= names and "kubectl -n ml create secret generic tator-tls" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.crt", "ca.key", "client.crt", "client.key", "tls.crt",
+                                                           "tls.key"]
+
+
 def _health(address: str, creds: grpc.ChannelCredentials | None) -> str:
     channel = grpc.secure_channel(address, creds) if creds else grpc.insecure_channel(address)
     with channel:
@@ -143,6 +162,12 @@ def test_tator_up_with_mtls_serves_its_clients_and_refuses_plaintext(tmp_path):
         assert _health(orch, None) == "UNAVAILABLE" and _health(clf, None) == "UNAVAILABLE"
         assert _health(orch, grpc.ssl_channel_credentials(ca)) == "UNAVAILABLE"
         assert _health(orch, client) == "SERVING" and _health(clf, client) == "SERVING"
+        # The exec probe of the k8s TLS component: SERVING with the stack's client env, refused without.
+        probe = [sys.executable, "-m", "tator_core.health_probe", orch.rsplit(":", 1)[1]]
+        with_tls = subprocess.run(probe, env={**env, **tls_env(home)}, capture_output=True, text=True, timeout=30)
+        plain = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=30)
+        assert (with_tls.returncode, with_tls.stdout.strip()) == (0, "SERVING"), with_tls.stderr
+        assert plain.returncode == 1 and plain.stdout.strip() == "UNAVAILABLE"
         # The CLI (a later command, without TATOR_TLS) finds the material `tator up` recorded.
         cli_env = {k: v for k, v in env.items() if k != "TATOR_TLS"}
         status = subprocess.run([*tator, "status", "--json"], env=cli_env, capture_output=True, text=True,
