@@ -240,3 +240,47 @@ def read_defaults(path: str | Path) -> dict[str, str]:
             if chosen is not None:
                 out[group] = chosen.id
     return out
+
+
+def _check_loads(path: Path, doc: dict[str, Any]) -> None:
+    """Parse `doc` as the registry at `path` would be parsed; RegistryError keeps a bad edit unwritten
+    (a service must never find a file it cannot load)."""
+    check = path.with_name(f".{path.name}.check")
+    try:  # beside the file, so relative paths resolve against the same directory
+        check.write_text(yaml.safe_dump(doc, sort_keys=False))
+        Registry.load(check)
+    finally:
+        check.unlink(missing_ok=True)
+
+
+def add_entry(path: str | Path, entry: dict[str, Any]) -> None:
+    """Append one entry (its id unique); with `default: true` it takes the default from its group."""
+    path = Path(path)
+    with edit(path) as doc:
+        models = doc["models"]
+        if any(isinstance(m, dict) and str(m.get("id")) == str(entry.get("id")) for m in models):
+            raise RegistryError(f"{path}: a model named {entry.get('id')!r} is already registered")
+        if entry.get("default"):
+            group = default_group(str(entry.get("family")))
+            for m in models:
+                if isinstance(m, dict) and default_group(str(m.get("family"))) == group:
+                    m.pop("default", None)
+        models.append(dict(entry))
+        _check_loads(path, doc)
+
+
+def remove_entry(path: str | Path, model_id: str, *, force: bool = False) -> dict[str, Any]:
+    """Drop one entry and return it (NOT_FOUND for an unknown id). The default of its group is refused
+    unless `force`: the group would silently fall back to another member."""
+    path = Path(path)
+    with edit(path) as doc:
+        registry = Registry.load(path)
+        entry = registry.get(model_id)
+        default = registry.default_of_group(entry.family)
+        if default is not None and default.id == model_id and not force:
+            raise RegistryError(f"{model_id!r} is the default {entry.family} model; activate another one "
+                                "first, or force the removal")
+        removed = next(m for m in doc["models"] if isinstance(m, dict) and str(m.get("id")) == model_id)
+        doc["models"].remove(removed)
+        _check_loads(path, doc)
+        return dict(removed)

@@ -49,6 +49,12 @@ class Backend(Protocol):
                 max_det: int) -> list[RawDetections]: ...
 
 
+def describe_labelmap(names: Sequence[str], shown: int = 12) -> str:
+    """'(3 classes: circle, square, triangle)', the names cut after `shown`."""
+    listed = ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+    return f"({len(names)} classes: {listed})"
+
+
 def resolve_labelmap(entry: ModelEntry, checkpoint_names: Sequence[str]) -> list[str]:
     """The registry's labelmap if given, else the checkpoint's.
 
@@ -62,7 +68,8 @@ def resolve_labelmap(entry: ModelEntry, checkpoint_names: Sequence[str]) -> list
         if diffs:
             raise errors.failed_precondition(
                 "LABELMAP_MISMATCH",
-                f"model {entry.id}: registry labelmap differs from the checkpoint's: {'; '.join(diffs[:10])}",
+                f"model {entry.id}: registry labelmap {describe_labelmap(entry.labelmap)} differs from the "
+                f"checkpoint's {describe_labelmap(names)} at {entry.path.name}: {'; '.join(diffs[:10])}",
                 model_id=entry.id, positions=",".join(diffs[:50]))
         return list(entry.labelmap)
     return names

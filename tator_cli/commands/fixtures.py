@@ -1,4 +1,4 @@
-"""Fixture commands: `tator data synth`, `tator models build`, `tator regress`.
+"""Fixture commands: `tator data synth`, `tator regress` (`tator models build` lives with the other model commands).
 
 Heavy libraries (torch, ultralytics, transformers) are imported inside the commands, so `tator --help`
 stays fast.
@@ -14,13 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tator_fixtures import DEMO_IMAGES, DEMO_SEED, REPO_ROOT, default_models_dir, default_synth_dir, default_train_dir
+from tator_fixtures import DEMO_IMAGES, DEMO_SEED, REPO_ROOT, default_synth_dir
 
 DEFAULT_BASELINE = REPO_ROOT / "tests" / "baselines" / "regress.json"
 
 console = Console(stderr=True)
 data_app = typer.Typer(help="Datasets: generate the synthetic shapes world.", no_args_is_help=True)
-models_app = typer.Typer(help="Models: build the model files and registry the stack loads.", no_args_is_help=True)
 
 
 @data_app.command("synth")
@@ -39,23 +38,6 @@ def synth(
         console.print(f"{split}: {counts['images']} images ({counts['large_images']} large), "
                       f"{counts['objects']} objects")
     console.print(f"wrote {out}")
-
-
-@models_app.command("build")
-def build(
-    out: Annotated[Path | None, typer.Option(help="Models dir (default: $TATOR_HOME/models).")] = None,
-    data: Annotated[Path | None, typer.Option(
-        help="Synthetic dataset the classifier head is trained on (default: $TATOR_HOME/train/synth, the seed-0 "
-             "training world, generated if absent; keep it out of the data root you evaluate on).",
-    )] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random-init models.")] = 0,
-    force: Annotated[bool, typer.Option(help="Rebuild even when the build stamp matches.")] = False,
-) -> None:
-    """Write every model file and registry.yaml (once; later runs reuse them)."""
-    from tator_fixtures.models import build_models
-
-    registry = build_models(out or default_models_dir(), data=data or default_train_dir(), seed=seed, force=force)
-    console.print(f"registry: {registry}")
 
 
 def _print_steps(summary: dict) -> None:
@@ -150,5 +132,4 @@ def _check(path: Path, summary: dict, failed: list[str]) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
-    app.add_typer(models_app, name="models")
     app.command("regress")(regress)

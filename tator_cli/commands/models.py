@@ -1,0 +1,163 @@
+"""`tator models build|add|list|activate|remove`: the local model registry ($TATOR_HOME/models/registry.yaml).
+
+These commands edit the registry file; the services read it when they start, so a running stack sees an
+added model, a new default or a removal after `tator down && tator up`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+models_app = typer.Typer(help="Models: build the fixtures, add your own checkpoints, choose defaults.",
+                         no_args_is_help=True)
+
+RegistryOpt = Annotated[Path | None, typer.Option(
+    help="Registry file (default: $TATOR_HOME/models/registry.yaml; models are placed beside it).")]
+
+
+def _registry(path: Path | None) -> Path:
+    from tator_cli.stack import registry_path
+
+    return (path or registry_path()).resolve()
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]{message}[/red]")
+    raise typer.Exit(1)
+
+
+@models_app.command("build")
+def build(
+    out: Annotated[Path | None, typer.Option(help="Models dir (default: $TATOR_HOME/models).")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="Synthetic dataset the classifier head is trained on (default: $TATOR_HOME/train/synth, the seed-0 "
+             "training world, generated if absent; keep it out of the data root you evaluate on).",
+    )] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random-init models.")] = 0,
+    force: Annotated[bool, typer.Option(help="Rebuild even when the build stamp matches.")] = False,
+) -> None:
+    """Write every fixture model file and registry.yaml (once; later runs reuse them)."""
+    from tator_fixtures import default_models_dir, default_train_dir
+    from tator_fixtures.models import build_models
+
+    registry = build_models(out or default_models_dir(), data=data or default_train_dir(), seed=seed, force=force)
+    console.print(f"registry: {registry}")
+
+
+@models_app.command("add")
+def add(
+    family: Annotated[str, typer.Argument(help="yolo, rfdetr, sam3, qwen, clip or dinov3.")],
+    path: Annotated[Path, typer.Argument(help="Checkpoint file (yolo .pt, rfdetr .pth) or Hugging Face folder.")],
+    labelmap: Annotated[Path | None, typer.Option(
+        help="Class names, one per line in class-id order; must match the checkpoint's (yolo, rfdetr).")] = None,
+    name: Annotated[str | None, typer.Option(help="Registry id (default: from the file or folder name).")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", help="Family option key=value, repeatable (yolo imgsz=320; rfdetr variant=nano resolution=384; "
+                         "qwen dtype=bfloat16 ...).")] = None,
+    default: Annotated[bool | None, typer.Option(
+        "--default/--no-default", help="Make it its family's default (default: only when the family has none).",
+    )] = None,
+    device: Annotated[str, typer.Option(help="Device of the check: cpu, cuda:N or auto.")] = "cpu",
+    registry: RegistryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the entry and the check as JSON.")] = False,
+) -> None:
+    """Register your own checkpoint: copy it under the model directory, load it and run one inference in the
+    serving service's own code, and only then write the registry."""
+    from tator_cli.checkpoints import AddError, add_model, parse_options
+    from tator_core.registry import RegistryError
+
+    try:
+        added = add_model(_registry(registry), family, path, name=name, labelmap_file=labelmap,
+                          options=parse_options(option or []), default=default, device=device)
+    except (AddError, RegistryError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps({"entry": added.entry, "check": added.check}, indent=2))
+        return
+    entry, check = added.entry, added.check
+    console.print(f"added [bold]{entry['id']}[/] ({entry['family']}) at {entry['path']}"
+                  + (" [green]default[/]" if entry["default"] else ""))
+    if entry.get("labelmap"):
+        console.print(f"labelmap: {', '.join(entry['labelmap'])}")
+    console.print(f"check: loaded in {check.get('load_s')} s, one inference in {check.get('inference_s')} s")
+
+
+@models_app.command("list")
+def list_models(
+    family: Annotated[str | None, typer.Option(help="Only this family.")] = None,
+    registry: RegistryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines with the full SHA-256.")] = False,
+) -> None:
+    """The registry: family, name, default, training images, path and SHA-256 of the weights."""
+    from tator_core.registry import Registry
+
+    reg = Registry.load(_registry(registry))
+    root = _registry(registry).parent
+    rows: list[dict[str, Any]] = []
+    for entry in sorted(reg.entries.values(), key=lambda e: (e.family, e.id)):
+        if family and entry.family != family:
+            continue
+        default = reg.default(entry.family)
+        rel = entry.path.relative_to(root) if entry.path.is_relative_to(root) else entry.path
+        rows.append({"family": entry.family, "name": entry.id,
+                     "default": default is not None and default.id == entry.id,
+                     "trained_on": len(entry.trained_on.image_sha256) if entry.trained_on else None,
+                     "path": str(rel), "sha256": entry.version() or None, "missing": entry.missing_reason or None})
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    table = Table("family", "name", "default", "trained_on", "path", "sha256")
+    for row in rows:
+        table.add_row(row["family"], row["name"], "yes" if row["default"] else "",
+                      "-" if row["trained_on"] is None else str(row["trained_on"]), row["path"],
+                      (row["sha256"] or "")[:16] or "[red]missing[/]")
+    Console().print(table)
+
+
+@models_app.command("activate")
+def activate(
+    name: Annotated[str, typer.Argument(help="Registry id to make its family's default.")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Make a model its family's default (persisted in the registry)."""
+    from tator_core.errors import TatorError
+    from tator_core.registry import Registry, RegistryError, set_default
+
+    try:
+        set_default(_registry(registry), name)
+        entry = Registry.load(_registry(registry)).get(name)
+    except (TatorError, RegistryError) as exc:
+        _fail(getattr(exc, "message", str(exc)))
+    console.print(f"{entry.id} is now the default {entry.family} model")
+
+
+@models_app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="Registry id to remove.")],
+    force: Annotated[bool, typer.Option(help="Remove it even when it is its family's default.")] = False,
+    keep_files: Annotated[bool, typer.Option(help="Leave its files in the model directory.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Unregister a model; its files are deleted only when they lie inside the model directory and no other
+    entry uses them."""
+    from tator_cli.checkpoints import remove_model
+    from tator_core.errors import TatorError
+    from tator_core.registry import RegistryError
+
+    try:
+        deleted = remove_model(_registry(registry), name, force=force, keep_files=keep_files)
+    except (TatorError, RegistryError) as exc:
+        _fail(getattr(exc, "message", str(exc)))
+    console.print(f"removed {name}" + (f"; deleted {', '.join(map(str, deleted))}" if deleted else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
