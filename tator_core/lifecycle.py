@@ -30,8 +30,9 @@ from typing import Any, Generic, Protocol, TypeVar
 from tator_core import errors
 from tator_core import registry as registry_mod
 from tator_core.batching import MicroBatcher, device_executor
+from tator_core.convert import ModelStatus
 from tator_core.metrics import MODEL_COMPUTE_MS, QUEUE_MS
-from tator_core.registry import ModelEntry, Registry, TrainingRecord
+from tator_core.registry import ModelEntry, Registry
 
 log = logging.getLogger("tator.lifecycle")
 
@@ -59,23 +60,6 @@ class ModelBackend(Protocol[B]):
     def release(self, backend: B) -> None:
         """Drop what the backend holds beyond Python references (caches, device memory)."""
         ...
-
-
-@dataclass
-class ModelStatus:
-    """ModelInfo on Python types."""
-
-    id: str
-    family: str
-    version: str
-    labelmap: list[str]
-    device: str
-    state: str  # MISSING, AVAILABLE, LOADING, READY, FAILED
-    reason: str
-    is_default: bool
-    loaded: bool
-    extra: dict[str, str] = field(default_factory=dict)
-    trained_on: TrainingRecord | None = None
 
 
 @dataclass
