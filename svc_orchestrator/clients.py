@@ -19,9 +19,10 @@ from typing import Any
 
 import grpc
 
+from tator_core import errors
 from tator_core.client import ServiceClient
 from tator_core.convert import boxes_pb
-from tator_core.errors import RemoteError, parse_rpc_error
+from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.classifier.v1 import classifier_pb2, classifier_pb2_grpc
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
@@ -37,12 +38,9 @@ _RECONNECT = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_b
               ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
-class RemoteCallError(Exception):
-    """A model-service call failed; carries the decoded status."""
-
-    def __init__(self, service: str, method: str, remote: RemoteError) -> None:
-        super().__init__(f"{service}.{method}: {remote.code.name} {remote.reason or ''} {remote.message}".strip())
-        self.service, self.method, self.remote = service, method, remote
+class RemoteCallError(errors.DownstreamError):
+    """A model-service call failed; carries the decoded status (a handler that does not map it answers
+    with errors.downstream_failed's status, never INTERNAL)."""
 
 
 @dataclass

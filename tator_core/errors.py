@@ -92,6 +92,52 @@ def public_text(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+#: Downstream codes a retry may cure: the caller sees UNAVAILABLE (DEADLINE_EXCEEDED keeps its own code).
+_TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED,
+                        grpc.StatusCode.ABORTED})
+
+
+class DownstreamError(Exception):
+    """A call to another service failed. Clients raise it (or a subclass) with the decoded status, so
+    a handler that does not map it still answers with a status that says which call failed."""
+
+    def __init__(self, service: str, method: str, remote: RemoteError) -> None:
+        super().__init__(f"{service}.{method}: {remote.code.name} {remote.reason or ''} {remote.message}".strip())
+        self.service, self.method, self.remote = service, method, remote
+
+
+def downstream_failed(service: str, method: str, code: grpc.StatusCode, reason: str = "") -> TatorError:
+    """The status for a failed downstream call: DEADLINE_EXCEEDED stays itself, a transient failure is
+    UNAVAILABLE (retry), anything else FAILED_PRECONDITION; reason STAGE_FAILED with the service, method
+    and upstream status in metadata. The upstream message is not repeated: it is another service's text."""
+    where = f"{service}.{method}" if service else "a downstream call"
+    meta = {"stage": service or "downstream", "service": service, "method": method, "upstream_code": code.name,
+            "upstream_reason": reason}
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return TatorError(code, "STAGE_FAILED", f"{where} did not answer before its deadline", meta)
+    text = f"{where} failed: {code.name}{' ' + reason if reason else ''}"
+    if code in _TRANSIENT:
+        return unavailable("STAGE_FAILED", text, **meta)
+    return failed_precondition("STAGE_FAILED", text, **meta)
+
+
+def from_exception(exc: BaseException) -> TatorError | None:
+    """The status of an exception a handler let through: a TatorError as it is; a failed downstream
+    call (DownstreamError, or a raw gRPC error) by its code; a timeout as DEADLINE_EXCEEDED. None for
+    anything else, which is an INTERNAL error."""
+    if isinstance(exc, TatorError):
+        return exc
+    if isinstance(exc, DownstreamError):
+        return downstream_failed(exc.service, exc.method, exc.remote.code, exc.remote.reason)
+    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
+        remote = parse_rpc_error(exc)
+        return downstream_failed("", "", remote.code, remote.reason)
+    if isinstance(exc, TimeoutError):
+        return TatorError(grpc.StatusCode.DEADLINE_EXCEEDED, "STAGE_FAILED",
+                          "a step of this call did not finish before its deadline", {"stage": "timeout"})
+    return None
+
+
 @dataclass
 class RemoteError:
     """What a client learns from a failed call."""

@@ -169,9 +169,12 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         children[1].observe(seconds)
 
     async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], method: str, rid: str, exc: BaseException) -> None:
-        if isinstance(exc, errors.TatorError):
-            err = exc
+        mapped = errors.from_exception(exc)
+        if mapped is not None:
+            err = mapped
             err.metadata.setdefault("request_id", rid)
+            if not isinstance(exc, errors.TatorError):  # the downstream detail stays in the log
+                log.warning("downstream failure in %s: %s", method, exc)
             log.info("rpc failed", extra={"fields": {"method": method, "code": err.code.name, "reason": err.reason,
                                                      "detail": err.message}})
         else:
@@ -209,7 +212,8 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
             code = "CANCELLED"
             raise
         except Exception as exc:  # mapped to a status, never leaked
-            code = exc.code.name if isinstance(exc, errors.TatorError) else "INTERNAL"
+            mapped = errors.from_exception(exc)
+            code = mapped.code.name if mapped is not None else "INTERNAL"
             await self._fail(context, method, rid, exc)
         finally:
             self._record(method, code, time.perf_counter() - start)
