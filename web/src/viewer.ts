@@ -3,8 +3,10 @@
 import type { GroundTruthBox, PrepassResult } from "./gen/tator/orchestrator/v1/orchestrator_pb";
 import { orderSources, sourceColor } from "./logic/colors";
 import { fitView, hitTest, pan, type Rect, toImage, type View, zoomAt } from "./logic/geometry";
-import { packColor, strokeRect } from "./logic/raster";
-import { countDecisions, decideAll } from "./logic/thresholds";
+import { OutlinePainter } from "./logic/paint";
+import { packColor, type Stroke } from "./logic/raster";
+import { countDecisions, decideAll, decisionCode } from "./logic/thresholds";
+import { candidateDetails } from "./details";
 import { h } from "./ui";
 
 export interface ThresholdSet {
@@ -45,15 +47,30 @@ export class Viewer {
   private summary: HTMLElement;
   private frame = 0;
   private drag: { x: number; y: number; moved: boolean } | null = null;
-  private base: Uint32Array | null = null;
   private baseKey = "";
   private baseImg: HTMLImageElement | null = null;
   private frameData = new ImageData(W, H);
+  private painter: OutlinePainter;
+  /** Screen rectangles of the outlines in drawing order: candidates, ground truth, the selection. */
+  private coords = new Float64Array(4);
+  /** Per candidate: its source's strokes by decision code, and whether its source is shown. */
+  private candStyles: Stroke[][] = [];
+  private visible = new Uint8Array(0);
+  private byClass = new Map<string, number[]>();
+  private classCounts = new Map<string, HTMLElement>();
+  private gtStroke: Stroke = { color: packColor(sourceColor("ground_truth")), width: 1, dash: 4 };
+  private selStroke: Stroke = { color: 0xffffffff, width: 2 };
+  // What the next draw must redo: outline geometry (view, boxes, selection), every style, or only the
+  // candidates whose decision a threshold flipped.
+  private geomDirty = true;
+  private fullDirty = true;
+  private changed: number[] = [];
 
   constructor() {
     this.canvas = h("canvas", { id: "viewer", width: W, height: H, tabindex: 0 });
     // Pixels are read back once per view change, so the canvas is kept in memory the CPU can read.
     this.g = this.canvas.getContext("2d", { willReadFrequently: true })!;
+    this.painter = new OutlinePainter(W, H, (i) => this.styleOf(i), new Uint32Array(this.frameData.data.buffer));
     this.toggles = h("div", { class: "toggles", id: "source-toggles" });
     this.sliders = h("div", { class: "sliders", id: "threshold-sliders" });
     this.details = h("div", { class: "details", id: "candidate-details" }, h("p", { class: "muted" },
@@ -67,7 +84,7 @@ export class Viewer {
     this.canvas.addEventListener("wheel", (e) => {
       e.preventDefault();
       this.view = zoomAt(this.view, e.offsetX, e.offsetY, e.deltaY < 0 ? 1.2 : 1 / 1.2);
-      this.schedule();
+      this.schedule(true);
     }, { passive: false });
     this.canvas.addEventListener("pointerdown", (e) => {
       this.drag = { x: e.clientX, y: e.clientY, moved: false };
@@ -81,7 +98,7 @@ export class Viewer {
         this.view = pan(this.view, dx, dy);
         this.drag.x = e.clientX;
         this.drag.y = e.clientY;
-        this.schedule();
+        this.schedule(true);
       }
     });
     this.canvas.addEventListener("pointerup", (e) => {
@@ -100,23 +117,23 @@ export class Viewer {
 
   resetView(): void {
     this.view = fitView(this.imgW, this.imgH, W, H);
-    this.schedule();
+    this.schedule(true);
   }
 
   zoom(factor: number): void {
     this.view = zoomAt(this.view, W / 2, H / 2, factor);
-    this.schedule();
+    this.schedule(true);
   }
 
   setGroundTruth(gt: GroundTruthBox[]): void {
     this.gt = gt;
-    this.schedule();
+    this.schedule(true);
   }
 
   toggleGroundTruth(): boolean {
     this.showGt = !this.showGt;
     this.renderToggles();
-    this.schedule();
+    this.schedule(false);
     return this.showGt;
   }
 
@@ -126,6 +143,22 @@ export class Viewer {
     this.boxes = (result?.candidates ?? []).map((c) => ({ x1: c.box?.x1 ?? 0, y1: c.box?.y1 ?? 0,
       x2: c.box?.x2 ?? 0, y2: c.box?.y2 ?? 0 }));
     this.sources = orderSources((result?.candidates ?? []).map((c) => c.sourcePrimary));
+    // Strokes per source and the candidates of each class are fixed per result: a slider move looks
+    // up both instead of building them.
+    const styles = new Map(this.sources.map((src) => {
+      const color = packColor(sourceColor(src));
+      return [src, [{ color, width: 2 }, { color, width: 3 }, { color, width: 1, half: true }]];
+    }));
+    const cands = result?.candidates ?? [];
+    this.candStyles = cands.map((c) => styles.get(c.sourcePrimary)!);
+    this.byClass = new Map();
+    cands.forEach((c, i) => {
+      const list = this.byClass.get(c.label);
+      if (list) list.push(i);
+      else this.byClass.set(c.label, [i]);
+    });
+    this.updateVisible();
+    this.geomDirty = true;
     this.renderToggles();
     this.applyThresholds();
     this.showDetails();
@@ -139,8 +172,9 @@ export class Viewer {
   toggleSource(source: string): void {
     if (this.hidden.has(source)) this.hidden.delete(source);
     else this.hidden.add(source);
+    this.updateVisible();
     this.renderToggles();
-    this.schedule();
+    this.schedule(false);
   }
 
   setThresholds(t: ThresholdSet | null): void {
@@ -149,18 +183,47 @@ export class Viewer {
     this.applyThresholds();
   }
 
+  /** One class's threshold moved: only its candidates are decided again, and only flipped ones repainted. */
   setThreshold(label: string, value: number): void {
     if (!this.thresholds) return;
     this.thresholds.byClass.set(label, value);
-    this.applyThresholds();
+    const cands = this.result?.candidates ?? [];
+    for (const i of this.byClass.get(label) ?? []) {
+      const d = decisionCode(cands[i].acceptProb, value);
+      if (d === this.decisions[i]) continue;
+      this.decisions[i] = d;
+      if (this.visible[i]) this.changed.push(i);
+    }
+    if (this.changed.length > cands.length) this.schedule(false); // moves without a frame between them
+    this.updateSummary();
+    this.updateClassCount(label);
+    this.schedule();
   }
 
   private applyThresholds(): void {
     const cands = this.result?.candidates ?? [];
-    this.decisions = this.thresholds ? decideAll(cands, this.thresholds.byClass, 0.5, this.decisions)
+    this.decisions = this.thresholds ? decideAll(cands, this.thresholds.byClass, Infinity, this.decisions)
       : new Uint8Array(cands.length);
     this.updateSummary();
-    this.schedule();
+    for (const label of this.classCounts.keys()) this.updateClassCount(label);
+    this.schedule(false);
+  }
+
+  private updateVisible(): void {
+    const cands = this.result?.candidates ?? [];
+    this.visible = new Uint8Array(cands.length);
+    cands.forEach((c, i) => { this.visible[i] = this.hidden.has(c.sourcePrimary) ? 0 : 1; });
+  }
+
+  /** "accepted/candidates" of one class beside its slider (data-accepted, data-total for tests). */
+  private updateClassCount(label: string): void {
+    const el = this.classCounts.get(label);
+    if (!el) return;
+    const idx = this.byClass.get(label) ?? [];
+    const c = countDecisions(this.decisions, idx);
+    el.textContent = `${c.accepted}/${idx.length}`;
+    el.dataset.accepted = String(c.accepted);
+    el.dataset.total = String(idx.length);
   }
 
   private updateSummary(): void {
@@ -195,6 +258,7 @@ export class Viewer {
       return;
     }
     const t = this.thresholds;
+    this.classCounts = new Map();
     this.sliders.replaceChildren(h("div", { class: "muted" }, `accept model ${t.model}: per-class thresholds`),
       ...[...t.byClass.entries()].map(([label, value]) => {
         const out = h("output", {}, value.toFixed(2));
@@ -203,7 +267,9 @@ export class Viewer {
             out.textContent = Number(input.value).toFixed(2);
             this.setThreshold(label, Number(input.value));
           } });
-        return h("label", { class: "slider" }, h("span", {}, label), input, out);
+        const count = h("span", { class: "class-count muted", "data-class": label });
+        this.classCounts.set(label, count);
+        return h("label", { class: "slider" }, h("span", {}, label), input, out, count);
       }));
   }
 
@@ -212,50 +278,26 @@ export class Viewer {
     const cands = this.result?.candidates ?? [];
     this.selected = hitTest(this.boxes, x, y, (i) => !this.hidden.has(cands[i].sourcePrimary));
     this.showDetails();
-    this.schedule();
+    this.schedule(true);
   }
 
   select(index: number): void {
     this.selected = index;
     this.showDetails();
-    this.schedule();
+    this.schedule(true);
   }
 
   private showDetails(): void {
     const r = this.result;
     const c = r && this.selected >= 0 ? r.candidates[this.selected] : undefined;
-    if (!r || !c) {
-      this.details.replaceChildren(h("p", { class: "muted" }, "Click a box to see where it came from."));
-      return;
-    }
-    const atoms = new Map(r.atoms.map((a) => [a.atomId, a]));
-    const probs = c.probabilities;
-    const maxP = Math.max(...probs, 1e-9);
-    this.details.replaceChildren(h("div", {},
-      h("h3", {}, `#${c.index} ${c.label}`),
-      h("p", {}, `score ${c.score.toFixed(3)} · primary `, h("b", { style: `color:${sourceColor(c.sourcePrimary)}` },
-        c.sourcePrimary), ` · sources ${c.sources.join(", ")}`),
-      c.acceptProb !== undefined ? h("p", { id: "accept-prob" }, `accept probability ${c.acceptProb.toFixed(3)}`) : null,
-      h("p", { class: "muted" }, `box ${[c.box?.x1, c.box?.y1, c.box?.x2, c.box?.y2].map((v) => (v ?? 0).toFixed(0)).join(", ")}`),
-      h("h4", {}, "Atoms (provenance)"),
-      h("table", { class: "grid small", id: "atoms" }, h("thead", {}, h("tr", {},
-        ["atom", "source", "model", "run", "window", "prompt", "origin", "score"].map((x) => h("th", {}, x)))),
-      h("tbody", {}, c.atomIds.map((id) => {
-        const a = atoms.get(id);
-        const d = a?.detection;
-        return h("tr", {}, h("td", {}, id), h("td", {}, d?.source ?? a?.stage ?? ""), h("td", {}, d?.modelId ?? ""),
-          h("td", {}, a?.run ?? ""), h("td", {}, d?.window?.name || "full"), h("td", {}, d?.prompt ?? ""),
-          h("td", {}, a?.promptOrigin ?? ""), h("td", {}, (d?.score ?? 0).toFixed(3)));
-      }))),
-      h("h4", {}, `Classifier: ${c.classifierLabel || "—"} ${c.classifierScore ? c.classifierScore.toFixed(3) : ""}`),
-      c.classifierError ? h("p", { class: "bad" }, c.classifierError) : null,
-      h("div", { class: "bars", id: "prob-bars" }, probs.map((p, i) => h("div", { class: "bar" },
-        h("span", { class: "bar-label" }, r.classifierClasses[i] ?? String(i)),
-        h("span", { class: "bar-fill", style: `width:${(100 * p / maxP).toFixed(1)}%` }),
-        h("span", { class: "bar-value" }, p.toFixed(3)))))));
+    this.details.replaceChildren(r && c ? candidateDetails(r, c)
+      : h("p", { class: "muted" }, "Click a box to see where it came from."));
   }
 
-  private schedule(): void {
+  /** Redraw on the next frame; `geometry`: outlines moved, `false`: styles changed, none: only `changed`. */
+  private schedule(geometry?: boolean): void {
+    if (geometry) this.geomDirty = true;
+    if (geometry !== undefined) this.fullDirty = true;
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
@@ -263,52 +305,56 @@ export class Viewer {
     });
   }
 
+  private styleOf(i: number): Stroke | null {
+    const n = this.candStyles.length, m = this.gt.length;
+    if (i < n) return this.visible[i] ? this.candStyles[i][this.decisions[i]] : null;
+    if (i < n + m) return this.showGt ? this.gtStroke : null;
+    return this.selected >= 0 ? this.selStroke : null;
+  }
+
+  private buildOutlines(): void {
+    const v = this.view, n = this.boxes.length, m = this.gt.length;
+    if (this.coords.length < 4 * (n + m + 1)) this.coords = new Float64Array(4 * (n + m + 1));
+    const xy = this.coords;
+    const put = (k: number, x1: number, y1: number, x2: number, y2: number, pad: number) => {
+      xy[4 * k] = x1 * v.scale + v.ox - pad;
+      xy[4 * k + 1] = y1 * v.scale + v.oy - pad;
+      xy[4 * k + 2] = x2 * v.scale + v.ox + pad;
+      xy[4 * k + 3] = y2 * v.scale + v.oy + pad;
+    };
+    this.boxes.forEach((b, i) => put(i, b.x1, b.y1, b.x2, b.y2, 0));
+    this.gt.forEach((g, j) => put(n + j, g.box!.x1, g.box!.y1, g.box!.x2, g.box!.y2, 2));
+    const sel = this.boxes[this.selected];
+    if (sel) put(n + m, sel.x1, sel.y1, sel.x2, sel.y2, 4);
+    else xy.fill(0, 4 * (n + m), 4 * (n + m + 1));
+    this.painter.setOutlines(xy, n + m + 1);
+  }
+
   /** Draw now (benchmarks call this to time one redraw). */
   draw(): void {
     const t0 = performance.now();
     const g = this.g;
     const v = this.view;
-    // The image layer is rendered by the canvas once per view (zoom/pan) and kept as pixels; every
-    // redraw copies it and writes the box outlines into the copy (logic/raster.ts).
+    // The image layer is rendered by the canvas once per view (zoom/pan) and kept as pixels; outlines
+    // are written into a copy of them (logic/paint.ts, logic/raster.ts).
     const viewKey = `${v.scale},${v.ox},${v.oy},${this.imgW},${this.imgH}`;
-    if (!this.base || this.baseKey !== viewKey || this.baseImg !== this.img) {
+    if (this.baseKey !== viewKey || this.baseImg !== this.img) {
       g.setTransform(1, 0, 0, 1, 0, 0);
       g.fillStyle = "#222";
       g.fillRect(0, 0, W, H);
       if (this.img) g.drawImage(this.img, v.ox, v.oy, this.imgW * v.scale, this.imgH * v.scale);
-      this.base = new Uint32Array(g.getImageData(0, 0, W, H).data.buffer);
+      this.painter.setBase(new Uint32Array(g.getImageData(0, 0, W, H).data.buffer));
       this.baseKey = viewKey;
       this.baseImg = this.img;
+      this.fullDirty = true;
     }
-    const px = new Uint32Array(this.frameData.data.buffer);
-    px.set(this.base);
-    const cands = this.result?.candidates ?? [];
-    // One stroke style per (source, decision), made once per draw: no allocation per box.
-    const styles = new Map(this.sources.map((src) => {
-      const color = packColor(sourceColor(src));
-      return [src, [{ color, width: 2 }, { color, width: 3 }, { color, width: 1, half: true }]];
-    }));
-    for (let i = 0; i < cands.length; i++) {
-      const src = cands[i].sourcePrimary;
-      if (this.hidden.has(src)) continue;
-      const b = this.boxes[i];
-      strokeRect(px, W, H, b.x1 * v.scale + v.ox, b.y1 * v.scale + v.oy, b.x2 * v.scale + v.ox, b.y2 * v.scale + v.oy,
-        styles.get(src)![this.decisions[i]]);
-    }
-    if (this.showGt) {
-      const gtStroke = { color: packColor(sourceColor("ground_truth")), width: 1, dash: 4 };
-      for (const gt of this.gt) {
-        const b = gt.box!;
-        strokeRect(px, W, H, b.x1 * v.scale + v.ox - 2, b.y1 * v.scale + v.oy - 2, b.x2 * v.scale + v.ox + 2,
-          b.y2 * v.scale + v.oy + 2, gtStroke);
-      }
-    }
-    const sel = this.boxes[this.selected];
-    if (this.selected >= 0 && sel) {
-      strokeRect(px, W, H, sel.x1 * v.scale + v.ox - 4, sel.y1 * v.scale + v.oy - 4, sel.x2 * v.scale + v.ox + 4,
-        sel.y2 * v.scale + v.oy + 4, { color: 0xffffffff, width: 2 });
-    }
-    g.putImageData(this.frameData, 0, 0);
+    if (this.geomDirty) this.buildOutlines();
+    const clips = this.fullDirty ? null : this.painter.repaint(this.changed);
+    if (!clips) this.painter.paintAll();
+    this.geomDirty = this.fullDirty = false;
+    this.changed.length = 0;
+    if (clips) for (const c of clips) g.putImageData(this.frameData, 0, 0, c.x0, c.y0, c.x1 - c.x0, c.y1 - c.y0);
+    else g.putImageData(this.frameData, 0, 0);
     const ms = performance.now() - t0;
     const s = this.stats;
     s.draws++;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countDecisions, decide, decideAll } from "../src/logic/thresholds";
+import { ACCEPTED, countDecisions, decide, decideAll } from "../src/logic/thresholds";
 
 const t = new Map([["circle", 0.7], ["square", 0.2]]);
 
@@ -10,8 +10,9 @@ describe("threshold application", () => {
     expect(decide({ label: "square", acceptProb: 0.3 }, t)).toBe("accepted");
   });
 
-  it("a class without a threshold uses the fallback; no probability is unscored", () => {
-    expect(decide({ label: "triangle", acceptProb: 0.55 }, t)).toBe("accepted");
+  it("a class without a threshold is rejected (as the orchestrator does) unless a fallback is given", () => {
+    expect(decide({ label: "triangle", acceptProb: 0.99 }, t)).toBe("rejected");
+    expect(decide({ label: "triangle", acceptProb: 0.55 }, t, 0.5)).toBe("accepted");
     expect(decide({ label: "triangle", acceptProb: 0.55 }, t, 0.6)).toBe("rejected");
     expect(decide({ label: "circle" }, t)).toBe("unscored");
     expect(decide({ label: "circle", acceptProb: NaN }, t)).toBe("unscored");
@@ -27,5 +28,11 @@ describe("threshold application", () => {
     const again = decideAll(cands, moved, 0.5, buf);
     expect(again).toBe(buf);
     expect(countDecisions(again).accepted).toBe(5 + 40);
+  });
+
+  it("counts one class's decisions through its index list", () => {
+    const d = Uint8Array.from([ACCEPTED, 2, ACCEPTED, 0, 2]);
+    expect(countDecisions(d, [0, 1, 3])).toEqual({ accepted: 1, rejected: 1, unscored: 1 });
+    expect(countDecisions(d)).toEqual({ accepted: 2, rejected: 2, unscored: 1 });
   });
 });

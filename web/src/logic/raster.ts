@@ -43,20 +43,29 @@ function put(px: Uint32Array, i: number, s: Stroke): void {
   }
 }
 
-function hline(px: Uint32Array, w: number, h: number, x1: number, x2: number, y: number, s: Stroke): void {
-  if (y < 0 || y >= h) return;
-  const a = Math.max(0, x1), b = Math.min(w - 1, x2);
+/** Pixels [x0, x1) x [y0, y1) a stroke may write: the buffer, or a part of it being repainted. */
+export interface Clip {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+function hline(px: Uint32Array, w: number, c: Clip, x1: number, x2: number, y: number, s: Stroke): void {
+  if (y < c.y0 || y >= c.y1) return;
+  const a = Math.max(c.x0, x1), b = Math.min(c.x1 - 1, x2);
   const row = y * w;
   if (!s.dash && !s.half) {
     if (a <= b) px.fill(s.color, row + a, row + b + 1); // native fill: most of a box's pixels
     return;
   }
+  // The dash phase counts from the line's own start, so a clipped repaint draws the same pattern.
   for (let x = a; x <= b; x++) if (!s.dash || ((x - x1) / s.dash & 1) === 0) put(px, row + x, s);
 }
 
-function vline(px: Uint32Array, w: number, h: number, x: number, y1: number, y2: number, s: Stroke): void {
-  if (x < 0 || x >= w) return;
-  const a = Math.max(0, y1), b = Math.min(h - 1, y2);
+function vline(px: Uint32Array, w: number, c: Clip, x: number, y1: number, y2: number, s: Stroke): void {
+  if (x < c.x0 || x >= c.x1) return;
+  const a = Math.max(c.y0, y1), b = Math.min(c.y1 - 1, y2);
   if (!s.dash && !s.half) {
     for (let i = a * w + x, end = b * w + x; i <= end; i += w) px[i] = s.color;
     return;
@@ -64,17 +73,25 @@ function vline(px: Uint32Array, w: number, h: number, x: number, y1: number, y2:
   for (let y = a; y <= b; y++) if (!s.dash || ((y - y1) / s.dash & 1) === 0) put(px, y * w + x, s);
 }
 
-/** Outline of the screen rectangle (x1, y1)-(x2, y2), `width` pixels thick, growing inwards; clipped. */
+/** The pixel rectangle strokeRect may touch for (x1, y1)-(x2, y2), unclipped: [l, r) x [t, b). */
+export function outlineBounds(x1: number, y1: number, x2: number, y2: number): Clip {
+  return { x0: Math.round(Math.min(x1, x2)), y0: Math.round(Math.min(y1, y2)),
+    x1: Math.round(Math.max(x1, x2)), y1: Math.round(Math.max(y1, y2)) };
+}
+
+/** Outline of the screen rectangle (x1, y1)-(x2, y2), `width` pixels thick, growing inwards; clipped to
+ * the buffer, or to `clip` when given. */
 export function strokeRect(px: Uint32Array, w: number, h: number, x1: number, y1: number, x2: number, y2: number,
-  s: Stroke): void {
+  s: Stroke, clip?: Clip): void {
+  const c = clip ?? { x0: 0, y0: 0, x1: w, y1: h };
   let l = Math.round(Math.min(x1, x2)), r = Math.round(Math.max(x1, x2)) - 1;
   let t = Math.round(Math.min(y1, y2)), b = Math.round(Math.max(y1, y2)) - 1;
-  if (r < 0 || b < 0 || l >= w || t >= h) return;
+  if (r < c.x0 || b < c.y0 || l >= c.x1 || t >= c.y1) return;
   for (let k = 0; k < s.width && l <= r && t <= b; k++) {
-    hline(px, w, h, l, r, t, s);
-    if (b !== t) hline(px, w, h, l, r, b, s);
-    vline(px, w, h, l, t + 1, b - 1, s);
-    if (r !== l) vline(px, w, h, r, t + 1, b - 1, s);
+    hline(px, w, c, l, r, t, s);
+    if (b !== t) hline(px, w, c, l, r, b, s);
+    vline(px, w, c, l, t + 1, b - 1, s);
+    if (r !== l) vline(px, w, c, r, t + 1, b - 1, s);
     l++; r--; t++; b--;
   }
 }

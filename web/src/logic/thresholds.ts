@@ -6,29 +6,42 @@ export interface Scored {
 
 export type Decision = "accepted" | "rejected" | "unscored";
 
-/** A class without its own threshold uses `fallback` (the model's global threshold). */
-export function decide(c: Scored, thresholds: ReadonlyMap<string, number>, fallback = 0.5): Decision {
-  if (c.acceptProb === undefined || Number.isNaN(c.acceptProb)) return "unscored";
-  const t = thresholds.get(c.label) ?? fallback;
-  return c.acceptProb >= t ? "accepted" : "rejected";
+/** Decision codes in the viewer's typed arrays. */
+export const UNSCORED = 0, ACCEPTED = 1, REJECTED = 2;
+const NAMES: readonly Decision[] = ["unscored", "accepted", "rejected"];
+
+/** Accepted at or above the threshold; no probability is unscored. */
+export function decisionCode(prob: number | undefined, threshold: number): number {
+  if (prob === undefined || Number.isNaN(prob)) return UNSCORED;
+  return prob >= threshold ? ACCEPTED : REJECTED;
 }
 
-export function decideAll(cands: readonly Scored[], thresholds: ReadonlyMap<string, number>, fallback = 0.5,
+/**
+ * A class without its own threshold uses `fallback`; by default it is rejected, as the orchestrator's
+ * accept model does (a class the calibration tuned no threshold for has nothing to accept it by).
+ */
+export function decide(c: Scored, thresholds: ReadonlyMap<string, number>, fallback = Infinity): Decision {
+  return NAMES[decisionCode(c.acceptProb, thresholds.get(c.label) ?? fallback)];
+}
+
+export function decideAll(cands: readonly Scored[], thresholds: ReadonlyMap<string, number>, fallback = Infinity,
                           out?: Uint8Array): Uint8Array {
-  // 0 unscored, 1 accepted, 2 rejected; a typed array so a slider redraw allocates nothing.
+  // A typed array so a slider redraw allocates nothing.
   const res = out && out.length === cands.length ? out : new Uint8Array(cands.length);
   for (let i = 0; i < cands.length; i++) {
-    const d = decide(cands[i], thresholds, fallback);
-    res[i] = d === "accepted" ? 1 : d === "rejected" ? 2 : 0;
+    res[i] = decisionCode(cands[i].acceptProb, thresholds.get(cands[i].label) ?? fallback);
   }
   return res;
 }
 
-export function countDecisions(decisions: Uint8Array): { accepted: number; rejected: number; unscored: number } {
+export function countDecisions(decisions: ArrayLike<number>, only?: ArrayLike<number>):
+  { accepted: number; rejected: number; unscored: number } {
   let accepted = 0, rejected = 0, unscored = 0;
-  for (const d of decisions) {
-    if (d === 1) accepted++;
-    else if (d === 2) rejected++;
+  const n = only ? only.length : decisions.length;
+  for (let k = 0; k < n; k++) {
+    const d = decisions[only ? only[k] : k];
+    if (d === ACCEPTED) accepted++;
+    else if (d === REJECTED) rejected++;
     else unscored++;
   }
   return { accepted, rejected, unscored };

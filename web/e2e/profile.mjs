@@ -1,0 +1,85 @@
+// Where a slider redraw's time goes (run by `benchmarks/web.py --profile`): the same 2,000 seeded
+// candidates and slider moves as bench.mjs, with each move split into its phases (input handler:
+// decisions and counts; paint: pixels in memory; upload: putImageData; flush: a 1-pixel read) and a
+// Chromium trace for the garbage collections that overlap each move. Moves over 16 ms are summed per
+// phase, so a slow tail shows whether it is GC, the upload, or CPU work stretched by a busy machine.
+import { chromium } from "playwright-core";
+
+const UI = process.env.UI_URL, IMAGE = process.env.IMAGE_ROUTE;
+const N = Number(process.env.CANDIDATES ?? 2000), MOVES = Number(process.env.MOVES ?? 400);
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"] });
+const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+await page.goto(UI + IMAGE);
+await page.waitForSelector('body[data-ready="image"]', { timeout: 60000 });
+await page.evaluate((n) => {
+  const v = window.tatorViewer;
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const labels = ["circle", "square", "triangle"], sources = ["yolo", "rfdetr", "sam3_text", "sam3_similarity"];
+  const candidates = Array.from({ length: n }, (_, i) => {
+    const x = rnd() * 600, y = rnd() * 440, w = 8 + rnd() * 60, hh = 8 + rnd() * 60;
+    const src = sources[i % sources.length];
+    return { index: i, box: { x1: x, y1: y, x2: x + w, y2: y + hh }, label: labels[i % 3], score: rnd(),
+      sourcePrimary: src, sources: [src], scoreBySource: {}, atomIds: [], probabilities: [], acceptProb: rnd() };
+  });
+  v.setResult({ candidates, atoms: [], classifierClasses: [], warnings: [], stages: [] });
+  v.setThresholds({ model: "bench", byClass: new Map(labels.map((l) => [l, 0.5])) });
+  v.draw();
+}, N);
+await browser.startTracing(page, { categories: ["devtools.timeline", "v8", "blink.user_timing"] });
+const rows = await page.evaluate((moves) => {
+  const v = window.tatorViewer;
+  const input = document.querySelector('#threshold-sliders input[data-class="circle"]');
+  const g = document.querySelector("canvas#viewer").getContext("2d");
+  const proto = CanvasRenderingContext2D.prototype, put = proto.putImageData;
+  let upload = 0;
+  proto.putImageData = function (...a) {
+    const t = performance.now();
+    put.apply(this, a);
+    upload += performance.now() - t;
+  };
+  const out = [];
+  for (let k = 0; k < moves; k++) {
+    performance.mark(`s${k}`);
+    const t0 = performance.now();
+    input.value = String((k % 100) / 100);
+    input.dispatchEvent(new Event("input"));
+    const t1 = performance.now();
+    upload = 0;
+    v.draw();
+    const t2 = performance.now();
+    g.getImageData(0, 0, 1, 1);
+    const t3 = performance.now();
+    performance.mark(`e${k}`);
+    out.push({ total: t3 - t0, handler: t1 - t0, paint: t2 - t1 - upload, upload, flush: t3 - t2 });
+  }
+  proto.putImageData = put;
+  return out;
+}, MOVES);
+const events = JSON.parse((await browser.stopTracing()).toString()).traceEvents;
+await browser.close();
+const marks = {};
+for (const e of events) if (/^[se]\d+$/.test(e.name)) marks[e.name] = e.ts;
+const gcs = events.filter((e) => e.ph === "X" && /^(MinorGC|MajorGC)$/.test(e.name));
+rows.forEach((r, k) => {
+  const s = marks[`s${k}`], e = marks[`e${k}`];
+  r.gc = gcs.filter((g) => g.ts < e && g.ts + g.dur > s)
+    .reduce((a, g) => a + (Math.min(e, g.ts + g.dur) - Math.max(s, g.ts)) / 1000, 0);
+});
+const keys = ["total", "handler", "paint", "upload", "flush", "gc"];
+const q = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return +s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(2);
+};
+const slow = rows.filter((r) => r.total > 16);
+console.log(JSON.stringify({
+  moves: rows.length, candidates: N,
+  median_ms: Object.fromEntries(keys.map((k) => [k, q(rows.map((r) => r[k]), 0.5)])),
+  p95_ms: Object.fromEntries(keys.map((k) => [k, q(rows.map((r) => r[k]), 0.95)])),
+  over_16ms: slow.length,
+  over_16ms_sum_ms: Object.fromEntries(keys.map((k) => [k, +slow.reduce((a, r) => a + r[k], 0).toFixed(1)])),
+  gc: { minor: gcs.filter((g) => g.name === "MinorGC").length, major: gcs.filter((g) => g.name === "MajorGC").length,
+    ms: +gcs.reduce((a, g) => a + g.dur / 1000, 0).toFixed(1) },
+}));
