@@ -11,7 +11,7 @@ DATA := $(TATOR_HOME)/data/synth
 DEMO_SEED := 7
 MODELS := $(TATOR_HOME)/models/registry.yaml
 
-.PHONY: demo test lint typecheck deadcode venv web web-test browser ui protos protos-check fixtures regress bench fuzz stack-up stack-down clean device-wheels device-dry protoset setup-postgres
+.PHONY: demo test test-multihost lint typecheck deadcode venv web web-test browser ui protos protos-check fixtures regress bench fuzz stack-up stack-down clean device-wheels device-dry protoset setup-postgres
 
 # --- setup -----------------------------------------------------------------
 # torch/torchvision are pinned to the builds that lie on these machines' disk;
@@ -101,6 +101,11 @@ test: fixtures setup-postgres protos-check lint typecheck browser web-test
 	$(TATOR) down
 
 # --- more ----------------------------------------------------------------------
+# Failover across hosts made of network namespaces (needs root; skips with the reason otherwise). Also
+# part of `make test`; this runs it alone.
+test-multihost: fixtures setup-postgres
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_orchestrator_multihost.py
+
 regress: fixtures
 	$(TATOR) up --detach
 	$(TATOR) regress --tier 0 --tier 1 --out $(TATOR_HOME)/regress_full.json || ($(TATOR) down; exit 1)
