@@ -113,7 +113,7 @@ class Orchestrator:
         self.workers = UnitWorkers(self.store, self.jobs.replica_id, execute=self.run_unit,
                                    finalize=lambda _rec, summaries: merge_summaries(summaries),
                                    notify=self.jobs.notify, slots=settings.max_concurrent_jobs,
-                                   lease_s=settings.lease_s)
+                                   lease_s=settings.lease_s, max_attempts=settings.unit_max_attempts)
         self.jobs.on_cancel = lambda job_id: self.workers.stop(job_id=job_id)
         self.runner = PrepassRunner(self.clients, self.cache, self.datasets, glossary_lookup=self.glossaries.text,
                                     recipe_lookup=self.recipes.get, max_image_pixels=settings.max_image_pixels,

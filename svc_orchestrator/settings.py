@@ -60,6 +60,8 @@ class OrchestratorSettings(ServiceSettings):
                                                              "(empty = the host name; unique per replica)")
     unit_images: int = Field(16, ge=1, le=4096, description="images per work unit of a dataset prepass job "
                                                              "(the share one replica claims at a time)")
+    unit_max_attempts: int = Field(3, ge=1, le=100, description="a work unit claimed this many times that never "
+                                   "finished (its replicas crashed on it) fails its job, naming its images")
     lease_s: float = Field(15.0, ge=1, le=600, description="a replica that stops renewing a lease for this "
                                                             "long is taken for dead")
 

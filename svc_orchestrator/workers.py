@@ -5,9 +5,10 @@ A claimed unit is held under a lease that a heartbeat renews every lease/3 secon
 dies (or loses its network) stops renewing; once the lease runs out any other replica claims the
 unit again and runs it from its first image: images the dead replica already prepassed are cache
 hits, so nothing is computed twice. A replica that finds it lost a lease (its heartbeat was refused,
-or the store refuses its progress report) stops that unit at the next image. A unit that fails
-fails the job, as a local job would: a model service that is down is a failed stage (retries and
-failover over a service's replicas happen below, in the gRPC clients).
+or the store refuses its progress report) stops that unit at the next image. A unit whose replicas
+died on it `max_attempts` times fails the job (a poison unit, see store/units.py). A unit that fails
+with an error fails the job at once, as a local job would: a model service that is down is a failed
+stage (retries and failover over a service's replicas happen below, in the gRPC clients).
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ Finalize = Callable[[JobRecord, Sequence[str]], str]
 
 class UnitWorkers:
     def __init__(self, store: Store, replica_id: str, *, execute: Execute, finalize: Finalize,
-                 notify: Callable[[str], None], slots: int = 1, lease_s: float = 15.0, poll_s: float = 0.5) -> None:
+                 notify: Callable[[str], None], slots: int = 1, lease_s: float = 15.0, poll_s: float = 0.5,
+                 max_attempts: int = 0) -> None:
         self.store, self.replica_id = store, replica_id
         self.execute, self.finalize, self.notify = execute, finalize, notify
         self.slots, self.lease_s, self.poll_s = slots, lease_s, poll_s
+        self.max_attempts = max_attempts  # 0: a unit is claimed again however often its replica died
         self.held: set[tuple[str, int]] = set()
         self.lost: set[tuple[str, int]] = set()
         self._tasks: list[asyncio.Task] = []
@@ -106,7 +109,8 @@ class UnitWorkers:
         while True:
             try:
                 now = time.time()
-                unit = await asyncio.to_thread(self.store.claim_unit, self.replica_id, now, now + self.lease_s)
+                unit = await asyncio.to_thread(self.store.claim_unit, self.replica_id, now, now + self.lease_s,
+                                               self.max_attempts)
             except Exception as exc:  # store unreachable: try again after a pause
                 log.warning("claiming a work unit failed: %s", exc)
                 unit = None
@@ -170,4 +174,4 @@ class UnitWorkers:
         self._tasks = []
         # A graceful stop hands its units back at once instead of letting the others wait out the lease.
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.store.release_units, self.replica_id)
+            await asyncio.to_thread(self.store.release_units, self.replica_id, counted=False)

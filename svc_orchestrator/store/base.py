@@ -61,7 +61,7 @@ def job_row(job: pb.Job) -> list:
     return [job.id, job.kind, job.state, job.dataset_id, job.done, job.total, eta, job.message, job.error,
             job.failed_stage, time_column(job.create_time), time_column(job.update_time), result]
 
-UNIT_PENDING, UNIT_CLAIMED, UNIT_DONE = 0, 1, 2
+UNIT_PENDING, UNIT_CLAIMED, UNIT_DONE, UNIT_FAILED = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,10 @@ class Store(ABC):
 
     # --- work units ---------------------------------------------------------------------------------
     @abstractmethod
-    def claim_unit(self, owner: str, now: float, lease_until: float) -> WorkUnit | None:
-        """One pending unit, or one whose lease expired, of an active job; marks the job RUNNING."""
+    def claim_unit(self, owner: str, now: float, lease_until: float, max_attempts: int = 0) -> WorkUnit | None:
+        """One pending unit, or one whose lease expired, of an active job; marks the job RUNNING. A unit
+        already claimed `max_attempts` times (0 = no limit) is marked failed instead, and its job FAILED
+        naming its images."""
 
     @abstractmethod
     def advance_unit(self, owner: str, job_id: str, unit: int, done: int, now: float, *, message: str = "",
@@ -156,8 +158,13 @@ class Store(ABC):
         caller), else None."""
 
     @abstractmethod
-    def release_units(self, owner: str) -> int:
-        """Give back every unit `owner` holds (shutdown, or a restart under the same name)."""
+    def release_units(self, owner: str, *, counted: bool = True) -> int:
+        """Give back every unit `owner` holds: a restart under the same name (the claim counts as an
+        attempt), or a graceful shutdown (`counted=False`: it does not)."""
+
+    @abstractmethod
+    def unit_states(self, job_id: str) -> list[tuple[int, int, int, str]]:
+        """(unit, state, attempts, error) of each unit of a job."""
 
     # --- prepass cache ------------------------------------------------------------------------------
     @abstractmethod

@@ -77,6 +77,9 @@ UPDATE jobs SET units_left = (SELECT COUNT(*) FROM work_units u WHERE u.job_id =
 CREATE INDEX work_units_claim ON work_units(state, job_id, unit)
 """
 
+# The reason a unit was given up (a poison unit), kept on the unit.
+_UNIT_ERROR = "ALTER TABLE work_units ADD COLUMN error TEXT NOT NULL DEFAULT ''"
+
 _SQLITE = {"real": "REAL", "blob": "BLOB", "empty_blob": "X''", "serial": "INTEGER"}
 _PG = {"real": "DOUBLE PRECISION", "blob": "BYTEA", "empty_blob": "''::bytea", "serial": "BIGINT"}
 
@@ -84,6 +87,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs, job events, prepass cache, catalog", _JOBS.format(**_SQLITE), _JOBS.format(**_PG)),
     Migration(2, "work units of sharded jobs", _UNITS.format(**_SQLITE), _UNITS.format(**_PG)),
     Migration(3, "per-job unit counter, claim index", _COUNTERS, _COUNTERS),
+    Migration(4, "error of a failed work unit", _UNIT_ERROR, _UNIT_ERROR),
 )
 LATEST = MIGRATIONS[-1].version
 _VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "

@@ -15,16 +15,13 @@ import grpc
 from svc_orchestrator.store.base import (
     ACTIVE,
     JOB_COLUMNS,
-    UNIT_CLAIMED,
-    UNIT_DONE,
-    UNIT_PENDING,
     CacheRow,
     JobRecord,
     Store,
-    WorkUnit,
     job_from_row,
     job_row,
 )
+from svc_orchestrator.store.units import UnitQueries
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import canonical_json
@@ -66,7 +63,7 @@ def _record(row: Sequence) -> JobRecord:
     return JobRecord(_job(row), row[n], float(row[n + 1]), bool(row[n + 2]), bool(row[n + 3]), bytes(row[n + 4]))
 
 
-class SqlStore(Store):
+class SqlStore(UnitQueries, Store):
     # Appended to a SELECT that reads a row it is about to change (PostgreSQL: "FOR UPDATE").
     lock_rows = ""
     # Appended to the SELECT of a unit to claim (PostgreSQL: "FOR UPDATE SKIP LOCKED").
@@ -160,74 +157,6 @@ class SqlStore(Store):
                 n += self._update(t, job_id, {"state": pb.JOB_STATE_INTERRUPTED, "error": error, "eta_s": 0.0,
                                               "updated_at": now}, "", True) is not None
         return n
-
-    # --- work units ---------------------------------------------------------------------------------
-    def claim_unit(self, owner, now, lease_until):
-        with self.tx() as t:
-            row = t.q("SELECT u.job_id, u.unit, u.items, u.attempts, u.done FROM work_units u JOIN jobs j ON j.id = u.job_id "
-                      f"WHERE j.{_ACTIVE_SQL} AND j.cancel_requested = 0 AND (u.state = ? OR "
-                      "(u.state = ? AND u.lease_until < ?)) ORDER BY j.created_at, u.unit LIMIT 1"
-                      f"{self.claim_rows}", (UNIT_PENDING, UNIT_CLAIMED, now)).fetchone()
-            if row is None:
-                return None
-            job_id, unit, items, attempts, old_done = row
-            if old_done:  # a reclaimed unit starts over: what its last owner reported no longer counts
-                t.q("UPDATE jobs SET done = done - ? WHERE id = ?", (old_done, job_id))
-            t.q("UPDATE work_units SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1, done = 0 "
-                "WHERE job_id = ? AND unit = ?", (UNIT_CLAIMED, owner, lease_until, job_id, unit))
-            job = t.q("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if job[0] == pb.JOB_STATE_QUEUED:
-                self._update(t, job_id, {"state": pb.JOB_STATE_RUNNING, "message": "running", "updated_at": now},
-                             "", True)
-        return WorkUnit(job_id, int(unit), tuple(json.loads(items)), int(attempts) + 1)
-
-    def advance_unit(self, owner, job_id, unit, done, now, *, message="", image=""):
-        with self.tx() as t:
-            row = t.q(f"SELECT created_at, state, done, total FROM jobs WHERE id = ?{self.lock_rows}",
-                      (job_id,)).fetchone()
-            if row is None or row[1] not in ACTIVE:
-                return None
-            held = t.q("SELECT done FROM work_units WHERE job_id = ? AND unit = ? AND owner = ? AND state = ?",
-                       (job_id, unit, owner, UNIT_CLAIMED)).fetchone()
-            if held is None:
-                return None
-            t.q("UPDATE work_units SET done = ? WHERE job_id = ? AND unit = ?", (done, job_id, unit))
-            total_done, total = int(row[2]) + done - int(held[0]), int(row[3])
-            elapsed = max(0.0, now - float(row[0]))
-            eta = elapsed / total_done * (total - total_done) if total_done and total >= total_done else 0.0
-            return self._update(t, job_id, {"done": total_done, "eta_s": eta, "message": message, "updated_at": now},
-                                image, True)
-
-    def heartbeat_units(self, owner, units, lease_until):
-        lost = set()
-        with self.tx() as t:
-            for job_id, unit in units:
-                cur = t.q("UPDATE work_units SET lease_until = ? WHERE job_id = ? AND unit = ? AND owner = ? "
-                          f"AND state = ? AND job_id IN (SELECT id FROM jobs WHERE {_ACTIVE_SQL})",
-                          (lease_until, job_id, unit, owner, UNIT_CLAIMED))
-                if cur.rowcount == 0:
-                    lost.add((job_id, unit))
-        return lost
-
-    def finish_unit(self, owner, job_id, unit, summary):
-        with self.tx() as t:
-            # Lock the job first: two replicas finishing the last two units must see each other's commit.
-            t.q(f"SELECT id FROM jobs WHERE id = ?{self.lock_rows}", (job_id,)).fetchone()
-            cur = t.q("UPDATE work_units SET state = ?, summary = ? WHERE job_id = ? AND unit = ? AND owner = ? "
-                      "AND state = ?", (UNIT_DONE, summary, job_id, unit, owner, UNIT_CLAIMED))
-            if cur.rowcount == 0:
-                return None
-            left = t.q("UPDATE jobs SET units_left = units_left - 1 WHERE id = ? RETURNING units_left",
-                       (job_id,)).fetchone()
-            if left[0] > 0:
-                return None
-            return [r[0] for r in t.q("SELECT summary FROM work_units WHERE job_id = ? ORDER BY unit",
-                                      (job_id,)).fetchall()]
-
-    def release_units(self, owner):
-        with self.tx() as t:
-            return t.q("UPDATE work_units SET state = ?, owner = '', lease_until = 0 WHERE owner = ? AND state = ?",
-                       (UNIT_PENDING, owner, UNIT_CLAIMED)).rowcount
 
     # --- prepass cache ------------------------------------------------------------------------------
     def cache_get(self, key):
