@@ -94,7 +94,7 @@ async def _noop() -> None:
 
 async def measure(reg: Path, device: str, n: int, rounds: int, per_worker: int, concurrency: int = 8) -> dict:
     from svc_detector.detect import detect
-    from svc_detector.models import ModelManager
+    from svc_detector.models import DetectorModels
     from svc_detector.params import DetectParams
     from svc_detector.server import build_spec
     from svc_detector.settings import DetectorSettings
@@ -107,7 +107,7 @@ async def measure(reg: Path, device: str, n: int, rounds: int, per_worker: int, 
     from tator_core.server import start_server
 
     # In process: the plain detect() with batching off (no waiting for companions).
-    manager = ModelManager(Registry.load(reg, {"yolo"}), device, DetectorSettings(max_delay_ms=0))
+    manager = DetectorModels(Registry.load(reg, {"yolo"}), device, DetectorSettings(max_delay_ms=0))
     backend = await manager.load(MODEL_ID)
     large = decode_image(scene_png(LARGE))
     full, tiled = DetectParams(mode="full"), DetectParams(mode="tiled", tile_size=TILE, overlap=0.2)

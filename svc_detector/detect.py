@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from svc_detector.backends import RawDetections
-from svc_detector.models import ModelManager
+from svc_detector.models import DetectorModels
 from svc_detector.params import DEFAULT_TILE, MAX_TILE, DetectParams
 from tator_core import errors
 from tator_core.convert import StageTime
@@ -137,13 +137,13 @@ def merge_model(dets: dict[str, list[Det]], params: DetectParams) -> list[Det]:
     return [dataclasses.replace(item.ref, box=item.box) for item, _ in merged]
 
 
-async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectParams, manager: ModelManager,
+async def detect(image: DecodedImage, model_ids: Sequence[str], params: DetectParams, manager: DetectorModels,
                  *, max_tiles: int = 256) -> DetectResult:
     ids, warnings = manager.select(model_ids)
     if params.tile_size:  # an explicit plan over the cap fails before any model loads
         plan_windows(image.width, image.height, params, max_tiles)
     # Load and check every model before any inference: a mismatch fails the call, it is not a warning.
-    backends = {mid: await manager.load(mid) for mid in ids}
+    backends = {mid: await manager.acquire(mid) for mid in ids}
     if params.expected_labelmap:
         for mid, backend in backends.items():
             check_labelmap(mid, backend.labelmap, params.expected_labelmap)

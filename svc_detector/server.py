@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 import grpc
 
 from svc_detector.detect import Det, DetectResult, detect
-from svc_detector.models import ModelManager
+from svc_detector.models import DetectorModels
 from svc_detector.params import resolve_params
 from svc_detector.settings import DetectorSettings
 from tator_core.convert import StageTime, box_pb, model_info_pb, timing_pb, window_pb
@@ -70,7 +69,7 @@ def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> dete
 
 
 class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
-    def __init__(self, settings: DetectorSettings, manager: ModelManager) -> None:
+    def __init__(self, settings: DetectorSettings, manager: DetectorModels) -> None:
         self.settings = settings
         self.manager = manager
         self.images = ImageStore.from_settings("detector", settings)
@@ -86,11 +85,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         return response_pb(result, decode_ms, (time.perf_counter() - start) * 1000)
 
     async def ListModels(self, request, context):
-        # Hashing weights reads files: off the event loop, unless every hash is known (the usual case: a
-        # thread hop per call would cost more than the whole answer).
-        statuses = self.manager.statuses_if_cheap()
-        if statuses is None:
-            statuses = await asyncio.to_thread(self.manager.statuses)
+        statuses = await self.manager.astatuses()
         return detector_pb2.ListModelsResponse(models=[model_info_pb(s) for s in statuses])
 
     async def LoadModel(self, request, context):
@@ -105,23 +100,11 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
 def build_spec(settings: DetectorSettings) -> ServiceSpec:
     device = resolve_device(settings.device)
     registry = Registry.load(settings.registry, families={"yolo", "rfdetr"})
-    manager = ModelManager(registry, device, settings)
+    manager = DetectorModels(registry, device, settings)
     servicer = DetectorServicer(settings, manager)
 
     def add(server: grpc.aio.Server) -> None:
         detector_pb2_grpc.add_DetectorServiceServicer_to_server(servicer, server)
 
-    async def warmup() -> None:
-        """Load each family's default that is on disk (load runs one inference); a model that fails to
-        load shows as FAILED in ListModels and does not keep the others from serving."""
-        for family in ("yolo", "rfdetr"):
-            entry = registry.default(family)
-            if entry is None or not entry.exists:
-                continue
-            try:
-                await manager.load(entry.id)
-            except Exception as exc:  # recorded in the model's state
-                log.error("warm-up: %s failed to load", entry.id, exc_info=exc)
-
-    return ServiceSpec(name="detector", full_name=FULL_NAME, add_to_server=add, warmup=warmup,
+    return ServiceSpec(name="detector", full_name=FULL_NAME, add_to_server=add, warmup=manager.warm_defaults,
                        shutdown=manager.close)

@@ -13,7 +13,7 @@ import pytest
 from svc_detector import models as models_mod
 from svc_detector.backends import RawDetections, resolve_labelmap
 from svc_detector.detect import detect, plan_windows, tile_size_for
-from svc_detector.models import ModelManager
+from svc_detector.models import DetectorModels
 from svc_detector.params import DetectParams, resolve_params
 from svc_detector.settings import DetectorSettings
 from tator_core.errors import TatorError
@@ -67,14 +67,14 @@ def weights(tmp_path: Path) -> Path:
     return path
 
 
-def manager_with(monkeypatch, weights: Path, backend, **settings) -> ModelManager:
+def manager_with(monkeypatch, weights: Path, backend, **settings) -> DetectorModels:
     monkeypatch.setattr(models_mod, "load_backend", lambda entry, device: backend)
     registry = Registry([ModelEntry("fake", "yolo", weights, default=True),
                          ModelEntry("gone", "rfdetr", weights.parent / "nope.pth", default=True)])
-    return ModelManager(registry, "cpu", DetectorSettings(**settings))
+    return DetectorModels(registry, "cpu", DetectorSettings(**settings))
 
 
-async def warmed(manager: ModelManager, backend: FakeBackend) -> ModelManager:
+async def warmed(manager: DetectorModels, backend: FakeBackend) -> DetectorModels:
     """Load (the load runs one warm-up forward), then forget that forward."""
     await manager.load("fake")
     backend.calls.clear()
@@ -243,7 +243,7 @@ async def test_failed_load_is_a_state_and_retries_when_the_file_changes(monkeypa
         raise RuntimeError("truncated checkpoint")
 
     monkeypatch.setattr(models_mod, "load_backend", broken)
-    manager = ModelManager(Registry([ModelEntry("fake", "yolo", weights)]), "cpu", DetectorSettings())
+    manager = DetectorModels(Registry([ModelEntry("fake", "yolo", weights)]), "cpu", DetectorSettings())
     for _ in range(2):
         with pytest.raises(TatorError) as err:
             await manager.load("fake")

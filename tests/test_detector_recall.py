@@ -13,7 +13,7 @@ import pytest_asyncio
 from PIL import Image, ImageDraw
 
 from svc_detector.detect import detect
-from svc_detector.models import ModelManager
+from svc_detector.models import DetectorModels
 from svc_detector.params import DetectParams
 from svc_detector.settings import DetectorSettings
 from tator_core.geometry import iou
@@ -94,7 +94,7 @@ def large_scene() -> tuple[DecodedImage, list[tuple[int, tuple]]]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def manager():
     registry = Registry([ModelEntry(MODEL_ID, "yolo", YOLO_FIXTURE, labelmap=list(LABELMAP), default=True)])
-    m = ModelManager(registry, "cpu", DetectorSettings())
+    m = DetectorModels(registry, "cpu", DetectorSettings())
     await m.load(MODEL_ID)
     yield m
     await m.close()

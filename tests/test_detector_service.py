@@ -126,9 +126,15 @@ async def test_list_models_reports_state_version_labelmap_and_defaults(service, 
     assert not info["broken"].loaded and not info["broken"].is_default
 
 
-async def test_load_and_unload(service):
+async def test_load_and_unload(service, scene):
+    data, _, _ = scene
     resp = await service.call("UnloadModel", pb.UnloadModelRequest(model_id=YOLO_ID))
     assert (resp.model.loaded, resp.model.state) == (False, common_pb2.MODEL_STATE_AVAILABLE)
+    # An unloaded model stays unloaded: Detect refuses it by name instead of loading it again.
+    err = await rpc_error(service, "Detect", detect_request(data, model_ids=[YOLO_ID]), image_data=data)
+    assert err.code == grpc.StatusCode.FAILED_PRECONDITION and YOLO_ID in err.message
+    listed = await service.call("ListModels", pb.ListModelsRequest())
+    assert not next(m for m in listed.models if m.id == YOLO_ID).loaded
     resp = await service.call("LoadModel", pb.LoadModelRequest(model_id=YOLO_ID))
     assert (resp.model.loaded, resp.model.state) == (True, common_pb2.MODEL_STATE_READY)
     assert resp.model.extra["imgsz"].isdigit()
