@@ -93,7 +93,8 @@ deadcode: venv
 	-$(PY) scripts/deadcode.py --min-confidence 60
 	$(PY) scripts/rpc_inventory.py
 
-test: fixtures setup-postgres protos-check lint typecheck browser web-test
+# device-wheels: the GPU machine's carried set must still resolve, fit and install offline.
+test: fixtures setup-postgres protos-check lint typecheck browser web-test device-wheels
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(TATOR) up --detach
 	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress.json \

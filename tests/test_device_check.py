@@ -80,24 +80,36 @@ def test_real_sizes_are_the_published_models():
     assert set(device_models.SIZES["tiny"]) == set(real) == set(device_models.BUILDERS)
 
 
-@pytest.mark.timeout(300)
-def test_dry_run_writes_json_and_table(tmp_path):
-    env = dict(os.environ, OUT=str(tmp_path))
-    done = subprocess.run(["bash", "scripts/device_check.sh", "--dry-run", "--families", "clip",
-                           "--steps", "env,plan,models,bench"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=280)
+@pytest.mark.timeout(600)
+def test_full_dry_run_passes_every_step_for_every_family(tmp_path):
+    """The whole device check on the CPU: every family's tiny model, the stack with a prepass job, and the
+    benchmarks, through the code the GPU run takes. A step that breaks here would break on the device."""
+    env = dict(os.environ, OUT=str(tmp_path), TATOR_DEVICE_TIMEOUT_S="560")
+    done = subprocess.run(["bash", "scripts/device_check.sh", "--dry-run"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=580)
     assert done.returncode == 0, done.stderr[-3000:]
     line = json.loads(done.stdout.strip().splitlines()[-1])
     report = json.loads((tmp_path / "device.json").read_text())
     assert line["failed"] == report["failed"] == []
     assert report["size"] == "tiny" and report["steps"]["env"]["result"]["device"] == "cpu"
     assert report["steps"]["plan"]["result"]["four_gpus"]["qwen"]["CUDA_VISIBLE_DEVICES"] == "2"
-    (clip,) = report["steps"]["bench"]["result"]
-    assert clip["direct"]["calls"] == 3 and clip["direct"]["images_per_s"] > 0
-    assert clip["service"]["c1"]["total"] == 4 and clip["service"]["c8"]["total"] == 8
-    assert clip["service_over_direct_c1"] > 0
+    # Every family was built and reached the stack, whose prepass job ran over all its images.
+    assert set(report["steps"]["models"]["result"]["extra"]) == set(device_models.FAMILIES)
+    prepass = report["steps"]["stack"]["result"]["prepass"]
+    assert prepass["state"] == "JOB_STATE_SUCCEEDED" and prepass["images"] == 4
+    bench = {r["family"]: r for r in report["steps"]["bench"]["result"]}
+    assert set(bench) == set(device_models.FAMILIES)
+    for family, r in bench.items():
+        # Dry budget: 3 direct calls, 4 service calls at concurrency 1 and 8 per level (benchmarks/device.py).
+        assert r["direct"]["calls"] == 3 and r["direct"]["images_per_s"] > 0, family
+        assert r["service"]["c1"]["total"] == 4 and r["service"]["c8"]["total"] == 8, family
+        assert r["service_over_direct_c1"] > 0, family
+    # The detectors also measure tiles batched vs one by one and micro-batching on vs off.
+    for family in ("yolo", "rfdetr"):
+        assert bench[family]["tiles"]["tiles"] > 1 and bench[family]["tiles"]["batched_speedup"] > 0
+        assert bench[family]["service_batching_off"]["c8"]["total"] == 8
     table = (tmp_path / "device.md").read_text()
-    assert "| clip | clip-tiny |" in table
+    assert all(f"| {family} | {family}-tiny |" in table for family in device_models.FAMILIES)
 
 
 def test_cached_path_version_never_reads_and_follows_changes(tmp_path):
