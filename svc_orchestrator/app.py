@@ -108,7 +108,8 @@ class Orchestrator:
         self.store = open_store(settings.store_url, state)
         self.cache = PrepassCache(self.store)
         self.jobs = JobManager(self.store, max_concurrent=settings.max_concurrent_jobs,
-                               replica_id=settings.replica_id, lease_s=settings.lease_s)
+                               replica_id=settings.replica_id, lease_s=settings.lease_s,
+                               event_keep=settings.event_keep, event_retention_s=settings.event_retention_s)
         self._unit_contexts: dict[str, PrepassContext] = {}
         self.workers = UnitWorkers(self.store, self.jobs.replica_id, execute=self.run_unit,
                                    finalize=lambda _rec, summaries: merge_summaries(summaries),

@@ -75,7 +75,8 @@ JobBody = Callable[[JobHandle], Awaitable[pb.JobResult]]
 
 class JobManager:
     def __init__(self, store: Store | Path, *, max_concurrent: int = 1, replica_id: str = "",
-                 lease_s: float = 15.0, poll_s: float = 0.25) -> None:
+                 lease_s: float = 15.0, poll_s: float = 0.25, event_keep: int = 32,
+                 event_retention_s: float = 86400.0, prune_every_s: float = 60.0) -> None:
         # A path opens (and `close` closes) a SQLite store of its own; a Store is shared.
         self._owned = not isinstance(store, Store)
         if not isinstance(store, Store):
@@ -93,6 +94,10 @@ class JobManager:
         self._changed: dict[str, asyncio.Event] = {}
         self._watching: dict[str, int] = {}
         self._keeper: asyncio.Task | None = None
+        # Events of ended jobs are pruned to the last `event_keep` once the job ended
+        # `event_retention_s` ago, so job_events does not grow by one row per image forever.
+        self.event_keep, self.event_retention_s, self.prune_every_s = event_keep, event_retention_s, prune_every_s
+        self._pruner: asyncio.Task | None = None
         # Called with the id of a sharded job this replica cancelled (its workers stop at once).
         self.on_cancel: Callable[[str], None] = lambda _job_id: None
         self.interrupted = self.store.interrupt_orphans(
@@ -222,9 +227,10 @@ class JobManager:
         ev = self._changed.setdefault(job_id, asyncio.Event())
         self._watching[job_id] = self._watching.get(job_id, 0) + 1
         try:
-            job = self.get(job_id)
-            events = await asyncio.to_thread(self.store.events_after, job_id, 0, 1 << 30)
-            seq = events[-1][0] if events else 0
+            rec = await asyncio.to_thread(self.store.job, job_id)
+            if rec is None:
+                raise errors.not_found("JOB_NOT_FOUND", f"no job {job_id!r}", job_id=job_id)
+            job, seq = rec.job, rec.seq  # one row: the job as of its last event
             yield job, ""
             while job.state not in TERMINAL:
                 ev.clear()
@@ -268,12 +274,30 @@ class JobManager:
             except Exception as exc:  # a store outage must not end the loop
                 log.warning("job lease upkeep failed: %s", exc)
 
+    def start_upkeep(self) -> None:
+        """Start pruning old job events (idempotent); every replica may run it, a job is pruned once."""
+        if self._pruner is None or self._pruner.done():
+            self._pruner = asyncio.create_task(self._prune())
+
+    async def _prune(self) -> None:
+        while True:
+            try:
+                n = await asyncio.to_thread(self.store.prune_events, time.time() - self.event_retention_s,
+                                            self.event_keep)
+                if n:
+                    log.info("pruned the events of %d ended jobs to their last %d", n, self.event_keep)
+            except Exception as exc:  # a store outage must not end the loop
+                log.warning("pruning job events failed: %s", exc)
+            await asyncio.sleep(self.prune_every_s)
+
     async def close(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
+        for upkeep in (self._keeper, self._pruner):
+            if upkeep is not None:
+                upkeep.cancel()
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, *(t for t in (self._keeper,) if t is not None), return_exceptions=True)
+        await asyncio.gather(*tasks, *(t for t in (self._keeper, self._pruner) if t is not None),
+                             return_exceptions=True)
         if self._owned:
             self.store.close()

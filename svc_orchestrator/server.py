@@ -118,6 +118,7 @@ def build_spec(settings: OrchestratorSettings) -> ServiceSpec:
 
     async def warmup() -> None:
         app.workers.start()  # work units of sharded jobs, whichever replica started them
+        app.jobs.start_upkeep()  # prunes the events of jobs that ended long ago
         await list_models(app.clients)
 
     spec = ServiceSpec(name="orchestrator", full_name=FULL_NAME,

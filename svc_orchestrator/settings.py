@@ -62,6 +62,10 @@ class OrchestratorSettings(ServiceSettings):
                                                              "(the share one replica claims at a time)")
     unit_max_attempts: int = Field(3, ge=1, le=100, description="a work unit claimed this many times that never "
                                    "finished (its replicas crashed on it) fails its job, naming its images")
+    event_keep: int = Field(32, ge=1, le=100000, description="events (progress per image) kept per job once "
+                            "it ended event_retention_s ago; the last is its final state")
+    event_retention_s: float = Field(86400.0, ge=0, description="how long an ended job keeps all its events "
+                                     "(0 = prune at the next sweep, every minute)")
     lease_s: float = Field(15.0, ge=1, le=600, description="a replica that stops renewing a lease for this "
                                                             "long is taken for dead")
 

@@ -74,6 +74,7 @@ class JobRecord:
     cancel_requested: bool
     sharded: bool
     spec: bytes
+    seq: int = 0  # the job's last event: a watcher starting now reads the events after it
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,11 @@ class Store(ABC):
 
     @abstractmethod
     def events_after(self, job_id: str, seq: int, limit: int = 256) -> list[tuple[int, pb.Job, str]]: ...
+
+    @abstractmethod
+    def prune_events(self, ended_before: float, keep: int) -> int:
+        """Of every job that ended before `ended_before`, delete all but its last `keep` events (the last
+        one is its final state); each job is pruned once. The number of jobs pruned."""
 
     @abstractmethod
     def request_cancel(self, job_id: str) -> None: ...

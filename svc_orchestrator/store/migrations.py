@@ -80,6 +80,9 @@ CREATE INDEX work_units_claim ON work_units(state, job_id, unit)
 # The reason a unit was given up (a poison unit), kept on the unit.
 _UNIT_ERROR = "ALTER TABLE work_units ADD COLUMN error TEXT NOT NULL DEFAULT ''"
 
+# Jobs whose old events were pruned (`Store.prune_events` visits each ended job once).
+_PRUNED = "ALTER TABLE jobs ADD COLUMN events_pruned INTEGER NOT NULL DEFAULT 0"
+
 _SQLITE = {"real": "REAL", "blob": "BLOB", "empty_blob": "X''", "serial": "INTEGER"}
 _PG = {"real": "DOUBLE PRECISION", "blob": "BYTEA", "empty_blob": "''::bytea", "serial": "BIGINT"}
 
@@ -88,6 +91,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "work units of sharded jobs", _UNITS.format(**_SQLITE), _UNITS.format(**_PG)),
     Migration(3, "per-job unit counter, claim index", _COUNTERS, _COUNTERS),
     Migration(4, "error of a failed work unit", _UNIT_ERROR, _UNIT_ERROR),
+    Migration(5, "jobs whose events were pruned", _PRUNED, _PRUNED),
 )
 LATEST = MIGRATIONS[-1].version
 _VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "

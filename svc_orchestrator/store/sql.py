@@ -15,6 +15,7 @@ import grpc
 from svc_orchestrator.store.base import (
     ACTIVE,
     JOB_COLUMNS,
+    TERMINAL,
     CacheRow,
     JobRecord,
     Store,
@@ -31,6 +32,7 @@ META_SQL = ("SELECT m.glossary_text, m.glossary_hash, m.labelmap_json, m.labelma
              "m.config_hash, m.versions_json, m.pipeline_version, m.created_at FROM entries e "
              "JOIN meta m ON m.meta_key = e.meta_key WHERE e.key = ?")
 _ACTIVE_SQL = f"state IN ({ACTIVE[0]}, {ACTIVE[1]})"
+_TERMINAL_SQL = ", ".join(str(s) for s in sorted(TERMINAL))
 
 
 def store_full() -> errors.TatorError:
@@ -60,7 +62,8 @@ def _job(row: Sequence) -> pb.Job:
 
 def _record(row: Sequence) -> JobRecord:
     n = len(JOB_COLUMNS)
-    return JobRecord(_job(row), row[n], float(row[n + 1]), bool(row[n + 2]), bool(row[n + 3]), bytes(row[n + 4]))
+    return JobRecord(_job(row), row[n], float(row[n + 1]), bool(row[n + 2]), bool(row[n + 3]), bytes(row[n + 4]),
+                     int(row[n + 5]))
 
 
 class SqlStore(UnitQueries, Store):
@@ -130,6 +133,20 @@ class SqlStore(UnitQueries, Store):
             rows = t.q("SELECT seq, job, image FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                        (job_id, seq, limit)).fetchall()
         return [(int(s), pb.Job.FromString(bytes(j)), img) for s, j, img in rows]
+
+    def prune_events(self, ended_before, keep, batch=500):
+        keep = max(1, keep)  # the last event is the job's final state: a watcher arriving later needs it
+        pruned = 0
+        while True:
+            with self.tx() as t:
+                rows = t.q(f"SELECT id, seq FROM jobs WHERE events_pruned = 0 AND state IN ({_TERMINAL_SQL}) "
+                           f"AND updated_at < ? LIMIT ?{self.lock_rows}", (ended_before, batch)).fetchall()
+                for job_id, seq in rows:
+                    t.q("DELETE FROM job_events WHERE job_id = ? AND seq <= ?", (job_id, int(seq) - keep))
+                    t.q("UPDATE jobs SET events_pruned = 1 WHERE id = ?", (job_id,))
+            pruned += len(rows)
+            if len(rows) < batch:
+                return pruned
 
     def request_cancel(self, job_id):
         with self.tx() as t:
