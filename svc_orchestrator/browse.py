@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import threading
-from collections import OrderedDict
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from svc_orchestrator.datasets import Dataset, ImageItem
 from svc_orchestrator.paging import DEFAULT_PAGE_SIZE, decode_offset, encode_token
 from tator_core import errors
+from tator_core.cache import BoundedLRU
 from tator_core.convert import box_pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import sha256_hex
@@ -32,8 +32,7 @@ class ImageBrowser:
     def __init__(self, *, max_message_bytes: int, thumb_entries: int = THUMB_CACHE_ENTRIES) -> None:
         self.max_message_bytes = max_message_bytes
         self._hashes: dict[str, tuple[tuple[int, int], str]] = {}
-        self._thumbs: OrderedDict[tuple[str, int], tuple[bytes, int, int]] = OrderedDict()
-        self._thumb_entries = thumb_entries
+        self._thumbs: BoundedLRU[tuple[str, int], bytes] = BoundedLRU(thumb_entries)
         self._lock = threading.Lock()
 
     # --- content addresses -------------------------------------------------------------------
@@ -104,11 +103,9 @@ class ImageBrowser:
 
     def thumbnail(self, item: ImageItem, sha: str, max_side: int) -> bytes:
         key = (sha, max_side)
-        with self._lock:
-            hit = self._thumbs.get(key)
-            if hit is not None:
-                self._thumbs.move_to_end(key)
-                return hit[0]
+        hit = self._thumbs.get(key)
+        if hit is not None:
+            return hit
         try:
             with Image.open(item.path) as img:
                 img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, bounded memory
@@ -120,10 +117,7 @@ class ImageBrowser:
             raise errors.failed_precondition("IMAGE_INVALID", f"cannot decode {item.name!r}: {exc}",
                                              image=item.name) from None
         data = buf.getvalue()
-        with self._lock:
-            self._thumbs[key] = (data, *img.size)
-            while len(self._thumbs) > self._thumb_entries:
-                self._thumbs.popitem(last=False)
+        self._thumbs.put(key, data)
         return data
 
 

@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from svc_sam3.backends.sam3 import ExemplarBoxes, RawDetection, Sam3Backend, TextEmbedding, VisionEmbedding
-from svc_sam3.cache import LRU
 from svc_sam3.metrics import PROMPT_RUNS, TEXT_EMBEDDINGS, VISION_CACHE_BYTES, VISION_CACHE_ITEMS, VISION_EMBEDDINGS
 from svc_sam3.models import ModelManager
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import Context, plan_contexts
 from tator_core import errors, geometry, rle
+from tator_core.cache import BoundedLRU
 from tator_core.convert import StageTime
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import DecodedImage
@@ -200,9 +200,9 @@ class Engine:
     def __init__(self, settings: Sam3Settings, models: ModelManager) -> None:
         self.settings = settings
         self.models = models
-        self.vision_cache: LRU[VisionEmbedding] = LRU(
+        self.vision_cache: BoundedLRU[Hashable, VisionEmbedding] = BoundedLRU(
             settings.vision_cache_items, settings.vision_cache_mb * 1024 * 1024, lambda v: v.nbytes)
-        self.text_cache: LRU[TextEmbedding] = LRU(settings.text_cache_items)
+        self.text_cache: BoundedLRU[Hashable, TextEmbedding] = BoundedLRU(settings.text_cache_items)
 
     def _vision(self, backend: Sam3Backend, model_id: str, image: DecodedImage, ctx: Context,
                 stats: Stats) -> VisionEmbedding:
@@ -216,7 +216,7 @@ class Engine:
         stats.vision_embeddings_computed += 1
         VISION_EMBEDDINGS.labels(model_id, "computed").inc()
         self.vision_cache.put(key, emb)
-        VISION_CACHE_BYTES.set(self.vision_cache.bytes)
+        VISION_CACHE_BYTES.set(self.vision_cache.size)
         VISION_CACHE_ITEMS.set(len(self.vision_cache))
         return emb
 

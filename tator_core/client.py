@@ -13,7 +13,6 @@ import asyncio
 import contextvars
 import json
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tator_core import tracing
 from tator_core.auth import channel_credentials, client_token
+from tator_core.cache import BoundedLRU
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import sha256_hex
@@ -148,8 +148,7 @@ class ServiceClient:
         # shas the service is believed to hold; bounded, since a long-running
         # orchestrator sees unbounded numbers of images (a forgotten sha costs
         # at most one resend of its bytes).
-        self._held: OrderedDict[str, None] = OrderedDict()
-        self.max_held_images = max_held_images
+        self._held: BoundedLRU[str, None] = BoundedLRU(max_held_images)
 
     def _metadata(self, request_id: str | None) -> tuple[tuple[str, str], ...]:
         # Inside an RPC being served, its request id goes on, so one id is in every service's log line.
@@ -178,17 +177,14 @@ class ServiceClient:
         except grpc.aio.AioRpcError as exc:
             if sha is None or request.image.HasField("data") or parse_rpc_error(exc).reason != "IMAGE_NOT_CACHED":
                 raise
-            self._held.pop(sha, None)
+            self._held.pop(sha)
             request.image.data = image_data
             self.resends += 1
             self.calls += 1
             response = await _cancellable(rpc, request, timeout, meta)
             self._count_sent(request, image_data)
         if sha is not None:
-            self._held[sha] = None
-            self._held.move_to_end(sha)
-            while len(self._held) > self.max_held_images:
-                self._held.popitem(last=False)
+            self._held.put(sha, None)
         return response
 
     def _count_sent(self, request: Any, image_data: bytes | None) -> None:

@@ -17,7 +17,6 @@ import io
 import struct
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tator_core import errors
+from tator_core.cache import BoundedLRU
 from tator_core.metrics import IMAGE_CACHE, IMAGES_DECODED
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "MPO"})
@@ -173,35 +173,25 @@ class ImageStore:
         self.max_bytes = max_bytes
         self.max_decode_pixels = max_decode_pixels if max_decode_pixels is not None else 2 * max_pixels
         self.min_side, self.max_aspect = min_side, max_aspect
-        self._items: OrderedDict[str, DecodedImage] = OrderedDict()
+        self._items: BoundedLRU[str, DecodedImage] = BoundedLRU(max_items, max_bytes, lambda img: img.array.nbytes)
         self._lock = threading.Lock()
         self.decodes = 0
-        self.nbytes = 0
         self.decoding_pixels = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the decoded images held."""
+        return int(self._items.size)
+
     def get(self, sha256: str) -> DecodedImage | None:
-        with self._lock:
-            img = self._items.get(sha256)
-            if img is not None:
-                self._items.move_to_end(sha256)
-            return img
+        return self._items.get(sha256)
 
     def put(self, img: DecodedImage) -> None:
-        size = img.array.nbytes
-        with self._lock:
-            if size > self.max_bytes:
-                return
-            old = self._items.pop(img.sha256, None)
-            if old is not None:
-                self.nbytes -= old.array.nbytes
-            self._items[img.sha256] = img
-            self.nbytes += size
-            while len(self._items) > self.max_items or self.nbytes > self.max_bytes:
-                _, gone = self._items.popitem(last=False)
-                self.nbytes -= gone.array.nbytes
+        """Keep a decoded image (an image larger than the whole byte bound is not kept)."""
+        self._items.put(img.sha256, img)
 
     @contextlib.contextmanager
     def _reserve(self, pixels: int) -> Iterator[None]:

@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from svc_sam3 import segment, tiny
-from svc_sam3.cache import LRU
 from svc_sam3.models import ModelManager
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import plan_contexts
@@ -133,20 +132,6 @@ def test_plan_exemplars_clips_boxes_and_refuses_bad_ones():
         with pytest.raises(TatorError) as info:
             segment.plan_exemplars(None, image(), [segment.ExemplarQuery("c", [bad])], None, segment.Options(0.3), 4)
         assert info.value.metadata["field"] == fld
-
-
-def test_lru_bounds_items_and_bytes():
-    cache: LRU[bytes] = LRU(3, max_bytes=10, size_of=len)
-    for k in "abc":
-        assert cache.put(k, b"xxx")
-    assert cache.get("a") == b"xxx"  # a is now most recent
-    cache.put("d", b"xxx")  # 4 items > 3: b (least recent) goes
-    assert cache.get("b") is None and cache.get("a") is not None and len(cache) == 3 and cache.bytes == 9
-    cache.put("e", b"xxxxxx")  # 15 bytes > 10: evict from the old end until it fits
-    assert cache.bytes <= 10 and cache.get("e") is not None
-    assert not cache.put("huge", b"x" * 11) and cache.get("huge") is None
-    off: LRU[bytes] = LRU(0)
-    assert not off.put("a", b"") and off.get("a") is None
 
 
 def test_model_manager_missing_and_broken(tmp_path):

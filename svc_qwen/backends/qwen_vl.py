@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,8 @@ from typing import Any
 
 import torch
 from PIL import Image
+
+from tator_core.cache import BoundedLRU
 
 SUPPORTED = {
     "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
@@ -127,9 +127,7 @@ class QwenVL:
         self.image_token = getattr(processor, "image_token", "<|image_pad|>")
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
         self.image_kwargs = image_kwargs or {}
-        self.feature_cache_items = feature_cache_items
-        self._features: OrderedDict[Hashable, VisionFeatures] = OrderedDict()
-        self._lock = threading.Lock()
+        self._features: BoundedLRU[Hashable, VisionFeatures] = BoundedLRU(feature_cache_items)
         self.encoded_regions = 0
         gc = model.generation_config
         eos = gc.eos_token_id if gc.eos_token_id is not None else self.tokenizer.eos_token_id
@@ -186,26 +184,20 @@ class QwenVL:
         """Features per (cache key, image); returns (features, how many were cached)."""
         found: dict[int, VisionFeatures] = {}
         todo: list[int] = []
-        with self._lock:
-            for i, (key, _img) in enumerate(regions):
-                hit = self._features.get(key)
-                if hit is not None:
-                    self._features.move_to_end(key)
-                    found[i] = hit
-                else:
-                    todo.append(i)
+        for i, (key, _img) in enumerate(regions):
+            hit = self._features.get(key)
+            if hit is not None:
+                found[i] = hit
+            else:
+                todo.append(i)
         # Duplicate regions inside one request are encoded once.
         first: dict[Hashable, int] = {}
         unique = [i for i in todo if first.setdefault(regions[i][0], i) == i]
         if unique:
             fresh = self._encode_batch([regions[i][1] for i in unique])
-            with self._lock:
-                for i, feat in zip(unique, fresh):
-                    found[i] = feat
-                    self._features[regions[i][0]] = feat
-                    self._features.move_to_end(regions[i][0])
-                while len(self._features) > self.feature_cache_items:
-                    self._features.popitem(last=False)
+            for i, feat in zip(unique, fresh):
+                found[i] = feat
+                self._features.put(regions[i][0], feat)
         for i in todo:
             found.setdefault(i, found[first[regions[i][0]]])
         return [found[i] for i in range(len(regions))], len(regions) - len(unique)
