@@ -59,6 +59,8 @@ class JobSummary:
         self.classes: Counter[str] = Counter()
         self.stage_ms: dict[str, float] = defaultdict(float)
         self.stage_bytes: Counter[str] = Counter()
+        self.stage_sent: Counter[str] = Counter()
+        self.stage_received: Counter[str] = Counter()
         self.warnings = 0
 
     def add(self, result: pb.PrepassResult) -> None:
@@ -72,10 +74,11 @@ class JobSummary:
             self.primary[c.source_primary] += 1
             self.classes[c.label] += 1
         self.atom_sources.update(a.detection.source for a in result.atoms)
-        if not result.cache_hit:
-            for s in result.stages:
-                self.stage_ms[s.stage] += s.ms
-                self.stage_bytes[s.stage] += s.image_bytes_sent
+        for s in result.stages:  # a cache hit's own cost, not the original run's
+            self.stage_ms[s.stage] += s.ms
+            self.stage_bytes[s.stage] += s.image_bytes_sent
+            self.stage_sent[s.stage] += s.bytes_sent
+            self.stage_received[s.stage] += s.bytes_received
 
     def to_proto(self) -> pb.JobResult:
         def counts(c: Counter[str]) -> list[pb.Count]:
@@ -88,7 +91,8 @@ class JobSummary:
             warnings=self.warnings, config_hash=self.ctx.config_hash, glossary_hash=self.ctx.glossary_hash,
             labelmap_hash=self.ctx.labelmap_hash)
         for stage, ms in self.stage_ms.items():
-            st = out.stages.add(stage=stage, image_bytes_sent=self.stage_bytes[stage])
+            st = out.stages.add(stage=stage, image_bytes_sent=self.stage_bytes[stage],
+                                bytes_sent=self.stage_sent[stage], bytes_received=self.stage_received[stage])
             st.duration.FromNanoseconds(int(round(ms * 1e6)))
         return pb.JobResult(prepass=out)
 

@@ -45,16 +45,20 @@ class RemoteCallError(errors.DownstreamError):
 
 @dataclass
 class CallStats:
-    """What one call cost: RPCs, image bytes sent, wall ms."""
+    """What one call cost: RPCs, image bytes sent, serialized request and response bytes, wall ms."""
 
     calls: int = 0
     image_bytes_sent: int = 0
     ms: float = 0.0
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
     def add(self, other: CallStats) -> None:
         self.calls += other.calls
         self.image_bytes_sent += other.image_bytes_sent
         self.ms += other.ms
+        self.bytes_sent += other.bytes_sent
+        self.bytes_received += other.bytes_received
 
 
 class ModelServiceClient:
@@ -79,7 +83,10 @@ class ModelServiceClient:
         except grpc.aio.AioRpcError as exc:
             raise RemoteCallError(self.service, method, parse_rpc_error(exc)) from exc
         sent = len(request.image.data) if image_data is not None and request.image.HasField("data") else 0
-        return response, CallStats(1, sent, (time.perf_counter() - started) * 1000)
+        # The request as it last went out (with bytes after an IMAGE_NOT_CACHED resend): the message sizes,
+        # not the few bytes of HTTP/2 framing around them.
+        return response, CallStats(1, sent, (time.perf_counter() - started) * 1000,
+                                   request.ByteSize(), response.ByteSize())
 
     async def list_models(self, timeout_s: float = 3.0) -> list[common_pb2.ModelInfo]:
         response, _ = await self.call("ListModels", type(self).list_request(), timeout_s=timeout_s)

@@ -130,12 +130,23 @@ async def test_prepass_sources_provenance_and_wire_economy(orch: ServiceClient):
     assert stages["sam3_similarity"].ran and stages["sam3_similarity"].image_bytes_sent == 0
     assert stages["classifier"].image_bytes_sent == len(data)
     assert stages["sam3_similarity"].cache_hits >= 1  # SAM3 reused the vision embedding of the text stage
+    # cost both ways: every stage that called a service sent its request messages (the image inside them when
+    # it went) and received the responses; the in-process stages cost no wire bytes
+    for s in res.stages:
+        if s.calls:
+            assert s.bytes_sent > s.image_bytes_sent and s.bytes_received > 0, s
+        else:
+            assert s.bytes_sent == s.bytes_received == 0, s
+    assert stages["detectors"].bytes_received > 0 and stages["dedupe"].calls == 0 and stages["dedupe"].ran
+    assert stages["sam3_similarity"].bytes_sent < len(data)  # exemplar boxes and the sha, not the image
+    assert not res.HasField("original_cost")  # computed here: no other run to report
     for service, before in decoded.items():
         assert images_decoded(service) - before == 1, service
     # a refresh reruns every stage without sending the bytes again
     again = (await orch.call("Prepass", pb.PrepassRequest(image=image_ref(data), dataset_id="synth",
                                                           config=pb.PrepassConfig(**RICH), refresh=True))).result
     assert not again.cache_hit and sum(s.image_bytes_sent for s in again.stages) == 0
+    assert all(0 < s.bytes_sent < len(data) for s in again.stages if s.calls)  # the requests without the image
     assert again.candidates == res.candidates
 
 
@@ -147,7 +158,18 @@ async def test_second_call_is_a_cache_hit_with_identical_output(stack: Stack, or
     second = (await orch.call("Prepass", req)).result
     assert model_calls() == before  # no model service did any work
     assert second.cache_hit and second.cache_key == first.cache_key
+    # the hit reports its own cost (a store lookup, no model-service RPC, no wire bytes) and keeps the
+    # computing run's stages as original_cost
+    [hit] = second.stages
+    assert (hit.stage, hit.ran, hit.cache_hits, hit.calls, hit.bytes_sent, hit.bytes_received) == \
+        ("cache", True, 1, 0, 0, 0)
+    assert 0 < hit.ms < sum(s.ms for s in first.stages)
+    assert list(second.original_cost.stages) == list(first.stages)
+    assert sum(s.bytes_sent for s in second.original_cost.stages) > 0
     second.cache_hit = first.cache_hit
+    del second.stages[:]
+    second.stages.extend(first.stages)
+    second.ClearField("original_cost")
     assert second == first
     # the bytes alone are enough to find it again, and a sha-only ref is answered from the cache too
     data = stack.app.datasets.get("synth").items()[0].path.read_bytes()
@@ -278,13 +300,19 @@ async def test_prepass_job_progress_summary_and_cancel(stack: Stack, orch: Servi
     summary = final.result.prepass
     assert final.result.WhichOneof("result") == "prepass"
     assert summary.images == 4 and summary.config_hash and {s.stage for s in summary.stages} >= {"detectors"}
+    totals = {s.stage: s for s in summary.stages}
+    # (the detector may hold these images from earlier tests: then only the sha went, image_bytes_sent 0)
+    assert totals["detectors"].bytes_sent > totals["detectors"].image_bytes_sent >= 0
+    assert totals["detectors"].bytes_received > 0
     assert sum(c.count for c in summary.candidates_by_class) == summary.candidates
     assert (await orch.call("GetJob", pb.GetJobRequest(job_id=job.id))).job.state == pb.JOB_STATE_SUCCEEDED
     assert job.id in [j.id for j in (await orch.call("ListJobs", pb.ListJobsRequest(page_size=5))).jobs]
     # a rerun is all cache hits
     rerun = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="fuzz_pack"))).job
     final = (await _watch(orch, rerun.id))[-1].job
-    assert final.result.prepass.cache_hits == 4 and not final.result.prepass.stages
+    # ... and its stage totals are what the rerun cost: four cache lookups, no model-service bytes
+    assert final.result.prepass.cache_hits == 4
+    assert [(s.stage, s.bytes_sent, s.bytes_received) for s in final.result.prepass.stages] == [("cache", 0, 0)]
     # cancel takes effect within one image
     job = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", refresh=True))).job
     seen = 0

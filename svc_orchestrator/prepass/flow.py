@@ -99,13 +99,16 @@ class _Reports:
         rep.ran = True
         rep.calls += stats.calls
         rep.image_bytes_sent += stats.image_bytes_sent
+        rep.bytes_sent += stats.bytes_sent
+        rep.bytes_received += stats.bytes_received
         rep.ms += stats.ms if ms is None else ms
         rep.detections += detections
         rep.cache_hits += cache_hits
         if note:
             rep.note = f"{rep.note}; {note}" if rep.note else note
         # Called inside the stage's span (tracing.traced): what it sent goes on the trace.
-        tracing.annotate(image_bytes_sent=rep.image_bytes_sent, calls=rep.calls, detections=rep.detections)
+        tracing.annotate(image_bytes_sent=rep.image_bytes_sent, bytes_sent=rep.bytes_sent,
+                         bytes_received=rep.bytes_received, calls=rep.calls, detections=rep.detections)
 
     def skip(self, stage: str, note: str) -> None:
         self.by_stage[stage].note = note

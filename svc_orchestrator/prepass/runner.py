@@ -7,6 +7,7 @@ calibration environment, so all three share one cache and one definition of a ca
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,20 @@ class PrepassContext:
     @property
     def labelmap_hash(self) -> str:
         return self.dataset.labelmap_hash
+
+
+CACHE_STAGE = "cache"
+
+
+def _as_hit(stored: pb.PrepassResult, name: str, ms: float) -> pb.PrepassResult:
+    """A stored result as the answer of a cache hit: `stages` report what this answer cost (the model plan and
+    the store lookup, no model-service work), the computing run's stages move to `original_cost`."""
+    stored.cache_hit = True
+    stored.image_name = name
+    stored.original_cost.stages.extend(stored.stages)
+    del stored.stages[:]
+    stored.stages.add(stage=CACHE_STAGE, ran=True, ms=ms, cache_hits=1, note="answered from the prepass cache")
+    return stored
 
 
 class PrepassRunner:
@@ -90,6 +105,7 @@ class PrepassRunner:
     async def _run(self, ctx: PrepassContext, *, data: bytes | None, sha256: str = "", name: str = "",
                    refresh: bool = False) -> pb.PrepassResult:
         """Cache hit, or run and store. Without bytes only a hit can answer (else IMAGE_NOT_CACHED)."""
+        started = time.perf_counter()
         sha = sha256_hex(data) if data is not None else sha256
         if data is not None and sha256 and sha256 != sha:
             raise errors.invalid_argument("image.sha256", f"bytes hash to {sha}, not {sha256}", "IMAGE_SHA_MISMATCH")
@@ -98,9 +114,7 @@ class PrepassRunner:
         if not refresh:
             hit = await self.cache.aget(key)
             if hit is not None:
-                hit.cache_hit = True
-                hit.image_name = name
-                return hit
+                return _as_hit(hit, name, (time.perf_counter() - started) * 1000)
         if data is None:
             raise errors.failed_precondition("IMAGE_NOT_CACHED", f"no cached prepass for image {sha}; "
                                              "resend it with bytes", sha256=sha)

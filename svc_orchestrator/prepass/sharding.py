@@ -47,6 +47,8 @@ def merge_summaries(summaries: Sequence[str]) -> str:
             if st.stage in stages:
                 have = stages[st.stage]
                 have.image_bytes_sent += st.image_bytes_sent
+                have.bytes_sent += st.bytes_sent
+                have.bytes_received += st.bytes_received
                 have.duration.FromNanoseconds(have.duration.ToNanoseconds() + st.duration.ToNanoseconds())
             else:
                 stages[st.stage] = out.stages.add()

@@ -469,7 +469,7 @@ class Candidate(_message.Message):
     def __init__(self, index: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., score: _Optional[float] = ..., source_primary: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., score_by_source: _Optional[_Mapping[str, float]] = ..., atom_ids: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., classifier_label: _Optional[str] = ..., classifier_score: _Optional[float] = ..., classifier_margin: _Optional[float] = ..., classifier_error: _Optional[str] = ..., accept_prob: _Optional[float] = ..., accepted: _Optional[bool] = ...) -> None: ...
 
 class StageReport(_message.Message):
-    __slots__ = ("stage", "ms", "image_bytes_sent", "cache_hits", "calls", "ran", "detections", "note")
+    __slots__ = ("stage", "ms", "image_bytes_sent", "cache_hits", "calls", "ran", "detections", "note", "bytes_sent", "bytes_received")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     MS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
@@ -478,6 +478,8 @@ class StageReport(_message.Message):
     RAN_FIELD_NUMBER: _ClassVar[int]
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     stage: str
     ms: float
     image_bytes_sent: int
@@ -486,7 +488,15 @@ class StageReport(_message.Message):
     ran: bool
     detections: int
     note: str
-    def __init__(self, stage: _Optional[str] = ..., ms: _Optional[float] = ..., image_bytes_sent: _Optional[int] = ..., cache_hits: _Optional[int] = ..., calls: _Optional[int] = ..., ran: _Optional[bool] = ..., detections: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    bytes_sent: int
+    bytes_received: int
+    def __init__(self, stage: _Optional[str] = ..., ms: _Optional[float] = ..., image_bytes_sent: _Optional[int] = ..., cache_hits: _Optional[int] = ..., calls: _Optional[int] = ..., ran: _Optional[bool] = ..., detections: _Optional[int] = ..., note: _Optional[str] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
+
+class PrepassCost(_message.Message):
+    __slots__ = ("stages",)
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    stages: _containers.RepeatedCompositeFieldContainer[StageReport]
+    def __init__(self, stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ...) -> None: ...
 
 class CaptionResult(_message.Message):
     __slots__ = ("caption", "windows", "degenerate_reason")
@@ -507,7 +517,7 @@ class WindowCaptionText(_message.Message):
     def __init__(self, window: _Optional[_Union[_common_pb2.Window, _Mapping]] = ..., caption: _Optional[str] = ...) -> None: ...
 
 class PrepassResult(_message.Message):
-    __slots__ = ("image_sha256", "image_name", "width", "height", "candidates", "atoms", "classifier_classes", "caption", "stages", "cache_hit", "cache_key", "config_hash", "model_versions", "glossary_hash", "labelmap_hash", "pipeline_version", "warnings", "prompts")
+    __slots__ = ("image_sha256", "image_name", "width", "height", "candidates", "atoms", "classifier_classes", "caption", "stages", "cache_hit", "cache_key", "config_hash", "model_versions", "glossary_hash", "labelmap_hash", "pipeline_version", "warnings", "prompts", "original_cost")
     class ModelVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -540,6 +550,7 @@ class PrepassResult(_message.Message):
     PIPELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_COST_FIELD_NUMBER: _ClassVar[int]
     image_sha256: str
     image_name: str
     width: int
@@ -558,7 +569,8 @@ class PrepassResult(_message.Message):
     pipeline_version: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
     prompts: _containers.MessageMap[str, Terms]
-    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., prompts: _Optional[_Mapping[str, Terms]] = ...) -> None: ...
+    original_cost: PrepassCost
+    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., prompts: _Optional[_Mapping[str, Terms]] = ..., original_cost: _Optional[_Union[PrepassCost, _Mapping]] = ...) -> None: ...
 
 class PrepassRequest(_message.Message):
     __slots__ = ("image", "dataset_image", "dataset_id", "config", "glossary_name", "refresh", "calibration_id", "recipe_id")
@@ -633,14 +645,18 @@ class Count(_message.Message):
     def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class StageTotals(_message.Message):
-    __slots__ = ("stage", "duration", "image_bytes_sent")
+    __slots__ = ("stage", "duration", "image_bytes_sent", "bytes_sent", "bytes_received")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     IMAGE_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     stage: str
     duration: _duration_pb2.Duration
     image_bytes_sent: int
-    def __init__(self, stage: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., image_bytes_sent: _Optional[int] = ...) -> None: ...
+    bytes_sent: int
+    bytes_received: int
+    def __init__(self, stage: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., image_bytes_sent: _Optional[int] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
 
 class PrepassJobSummary(_message.Message):
     __slots__ = ("split", "images", "cache_hits", "candidates", "atoms", "candidates_by_source", "candidates_by_primary_source", "atoms_by_source", "candidates_by_class", "stages", "warnings", "config_hash", "glossary_hash", "labelmap_hash")
