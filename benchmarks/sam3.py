@@ -23,6 +23,7 @@ prompt run and the ratio grows with it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -40,7 +41,7 @@ enforce_offline()
 import yaml
 
 from svc_sam3 import segment, tiny
-from svc_sam3.models import FAMILY, ModelManager
+from svc_sam3.models import FAMILY, make_repository
 from svc_sam3.settings import Sam3Settings
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import decode_image
@@ -82,7 +83,7 @@ class Mode:
                 "detections": self.detections}
 
 
-def engine_mode(name: str, models: ModelManager, entry, prompts, device: str, windows=None, every_call: bool = True,
+def engine_mode(name: str, models, entry, prompts, device: str, windows=None, every_call: bool = True,
                 **overrides) -> Mode:
     eng = segment.Engine(Sam3Settings(device=device, **overrides), models)
     labels = list(prompts.items())
@@ -134,9 +135,9 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="sam3-bench-"))
     (root / "registry.yaml").write_text(yaml.safe_dump({"models": tiny.build(root, seed=0)}))
-    models = ModelManager(Registry.load(root / "registry.yaml", families={FAMILY}), device)
-    entry = models.entry("")
-    backend = models.backend(entry)
+    models = make_repository(Registry.load(root / "registry.yaml", families={FAMILY}), device)
+    entry = models.entry(models.resolve("", FAMILY))
+    backend = asyncio.run(models.load(entry.id))
     images = load_images(n_images)
     grid = common_pb2.WindowSpec(grid=common_pb2.GridSpec(cols=2, rows=2), include_full=True)
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 from svc_sam3.backends.sam3 import ExemplarBoxes, RawDetection, Sam3Backend, TextEmbedding, VisionEmbedding
 from svc_sam3.metrics import PROMPT_RUNS, TEXT_EMBEDDINGS, VISION_CACHE_BYTES, VISION_CACHE_ITEMS, VISION_EMBEDDINGS
-from svc_sam3.models import ModelManager
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import Context, plan_contexts
 from tator_core import errors, geometry, rle
@@ -38,6 +37,7 @@ from tator_core.cache import BoundedLRU
 from tator_core.convert import StageTime
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.images import DecodedImage
+from tator_core.lifecycle import ModelRepository
 from tator_core.registry import ModelEntry
 
 TEXT_SCORE, SIMILARITY_SCORE, MASK_THRESHOLD, MERGE_IOU = 0.2, 0.3, 0.2, 0.5
@@ -197,7 +197,7 @@ def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
 class Engine:
     """The caches and the two runs; one per service process."""
 
-    def __init__(self, settings: Sam3Settings, models: ModelManager) -> None:
+    def __init__(self, settings: Sam3Settings, models: ModelRepository[Sam3Backend]) -> None:
         self.settings = settings
         self.models = models
         self.vision_cache: BoundedLRU[Hashable, VisionEmbedding] = BoundedLRU(
@@ -306,10 +306,7 @@ class _Run:
         self.warnings = list(warnings)
         self.raw: list[geometry.Scored] = []
         self.batch_size = 0
-        if engine.models.is_loaded(entry.id):
-            self.backend = engine.models.backend(entry)
-        else:
-            self.backend = self.timed("load", lambda: engine.models.backend(entry))
+        self.backend = engine.models.loaded(entry.id)  # the servicer acquired it before queueing the call
 
     def timed(self, stage: str, fn):  # a tiny stopwatch
         t0 = time.perf_counter()

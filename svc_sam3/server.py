@@ -6,17 +6,16 @@ import asyncio
 import logging
 import time
 
-import numpy as np
-
 from svc_sam3 import segment
-from svc_sam3.models import FAMILY, ModelManager
+from svc_sam3.backends.sam3 import Sam3Backend
+from svc_sam3.models import FAMILY, make_repository
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import window_proto
-from tator_core.batching import device_executor
-from tator_core.convert import box_pb, box_xyxy, timing_pb
+from tator_core.convert import box_pb, box_xyxy, model_info_pb, timing_pb
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
 from tator_core.images import ImageStore
+from tator_core.lifecycle import ModelRepository
 from tator_core.registry import Registry
 from tator_core.server import ServiceSpec
 from tator_core.settings import resolve_device
@@ -53,19 +52,25 @@ def _response(cls, result: segment.Result, started: float):
 
 
 class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
-    def __init__(self, settings: Sam3Settings, models: ModelManager) -> None:
+    def __init__(self, settings: Sam3Settings, models: ModelRepository[Sam3Backend]) -> None:
         self.settings = settings
         self.models = models
         self.images = ImageStore.from_settings("sam3", settings)
         self.engine = segment.Engine(settings, models)
-        self.executor = device_executor("sam3")
+
+    async def _entry(self, model_id: str):
+        """The named model (or the default), loaded: NOT_FOUND, MODEL_MISSING, MODEL_LOAD_FAILED, or
+        FAILED_PRECONDITION for a model taken down by UnloadModel."""
+        mid = self.models.resolve(model_id, FAMILY)
+        await self.models.acquire(mid)
+        return self.models.entry(mid)
 
     async def _on_device(self, fn, plan):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, plan, time.perf_counter())
+        return await asyncio.get_running_loop().run_in_executor(self.models.executor, fn, plan, time.perf_counter())
 
     async def SegmentText(self, request: sam3_pb2.SegmentTextRequest, context) -> sam3_pb2.SegmentTextResponse:
         started = time.perf_counter()
-        entry = self.models.entry(request.model_id)
+        entry = await self._entry(request.model_id)
         image = await self.images.aresolve(request.image)
         plan = segment.plan_text(entry, image, [(lp.label, list(lp.prompts)) for lp in request.labels],
                                  request.windows if request.HasField("windows") else None,
@@ -75,7 +80,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
 
     async def SegmentExemplars(self, request: sam3_pb2.SegmentExemplarsRequest, context) -> sam3_pb2.SegmentExemplarsResponse:
         started = time.perf_counter()
-        entry = self.models.entry(request.model_id)
+        entry = await self._entry(request.model_id)
         image = await self.images.aresolve(request.image)
         queries = [segment.ExemplarQuery(s.label, [box_xyxy(b) for b in s.positives], [box_xyxy(b) for b in s.negatives],
                                          s.text) for s in request.exemplars]
@@ -85,35 +90,19 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
         return _response(sam3_pb2.SegmentExemplarsResponse, result, started)
 
     async def ListModels(self, request: sam3_pb2.ListModelsRequest, context) -> sam3_pb2.ListModelsResponse:
-        return sam3_pb2.ListModelsResponse(models=self.models.infos())
-
-    def warm(self) -> None:
-        """Load the default model if it is on disk and run one prompt (caches untouched)."""
-        entry = self.models.registry.default(FAMILY)
-        if entry is None or not entry.exists:
-            log.warning("no sam3 model on disk to warm up", extra={"fields": {"model_id": entry.id if entry else ""}})
-            return
-        backend = self.models.backend(entry)
-        vision = backend.embed_image(np.zeros((64, 64, 3), dtype=np.uint8))
-        backend.decode(vision, backend.embed_texts([segment.VISUAL_TEXT]), (64, 64), score_threshold=1.0)
+        return sam3_pb2.ListModelsResponse(models=[model_info_pb(s) for s in await self.models.astatuses()])
 
 
 def make_servicer(settings: Sam3Settings) -> Sam3Servicer:
     device = resolve_device(settings.device)
-    return Sam3Servicer(settings, ModelManager(Registry.load(settings.registry, families={FAMILY}), device))
+    return Sam3Servicer(settings, make_repository(Registry.load(settings.registry, families={FAMILY}), device))
 
 
 def build_spec(settings: Sam3Settings, servicer: Sam3Servicer | None = None) -> ServiceSpec:
     """The service for `tator_core.server`; pass a servicer to keep a handle on its engine (tests, benchmarks)."""
     servicer = servicer or make_servicer(settings)
 
-    async def warmup() -> None:
-        await asyncio.get_running_loop().run_in_executor(servicer.executor, servicer.warm)
-
-    async def shutdown() -> None:
-        servicer.executor.shutdown(wait=False, cancel_futures=True)
-
     return ServiceSpec(
         name="sam3", full_name=FULL_NAME,
         add_to_server=lambda server: sam3_pb2_grpc.add_Sam3ServiceServicer_to_server(servicer, server),
-        warmup=warmup, shutdown=shutdown)
+        warmup=servicer.models.warm_defaults, shutdown=servicer.models.close)

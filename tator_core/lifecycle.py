@@ -199,6 +199,15 @@ class ModelRepository(Generic[B]):
                 model_id=model_id)
         return await self.load(model_id)
 
+    def loaded(self, model_id: str) -> B:
+        """The loaded model, for code already on the device thread (acquire() loaded it before)."""
+        backend = self._slot(model_id).backend
+        if backend is None:
+            raise errors.failed_precondition(
+                "MODEL_REQUIRED", f"{self.service} model {model_id} is not loaded (unloaded since the call began?)",
+                model_id=model_id)
+        return backend
+
     async def load(self, model_id: str, *, warm: bool = True) -> B:
         """Load (once) and optionally run one warm-up inference; errors name the cause."""
         slot = self._slot(model_id)

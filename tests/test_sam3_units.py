@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from svc_sam3 import segment, tiny
-from svc_sam3.models import ModelManager
+from svc_sam3.models import FAMILY, make_repository
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import plan_contexts
 from tator_core.errors import TatorError
@@ -134,7 +134,7 @@ def test_plan_exemplars_clips_boxes_and_refuses_bad_ones():
         assert info.value.metadata["field"] == fld
 
 
-def test_model_manager_missing_and_broken(tmp_path):
+async def test_models_missing_and_broken(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")
     reg = tmp_path / "registry.yaml"
@@ -142,28 +142,27 @@ def test_model_manager_missing_and_broken(tmp_path):
         {"id": "broken", "family": "sam3", "path": "broken", "default": True},
         {"id": "gone", "family": "sam3", "path": "gone"},
         {"id": "yolo", "family": "yolo", "path": "y.pt"}]}))
-    mgr = ModelManager(Registry.load(reg, families={"sam3"}), "cpu")
+    models = make_repository(Registry.load(reg, families={"sam3"}), "cpu")
     with pytest.raises(TatorError) as info:
-        mgr.entry("gone")
+        await models.acquire("gone")
     assert info.value.reason == "MODEL_MISSING" and str(tmp_path / "gone") in info.value.message
     with pytest.raises(TatorError) as info:
-        mgr.entry("yolo")
+        models.resolve("yolo", FAMILY)
     assert info.value.reason == "MODEL_NOT_FOUND"
-    entry = mgr.entry("")
-    assert entry.id == "broken"
+    assert models.resolve("", FAMILY) == "broken"
+    for _ in range(2):  # the failure is remembered, not retried
+        with pytest.raises(TatorError) as info:
+            await models.acquire("broken")
+        assert info.value.reason == "MODEL_LOAD_FAILED"
+    states = {s.id: (s.state, s.reason) for s in models.statuses()}
+    assert states["broken"][0] == "FAILED" and states["broken"][1]
+    assert states["gone"][0] == "MISSING"
+    empty = make_repository(Registry([]), "cpu")
     with pytest.raises(TatorError) as info:
-        mgr.backend(entry)
-    assert info.value.reason == "MODEL_LOAD_FAILED"
-    with pytest.raises(TatorError) as info:
-        mgr.entry("broken")
-    assert info.value.reason == "MODEL_LOAD_FAILED"
-    states = {m.id: (m.state, m.reason) for m in mgr.infos()}
-    assert states["broken"][0] == cpb.MODEL_STATE_FAILED and states["broken"][1]
-    assert states["gone"][0] == cpb.MODEL_STATE_MISSING
-    empty = ModelManager(Registry([]), "cpu")
-    with pytest.raises(TatorError) as info:
-        empty.entry("")
+        empty.resolve("", FAMILY)
     assert info.value.reason == "MODEL_MISSING"
+    await models.close()
+    await empty.close()
 
 
 def test_settings_accept_stack_flags(tmp_path):
