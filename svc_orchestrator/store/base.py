@@ -42,15 +42,53 @@ def result_column(result: pb.JobResult | None) -> str:
     return json_format.MessageToJson(result, indent=None, sort_keys=True) if result is not None else ""
 
 
+#: What a damaged column raises while it is read back (a bad type, a value out of range, bad JSON).
+_UNREADABLE = (TypeError, ValueError, OverflowError, json_format.ParseError, AttributeError)
+
+
 def job_from_row(values: Sequence) -> pb.Job:
+    """The pb.Job of a jobs row. A column that does not read back (a row written by another version,
+    edited by hand, damaged on disk) is left at its default and named in the job's `error`, so one bad
+    row neither fails the call that reads it nor hides the other jobs; an unknown state reads as FAILED."""
     row = dict(zip(JOB_COLUMNS, values))
-    job = pb.Job(id=row["id"], kind=row["kind"], state=row["state"], dataset_id=row["dataset_id"], done=row["done"],
-                 total=row["total"], message=row["message"], error=row["error"], failed_stage=row["failed_stage"],
-                 create_time=_ts(row["created_at"]), update_time=_ts(row["updated_at"]))
-    if row["eta_s"] and float(row["eta_s"]) > 0:
-        job.eta.FromMicroseconds(round(float(row["eta_s"]) * 1e6))
-    if row["result_json"]:
-        json_format.Parse(row["result_json"], job.result)
+    job = pb.Job()
+    damaged: list[str] = []
+
+    def read(column: str, apply) -> None:
+        try:
+            apply(row[column])
+        except _UNREADABLE:
+            damaged.append(column)
+
+    def state(value) -> None:
+        # Name() raises ValueError for a number the enum does not define.
+        job.state = pb.JobState.Value(pb.JobState.Name(int(value)))  # type: ignore[assignment]  # stubs: Value -> int
+
+    def eta(value) -> None:
+        if value and float(value) > 0:
+            job.eta.FromMicroseconds(round(float(value) * 1e6))
+
+    def result(value) -> None:
+        if value:
+            json_format.Parse(value, job.result)
+
+    read("id", lambda v: setattr(job, "id", v))
+    for column in ("dataset_id", "message", "error", "failed_stage"):
+        read(column, lambda v, c=column: setattr(job, c, v))
+    for column in ("kind", "done", "total"):
+        read(column, lambda v, c=column: setattr(job, c, int(v)))
+    read("state", state)
+    read("eta_s", eta)
+    read("created_at", lambda v: job.create_time.CopyFrom(_ts(v)))
+    read("updated_at", lambda v: job.update_time.CopyFrom(_ts(v)))
+    read("result_json", result)
+    if damaged:
+        if "result_json" in damaged:
+            job.ClearField("result")
+        if "state" in damaged:
+            job.state = pb.JOB_STATE_FAILED
+        note = f"the stored record of this job is damaged (unreadable: {', '.join(damaged)})"
+        job.error = f"{note}; {job.error}" if job.error else note
     return job
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from svc_orchestrator.store.base import (
     ACTIVE,
@@ -62,8 +63,22 @@ def _job(row: Sequence) -> pb.Job:
 
 def _record(row: Sequence) -> JobRecord:
     n = len(JOB_COLUMNS)
-    return JobRecord(_job(row), row[n], float(row[n + 1]), bool(row[n + 2]), bool(row[n + 3]), bytes(row[n + 4]),
-                     int(row[n + 5]))
+    try:
+        book = (str(row[n]), float(row[n + 1]), bool(row[n + 2]), bool(row[n + 3]), bytes(row[n + 4]),
+                int(row[n + 5]))
+    except (TypeError, ValueError, OverflowError):
+        # Damaged bookkeeping: no owner, an expired lease and no spec, so no replica resumes it blindly.
+        book = ("", 0.0, False, False, b"", 0)
+    return JobRecord(_job(row), *book)
+
+
+def _event(blob: object) -> pb.Job | None:
+    """A stored event's job; None when the blob does not parse (every event holds the whole job, so
+    a watcher loses nothing the next event does not bring)."""
+    try:
+        return pb.Job.FromString(bytes(blob))  # type: ignore[call-overload]  # a bytes-like column value
+    except (TypeError, ValueError, DecodeError):
+        return None
 
 
 class SqlStore(UnitQueries, Store):
@@ -132,7 +147,8 @@ class SqlStore(UnitQueries, Store):
         with self.read() as t:
             rows = t.q("SELECT seq, job, image FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                        (job_id, seq, limit)).fetchall()
-        return [(int(s), pb.Job.FromString(bytes(j)), img) for s, j, img in rows]
+        events = [(int(s), _event(j), img) for s, j, img in rows]
+        return [(s, job, img) for s, job, img in events if job is not None]
 
     def prune_events(self, ended_before, keep, batch=500):
         keep = max(1, keep)  # the last event is the job's final state: a watcher arriving later needs it
