@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import typer
 from rich.console import Console
+
+err_console = Console(stderr=True)
 
 
 def fail_rpc(exc: Exception, console: Console) -> None:
@@ -33,3 +40,38 @@ def call_and_show(run, as_json: bool, printer, console: Console) -> None:
         typer.echo(json.dumps(MessageToDict(resp, preserving_proto_field_name=True), indent=2))
     else:
         printer(resp)
+
+
+def default_address() -> str:
+    """The orchestrator's host:port from the stack config."""
+    from tator_cli.stack import load_config
+
+    return load_config()["orchestrator"].address
+
+
+def run_rpc(coro_fn: Callable[[Any], Awaitable[Any]], address: str | None, timeout_s: float = 600.0) -> Any:
+    """Run `coro_fn(client)` against the orchestrator; a failed RPC prints its status and exits 1."""
+    import grpc
+
+    from tator_core.client import ServiceClient
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc
+
+    async def main() -> Any:
+        client = ServiceClient(address or default_address(), orchestrator_pb2_grpc.OrchestratorServiceStub,
+                               timeout_s=timeout_s)
+        try:
+            return await coro_fn(client)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(main())
+    except grpc.aio.AioRpcError as exc:
+        fail_rpc(exc, err_console)
+
+
+def dump_json(msg: Any) -> None:
+    """A message as JSON with the proto field names."""
+    from google.protobuf.json_format import MessageToDict
+
+    typer.echo(json.dumps(MessageToDict(msg, preserving_proto_field_name=True), indent=2, sort_keys=True))

@@ -7,8 +7,6 @@ and stage timings. Heavy imports stay inside the commands so the CLI starts fast
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,48 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tator_cli.output import dump_json, run_rpc
+
 err_console = Console(stderr=True)
 AddressOpt = Annotated[str | None, typer.Option(help="Orchestrator host:port (default from config/stack.yaml).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def default_address() -> str:
-    from tator_cli.stack import load_config
-
-    return load_config()["orchestrator"].address
-
-
-def _client(address: str | None, timeout_s: float = 600.0):
-    from tator_core.client import ServiceClient
-    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc
-
-    return ServiceClient(address or default_address(), orchestrator_pb2_grpc.OrchestratorServiceStub,
-                         timeout_s=timeout_s)
-
-
-def _run(coro_fn, address: str | None, timeout_s: float = 600.0) -> Any:
-    """Run `coro_fn(client)`; a failed RPC prints its status and exits 1."""
-    import grpc
-
-    from tator_cli.output import fail_rpc
-
-    async def main() -> Any:
-        client = _client(address, timeout_s)
-        try:
-            return await coro_fn(client)
-        finally:
-            await client.close()
-
-    try:
-        return asyncio.run(main())
-    except grpc.aio.AioRpcError as exc:
-        fail_rpc(exc, err_console)
-
-
-def _dump(msg: Any) -> None:
-    from google.protobuf.json_format import MessageToDict
-
-    typer.echo(json.dumps(MessageToDict(msg, preserving_proto_field_name=True), indent=2, sort_keys=True))
 
 
 # --- shared printing (also used by the demo) ------------------------------------------------------
@@ -216,12 +177,12 @@ def prepass(
         return await watch_with_progress(client, started.id, err_console, f"prepass {dataset}")
 
     if image is not None:
-        result = _run(one, address)
-        _dump(result) if as_json else print_result(out, result)
+        result = run_rpc(one, address)
+        dump_json(result) if as_json else print_result(out, result)
         return
-    final = _run(job, address)
+    final = run_rpc(job, address)
     if as_json:
-        _dump(final)
+        dump_json(final)
     elif final.state == pb.JOB_STATE_SUCCEEDED:
         print_job_summary(out, final)
     if final.state != pb.JOB_STATE_SUCCEEDED:
@@ -234,9 +195,9 @@ def datasets(address: AddressOpt = None, as_json: JsonOpt = False) -> None:
     """Datasets under the orchestrator's data root."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    resp = _run(lambda c: c.call("ListDatasets", pb.ListDatasetsRequest(page_size=1000)), address)
+    resp = run_rpc(lambda c: c.call("ListDatasets", pb.ListDatasetsRequest(page_size=1000)), address)
     if as_json:
-        return _dump(resp)
+        return dump_json(resp)
     table = Table(title="datasets")
     for col in ("id", "layout", "classes", "images", "splits", "boxes", "glossary"):
         table.add_column(col)
@@ -255,9 +216,9 @@ def glossary_list(address: AddressOpt = None, as_json: JsonOpt = False) -> None:
     """Saved glossaries."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    resp = _run(lambda c: c.call("ListGlossaries", pb.ListGlossariesRequest(page_size=1000)), address)
+    resp = run_rpc(lambda c: c.call("ListGlossaries", pb.ListGlossariesRequest(page_size=1000)), address)
     if as_json:
-        return _dump(resp)
+        return dump_json(resp)
     table = Table(title="glossaries")
     for col in ("name", "labels", "terms", "hash"):
         table.add_column(col)
@@ -268,7 +229,7 @@ def glossary_list(address: AddressOpt = None, as_json: JsonOpt = False) -> None:
 
 def _print_glossary(g: Any, as_json: bool) -> None:
     if as_json:
-        return _dump(g)
+        return dump_json(g)
     table = Table(title=f"{g.name} ({g.hash[:12]})")
     table.add_column("label")
     table.add_column("terms")
@@ -282,7 +243,7 @@ def glossary_get(name: str, address: AddressOpt = None, as_json: JsonOpt = False
     """One glossary with its parsed terms."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    _print_glossary(_run(lambda c: c.call("GetGlossary", pb.GetGlossaryRequest(name=name)), address).glossary,
+    _print_glossary(run_rpc(lambda c: c.call("GetGlossary", pb.GetGlossaryRequest(name=name)), address).glossary,
                     as_json)
 
 
@@ -299,7 +260,7 @@ def glossary_put(name: str,
         raise typer.BadParameter("give a FILE or --text")
     body = file.read_text(encoding="utf-8") if file is not None else text
     req = pb.PutGlossaryRequest(name=name, text=body or "")
-    _print_glossary(_run(lambda c: c.call("PutGlossary", req), address).glossary, as_json)
+    _print_glossary(run_rpc(lambda c: c.call("PutGlossary", req), address).glossary, as_json)
 
 
 @glossary_app.command("delete")
@@ -307,7 +268,7 @@ def glossary_delete(name: str, address: AddressOpt = None) -> None:
     """Delete a glossary."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    _run(lambda c: c.call("DeleteGlossary", pb.DeleteGlossaryRequest(name=name)), address)
+    run_rpc(lambda c: c.call("DeleteGlossary", pb.DeleteGlossaryRequest(name=name)), address)
     err_console.print(f"deleted {name}")
 
 
@@ -337,8 +298,8 @@ def jobs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(help="At mo
 
     if ctx.invoked_subcommand is not None:
         return
-    resp = _run(lambda c: c.call("ListJobs", pb.ListJobsRequest(page_size=limit)), address)
-    _dump(resp) if as_json else Console().print(_jobs_table(list(resp.jobs)))
+    resp = run_rpc(lambda c: c.call("ListJobs", pb.ListJobsRequest(page_size=limit)), address)
+    dump_json(resp) if as_json else Console().print(_jobs_table(list(resp.jobs)))
 
 
 @jobs_app.command("get")
@@ -346,9 +307,9 @@ def jobs_get(job_id: str, address: AddressOpt = None, as_json: JsonOpt = False) 
     """One job (with its result summary)."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    job = _run(lambda c: c.call("GetJob", pb.GetJobRequest(job_id=job_id)), address).job
+    job = run_rpc(lambda c: c.call("GetJob", pb.GetJobRequest(job_id=job_id)), address).job
     if as_json:
-        return _dump(job)
+        return dump_json(job)
     Console().print(_jobs_table([job]))
     if job.kind == pb.JOB_KIND_PREPASS and job.state == pb.JOB_STATE_SUCCEEDED:
         print_job_summary(Console(), job)
@@ -357,7 +318,7 @@ def jobs_get(job_id: str, address: AddressOpt = None, as_json: JsonOpt = False) 
 @jobs_app.command("watch")
 def jobs_watch(job_id: str, address: AddressOpt = None) -> None:
     """Follow a job with a progress bar until it ends."""
-    final = _run(lambda c: watch_with_progress(c, job_id, err_console, job_id), address)
+    final = run_rpc(lambda c: watch_with_progress(c, job_id, err_console, job_id), address)
     Console().print(_jobs_table([final]))
 
 
@@ -366,7 +327,7 @@ def jobs_cancel(job_id: str, address: AddressOpt = None) -> None:
     """Cancel a job (takes effect within one image)."""
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    job = _run(lambda c: c.call("CancelJob", pb.CancelJobRequest(job_id=job_id)), address).job
+    job = run_rpc(lambda c: c.call("CancelJob", pb.CancelJobRequest(job_id=job_id)), address).job
     Console().print(_jobs_table([job]))
 
 
