@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
 
-import numpy as np
 import torch
 
 from svc_qwen import convert
-from svc_qwen.backends.qwen_vl import GenSettings
+from svc_qwen.backends.qwen_vl import QwenVL
 from svc_qwen.captions import FULL, CaptionJob, run_caption
-from svc_qwen.models import GENERATED_TOKENS, VISION_REGIONS, QwenModels
+from svc_qwen.models import FAMILY, GENERATED_TOKENS, VISION_REGIONS, make_repository
 from svc_qwen.prompts import Vocabulary
 from svc_qwen.settings import QwenSettings
 from svc_qwen.synonyms import ResultCache, SynonymJob, SynonymResult, expand
-from tator_core import errors
-from tator_core.convert import ModelStatus, StageTime, model_info_pb, timing_pb
+from tator_core.convert import StageTime, model_info_pb, timing_pb
 from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
 from tator_core.hashing import stable_hash
-from tator_core.images import DecodedImage, ImageStore
+from tator_core.images import ImageStore
 from tator_core.labels import glossary_hash
+from tator_core.lifecycle import ModelRepository
 from tator_core.registry import Registry
 from tator_core.server import ServiceSpec
 from tator_core.settings import resolve_device
@@ -36,9 +34,14 @@ def _ms(since: float) -> float:
 
 
 class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
-    def __init__(self, settings: QwenSettings, models: QwenModels, store: ImageStore) -> None:
+    def __init__(self, settings: QwenSettings, models: ModelRepository[QwenVL], store: ImageStore) -> None:
         self.settings, self.models, self.store = settings, models, store
         self.synonym_cache = ResultCache(settings.synonyms_cache_items)
+
+    async def _model(self, model_id: str) -> tuple[str, QwenVL]:
+        """The named model (or the default), loaded."""
+        mid = self.models.resolve(model_id, FAMILY)
+        return mid, await self.models.acquire(mid)
 
     async def Caption(self, request: qwen_pb2.CaptionRequest, context) -> qwen_pb2.CaptionResponse:
         t0 = time.perf_counter()
@@ -56,11 +59,11 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         elif job.mode != FULL:
             job.windows, job.include_full = convert.windows_from(request.windows, image.width, image.height,
                                                                  self.settings.max_windows)
-        slot = await self.models.acquire(request.model_id)
-        result, stats = await self.models.run(run_caption, slot.backend, job, model_id=slot.entry.id)
-        VISION_REGIONS.labels(slot.entry.id, "computed").inc(result.encoded_regions)
-        VISION_REGIONS.labels(slot.entry.id, "cached").inc(result.cached_regions)
-        GENERATED_TOKENS.labels(slot.entry.id, "Caption").inc(result.generated_tokens)
+        mid, backend = await self._model(request.model_id)
+        result, stats = await self.models.run(run_caption, backend, job, model_id=mid)
+        VISION_REGIONS.labels(mid, "computed").inc(result.encoded_regions)
+        VISION_REGIONS.labels(mid, "cached").inc(result.cached_regions)
+        GENERATED_TOKENS.labels(mid, "Caption").inc(result.generated_tokens)
         return convert.caption_response(result, timing_pb([decode, *result.stages], _ms(t0), stats.queue_ms))
 
     async def ExpandSynonyms(self, request: qwen_pb2.ExpandSynonymsRequest, context) -> qwen_pb2.ExpandSynonymsResponse:
@@ -78,32 +81,29 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         asked = job.to_ask()
         if not asked:
             if request.model_id:
-                self.models.slot(request.model_id)  # an unknown id is NOT_FOUND even when no call is needed
+                self.models.entry(request.model_id)  # an unknown id is NOT_FOUND even when no call is needed
             return expand(job, None), [], 0.0
         t0 = time.perf_counter()
         gen = convert.gen_settings(request.generation, min(4096, max(
             self.settings.synonyms_max_new_tokens, self.settings.synonyms_tokens_per_label * len(asked) + 16)))
-        slot = await self.models.acquire(request.model_id)
+        mid, backend = await self._model(request.model_id)
         key = stable_hash({"labels": job.labels, "glossary": glossary_hash(request.glossary), "cap": job.cap,
-                           "gen": dataclasses.asdict(gen), "model": slot.entry.id, "version": slot.version})
+                           "gen": dataclasses.asdict(gen), "model": mid, "version": self.models.entry(mid).version()})
         cached = self.synonym_cache.get(key)
         if cached is not None:
             return cached, [StageTime("cache", _ms(t0), batch_size=1)], 0.0
-        backend = slot.backend
-        assert backend is not None  # acquire returns a loaded slot or raises
 
         def generate(prompt: str) -> tuple[str, int]:
             out = backend.generate([(prompt, None)], gen)[0]
             return out.text, out.tokens
 
-        result, stats = await self.models.run(expand, job, generate, model_id=slot.entry.id)
-        GENERATED_TOKENS.labels(slot.entry.id, "ExpandSynonyms").inc(result.generated_tokens)
+        result, stats = await self.models.run(expand, job, generate, model_id=mid)
+        GENERATED_TOKENS.labels(mid, "ExpandSynonyms").inc(result.generated_tokens)
         self.synonym_cache.put(key, result)
         return result, [StageTime("generate", stats.compute_ms, batch_size=1)], stats.queue_ms
 
     async def ListModels(self, request: qwen_pb2.ListModelsRequest, context) -> qwen_pb2.ListModelsResponse:
-        infos = await asyncio.to_thread(self.models.infos)
-        return qwen_pb2.ListModelsResponse(models=[model_info_pb(ModelStatus(**i)) for i in infos])
+        return qwen_pb2.ListModelsResponse(models=[model_info_pb(s) for s in await self.models.astatuses()])
 
 
 def build_spec(settings: QwenSettings) -> ServiceSpec:
@@ -114,24 +114,17 @@ def build_spec(settings: QwenSettings) -> ServiceSpec:
         # shared CPU: 64 tiny-model tokens took 7 s on 2 busy cores, 0.3 s on 1.
         torch.set_num_threads(settings.cpu_threads)
     registry = Registry.load(settings.registry, families={"qwen"})
-    models = QwenModels(registry, device, feature_cache_items=settings.feature_cache_items)
+    models = make_repository(registry, device, feature_cache_items=settings.feature_cache_items,
+                             warmup_tokens=settings.warmup_tokens)
     store = ImageStore.from_settings("qwen", settings)
     servicer = QwenServicer(settings, models, store)
 
     async def warmup() -> None:
-        """Load the default model and caption one small image; a missing model is logged, not fatal."""
-        if models.default_id() is None:
+        """Load (and so warm up) the default model; a missing one is logged, not fatal."""
+        if models.default_id(FAMILY) is None:
             log.warning("no qwen model in the registry; Caption and ExpandSynonyms will answer MODEL_MISSING")
             return
-        try:
-            slot = await models.acquire("")
-        except errors.TatorError as exc:
-            log.warning("default qwen model not ready: %s", exc)
-            return
-        pixels = np.zeros((64, 64, 3), dtype=np.uint8)
-        pixels[16:48, 16:48] = (230, 60, 60)
-        job = CaptionJob(DecodedImage("warmup", pixels, 0), FULL, Vocabulary(), GenSettings(settings.warmup_tokens))
-        await models.run(run_caption, slot.backend, job, model_id=slot.entry.id)
+        await models.warm_defaults()
 
     async def shutdown() -> None:
         await models.close()
