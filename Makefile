@@ -81,10 +81,10 @@ demo: fixtures
 lint: venv
 	.venv/bin/ruff check .
 
-# tator_core is held to --strict; the services are checked with pyproject's [tool.mypy] settings.
+# tator_core is held to --strict; the services, the CLI and the fixtures are checked with pyproject's [tool.mypy] settings.
 typecheck: venv
 	.venv/bin/mypy --strict tator_core
-	.venv/bin/mypy svc_detector svc_sam3 svc_qwen svc_classifier svc_orchestrator
+	.venv/bin/mypy svc_detector svc_sam3 svc_qwen svc_classifier svc_orchestrator tator_cli tator_fixtures
 
 # High-confidence dead code fails; the 60% list (attributes, fields) and the RPC inventory are a report.
 deadcode: venv

@@ -257,21 +257,24 @@ async def wait_serving(addresses: dict[str, str], timeout_s: float = 600.0,
     """Poll health (gRPC for services, HTTP for the edge) until everything is SERVING; raises on
     timeout or a dead child."""
     deadline = time.monotonic() + timeout_s
-    edge_names = [n for n in (procs or {}) if n in edge_mod.EDGE] if edge is not None else []
+    children = procs or {}
+    edge_names = [n for n in children if n in edge_mod.EDGE] if edge is not None else []
     while True:
         states = dict(zip(addresses, await asyncio.gather(*(health_of(a) for a in addresses.values()))))
-        for name in edge_names:
-            states[name] = await asyncio.to_thread(edge_mod.edge_health, name, edge)
+        if edge is not None:
+            for name in edge_names:
+                states[name] = await asyncio.to_thread(edge_mod.edge_health, name, edge)
         if on_poll is not None:
             on_poll(states)
         # The edge only serves browsers: when Envoy or the UI server dies (say, its port is taken)
         # the services are still usable, so it is reported, not fatal.
         for name in edge_names:
-            if procs[name].poll() is not None:
-                states[name] = f"EXITED({procs[name].returncode})"
+            proc = children[name]
+            if proc.poll() is not None:
+                states[name] = f"EXITED({proc.returncode})"
         if all(s == "SERVING" or (n in edge_names and s.startswith("EXITED")) for n, s in states.items()):
             return states
-        for name, proc in (procs or {}).items():
+        for name, proc in children.items():
             if name in edge_names:
                 continue
             if proc.poll() is not None:

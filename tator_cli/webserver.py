@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="Envoy's grpc-web URL, served as /config.json (env TATOR_WEB_API_URL)")
     ap.add_argument("--drain-s", type=float, default=0.0, help="keep serving this long after SIGTERM")
     ns = ap.parse_args(argv)
-    handler = type("ConfiguredHandler", (Handler,), {"api_url": ns.api, "draining": threading.Event()})
+    class ConfiguredHandler(Handler):
+        api_url = ns.api
+        draining = threading.Event()
+
+    handler = ConfiguredHandler
     server = ThreadingHTTPServer((ns.host, ns.port), functools.partial(handler, directory=str(ns.root)))
 
     def on_term(_signum, _frame) -> None:

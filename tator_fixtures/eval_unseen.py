@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tator_fixtures import DEMO_SEED, TRAIN_SEED, default_data_root
 
@@ -80,7 +81,7 @@ def summarize(seed: int, report, seconds: float) -> dict:
 def spread(per_seed: list[dict]) -> dict:
     """Min / mean / max over seeds per model, and whether each target holds on every seed."""
     kinds = sorted({k for s in per_seed for k in s["models"]})
-    out = {}
+    out: dict[str, Any] = {}  # a JSON summary: per model kind, plus the best single source
     for kind in kinds:
         rows = [s["models"][kind] for s in per_seed if kind in s["models"]]
         stats = {}

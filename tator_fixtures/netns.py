@@ -63,7 +63,7 @@ def _free_subnet() -> ipaddress.IPv4Network:
             continue
     seed = int(uuid.uuid4().hex[:4], 16)
     for k in range(256):
-        net = ipaddress.ip_network(f"10.{200 + (seed + k) % 50}.{(seed // 50 + k) % 256}.0/24")
+        net = ipaddress.IPv4Network(f"10.{200 + (seed + k) % 50}.{(seed // 50 + k) % 256}.0/24")
         if not any(net.overlaps(r) for r in routes):
             return net
     raise RuntimeError("no free private /24 for the test network")

@@ -36,9 +36,10 @@ def _free_port() -> int:
 
 class PostgresServer:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, bin_dir: Path | None = None) -> None:
-        self.bin_dir = bin_dir or find_bin_dir()
-        if self.bin_dir is None:
+        found = bin_dir or find_bin_dir()
+        if found is None:
             raise FileNotFoundError("no PostgreSQL server binaries (initdb, pg_ctl); run `make setup-postgres`")
+        self.bin_dir: Path = found
         self.host, self.port = host, port or _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="tator-pg-"))
         self.data = self.root / "data"

@@ -25,6 +25,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -255,6 +256,15 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+class SplitCounts(TypedDict):
+    """What dataset.json records per split."""
+
+    images: int
+    large_images: int
+    objects: int
+    per_class: dict[str, int]
+
+
 def generate(out: Path, *, seed: int, images: int, splits: tuple[str, ...] = SPLITS) -> dict:
     """Write the dataset to `out` (created; existing files are overwritten) and return dataset.json.
 
@@ -271,8 +281,8 @@ def generate(out: Path, *, seed: int, images: int, splits: tuple[str, ...] = SPL
     assignment = split_of(seed, images)
     categories = [{"id": i, "name": n} for i, n in enumerate(LABELMAP)]
     coco = {s: {"images": [], "annotations": [], "categories": categories} for s in splits}
-    counts = {s: {"images": 0, "large_images": 0, "objects": 0, "per_class": dict.fromkeys(LABELMAP, 0)}
-              for s in splits}
+    counts: dict[str, SplitCounts] = {
+        s: {"images": 0, "large_images": 0, "objects": 0, "per_class": dict.fromkeys(LABELMAP, 0)} for s in splits}
     for split in splits:
         (out / split / "images").mkdir(parents=True, exist_ok=True)
         (out / split / "labels").mkdir(parents=True, exist_ok=True)

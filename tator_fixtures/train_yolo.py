@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from tator_fixtures.synth import is_large
 #: Input size the fixture is trained and evaluated at; the registry entry carries it as options.imgsz.
 FIXTURE_IMGSZ = 160
 #: The fixture's registry entry, path relative to the models dir (`tator models build` copies it there).
-YOLO_ENTRY = {
+YOLO_ENTRY: dict[str, Any] = {
     "id": "yolo-synth", "family": "yolo", "path": "yolo-synth/best.pt", "labelmap": list(LABELMAP),
     "default": True, "options": {"imgsz": FIXTURE_IMGSZ},
 }

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:  # the CLI imports the stubs inside each command, so it starts fast
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2
 
 console = Console(stderr=True)
 
@@ -122,7 +125,7 @@ def print_report(report, out: Console | None = None) -> None:
         out.print(f"artifact: {path}")
 
 
-async def _watch(client, job_id: str) -> object:
+async def _watch(client: Any, job_id: str) -> orchestrator_pb2.Job | None:
     """Follow WatchJob with a progress bar; returns the final Job."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -35,7 +35,8 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
         values = ()
     if len(values) != 4:
         raise typer.BadParameter(f"a box is x1,y1,x2,y2 in pixels, got {text!r}")
-    return values  # type: ignore[return-value]  # four floats, checked above
+    x1, y1, x2, y2 = values
+    return (x1, y1, x2, y2)
 
 
 def _fail(exc: Exception) -> None:

@@ -93,8 +93,8 @@ def detect(
     data = image.read_bytes()
     request = detector_pb2.DetectRequest(
         image=image_ref(data, with_bytes=False), model_ids=model or [],
-        mode=detector_pb2.DetectMode.Value(f"DETECT_MODE_{mode.value.upper()}"),
-        merge=detector_pb2.MergeSettings(method=detector_pb2.MergeMethod.Value(f"MERGE_METHOD_{merge.value.upper()}")),
+        mode=f"DETECT_MODE_{mode.value.upper()}",
+        merge=detector_pb2.MergeSettings(method=f"MERGE_METHOD_{merge.value.upper()}"),
         expected_labelmap=read_labelmap(labelmap) if labelmap else [])
     request.tile_plan.size = tile_size
     for name, value in (("conf", conf), ("iou", iou), ("max_det", max_det)):

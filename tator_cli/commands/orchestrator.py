@@ -7,6 +7,7 @@ and stage timings. Heavy imports stay inside the commands so the CLI starts fast
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -144,7 +145,7 @@ def prepass(
     cfg = _config(windowed, caption, config)
     out = Console()
 
-    async def one(client: Any) -> Any:
+    async def one(client: Any, image: Path) -> Any:
         ds = dataset
         if not ds:
             ids = [d.id for d in (await client.call("ListDatasets", pb.ListDatasetsRequest(page_size=1000))).datasets]
@@ -177,7 +178,7 @@ def prepass(
         return await watch_with_progress(client, started.id, err_console, f"prepass {dataset}")
 
     if image is not None:
-        result = run_rpc(one, address)
+        result = run_rpc(functools.partial(one, image=image), address)
         dump_json(result) if as_json else print_result(out, result)
         return
     final = run_rpc(job, address)
