@@ -12,9 +12,10 @@ from tator_core.offline import enforce_offline
 
 def main() -> None:
     if sys.argv[1:2] == [model_check.COMMAND]:  # check a candidate model instead of serving
-        from svc_detector.check import check
+        enforce_offline()
+        from svc_detector.models import DetectorFamily
 
-        sys.exit(model_check.run(sys.argv[2:], check))
+        sys.exit(model_check.run(sys.argv[2:], DetectorFamily()))
     settings = DetectorSettings.load(sys.argv[1:])
     enforce_offline()  # before ultralytics / rfdetr are imported
     from svc_detector.server import build_spec

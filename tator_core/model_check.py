@@ -9,8 +9,10 @@ service uses before the registry names the model. Where that runs:
 - not through a running service's LoadModel: a service loads only what its registry lists, and the
   registry must not list a model before it is checked;
 - so in a short-lived process of the service's own entry point, `python -m svc_x check-model SPEC OUT`
-  (the way `tator up` starts it to serve): the same loader, the same libraries and device, no stack
-  needed, and a checkpoint that crashes or exhausts memory takes down only that process.
+  (the way `tator up` starts it to serve), through the family's lifecycle contract
+  (tator_core.lifecycle.ModelBackend: load, warm-up inference, describe) that the service's repository
+  drives: the same loader, libraries and device, no stack needed, and a checkpoint that crashes or
+  exhausts memory takes down only that process.
 
 SPEC is a JSON file `{"id", "family", "path", "labelmap"?, "options"?, "device"?}`; the outcome is written
 to OUT as JSON: `{"ok": true, ...what the service's check function returned}` or
@@ -22,16 +24,16 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+import time
 from pathlib import Path
 from typing import Any
 
 from tator_core import errors
 from tator_core.hashing import atomic_write_text
+from tator_core.lifecycle import ModelBackend
 from tator_core.registry import ModelEntry
 
 COMMAND = "check-model"
-Check = Callable[[ModelEntry, str], dict[str, Any]]
 
 
 def spec_entry(spec: dict[str, Any]) -> ModelEntry:
@@ -40,7 +42,22 @@ def spec_entry(spec: dict[str, Any]) -> ModelEntry:
                       options=dict(spec.get("options") or {}))
 
 
-def run(argv: list[str], check: Check) -> int:
+def check(family: ModelBackend[Any], entry: ModelEntry, device: str) -> dict[str, Any]:
+    """Load through the family's lifecycle contract, run its warm-up inference, describe, release: what
+    the service's repository does with the model before it first serves it."""
+    t0 = time.perf_counter()
+    backend = family.load(entry, device)
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    family.warmup(backend)
+    inference_s = time.perf_counter() - t0
+    labelmap, extra = family.describe(backend)
+    family.release(backend)
+    return {"labelmap": list(labelmap), "extra": dict(extra), "load_s": round(load_s, 3),
+            "inference_s": round(inference_s, 3)}
+
+
+def run(argv: list[str], family: ModelBackend[Any]) -> int:
     """The `check-model` mode of a service's entry point; returns the process exit status."""
     if len(argv) != 2:
         print(f"usage: python -m <service> {COMMAND} SPEC.json OUT.json", file=sys.stderr)
@@ -52,7 +69,7 @@ def run(argv: list[str], check: Check) -> int:
     enforce_offline()  # before a model library is imported
     spec = json.loads(Path(argv[0]).read_text())
     try:
-        result = {"ok": True, **check(spec_entry(spec), resolve_device(str(spec.get("device") or "cpu")))}
+        result = {"ok": True, **check(family, spec_entry(spec), resolve_device(str(spec.get("device") or "cpu")))}
     except errors.TatorError as exc:
         result = {"ok": False, "reason": exc.reason, "message": exc.message, "metadata": exc.metadata}
     except Exception as exc:  # an unloadable checkpoint is the answer, not a crash of the checker

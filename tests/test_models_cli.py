@@ -45,7 +45,7 @@ def test_add_copies_checks_in_the_detector_and_registers(registry, tmp_path):
     out = json.loads(res.stdout)
     # The check ran the service's loader with the entry's options: the input size is the option, not the
     # checkpoint's training size (160).
-    assert out["check"]["input_size"] == 192 and out["check"]["labelmap"] == list(LABELMAP)
+    assert out["check"]["extra"]["imgsz"] == "192" and out["check"]["labelmap"] == list(LABELMAP)
     entry = Registry.load(registry).get("my-yolo")
     assert entry.path == registry.parent / "user" / "my-yolo" / "best.pt"
     assert sha256(entry.path) == sha256(YOLO_FIXTURE)  # a copy of the user's bytes
@@ -141,3 +141,32 @@ def test_a_registry_edit_that_would_not_load_is_not_written(registry, tmp_path):
         add_entry(registry, {"id": "z", "family": "nonsense", "path": "x"})
     assert registry.read_text() == before
     assert yaml.safe_load(before)["models"][0]["id"] == "a"
+
+
+def test_a_hugging_face_sam3_folder_is_checked_in_the_sam3_service(registry, tmp_path):
+    import shutil
+
+    from svc_sam3 import tiny
+    from tator_core.hashing import path_version
+
+    (built,) = tiny.build(tmp_path / "built")
+    source = tmp_path / "built" / built["path"]
+    res = tator("models", "add", "sam3", source, "--name", "my-sam3", "--registry", registry, "--json")
+    assert res.exit_code == 0, res.output
+    entry = Registry.load(registry).get("my-sam3")
+    assert entry.path == registry.parent / "user" / "my-sam3" / source.name
+    assert path_version(entry.path) == path_version(source)  # the whole folder, byte for byte
+    assert (entry.labelmap, entry.default) == (None, True)
+    assert json.loads(res.stdout)["check"]["inference_s"] >= 0
+
+    refused = tator("models", "add", "sam3", source, "--name", "mapped", "--registry", registry,
+                    "--labelmap", labelmap_file(tmp_path, list(LABELMAP)))
+    assert refused.exit_code == 1 and "no fixed classes" in " ".join(refused.output.split())
+
+    broken = tmp_path / "broken-sam3"
+    shutil.copytree(source, broken)
+    (broken / "model.safetensors").write_bytes(b"\0" * 64)
+    res = tator("models", "add", "sam3", broken, "--registry", registry)
+    assert res.exit_code == 1 and "did not load and run one inference as a sam3 model" in " ".join(res.output.split())
+    assert set(Registry.load(registry).entries) == {"my-sam3"}
+    assert sorted(p.name for p in (registry.parent / "user").iterdir()) == ["my-sam3"]
