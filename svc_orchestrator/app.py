@@ -21,7 +21,7 @@ from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
 from svc_orchestrator.jobs import JobHandle, JobManager
 from svc_orchestrator.prepass.cache import PrepassCache
 from svc_orchestrator.prepass.config import ServiceCaps
-from svc_orchestrator.prepass.plan import stage_failed
+from svc_orchestrator.prepass.plan import remote_stage_failed
 from svc_orchestrator.prepass.runner import PrepassContext, PrepassRunner
 from svc_orchestrator.prepass.sharding import merge_summaries, split_units
 from svc_orchestrator.recipes import RecipeStore
@@ -184,8 +184,7 @@ class Orchestrator:
             try:
                 resp, _ = await self.clients.classifier.embed(sha, data, part, normalize=True)
             except RemoteCallError as exc:
-                raise stage_failed("embed", "classifier", exc.remote.code, exc.remote.message,
-                                   exc.remote.reason) from exc
+                raise remote_stage_failed("embed", exc) from exc
             by_index = {e.index: list(e.values) if e.ok else [] for e in resp.embeddings if e.index >= 0}
             out.extend(by_index.get(i, []) for i in range(len(part)))
         return out

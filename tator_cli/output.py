@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
+if TYPE_CHECKING:  # grpc is imported where a command calls, so the CLI starts fast
+    import grpc
+
 err_console = Console(stderr=True)
 
 
-def fail_rpc(exc: Exception, console: Console) -> None:
+def fail_rpc(exc: grpc.RpcError, console: Console) -> NoReturn:
     """Print a failed call's status, reason and field violations; exit 1."""
     from tator_core.errors import parse_rpc_error
 
-    err = parse_rpc_error(exc)  # type: ignore[arg-type]  # callers pass the AioRpcError they caught
+    err = parse_rpc_error(exc)
     console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
     for fld, why in err.field_violations:
         console.print(f"  {fld}: {why}")

@@ -28,7 +28,7 @@ from svc_orchestrator.clients import CallStats, RemoteCallError, ServiceClients
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.config import ResolvedConfig
 from svc_orchestrator.prepass.exemplars import select_exemplars
-from svc_orchestrator.prepass.plan import ModelPlan, stage_failed
+from svc_orchestrator.prepass.plan import ModelPlan, remote_stage_failed
 from svc_orchestrator.prepass.provenance import (
     AtomLog,
     Cluster,
@@ -133,8 +133,7 @@ async def _guard(stage: str, call: Awaitable):
     try:
         return await call
     except RemoteCallError as exc:
-        r = exc.remote
-        raise stage_failed(stage, exc.service, r.code, r.message, r.reason) from exc
+        raise remote_stage_failed(stage, exc) from exc
 
 
 def _chunks(items: Sequence, n: int) -> list[list]:
@@ -151,7 +150,7 @@ async def _split_on_fanout(stage: str, units: dict[str, list], call: Callable[[d
         labels = list(units)
         one = len(labels) == 1
         if exc.remote.reason != "FANOUT_CAP_EXCEEDED" or (one and (not split_values or len(units[labels[0]]) < 2)):
-            raise stage_failed(stage, exc.service, exc.remote.code, exc.remote.message, exc.remote.reason) from exc
+            raise remote_stage_failed(stage, exc) from exc
     if one:
         values = units[labels[0]]
         halves = [{labels[0]: values[:len(values) // 2]}, {labels[0]: values[len(values) // 2:]}]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from svc_orchestrator.clients import ServiceState
+from svc_orchestrator.clients import RemoteCallError, ServiceState
 from svc_orchestrator.prepass.config import ResolvedConfig
 from tator_core import errors
 from tator_core.gen.tator.common.v1 import common_pb2
@@ -35,6 +35,12 @@ def stage_failed(stage: str, service: str, code: grpc.StatusCode, message: str, 
     if code in _TRANSIENT:
         return errors.unavailable("STAGE_FAILED", text, **meta)
     return errors.failed_precondition("STAGE_FAILED", text, **meta)
+
+
+def remote_stage_failed(stage: str, exc: RemoteCallError) -> errors.TatorError:
+    """stage_failed for a model-service call that failed, from the status it answered."""
+    r = exc.remote
+    return stage_failed(stage, exc.service, r.code, r.message, r.reason)
 
 
 @dataclass

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tator_cli.output import fail_rpc
+
 if TYPE_CHECKING:  # the CLI imports the stubs inside each command, so it starts fast
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2
 
@@ -38,12 +40,6 @@ def _client(address: str):
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc
 
     return ServiceClient(address, orchestrator_pb2_grpc.OrchestratorServiceStub, timeout_s=60)
-
-
-def _fail(exc) -> None:
-    from tator_cli.output import fail_rpc
-
-    fail_rpc(exc, console)
 
 
 def _fmt(v: float) -> str:
@@ -153,7 +149,7 @@ async def calibrate_job(address: str, request, as_json: bool) -> int:
         try:
             job = (await client.call("StartCalibration", request)).job
         except grpc.aio.AioRpcError as exc:
-            _fail(exc)
+            fail_rpc(exc, console)
         console.print(f"calibration job [bold]{job.id}[/] on {request.dataset_id}")
         final = await _watch(client, job.id)
         if final is None or final.state != pb.JOB_STATE_SUCCEEDED:
@@ -248,7 +244,7 @@ def report(
     try:
         rep = asyncio.run(get())
     except grpc.aio.AioRpcError as exc:
-        _fail(exc)
+        fail_rpc(exc, console)
     _emit(rep, as_json)
 
 

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tator_cli.output import fail_rpc
+
 console = Console(stderr=True)
 FALLBACK_ADDRESS = "127.0.0.1:50054"
 
@@ -37,14 +39,6 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
         raise typer.BadParameter(f"a box is x1,y1,x2,y2 in pixels, got {text!r}")
     x1, y1, x2, y2 = values
     return (x1, y1, x2, y2)
-
-
-def _fail(exc: Exception) -> None:
-    from tator_core.errors import parse_rpc_error
-
-    err = parse_rpc_error(exc)  # type: ignore[arg-type]  # callers pass the AioRpcError they caught
-    console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
-    raise typer.Exit(2)
 
 
 def _client(address: str):
@@ -78,7 +72,7 @@ async def _classify(address: str, data: bytes, boxes: list, head: str, padding: 
     try:
         return await client.call("Classify", req, image_data=data)
     except grpc.aio.AioRpcError as exc:
-        _fail(exc)
+        fail_rpc(exc, console)
     finally:
         await client.close()
 
@@ -129,7 +123,7 @@ async def _train(address: str, req, show_progress: bool):
             else:
                 done = event.done
     except grpc.aio.AioRpcError as exc:
-        _fail(exc)
+        fail_rpc(exc, console)
     finally:
         await client.close()
     return done

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from tator_cli.output import err_console, fail_rpc
+
 
 def _stack_address() -> str:
     from tator_cli.stack import load_config
@@ -31,7 +33,6 @@ def _call(address: str, method: str, request: Any, image_data: bytes | None = No
     import grpc
 
     from tator_core.client import ServiceClient
-    from tator_core.errors import parse_rpc_error
     from tator_core.gen.tator.qwen.v1 import qwen_pb2_grpc
 
     async def go() -> Any:
@@ -44,9 +45,7 @@ def _call(address: str, method: str, request: Any, image_data: bytes | None = No
     try:
         return asyncio.run(go())
     except grpc.RpcError as exc:
-        err = parse_rpc_error(exc)
-        typer.echo(f"{err.code.name} {err.reason}: {err.message}", err=True)
-        raise typer.Exit(1) from None
+        fail_rpc(exc, err_console)
 
 
 def _print_json(response: Any) -> None:
