@@ -1,4 +1,4 @@
-import type { PrepassResult } from "../gen/tator/orchestrator/v1/orchestrator_pb";
+import type { PrepassConfig, PrepassResult } from "../gen/tator/orchestrator/v1/orchestrator_pb";
 import { datasetIndex, imageUrl } from "../images";
 import { formatRoute } from "../logic/route";
 import { type Ctx, h } from "../ui";
@@ -8,6 +8,9 @@ import { calibrationJobs, methodName } from "./calibration";
 // Results survive leaving the screen (back/forward), keyed by image and calibration.
 const results = new Map<string, PrepassResult>();
 let chosenCalibration = "";
+// The accept model refuses results of another prepass config: a prepass scored by a calibration runs
+// with the config that calibration was trained on (its report returns it).
+let calibrationConfig: PrepassConfig | undefined;
 
 async function loadImage(url: string): Promise<HTMLImageElement> {
   const img = new Image();
@@ -49,17 +52,19 @@ export async function renderImage(ctx: Ctx, el: HTMLElement, dataset: string, na
   viewer.setGroundTruth(meta.groundTruth);
   let current: { kind: "dataset" } | { kind: "upload"; data: Uint8Array; sha: string } = { kind: "dataset" };
   const key = () => `${current.kind === "dataset" ? `${dataset}/${name}` : current.sha}|${chosenCalibration}`;
+  let reportLoading: Promise<unknown> = Promise.resolve(); // a prepass waits for the chosen calibration's config
 
   async function run(): Promise<void> {
     ctx.clearError();
     status.textContent = "running prepass…";
     runBtn.disabled = true;
+    await reportLoading;
     const source = current.kind === "dataset"
       ? { case: "datasetImage" as const, value: name }
       : { case: "image" as const, value: { sha256: current.sha, data: current.data } };
     const started = performance.now();
-    const res = await ctx.call(ctx.api.prepass({ datasetId: dataset, source, calibrationId: chosenCalibration },
-      { signal: ctx.signal }));
+    const res = await ctx.call(ctx.api.prepass({ datasetId: dataset, source, calibrationId: chosenCalibration,
+      config: chosenCalibration ? calibrationConfig : undefined }, { signal: ctx.signal }));
     runBtn.disabled = false;
     if (!res?.result) {
       status.textContent = "prepass failed";
@@ -79,10 +84,14 @@ export async function renderImage(ctx: Ctx, el: HTMLElement, dataset: string, na
 
   async function chooseCalibration(jobId: string): Promise<void> {
     chosenCalibration = jobId;
+    calibrationConfig = undefined;
     if (!jobId) {
       viewer.setThresholds(null);
     } else {
-      const rep = await ctx.call(ctx.api.getCalibrationReport({ jobId }));
+      const loading = ctx.call(ctx.api.getCalibrationReport({ jobId }));
+      reportLoading = loading;
+      const rep = await loading;
+      calibrationConfig = rep?.report?.config?.prepass;
       const model = rep?.report?.thresholds.find((t) => t.isDefault) ?? rep?.report?.thresholds[0];
       const set: ThresholdSet | null = model
         ? { model: methodName(model.model), byClass: new Map(model.classes.map((c) => [c.label, c.threshold])) } : null;
