@@ -101,9 +101,9 @@ try {
   await ready("jobs");
   await page.selectOption("#prepass-dataset", "synth");
   await page.fill("#prepass-max", "2");
-  const newJob = async () => {
+  const newJob = async (button = "#start-prepass") => {
     const before = await page.$$eval("#jobs tr", (trs) => trs.map((t) => t.getAttribute("data-job")));
-    await page.click("#start-prepass");
+    await page.click(button);
     await page.waitForFunction((b) => {
       const tr = document.querySelector("#jobs tr");
       return tr && !b.includes(tr.getAttribute("data-job"));
@@ -124,18 +124,80 @@ try {
   await shot("4-jobs");
   log("jobs", { smallJob, progress: progress?.trim(), cancelled: bigJob });
 
-  // 5. Calibration report drawn from the typed report
-  await page.click('#nav a[data-screen="calibration"]');
-  await ready("calibration");
-  await page.locator("#reports a").first().click();
+  // 5. Calibration from the UI: a calibration job on the calibration dataset (the stack's own prepass of
+  // each image, then the accept models), watched to the end through the stream; its report drawn from
+  // the typed report.
+  const calDataset = process.env.CAL_DATASET ?? "e2ecal";
+  await page.selectOption("#cal-dataset", calDataset);
+  await page.fill("#cal-max", "0");
+  const calJob = await newJob("#start-calibration");
+  const calRow = `#jobs tr[data-job="${calJob}"]`;
+  await page.waitForSelector(`${calRow}[data-state="running"], ${calRow}[data-state="succeeded"]`);
+  await page.waitForSelector(`${calRow}[data-state="succeeded"], ${calRow}[data-state="failed"]`);
+  const calState = await page.getAttribute(calRow, "data-state");
+  const calProgress = (await page.locator(`${calRow} td`).nth(4).textContent())?.trim();
+  if (calState !== "succeeded") throw new Error(`calibration ${calJob}: ${await page.locator(`${calRow} td.msg`).textContent()}`);
+  await noError("calibration job");
+  await shot("4-jobs-calibration");
+  await page.click(`${calRow} a.report`);
   await ready("calibration");
   await page.waitForSelector("#pr-curves path");
   const curves = await page.locator("#pr-curves path").count();
   const barsF1 = await page.locator("#f1-bars rect").count();
   const metricRows = await page.locator("#metrics tbody tr").count();
+  const reportHash = await page.evaluate(() => location.hash);
   await noError("calibration");
   await shot("5-calibration");
-  log("calibration", { curves, f1Bars: barsF1, metricRows });
+  log("calibration", { job: calJob, progress: calProgress, reportHash, curves, f1Bars: barsF1, metricRows });
+
+  // 5b. The calibration on the Image screen: choose it, prepass (cached by the calibration) with its
+  // accept model, and move one class's threshold slider; the counts shown are recorded for the test to
+  // check against the report's thresholds and the candidates' accept probabilities.
+  await page.click('#nav a[data-screen="datasets"]');
+  await ready("datasets");
+  await page.click(`a[data-dataset="${calDataset}"]`);
+  await ready("datasets");
+  await page.locator("#thumbs a.thumb").first().click();
+  await ready("image");
+  const calImage = (await page.locator("#image-name").textContent())?.trim();
+  await page.waitForSelector(`#calibration-select option[value="${calJob}"]`, { state: "attached" });
+  await page.selectOption("#calibration-select", calJob);
+  await page.waitForSelector("#threshold-sliders input[data-class]");
+  await page.click("#run-prepass");
+  await page.waitForSelector("#prepass-status[data-done]");
+  await noError("calibrated prepass");
+  const counts = () => page.evaluate(() => {
+    const sum = document.querySelector("#candidate-summary").textContent;
+    const perClass = Object.fromEntries([...document.querySelectorAll("#threshold-sliders label.slider")].map((l) => {
+      const input = l.querySelector("input"), count = l.querySelector(".class-count");
+      return [input.dataset.class, { value: input.value, accepted: Number(count.dataset.accepted),
+        total: Number(count.dataset.total) }];
+    }));
+    const num = (word) => Number(new RegExp(`(\\d+) ${word}`).exec(sum)?.[1] ?? NaN);
+    return { accepted: num("accepted"), rejected: num("rejected"), candidates: num("candidates"), perClass };
+  });
+  const initial = await counts();
+  // The class with the most candidates gets its slider moved: End and Home keys (1 and 0), then 0.5.
+  const moved = Object.entries(initial.perClass).sort((a, b) => b[1].total - a[1].total)[0]?.[0];
+  if (!moved || !initial.perClass[moved].total) throw new Error(`calibrated prepass: no candidates of a calibrated class: ${JSON.stringify(initial)}`);
+  const slider = page.locator(`#threshold-sliders input[data-class="${moved}"]`);
+  const settings = [];
+  for (const key of ["End", "Home"]) {
+    await slider.focus();
+    await page.keyboard.press(key);
+    await page.waitForFunction(([c, v]) => document.querySelector(`#threshold-sliders input[data-class="${c}"]`).value === v,
+      [moved, key === "End" ? "1" : "0"]);
+    settings.push({ key, ...(await counts()) });
+  }
+  await slider.evaluate((el) => {
+    el.value = "0.5";
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+  settings.push({ key: "0.5", ...(await counts()) });
+  await page.waitForFunction(() => document.querySelector("canvas#viewer").dataset.draws);
+  await noError("threshold slider");
+  await shot("3-image-calibrated");
+  log("calibrated-image", { dataset: calDataset, image: calImage, job: calJob, moved, initial, settings });
 
   // 6. Glossaries: create, edit, delete
   await page.click('#nav a[data-screen="glossaries"]');
