@@ -5,6 +5,7 @@
 //   of every outline (what a pan, zoom, source toggle or a large threshold jump costs; the image layer
 //   itself is kept).
 import { chromium } from "playwright-core";
+import { loadCandidates } from "./candidates.mjs";
 
 const UI = process.env.UI_URL;
 const IMAGE = process.env.IMAGE_ROUTE; // e.g. #/datasets/synth/image/train/images/x.png
@@ -33,19 +34,9 @@ for (let i = 0; i < RUNS; i++) {
   if (i < RUNS - 1) await ctx.close();
 }
 const page = browser.contexts().at(-1).pages()[0];
-const redraw = await page.evaluate(({ n, moves }) => {
+await page.evaluate(loadCandidates, N);
+const redraw = await page.evaluate((moves) => {
   const v = window.tatorViewer;
-  let seed = 12345;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-  const labels = ["circle", "square", "triangle"], sources = ["yolo", "rfdetr", "sam3_text", "sam3_similarity"];
-  const candidates = Array.from({ length: n }, (_, i) => {
-    const x = rnd() * 600, y = rnd() * 440, w = 8 + rnd() * 60, hh = 8 + rnd() * 60;
-    const src = sources[i % sources.length];
-    return { index: i, box: { x1: x, y1: y, x2: x + w, y2: y + hh }, label: labels[i % 3], score: rnd(),
-      sourcePrimary: src, sources: [src], scoreBySource: {}, atomIds: [], probabilities: [], acceptProb: rnd() };
-  });
-  v.setResult({ candidates, atoms: [], classifierClasses: [], warnings: [], stages: [] });
-  v.setThresholds({ model: "bench", byClass: new Map(labels.map((l) => [l, 0.5])) });
   const input = document.querySelector('#threshold-sliders input[data-class="circle"]');
   const g = document.querySelector("canvas#viewer").getContext("2d");
   const times = [];
@@ -66,7 +57,7 @@ const redraw = await page.evaluate(({ n, moves }) => {
     full.push(performance.now() - t0);
   }
   return { times, full, accepted: document.querySelector("#candidate-summary").dataset.accepted };
-}, { n: N, moves: MOVES });
+}, MOVES);
 await browser.close();
 console.log(JSON.stringify({ first_render_ms: stats(firstRender), first_render_in_app_ms: stats(inApp),
   redraw_ms: stats(redraw.times), full_redraw_ms: stats(redraw.full), candidates: N, slider_moves: MOVES }));

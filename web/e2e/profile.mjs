@@ -4,6 +4,7 @@
 // Chromium trace for the garbage collections that overlap each move. Moves over 16 ms are summed per
 // phase, so a slow tail shows whether it is GC, the upload, or CPU work stretched by a busy machine.
 import { chromium } from "playwright-core";
+import { loadCandidates } from "./candidates.mjs";
 
 const UI = process.env.UI_URL, IMAGE = process.env.IMAGE_ROUTE;
 const N = Number(process.env.CANDIDATES ?? 2000), MOVES = Number(process.env.MOVES ?? 400);
@@ -13,21 +14,8 @@ const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? 
 const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
 await page.goto(UI + IMAGE);
 await page.waitForSelector('body[data-ready="image"]', { timeout: 60000 });
-await page.evaluate((n) => {
-  const v = window.tatorViewer;
-  let seed = 12345;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-  const labels = ["circle", "square", "triangle"], sources = ["yolo", "rfdetr", "sam3_text", "sam3_similarity"];
-  const candidates = Array.from({ length: n }, (_, i) => {
-    const x = rnd() * 600, y = rnd() * 440, w = 8 + rnd() * 60, hh = 8 + rnd() * 60;
-    const src = sources[i % sources.length];
-    return { index: i, box: { x1: x, y1: y, x2: x + w, y2: y + hh }, label: labels[i % 3], score: rnd(),
-      sourcePrimary: src, sources: [src], scoreBySource: {}, atomIds: [], probabilities: [], acceptProb: rnd() };
-  });
-  v.setResult({ candidates, atoms: [], classifierClasses: [], warnings: [], stages: [] });
-  v.setThresholds({ model: "bench", byClass: new Map(labels.map((l) => [l, 0.5])) });
-  v.draw();
-}, N);
+await page.evaluate(loadCandidates, N);
+await page.evaluate(() => window.tatorViewer.draw());
 await browser.startTracing(page, { categories: ["devtools.timeline", "v8", "blink.user_timing"] });
 const rows = await page.evaluate((moves) => {
   const v = window.tatorViewer;
