@@ -170,3 +170,21 @@ def test_a_hugging_face_sam3_folder_is_checked_in_the_sam3_service(registry, tmp
     assert res.exit_code == 1 and "did not load and run one inference as a sam3 model" in " ".join(res.output.split())
     assert set(Registry.load(registry).entries) == {"my-sam3"}
     assert sorted(p.name for p in (registry.parent / "user").iterdir()) == ["my-sam3"]
+
+
+def test_a_qwen_folder_is_checked_by_captioning_in_the_qwen_service(registry, tmp_path):
+    from svc_qwen import tiny
+
+    (built,) = tiny.build(tmp_path / "built")
+    res = tator("models", "add", "qwen", tmp_path / "built" / built["path"], "--name", "my-qwen",
+                "--option", "dtype=float32", "--registry", registry, "--json")
+    assert res.exit_code == 0, res.output
+    check = json.loads(res.stdout)["check"]
+    assert check["extra"]["model_type"].startswith("qwen") and check["labelmap"] == []
+    entry = Registry.load(registry).get("my-qwen")
+    assert (entry.family, entry.options, entry.labelmap) == ("qwen", {"dtype": "float32"}, None)
+
+    # an option the loader refuses is the check's failure, not a registry entry
+    res = tator("models", "add", "qwen", tmp_path / "built" / built["path"], "--name", "bad-dtype",
+                "--option", "dtype=float7", "--registry", registry)
+    assert res.exit_code == 1 and "bad-dtype" not in Registry.load(registry).entries
