@@ -178,16 +178,20 @@ class JobManager:
                     result = await body(JobHandle(self, job_id))
                 except JobCancelled:
                     await self._update(job_id, state=pb.JOB_STATE_CANCELLED, message="cancelled", eta_s=0.0)
-                except errors.TatorError as exc:
-                    stage = exc.metadata.get("stage", "")
-                    await self._update(job_id, state=pb.JOB_STATE_FAILED, error=str(exc), failed_stage=stage,
-                                       message=f"failed in stage {stage}" if stage else "failed", eta_s=0.0)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # recorded on the job, traceback to the log
-                    log.error("job %s failed", job_id, exc_info=exc)
-                    await self._update(job_id, state=pb.JOB_STATE_FAILED, error=f"internal error ({errors.public_text(exc)}); the orchestrator log has the details",
-                                       message="failed", eta_s=0.0)
+                except Exception as exc:  # recorded on the job; unexpected ones with a traceback in the log
+                    known = errors.from_exception(exc)
+                    if known is not None:  # a TatorError, a failed downstream call, a timeout
+                        stage = known.metadata.get("stage", "")
+                        await self._update(job_id, state=pb.JOB_STATE_FAILED, error=str(errors.public(known)),
+                                           failed_stage=stage, eta_s=0.0,
+                                           message=f"failed in stage {stage}" if stage else "failed")
+                    else:
+                        log.error("job %s failed", job_id, exc_info=exc)
+                        await self._update(job_id, state=pb.JOB_STATE_FAILED, message="failed", eta_s=0.0,
+                                           error=f"internal error ({errors.public_text(exc)}); the orchestrator "
+                                           "log has the details")
                 else:
                     await self._update(job_id, state=pb.JOB_STATE_SUCCEEDED, result_json=result_column(result),
                                        message="done",

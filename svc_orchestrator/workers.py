@@ -150,12 +150,14 @@ class UnitWorkers:
                     "updated_at": time.time()}, only_active=True)
         except UnitStopped:
             pass
-        except errors.TatorError as exc:
-            await self._fail(unit.job_id, str(exc), exc.metadata.get("stage", ""))
-        except Exception as exc:  # recorded on the job, traceback to the log
-            log.error("unit %s/%d failed", unit.job_id, unit.unit, exc_info=exc)
-            await self._fail(unit.job_id, f"internal error ({errors.public_text(exc)}); the orchestrator log has "
-                             "the details", "")
+        except Exception as exc:  # recorded on the job; unexpected ones with a traceback in the log
+            known = errors.from_exception(exc)  # a TatorError, a failed downstream call, a timeout
+            if known is not None:
+                await self._fail(unit.job_id, str(errors.public(known)), known.metadata.get("stage", ""))
+            else:
+                log.error("unit %s/%d failed", unit.job_id, unit.unit, exc_info=exc)
+                await self._fail(unit.job_id, f"internal error ({errors.public_text(exc)}); the orchestrator log "
+                                 "has the details", "")
         finally:
             self._running.pop(key, None)
             self.held.discard(key)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import SupportsFloat
 
+from tator_core.errors import scrub_paths
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.registry import TrainingRecord, training_pb
 
@@ -88,5 +89,6 @@ class ModelStatus:
 def model_info_pb(s: ModelStatus) -> common_pb2.ModelInfo:
     return common_pb2.ModelInfo(
         id=s.id, family=s.family, version=s.version, labelmap=s.labelmap, device=s.device,
-        state=_STATES[s.state], reason=s.reason, is_default=s.is_default, loaded=s.loaded, extra=s.extra,
+        state=_STATES[s.state], reason=scrub_paths(s.reason), is_default=s.is_default, loaded=s.loaded,
+        extra={k: scrub_paths(v) for k, v in s.extra.items()},
         trained_on=training_pb(s.trained_on))

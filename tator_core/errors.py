@@ -9,6 +9,7 @@ the one documented list.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import grpc
@@ -81,6 +82,29 @@ def resource_exhausted(message: str, **metadata: object) -> TatorError:
 
 def unavailable(reason: str, message: str, **metadata: object) -> TatorError:
     return TatorError(grpc.StatusCode.UNAVAILABLE, reason, message, {k: str(v) for k, v in metadata.items()})
+
+
+_SEG = r"[^\s/'\"`,;:()\[\]{}<>]+"
+# An absolute POSIX path: a "/" not inside a word, URL or relative path, then one or more segments.
+_ABS_PATH = re.compile(rf"(?<![\w.~:/\\-])/{_SEG}(?:/{_SEG})*/?")
+
+
+def scrub_paths(text: str) -> str:
+    """`text` with every absolute server path cut to its last part (`/srv/models/x/best.pt` ->
+    `…/best.pt`): what a client reads (status messages, model reasons, job errors) names the file but
+    not the server's layout. The full text stays in the server's log."""
+    def last(m: re.Match[str]) -> str:
+        parts = [p for p in m.group().split("/") if p]
+        return f"…/{parts[-1]}" if parts else m.group()
+
+    return _ABS_PATH.sub(last, text)
+
+
+def public(err: TatorError) -> TatorError:
+    """The error as a client may read it: message, metadata and field violations without server paths."""
+    return TatorError(err.code, err.reason, scrub_paths(err.message),
+                      {k: scrub_paths(str(v)) for k, v in err.metadata.items()},
+                      [(f, scrub_paths(d)) for f, d in err.field_violations])
 
 
 def public_text(exc: BaseException) -> str:

@@ -181,7 +181,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
             log.error("unexpected error in %s", method, exc_info=exc)
             err = errors.TatorError(grpc.StatusCode.INTERNAL, "INTERNAL",
                                     f"internal error in {method} (request id {rid})", {"request_id": rid})
-        await context.abort_with_status(rpc_status.to_status(err.to_status()))
+        await context.abort_with_status(rpc_status.to_status(errors.public(err).to_status()))
 
     @contextlib.asynccontextmanager
     async def _guard(self, method: str, rid: str, request: Any, context: grpc.aio.ServicerContext[Any, Any],
