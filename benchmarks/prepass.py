@@ -132,8 +132,7 @@ async def run(args: argparse.Namespace) -> dict:
 
     async def flow(mode: str, data: bytes) -> Any:
         img = decode_image(data)
-        inp = FlowInput(ImageInput(sha256_hex(data), data, "", img.width, img.height), ctx.labelmap,
-                        ctx.glossary_text, ctx.glossary_hash, ctx.labelmap_hash, ctx.config, ctx.config_hash, plan)
+        inp = FlowInput(ImageInput(sha256_hex(data), data, "", img.width, img.height), ctx, plan)
         return await run_prepass(clients[mode], inp, app.runner.synonyms)
 
     async def via_rpc(data: bytes) -> Any:

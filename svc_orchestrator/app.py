@@ -21,8 +21,9 @@ from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
 from svc_orchestrator.jobs import JobHandle, JobManager
 from svc_orchestrator.prepass.cache import PrepassCache
 from svc_orchestrator.prepass.config import ServiceCaps
+from svc_orchestrator.prepass.context import PrepassContext
 from svc_orchestrator.prepass.plan import remote_stage_failed
-from svc_orchestrator.prepass.runner import PrepassContext, PrepassRunner
+from svc_orchestrator.prepass.runner import PrepassRunner
 from svc_orchestrator.prepass.sharding import merge_summaries, split_units
 from svc_orchestrator.recipes import RecipeStore
 from svc_orchestrator.settings import OrchestratorSettings

@@ -27,6 +27,7 @@ from cachetools import LRUCache
 from svc_orchestrator.clients import CallStats, RemoteCallError, ServiceClients
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.config import ResolvedConfig
+from svc_orchestrator.prepass.context import PrepassContext
 from svc_orchestrator.prepass.exemplars import select_exemplars
 from svc_orchestrator.prepass.plan import ModelPlan, remote_stage_failed
 from svc_orchestrator.prepass.provenance import (
@@ -67,12 +68,7 @@ class ImageInput:
 @dataclass
 class FlowInput:
     image: ImageInput
-    labelmap: list[str]
-    glossary_text: str
-    glossary_hash: str
-    labelmap_hash: str
-    config: ResolvedConfig
-    config_hash: str
+    ctx: PrepassContext
     plan: ModelPlan
 
 
@@ -166,15 +162,15 @@ async def _split_on_fanout(stage: str, units: dict[str, list], call: Callable[[d
 
 async def _synonyms(clients: ServiceClients, inp: FlowInput, reports: _Reports, cache: SynonymCache,
                     terms: dict[str, list[str]]) -> dict[str, list[str]]:
-    cfg, plan = inp.config, inp.plan
-    missing = prompts.labels_needing_expansion(inp.labelmap, terms)
+    cfg, plan = inp.ctx.config, inp.plan
+    missing = prompts.labels_needing_expansion(inp.ctx.labelmap, terms)
     if not missing or cfg.sam3_text_synonym_budget <= 0:
         reports.skip("synonyms", "every label has glossary terms" if not missing else "budget is 0")
         return {}
     if not plan.qwen_id:
         reports.skip("synonyms", "no Qwen model; labels without glossary terms use their names only")
         return {}
-    key = stable_hash({"labels": missing, "glossary": inp.glossary_hash, "budget": cfg.sam3_text_synonym_budget,
+    key = stable_hash({"labels": missing, "glossary": inp.ctx.glossary_hash, "budget": cfg.sam3_text_synonym_budget,
                        "model": plan.versions.get(plan.qwen_id, ""), "seed": cfg.seed})
     tracing.annotate(batch_size=len(missing))
     hit = cache.get(key)
@@ -182,7 +178,7 @@ async def _synonyms(clients: ServiceClients, inp: FlowInput, reports: _Reports, 
         reports.record("synonyms", CallStats(), cache_hits=1, note=f"{len(missing)} labels (cached)")
         return hit
     resp, stats = await _guard("synonyms", clients.qwen.expand_synonyms(
-        missing, inp.glossary_text, max_terms=cfg.sam3_text_synonym_budget, model_id=plan.qwen_id, seed=cfg.seed,
+        missing, inp.ctx.glossary_text, max_terms=cfg.sam3_text_synonym_budget, model_id=plan.qwen_id, seed=cfg.seed,
         timeout_s=_timeout(cfg)))
     wanted = set(missing)
     out = {lt.label: list(lt.terms)[:cfg.sam3_text_synonym_budget] for lt in resp.labels if lt.label in wanted}
@@ -192,7 +188,7 @@ async def _synonyms(clients: ServiceClients, inp: FlowInput, reports: _Reports, 
 
 
 async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports, log: list) -> list:
-    cfg, plan = inp.config, inp.plan
+    cfg, plan = inp.ctx.config, inp.plan
     if not plan.detector_ids:
         reports.skip("detectors", "disabled" if not cfg.detectors_on else "no detector model")
         return []
@@ -202,7 +198,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
     resp, stats = await _guard("detectors", clients.detector.detect(
         inp.image.sha256, inp.image.data, model_ids=plan.detector_ids, mode=mode, tile_size=cfg.sahi_window_size,
         tile_overlap=cfg.sahi_overlap_ratio, conf=cfg.detector_conf, iou=cfg.detector_iou,
-        merge_iou=cfg.detector_merge_iou, expected_labelmap=inp.labelmap, timeout_s=_timeout(cfg)))
+        merge_iou=cfg.detector_merge_iou, expected_labelmap=inp.ctx.labelmap, timeout_s=_timeout(cfg)))
     out = [(det, "detector", detector_run(det, plan.detector_family.get(det.model_id, "")), "")
            for det in resp.detections]
     runs = ", ".join(f"{r.model_id}:{detector_pb2.PassKind.Name(r.kind).removeprefix('PASS_KIND_').lower()}"
@@ -214,7 +210,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
 
 async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports, log: list,
                      prompt_map: dict[str, list[tuple[str, str]]]) -> list:
-    cfg, plan = inp.config, inp.plan
+    cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_sam3_text or not plan.sam3_id:
         reports.skip("sam3_text", "disabled" if not cfg.enable_sam3_text else "no SAM3 model")
         return []
@@ -246,11 +242,11 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
 
 async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports, log: list,
                       clusters: list[Cluster]) -> list:
-    cfg, plan = inp.config, inp.plan
+    cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_sam3_similarity or not plan.sam3_id:
         reports.skip("sam3_similarity", "disabled" if not cfg.enable_sam3_similarity else "no SAM3 model")
         return []
-    exemplars = select_exemplars(clusters, inp.labelmap, min_score=cfg.similarity_min_exemplar_score,
+    exemplars = select_exemplars(clusters, inp.ctx.labelmap, min_score=cfg.similarity_min_exemplar_score,
                                  count=cfg.similarity_exemplar_count, strategy=cfg.similarity_exemplar_strategy,
                                  seed=cfg.seed)
     if not exemplars:
@@ -280,7 +276,7 @@ async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports
 
 async def _classify(clients: ServiceClients, inp: FlowInput, reports: _Reports,
                     result: pb.PrepassResult) -> None:
-    cfg, plan = inp.config, inp.plan
+    cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_classifier or not plan.head_id:
         reports.skip("classifier", "disabled" if not cfg.enable_classifier else "no classifier head")
         return
@@ -311,16 +307,16 @@ async def _classify(clients: ServiceClients, inp: FlowInput, reports: _Reports,
 
 
 async def _caption(clients: ServiceClients, inp: FlowInput, reports: _Reports, result: pb.PrepassResult) -> None:
-    cfg, plan = inp.config, inp.plan
+    cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_caption or not plan.qwen_id:
         reports.skip("caption", "disabled" if not cfg.enable_caption else "no Qwen model")
         return
     top = sorted(result.candidates, key=lambda c: -c.score)[:CAPTION_HINTS]
     hints = [qwen_pb2.LabelHint(label=c.label, box=c.box, score=min(1.0, max(0.0, c.score))) for c in top]
-    avoid = [label for label in inp.labelmap if "_" in label or natural_label(label) != label]
+    avoid = [label for label in inp.ctx.labelmap if "_" in label or natural_label(label) != label]
     resp, stats = await _guard("caption", clients.qwen.caption(
         inp.image.sha256, inp.image.data, windowed=cfg.caption_windowed, windows=window_spec(cfg, True),
-        avoid_labels=avoid, hints=hints, glossary=inp.glossary_text, max_new_tokens=cfg.caption_max_tokens,
+        avoid_labels=avoid, hints=hints, glossary=inp.ctx.glossary_text, max_new_tokens=cfg.caption_max_tokens,
         seed=cfg.seed, model_id=plan.qwen_id, timeout_s=_timeout(cfg)))
     result.caption.caption = resp.caption
     result.caption.degenerate_reason = resp.degenerate_reason
@@ -342,16 +338,16 @@ async def _both(a: Coroutine[Any, Any, Any], b: Coroutine[Any, Any, Any]) -> tup
 
 
 async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: SynonymCache | None = None) -> pb.PrepassResult:
-    cfg = inp.config
+    cfg = inp.ctx.config
     reports = _Reports()
     notes: list[str] = list(inp.plan.warnings)
     synonyms = synonyms or SynonymCache()
-    terms = prompts.glossary_terms(inp.glossary_text, inp.labelmap)
+    terms = inp.ctx.terms
 
     async def text_branch() -> tuple[list, dict]:
         expansions = await tracing.traced("prepass.synonyms", _synonyms(
             clients, inp, reports, synonyms, terms)) if cfg.enable_sam3_text else {}
-        prompt_map = prompts.build_prompts(inp.labelmap, terms, expansions, cfg.sam3_text_synonym_budget)
+        prompt_map = prompts.build_prompts(inp.ctx.labelmap, terms, expansions, cfg.sam3_text_synonym_budget)
         return await tracing.traced("prepass.sam3_text", _sam3_text(clients, inp, reports, notes, prompt_map)), \
             prompt_map
 
@@ -366,7 +362,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
                     cross_class_iou=cfg.cross_class_dedupe_iou)
     started = time.perf_counter()
     with tracing.span("prepass.dedupe", batch_size=len(part_a)):
-        good, bad = usable(part_a, inp.labelmap)
+        good, bad = usable(part_a, inp.ctx.labelmap)
         notes.extend(bad)
         clusters = dedupe([singleton(a) for a in good], **merge_kw)
         reports.record("dedupe", CallStats(), detections=len(clusters), ms=(time.perf_counter() - started) * 1000)
@@ -376,7 +372,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
     final = clusters
     if sim_atoms:
         started = time.perf_counter()
-        good, bad = usable(sim_atoms, inp.labelmap)
+        good, bad = usable(sim_atoms, inp.ctx.labelmap)
         notes.extend(bad)
         final = dedupe(clusters + [singleton(a) for a in good], **merge_kw)
         reports.record("dedupe2", CallStats(), detections=len(final), ms=(time.perf_counter() - started) * 1000)
@@ -385,8 +381,8 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
 
     result = pb.PrepassResult(
         image_sha256=inp.image.sha256, image_name=inp.image.name, width=inp.image.width, height=inp.image.height,
-        candidates=[to_candidate(i, c) for i, c in enumerate(final)], atoms=log.atoms, config_hash=inp.config_hash,
-        model_versions=inp.plan.versions, glossary_hash=inp.glossary_hash, labelmap_hash=inp.labelmap_hash,
+        candidates=[to_candidate(i, c) for i, c in enumerate(final)], atoms=log.atoms, config_hash=inp.ctx.config_hash,
+        model_versions=inp.plan.versions, glossary_hash=inp.ctx.glossary_hash, labelmap_hash=inp.ctx.labelmap_hash,
         pipeline_version=PIPELINE_VERSION)
     for label, items in prompt_map.items():
         if cfg.enable_sam3_text and items:

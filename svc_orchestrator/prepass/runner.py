@@ -9,38 +9,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from svc_orchestrator.clients import ServiceClients
-from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
+from svc_orchestrator.datasets import DatasetCatalog, ImageItem
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
-from svc_orchestrator.prepass.config import ResolvedConfig, ServiceCaps, merge, resolve
+from svc_orchestrator.prepass.config import ServiceCaps, merge, resolve
+from svc_orchestrator.prepass.context import PrepassContext
 from svc_orchestrator.prepass.flow import FlowInput, ImageInput, SynonymCache, run_prepass
 from svc_orchestrator.prepass.plan import ModelPlan, needed_services, resolve_plan
 from tator_core import errors, tracing
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import decode_image, sha256_hex
 from tator_core.labels import glossary_hash
-
-
-@dataclass
-class PrepassContext:
-    """What stays fixed over the images of one request or job."""
-
-    dataset: Dataset
-    labelmap: list[str]
-    glossary_text: str
-    glossary_hash: str
-    config_pb: pb.PrepassConfig
-    config: ResolvedConfig
-    config_hash: str
-    wants_expansion: bool
-
-    @property
-    def labelmap_hash(self) -> str:
-        return self.dataset.labelmap_hash
-
 
 CACHE_STAGE = "cache"
 
@@ -82,10 +63,8 @@ class PrepassRunner:
         if glossary_name:
             glossary_text = self.glossary_lookup(glossary_name)
         resolved = resolve(cfg_pb, caps=self.caps)
-        terms = prompts.glossary_terms(glossary_text, dataset.labelmap)
         return PrepassContext(dataset, list(dataset.labelmap), glossary_text, glossary_hash(glossary_text), cfg_pb,
-                              resolved, resolved.config_hash(),
-                              bool(prompts.labels_needing_expansion(dataset.labelmap, terms)))
+                              resolved, resolved.config_hash(), prompts.glossary_terms(glossary_text, dataset.labelmap))
 
     async def plan(self, ctx: PrepassContext) -> tuple[ModelPlan, CacheMeta]:
         states = await self.clients.states(needed_services(ctx.config, ctx.wants_expansion))
@@ -119,8 +98,7 @@ class PrepassRunner:
             raise errors.failed_precondition("IMAGE_NOT_CACHED", f"no cached prepass for image {sha}; "
                                              "resend it with bytes", sha256=sha)
         img = await asyncio.to_thread(decode_image, data, max_pixels=self.max_image_pixels, sha256=sha)
-        flow_input = FlowInput(ImageInput(sha, data, name, img.width, img.height), ctx.labelmap, ctx.glossary_text,
-                               ctx.glossary_hash, ctx.labelmap_hash, ctx.config, ctx.config_hash, plan)
+        flow_input = FlowInput(ImageInput(sha, data, name, img.width, img.height), ctx, plan)
         result = await run_prepass(self.clients, flow_input, self.synonyms)
         result.cache_key = key
         await self.cache.aput(key, meta, result, ctx.dataset.id)
