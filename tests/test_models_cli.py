@@ -188,3 +188,22 @@ def test_a_qwen_folder_is_checked_by_captioning_in_the_qwen_service(registry, tm
     res = tator("models", "add", "qwen", tmp_path / "built" / built["path"], "--name", "bad-dtype",
                 "--option", "dtype=float7", "--registry", registry)
     assert res.exit_code == 1 and "bad-dtype" not in Registry.load(registry).entries
+
+
+def test_an_rfdetr_checkpoint_is_checked_with_its_options_and_labelmap(registry, tmp_path):
+    from svc_detector import tiny
+
+    (built,) = tiny.build(tmp_path / "built")
+    weights = tmp_path / "built" / built["path"]
+    options = [f"--option={k}={v}" for k, v in built["options"].items()]
+    wrong = tator("models", "add", "rfdetr", weights, "--name", "rf-wrong", *options, "--registry", registry,
+                  "--labelmap", labelmap_file(tmp_path, ["circle", "square", "hexagon"]))
+    text = " ".join(wrong.output.split())
+    assert wrong.exit_code == 1 and "[2] 'triangle' != 'hexagon'" in text
+    assert "rf-wrong" not in Registry.load(registry).entries
+
+    res = tator("models", "add", "rfdetr", weights, "--name", "my-rfdetr", *options, "--registry", registry, "--json")
+    assert res.exit_code == 0, res.output
+    check = json.loads(res.stdout)["check"]
+    assert check["extra"]["resolution"] == str(tiny.RESOLUTION) and check["labelmap"] == list(LABELMAP)
+    assert Registry.load(registry).get("my-rfdetr").options == built["options"]
