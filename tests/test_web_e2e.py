@@ -164,6 +164,7 @@ async def check_calibration(stack: Stack, cal: dict, shown: dict) -> None:
     # The orchestrator's own accepted flags (its thresholds, then duplicates dropped) lie within them.
     at_report = {c.index for c in cands if c.accept_prob >= thresholds.get(c.label, math.inf)}
     assert {c.index for c in cands if c.accepted} <= at_report
+    assert initial["kept"] == sum(c.accepted for c in cands)
 
     moved = shown["moved"]
     seen = []

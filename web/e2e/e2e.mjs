@@ -167,14 +167,15 @@ try {
   await page.waitForSelector("#prepass-status[data-done]");
   await noError("calibrated prepass");
   const counts = () => page.evaluate(() => {
-    const sum = document.querySelector("#candidate-summary").textContent;
+    const el = document.querySelector("#candidate-summary"), sum = el.textContent;
     const perClass = Object.fromEntries([...document.querySelectorAll("#threshold-sliders label.slider")].map((l) => {
       const input = l.querySelector("input"), count = l.querySelector(".class-count");
       return [input.dataset.class, { value: input.value, accepted: Number(count.dataset.accepted),
         total: Number(count.dataset.total) }];
     }));
     const num = (word) => Number(new RegExp(`(\\d+) ${word}`).exec(sum)?.[1] ?? NaN);
-    return { accepted: num("accepted"), rejected: num("rejected"), candidates: num("candidates"), perClass };
+    return { accepted: num("accepted"), rejected: num("rejected"), candidates: num("candidates"),
+      kept: el.dataset.kept === "" ? null : Number(el.dataset.kept), perClass };
   });
   const initial = await counts();
   // The class with the most candidates gets its slider moved: End and Home keys (1 and 0), then 0.5.

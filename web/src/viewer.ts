@@ -233,10 +233,17 @@ export class Viewer {
       return;
     }
     const c = countDecisions(this.decisions);
+    // The orchestrator's own decision (`accepted`, at the report's thresholds) also drops duplicates of
+    // an accepted box, so it can keep fewer than the thresholds alone accept.
+    const cands = this.result.candidates;
+    const scored = cands.some((x) => x.acceptProb !== undefined);
+    const kept = cands.reduce((a, x) => a + (x.accepted ? 1 : 0), 0);
     this.summary.textContent = this.thresholds
-      ? `${n} candidates · ${c.accepted} accepted · ${c.rejected} rejected${c.unscored ? ` · ${c.unscored} unscored` : ""}`
+      ? `${n} candidates · ${c.accepted} accepted · ${c.rejected} rejected${c.unscored ? ` · ${c.unscored} unscored` : ""}` +
+        (scored ? ` · the orchestrator keeps ${kept} (report thresholds, duplicates dropped)` : "")
       : `${n} candidates from ${this.sources.length} sources`;
     this.summary.dataset.accepted = String(c.accepted);
+    this.summary.dataset.kept = scored ? String(kept) : "";
   }
 
   private renderToggles(): void {
