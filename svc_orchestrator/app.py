@@ -2,8 +2,10 @@
 
 `Orchestrator` owns the typed clients, the dataset catalog, the glossary library, the recipe store,
 the prepass cache and runner, and the job manager. Layout under the state dir:
-`orchestrator.sqlite` (jobs, job events, prepass cache; PostgreSQL instead when `store_url` names one),
-`glossaries/`, `recipes/`, `calibration/<job_id>/`.
+`orchestrator.sqlite` (jobs, job events, prepass cache, glossaries and recipes; PostgreSQL instead when
+`store_url` names one, shared by every replica) and `calibration/<job_id>/`. The `glossaries/` and
+`recipes/` files and the `jobs.sqlite` / `prepass_cache.sqlite` of an older layout are imported into
+the store at the first start.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from svc_orchestrator.browse import ImageBrowser
-from svc_orchestrator.catalogs import GlossaryLibrary, list_models
+from svc_orchestrator.catalogs import list_models
 from svc_orchestrator.clients import RemoteCallError, ServiceClients
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
 from svc_orchestrator.jobs import JobHandle, JobManager
+from svc_orchestrator.legacy import import_legacy
 from svc_orchestrator.prepass.cache import PrepassCache
 from svc_orchestrator.prepass.config import ServiceCaps
 from svc_orchestrator.prepass.context import PrepassContext
 from svc_orchestrator.prepass.plan import remote_stage_failed
 from svc_orchestrator.prepass.runner import PrepassRunner
 from svc_orchestrator.prepass.sharding import merge_summaries, split_units
-from svc_orchestrator.recipes import RecipeStore
 from svc_orchestrator.settings import OrchestratorSettings
+from svc_orchestrator.shared_docs import StoreGlossaries, StoreRecipes, import_files
 from svc_orchestrator.store import JobRecord, WorkUnit, open_store
 from svc_orchestrator.store.base import result_column
 from svc_orchestrator.workers import UnitProgress, UnitWorkers
@@ -108,13 +111,15 @@ class Orchestrator:
                                       health_timeout_s=settings.health_timeout_s, models_ttl_s=settings.models_ttl_s)
         self.datasets = DatasetCatalog(Path(settings.data_root))
         self.browser = ImageBrowser(max_message_bytes=settings.max_message_mb * 1024 * 1024)
-        self.glossaries = GlossaryLibrary(state / "glossaries")
-        self.recipes = RecipeStore(state / "recipes")
         self.store = open_store(settings.store_url, state)
         self.cache = PrepassCache(self.store)
         self.jobs = JobManager(self.store, max_concurrent=settings.max_concurrent_jobs,
                                replica_id=settings.replica_id, lease_s=settings.lease_s,
                                event_keep=settings.event_keep, event_retention_s=settings.event_retention_s)
+        import_legacy(self.store, state, self.jobs.replica_id)  # a state dir from before the store
+        import_files(self.store, state, self.jobs.replica_id)
+        self.glossaries = StoreGlossaries(self.store)
+        self.recipes = StoreRecipes(self.store)
         self._unit_contexts: dict[str, PrepassContext] = {}
         self.workers = UnitWorkers(self.store, self.jobs.replica_id, execute=self.run_unit,
                                    finalize=lambda _rec, summaries: merge_summaries(summaries),

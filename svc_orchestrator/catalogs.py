@@ -91,6 +91,10 @@ class GlossaryLibrary:
         return self._dir() / f"{slug[:80]}.{hashlib.sha256(name.encode()).hexdigest()[:10]}.json"
 
     @staticmethod
+    def valid(doc: object) -> bool:
+        return isinstance(doc, dict) and isinstance(doc.get("name"), str) and isinstance(doc.get("text"), str)
+
+    @staticmethod
     def _read(path: Path) -> dict | None:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -101,9 +105,7 @@ class GlossaryLibrary:
                 doc = json.load(fh)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 return None
-        if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) or not isinstance(doc.get("text"), str):
-            return None
-        return doc
+        return doc if GlossaryLibrary.valid(doc) else None
 
     @staticmethod
     def _pb(doc: dict) -> pb.Glossary:
@@ -113,20 +115,38 @@ class GlossaryLibrary:
             out.terms[key].terms.extend(terms)
         return out
 
-    def list(self) -> list[pb.Glossary]:
+    # Storage: files under `root` (one replica); `shared_docs.StoreGlossaries` keeps them in the store.
+    def _load(self, clean: str) -> dict | None:
+        doc = self._read(self._path(clean))
+        return doc if doc is not None and doc["name"] == clean else None
+
+    def _docs(self) -> list[dict]:
         out = []
         for p in sorted(self._dir().glob("*.json")):
             if p.is_symlink() or not p.is_file():
                 continue
             doc = self._read(p)
             if doc is not None:
-                out.append(self._pb(doc))
-        return sorted(out, key=lambda g: g.name.lower())
+                out.append(doc)
+        return out
+
+    def _write(self, clean: str, doc: dict) -> None:
+        atomic_write_text(self._path(clean), json.dumps(doc, indent=2, sort_keys=True))
+
+    def _remove(self, clean: str) -> bool:
+        path = self._path(clean)
+        if path.is_symlink() or self._read(path) is None:
+            return False
+        path.unlink()
+        return True
+
+    def list(self) -> list[pb.Glossary]:
+        return sorted((self._pb(doc) for doc in self._docs()), key=lambda g: g.name.lower())
 
     def get(self, name: str) -> pb.Glossary:
         clean = normalize_name(name)
-        doc = self._read(self._path(clean))
-        if doc is None or doc["name"] != clean:
+        doc = self._load(clean)
+        if doc is None:
             raise errors.not_found("NOT_FOUND", f"no glossary named {clean!r}", name=clean)
         return self._pb(doc)
 
@@ -140,12 +160,10 @@ class GlossaryLibrary:
             raise errors.invalid_argument("text", "no `label: terms` entries found (JSON object, JSON list of "
                                           "{label, synonyms} or `label: a, b` lines)")
         doc = {"name": clean, "text": norm, "hash": glossary_hash(norm), "updated_at": time.time()}
-        atomic_write_text(self._path(clean), json.dumps(doc, indent=2, sort_keys=True))
+        self._write(clean, doc)
         return self._pb(doc)
 
     def delete(self, name: str) -> None:
         clean = normalize_name(name)
-        path = self._path(clean)
-        if path.is_symlink() or self._read(path) is None:
+        if not self._remove(clean):
             raise errors.not_found("NOT_FOUND", f"no glossary named {clean!r}", name=clean)
-        path.unlink()

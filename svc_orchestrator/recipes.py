@@ -224,6 +224,16 @@ def check_manifest(files: dict[str, bytes]) -> None:
         raise _bad(unlisted[0], "not listed in the manifest")
 
 
+def free_id(base: str, taken) -> str:
+    """`base`, else the first free `base-N` (N from 2)."""
+    if not taken(base):
+        return base
+    n = 2
+    while taken(f"{base}-{n}"):
+        n += 1
+    return f"{base}-{n}"
+
+
 class RecipeStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -242,32 +252,41 @@ class RecipeStore:
         except (OSError, ValueError, errors.TatorError):
             return None
 
-    def list(self) -> list[pb.Recipe]:
+    # Storage: files under `root` (one replica); `shared_docs.StoreRecipes` keeps them in the store.
+    def _get(self, recipe_id: str) -> pb.Recipe | None:
+        return self._load(self._path(recipe_id))
+
+    def _all(self) -> list[pb.Recipe]:
         self._path("probe")  # creates and checks the directory
-        found = (self._load(p) for p in sorted(self.root.glob("*.json")))
-        return sorted((r for r in found if r is not None), key=lambda r: r.id)
+        return [r for r in (self._load(p) for p in sorted(self.root.glob("*.json"))) if r is not None]
+
+    def _save(self, recipe: pb.Recipe) -> pb.Recipe:
+        atomic_write_text(self._path(recipe.id), json.dumps(recipe_doc(recipe), indent=2, sort_keys=True))
+        return recipe
+
+    def _save_new(self, recipe: pb.Recipe, base: str) -> pb.Recipe:
+        """Save under `base`, or `base-2`, `base-3`… when taken: never replaces another recipe."""
+        recipe.id = free_id(base, self.exists)
+        return self._save(recipe)
+
+    def _remove(self, recipe_id: str) -> bool:
+        path = self._path(recipe_id)
+        if self._load(path) is None:
+            return False
+        path.unlink()
+        return True
+
+    def list(self) -> list[pb.Recipe]:
+        return sorted(self._all(), key=lambda r: r.id)
 
     def get(self, recipe_id: str) -> pb.Recipe:
-        recipe = self._load(self._path(recipe_id))
+        recipe = self._get(recipe_id)
         if recipe is None:
             raise errors.not_found("NOT_FOUND", f"no recipe {recipe_id!r}", recipe_id=recipe_id)
         return recipe
 
     def exists(self, recipe_id: str) -> bool:
-        return self._load(self._path(recipe_id)) is not None
-
-    def _free_id(self, base: str) -> str:
-        base = base[:120]
-        if not self.exists(base):
-            return base
-        n = 2
-        while self.exists(f"{base}-{n}"):
-            n += 1
-        return f"{base}-{n}"
-
-    def _save(self, recipe: pb.Recipe) -> pb.Recipe:
-        atomic_write_text(self._path(recipe.id), json.dumps(recipe_doc(recipe), indent=2, sort_keys=True))
-        return recipe
+        return self._get(recipe_id) is not None
 
     def put(self, recipe: pb.Recipe) -> pb.Recipe:
         """Create or replace; an empty id derives one from the name (never replacing another recipe)."""
@@ -278,24 +297,26 @@ class RecipeStore:
         now = timestamp()
         if out.id:
             check_id(out.id, "recipe.id")
-            previous = self._load(self._path(out.id))
+            previous = self._get(out.id)
             out.create_time.CopyFrom(previous.create_time if previous else now)
         else:
             slug = re.sub(r"[^A-Za-z0-9._-]+", "-", out.name).strip("-.")
             if not slug:
                 raise errors.invalid_argument("recipe.name", "a recipe needs an id or a name with letters or digits")
-            out.id = self._free_id(slug)
             out.create_time.CopyFrom(now)
-        out.name = out.name or out.id
         out.update_time.CopyFrom(now)
         out.schema_version = SCHEMA_VERSION
-        return self._save(out)
+        if out.id:
+            out.name = out.name or out.id
+            return self._save(out)
+        base = slug[:120]
+        out.name = out.name or base  # the name an id-less recipe gets is its slug, as before
+        return self._save_new(out, base)
 
     def delete(self, recipe_id: str) -> None:
-        path = self._path(recipe_id)
-        if self._load(path) is None:
+        check_id(recipe_id)
+        if not self._remove(recipe_id):
             raise errors.not_found("NOT_FOUND", f"no recipe {recipe_id!r}", recipe_id=recipe_id)
-        path.unlink()
 
     def export(self, recipe_id: str) -> tuple[bytes, str]:
         recipe = self.get(recipe_id)
@@ -317,14 +338,12 @@ class RecipeStore:
         recipe = recipe_from_doc(_json(files, META))
         if not ID_RE.match(recipe.id) or set(recipe.id) <= {"."}:
             raise _bad(META, f"recipe id {recipe.id!r} must match [A-Za-z0-9._-]{{1,128}}")
-        notice = ""
         wanted = recipe.id
-        recipe.id = self._free_id(wanted)
-        if recipe.id != wanted:
-            notice = f"a recipe {wanted!r} exists; imported as {recipe.id!r}"
         recipe.glossary = normalize_glossary_text(recipe.glossary)
         recipe.update_time.CopyFrom(timestamp())
         if not recipe.HasField("create_time"):
             recipe.create_time.CopyFrom(recipe.update_time)
         recipe.schema_version = SCHEMA_VERSION
-        return self._save(recipe), notice
+        saved = self._save_new(recipe, wanted[:120])
+        notice = f"a recipe {wanted!r} exists; imported as {saved.id!r}" if saved.id != wanted else ""
+        return saved, notice

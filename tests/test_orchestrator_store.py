@@ -150,7 +150,10 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
         return pb.JobResult()
 
     job4 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, hanging)
-    await asyncio.sleep(0.1)
+    for _ in range(200):  # a loaded machine may take a while to run the job's first report
+        if jm.get(job4.id).state == pb.JOB_STATE_RUNNING:
+            break
+        await asyncio.sleep(0.05)
     assert jm.get(job4.id).state == pb.JOB_STATE_RUNNING
     jm2 = JobManager(store, replica_id="a")
     assert jm2.interrupted == 1 and jm2.get(job4.id).state == pb.JOB_STATE_INTERRUPTED

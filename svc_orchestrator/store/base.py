@@ -219,6 +219,12 @@ class Store(ABC):
         """Meta (first time) and entry in one transaction: both land or neither does."""
 
     @abstractmethod
+    def cache_import(self, metas: Sequence[Sequence], entries: Sequence[Sequence]) -> int:
+        """Rows of another cache database, as its `meta` (10 columns) and `entries` (7 columns, no
+        write count) tables hold them, added in one transaction; rows whose key exists are kept as
+        they are. The number of entries added."""
+
+    @abstractmethod
     def cache_meta(self, key: str) -> dict | None: ...
 
     @abstractmethod
@@ -231,6 +237,10 @@ class Store(ABC):
     # --- catalog documents (glossaries, recipes) ----------------------------------------------------
     @abstractmethod
     def doc_put(self, kind: str, name: str, doc: str, now: float) -> None: ...
+
+    @abstractmethod
+    def doc_add(self, kind: str, name: str, doc: str, now: float) -> bool:
+        """Insert unless the name is taken (False then): two replicas creating one name, one wins."""
 
     @abstractmethod
     def doc_get(self, kind: str, name: str) -> str | None: ...

@@ -210,6 +210,16 @@ class SqlStore(UnitQueries, Store):
                 "created_at = excluded.created_at, payload = excluded.payload, writes = entries.writes + 1",
                 (row.key, row.meta_key, row.image_sha256, row.image_name, row.dataset_id, now, row.payload))
 
+    def cache_import(self, metas, entries):
+        added = 0
+        with self.tx() as t:
+            for m in metas:
+                t.q("INSERT INTO meta VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (meta_key) DO NOTHING", list(m))
+            for e in entries:
+                added += t.q("INSERT INTO entries VALUES (?,?,?,?,?,?,?,1) ON CONFLICT (key) DO NOTHING",
+                             list(e)).rowcount
+        return added
+
     def cache_meta(self, key):
         with self.read() as t:
             row = t.q(META_SQL, (key,)).fetchone()
@@ -230,6 +240,11 @@ class SqlStore(UnitQueries, Store):
         with self.tx() as t:
             t.q("INSERT INTO catalog VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
                 "doc = excluded.doc, updated_at = excluded.updated_at", (kind, name, doc, now))
+
+    def doc_add(self, kind, name, doc, now):
+        with self.tx() as t:
+            return t.q("INSERT INTO catalog VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO NOTHING",
+                       (kind, name, doc, now)).rowcount > 0
 
     def doc_get(self, kind, name):
         with self.read() as t:
