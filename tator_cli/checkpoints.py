@@ -144,7 +144,8 @@ def add_model(registry: Path, family: str, source: Path, *, name: str | None = N
     if family in CLASS_FAMILIES:
         # Recorded even when the checkpoint gave it: Detect's expected_labelmap and ListModels read it here.
         entry["labelmap"] = labelmap or list(result.get("labelmap") or [])
-    entry["default"] = bool(default) if default is not None else current.default(family) is None
+    # CLIP and DINOv3 share one default (registry DEFAULT_GROUPS): a first DINOv3 does not unseat a CLIP.
+    entry["default"] = bool(default) if default is not None else current.default_of_group(family) is None
     entry["options"] = options or {}
     try:
         add_entry(registry, entry)

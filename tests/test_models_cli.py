@@ -184,11 +184,6 @@ def test_a_qwen_folder_is_checked_by_captioning_in_the_qwen_service(registry, tm
     entry = Registry.load(registry).get("my-qwen")
     assert (entry.family, entry.options, entry.labelmap) == ("qwen", {"dtype": "float32"}, None)
 
-    # an option the loader refuses is the check's failure, not a registry entry
-    res = tator("models", "add", "qwen", tmp_path / "built" / built["path"], "--name", "bad-dtype",
-                "--option", "dtype=float7", "--registry", registry)
-    assert res.exit_code == 1 and "bad-dtype" not in Registry.load(registry).entries
-
 
 def test_an_rfdetr_checkpoint_is_checked_with_its_options_and_labelmap(registry, tmp_path):
     from svc_detector import tiny
@@ -207,3 +202,25 @@ def test_an_rfdetr_checkpoint_is_checked_with_its_options_and_labelmap(registry,
     check = json.loads(res.stdout)["check"]
     assert check["extra"]["resolution"] == str(tiny.RESOLUTION) and check["labelmap"] == list(LABELMAP)
     assert Registry.load(registry).get("my-rfdetr").options == built["options"]
+
+
+def test_clip_and_dinov3_backbones_are_checked_by_embedding_and_share_one_default(registry, tmp_path):
+    from svc_classifier import tiny
+
+    tiny.build_clip(tmp_path / "clip-b", seed=0)
+    tiny.build_dinov3(tmp_path / "dino-b", seed=0)
+    res = tator("models", "add", "clip", tmp_path / "clip-b", "--option", "pooling=cls", "--registry", registry,
+                "--json")
+    assert res.exit_code == 0, res.output
+    check = json.loads(res.stdout)["check"]
+    assert check["extra"]["pooling"] == "cls" and int(check["extra"]["dim"]) > 0  # the option reached the loader
+    res = tator("models", "add", "dinov3", tmp_path / "dino-b", "--registry", registry, "--json")
+    assert res.exit_code == 0, res.output
+    reg = Registry.load(registry)
+    # the first backbone stays the classifier's default: CLIP and DINOv3 share one
+    assert reg.default_of_group("dinov3").id == "clip-b" and not reg.get("dino-b").default
+
+    # an option the loader refuses is the check's failure, not a registry entry
+    bad = tator("models", "add", "clip", tmp_path / "clip-b", "--name", "bad-pool", "--option", "pooling=nope",
+                "--registry", registry)
+    assert bad.exit_code == 1 and "nope" in bad.output and "bad-pool" not in Registry.load(registry).entries
