@@ -88,14 +88,6 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         statuses = await self.manager.astatuses()
         return detector_pb2.ListModelsResponse(models=[model_info_pb(s) for s in statuses])
 
-    async def LoadModel(self, request, context):
-        await self.manager.load(request.model_id)
-        return detector_pb2.LoadModelResponse(model=model_info_pb(self.manager.status(request.model_id)))
-
-    async def UnloadModel(self, request, context):
-        await self.manager.unload(request.model_id)
-        return detector_pb2.UnloadModelResponse(model=model_info_pb(self.manager.status(request.model_id)))
-
 
 def build_spec(settings: DetectorSettings) -> ServiceSpec:
     device = resolve_device(settings.device)
@@ -107,4 +99,4 @@ def build_spec(settings: DetectorSettings) -> ServiceSpec:
         detector_pb2_grpc.add_DetectorServiceServicer_to_server(servicer, server)
 
     return ServiceSpec(name="detector", full_name=FULL_NAME, add_to_server=add, warmup=manager.warm_defaults,
-                       shutdown=manager.close)
+                       shutdown=manager.close, models=manager)

@@ -3,7 +3,7 @@
 Images are content-addressed: every listed image carries the sha256 of its file, GetImage answers
 by name or by that hash, and a client caches by (sha256, max_side). Hashes are kept per file
 (path, size, mtime), so an edited file gets a new address without a restart. Pages are
-AIP-158 (page_size, opaque page_token; see paging.py).
+AIP-158 (page_size, opaque page_token; see tator_core/paging.py).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import threading
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from svc_orchestrator.datasets import Dataset, ImageItem
-from svc_orchestrator.paging import DEFAULT_PAGE_SIZE, decode_offset, encode_token
 from tator_core import errors
 from tator_core.cache import BoundedLRU
 from tator_core.convert import box_pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import sha256_hex
+from tator_core.paging import DEFAULT_PAGE_SIZE, decode_offset, encode_token
 
 THUMB_CACHE_ENTRIES = 1024  # JPEG thumbnails of a few KB each: a few MB at most
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff",

@@ -30,12 +30,12 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from svc_orchestrator.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token
 from svc_orchestrator.store import Store
 from svc_orchestrator.store.base import TERMINAL, result_column, time_column
 from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.logs import detach
+from tator_core.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token
 
 log = logging.getLogger("tator.orchestrator.jobs")
 _PAGE_QUERY = {"list": "jobs"}

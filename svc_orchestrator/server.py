@@ -6,10 +6,10 @@ import asyncio
 
 from svc_orchestrator.app import Orchestrator
 from svc_orchestrator.catalogs import dataset_pb, list_models
-from svc_orchestrator.paging import page_by_key
 from svc_orchestrator.settings import OrchestratorSettings
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from tator_core.paging import page_by_key
 from tator_core.server import ServiceSpec
 
 FULL_NAME = "tator.orchestrator.v1.OrchestratorService"

@@ -133,4 +133,4 @@ def build_spec(settings: QwenSettings) -> ServiceSpec:
     return ServiceSpec(
         name="qwen", full_name="tator.qwen.v1.QwenService",
         add_to_server=lambda server: qwen_pb2_grpc.add_QwenServiceServicer_to_server(servicer, server),
-        warmup=warmup, shutdown=shutdown)
+        warmup=warmup, shutdown=shutdown, models=models)

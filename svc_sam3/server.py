@@ -105,4 +105,4 @@ def build_spec(settings: Sam3Settings, servicer: Sam3Servicer | None = None) -> 
     return ServiceSpec(
         name="sam3", full_name=FULL_NAME,
         add_to_server=lambda server: sam3_pb2_grpc.add_Sam3ServiceServicer_to_server(servicer, server),
-        warmup=servicer.models.warm_defaults, shutdown=servicer.models.close)
+        warmup=servicer.models.warm_defaults, shutdown=servicer.models.close, models=servicer.models)

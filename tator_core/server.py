@@ -23,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from tator_core import tracing
+from tator_core import model_management, tracing
 from tator_core.auth import Authenticator, load_tokens, server_credentials
 from tator_core.interceptors import TatorServerInterceptor
 from tator_core.logs import setup_logging
@@ -44,6 +44,8 @@ class ServiceSpec:
     add_to_server: Callable[[grpc.aio.Server], None]
     warmup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
+    # A model service's models: served as tator.common.v1.ModelManagementService next to its own service.
+    models: model_management.ManagedModels | None = None
 
 
 @dataclass
@@ -101,9 +103,13 @@ async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningS
                  ("grpc.http2.max_ping_strikes", 0)],
     )
     spec.add_to_server(server)
+    names = [spec.full_name]
+    if spec.models is not None:
+        model_management.add_to_server(spec.models, server)
+        names.append(model_management.FULL_NAME)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((spec.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     bind = f"{settings.host}:{settings.port}"
     if settings.tls_cert_file and settings.tls_key_file:
         port = server.add_secure_port(bind, server_credentials(settings.tls_cert_file, settings.tls_key_file,

@@ -38,7 +38,7 @@ def test_every_rpc_is_whitelisted_and_a_servicer_method_is_then_used() -> None:
 def test_rpc_inventory_reads_every_service_and_finds_known_callers() -> None:
     rpcs = rpc_inventory.read_rpcs()
     assert {r.service for r in rpcs} == {"DetectorService", "Sam3Service", "QwenService", "ClassifierService",
-                                         "OrchestratorService"}
+                                         "OrchestratorService", "ModelManagementService"}
     inv = rpc_inventory.inventory(rpcs)
     detect = inv["tator.detector.v1.DetectorService/Detect"]
     assert "svc_orchestrator/clients.py" in detect["orchestrator"] and detect["cli"]

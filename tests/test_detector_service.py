@@ -22,9 +22,11 @@ from svc_detector.server import build_spec
 from svc_detector.settings import DetectorSettings
 from tator_core.client import ServiceClient, image_ref
 from tator_core.errors import RemoteError, parse_rpc_error
-from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.common.v1 import common_pb2, models_pb2_grpc
+from tator_core.gen.tator.common.v1 import models_pb2 as mpb
 from tator_core.gen.tator.detector.v1 import detector_pb2 as pb
 from tator_core.gen.tator.detector.v1 import detector_pb2_grpc
+from tator_core.metrics import QUEUE_DEPTH
 from tator_core.server import start_server
 from tator_fixtures import LABELMAP, YOLO_FIXTURE
 from tator_fixtures.steps.detector import _kind
@@ -88,6 +90,14 @@ async def service(models_dir):
     await running.stop()
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def manage(service):
+    """The same service's tator.common.v1.ModelManagementService."""
+    client = ServiceClient(service.address, models_pb2_grpc.ModelManagementServiceStub, timeout_s=120)
+    yield client
+    await client.close()
+
+
 @pytest.fixture(scope="module")
 def scene() -> tuple[bytes, int, int]:
     image, _ = render_scene(7, 2)
@@ -126,38 +136,117 @@ async def test_list_models_reports_state_version_labelmap_and_defaults(service, 
     assert not info["broken"].loaded and not info["broken"].is_default
 
 
-async def test_load_and_unload(service, scene):
+async def test_load_and_unload(service, manage, scene):
     data, _, _ = scene
-    resp = await service.call("UnloadModel", pb.UnloadModelRequest(model_id=YOLO_ID))
+    resp = await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id=YOLO_ID))
     assert (resp.model.loaded, resp.model.state) == (False, common_pb2.MODEL_STATE_AVAILABLE)
     # An unloaded model stays unloaded: Detect refuses it by name instead of loading it again.
     err = await rpc_error(service, "Detect", detect_request(data, model_ids=[YOLO_ID]), image_data=data)
     assert err.code == grpc.StatusCode.FAILED_PRECONDITION and YOLO_ID in err.message
-    listed = await service.call("ListModels", pb.ListModelsRequest())
+    listed = await manage.call("ListModels", mpb.ListModelsRequest())
     assert not next(m for m in listed.models if m.id == YOLO_ID).loaded
-    resp = await service.call("LoadModel", pb.LoadModelRequest(model_id=YOLO_ID))
+    resp = await manage.call("LoadModel", mpb.LoadModelRequest(model_id=YOLO_ID))
     assert (resp.model.loaded, resp.model.state) == (True, common_pb2.MODEL_STATE_READY)
     assert resp.model.extra["imgsz"].isdigit()
+    assert (await service.call("Detect", detect_request(data, model_ids=[YOLO_ID]), image_data=data)).runs
 
 
 @pytest.mark.parametrize("method, model_id, code, reason, text", [
     ("LoadModel", "nobody", "NOT_FOUND", "MODEL_NOT_FOUND", "nobody"),
     ("UnloadModel", "nobody", "NOT_FOUND", "MODEL_NOT_FOUND", "nobody"),
+    ("SetDefaultModel", "nobody", "NOT_FOUND", "MODEL_NOT_FOUND", "nobody"),
     ("LoadModel", "gone", "FAILED_PRECONDITION", "MODEL_MISSING", "gone/model.pth"),
     ("LoadModel", "broken", "FAILED_PRECONDITION", "MODEL_LOAD_FAILED", "broken"),
     ("LoadModel", "yolo-wrongmap", "FAILED_PRECONDITION", "LABELMAP_MISMATCH", "[0]"),
 ])
-async def test_load_errors(service, method, model_id, code, reason, text):
-    request = getattr(pb, f"{method}Request")(model_id=model_id)
-    err = await rpc_error(service, method, request)
+async def test_load_errors(manage, method, model_id, code, reason, text):
+    request = getattr(mpb, f"{method}Request")(model_id=model_id)
+    err = await rpc_error(manage, method, request)
     assert (err.code.name, err.reason) == (code, reason) and text in err.message
 
 
-async def test_failed_load_shows_in_list_models(service):
-    await rpc_error(service, "LoadModel", pb.LoadModelRequest(model_id="broken"))
-    resp = await service.call("ListModels", pb.ListModelsRequest())
+async def test_failed_load_shows_in_list_models(manage):
+    await rpc_error(manage, "LoadModel", mpb.LoadModelRequest(model_id="broken"))
+    resp = await manage.call("ListModels", mpb.ListModelsRequest())
     broken = next(m for m in resp.models if m.id == "broken")
     assert broken.state == common_pb2.MODEL_STATE_FAILED and broken.reason and not broken.loaded
+
+
+async def test_list_models_pages_by_id(manage):
+    seen, token = [], ""
+    for _ in range(10):
+        resp = await manage.call("ListModels", mpb.ListModelsRequest(page_size=2, page_token=token))
+        assert len(resp.models) <= 2
+        seen += [m.id for m in resp.models]
+        token = resp.next_page_token
+        if not token:
+            break
+    assert seen == sorted({YOLO_ID, "rfdetr-nano", "gone", "broken", "yolo-wrongmap"})
+    err = await rpc_error(manage, "ListModels", mpb.ListModelsRequest(page_token="not-a-token"))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.metadata["field"] == "page_token"
+
+
+async def test_set_default_survives_a_restart(models_dir, scene, tmp_path):
+    data, _, _ = scene
+    home = tmp_path / "models"
+    shutil.copytree(models_dir, home)  # the module's registry stays as it is
+    running, client = await start(home / "yolo-only.yaml")
+    try:
+        doc = yaml.safe_load((home / "yolo-only.yaml").read_text())
+        doc["models"].append({**doc["models"][0], "id": "yolo-second", "default": False})
+        (home / "yolo-only.yaml").write_text(yaml.safe_dump(doc))
+    finally:
+        await client.close()
+        await running.stop()
+    for step in ("set", "after restart"):
+        running, client = await start(home / "yolo-only.yaml")
+        manage = ServiceClient(running.address, models_pb2_grpc.ModelManagementServiceStub, timeout_s=120)
+        try:
+            if step == "set":
+                resp = await manage.call("SetDefaultModel", mpb.SetDefaultModelRequest(model_id="yolo-second"))
+                assert resp.model.is_default
+            listed = {m.id: m for m in (await manage.call("ListModels", mpb.ListModelsRequest())).models}
+            assert listed["yolo-second"].is_default and not listed[YOLO_ID].is_default, step
+            # a request that names no model runs the new default
+            resp = await client.call("Detect", detect_request(data), image_data=data)
+            assert [r.model_id for r in resp.runs] == ["yolo-second"], step
+        finally:
+            await manage.close()
+            await client.close()
+            await running.stop()
+
+
+async def test_unload_fails_queued_calls_at_once_naming_the_model(models_dir, scene):
+    data, _, _ = scene
+    running, client = await start(models_dir / "yolo-only.yaml", max_batch=1, max_delay_ms=0, max_queue=64)
+    manage = ServiceClient(running.address, models_pb2_grpc.ModelManagementServiceStub, timeout_s=120)
+    try:
+        req = detect_request(data, model_ids=[YOLO_ID], mode=pb.DETECT_MODE_TILED, tile_plan={"size": 64})
+        await client.call("Detect", req, image_data=data)  # the image is cached: later calls send only its hash
+        # A channel without the clients' retry of UNAVAILABLE (which would ask again and then hear that the
+        # model is unloaded): this test looks at the first answer.
+        channel = grpc.aio.insecure_channel(running.address, options=[("grpc.enable_retries", 0)])
+        stub = detector_pb2_grpc.DetectorServiceStub(channel)
+        calls = [asyncio.ensure_future(stub.Detect(req, timeout=60)) for _ in range(24)]
+        depth = QUEUE_DEPTH.labels("detector")
+        for _ in range(600):  # the service runs in this process: wait until calls wait in the model's queue
+            if depth._value.get() >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert depth._value.get() >= 3, "no calls queued behind the device"
+        await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id=YOLO_ID))
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 60)
+        await channel.close()
+        refused = [parse_rpc_error(o) for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+        assert refused, "every call ran before the unload: nothing was queued"
+        unavailable = [e for e in refused if e.code == grpc.StatusCode.UNAVAILABLE]
+        assert unavailable and all(YOLO_ID in e.message for e in unavailable)
+        # what was not queued when the unload came either ran or was refused as unloaded, nothing else
+        assert all(e.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION) for e in refused)
+    finally:
+        await manage.close()
+        await client.close()
+        await running.stop()
 
 
 # --- detect ---------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_tokens_file_is_private_and_roles_cover_the_state_changers(tokens):
     path, toks = tokens
     assert path.stat().st_mode & 0o077 == 0 and toks.read != toks.admin
     assert generate_tokens(path) == toks                      # a second start reuses them
-    for method in ("LoadModel", "UnloadModel", "TrainHead", "PutGlossary", "DeleteRecipe", "ImportRecipe",
+    for method in ("LoadModel", "UnloadModel", "SetDefaultModel", "TrainHead", "PutGlossary", "DeleteRecipe", "ImportRecipe",
                    "CancelJob"):
         assert is_admin_method(method), method
     for method in ("Detect", "Classify", "ListModels", "GetJob", "WatchJob", "Prepass", "ExportRecipe"):

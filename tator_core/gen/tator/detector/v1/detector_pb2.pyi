@@ -123,27 +123,3 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[_common_pb2.ModelInfo]
     def __init__(self, models: _Optional[_Iterable[_Union[_common_pb2.ModelInfo, _Mapping]]] = ...) -> None: ...
-
-class LoadModelRequest(_message.Message):
-    __slots__ = ("model_id",)
-    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
-    model_id: str
-    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
-
-class LoadModelResponse(_message.Message):
-    __slots__ = ("model",)
-    MODEL_FIELD_NUMBER: _ClassVar[int]
-    model: _common_pb2.ModelInfo
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
-
-class UnloadModelRequest(_message.Message):
-    __slots__ = ("model_id",)
-    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
-    model_id: str
-    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
-
-class UnloadModelResponse(_message.Message):
-    __slots__ = ("model",)
-    MODEL_FIELD_NUMBER: _ClassVar[int]
-    model: _common_pb2.ModelInfo
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...

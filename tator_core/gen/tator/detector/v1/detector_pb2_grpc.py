@@ -46,16 +46,6 @@ class DetectorServiceStub:
                 request_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
-        self.LoadModel = channel.unary_unary(
-                '/tator.detector.v1.DetectorService/LoadModel',
-                request_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.LoadModelRequest.SerializeToString,
-                response_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.LoadModelResponse.FromString,
-                _registered_method=True)
-        self.UnloadModel = channel.unary_unary(
-                '/tator.detector.v1.DetectorService/UnloadModel',
-                request_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.UnloadModelRequest.SerializeToString,
-                response_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.UnloadModelResponse.FromString,
-                _registered_method=True)
 
 
 class DetectorServiceServicer:
@@ -71,21 +61,9 @@ class DetectorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """List every detector in the registry with its state.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def LoadModel(self, request, context):
-        """Load (and warm up) a detector.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def UnloadModel(self, request, context):
-        """Free a detector's memory.
+        """List every detector in the registry with its state. Loading, unloading
+        and the default model: tator.common.v1.ModelManagementService, which this
+        service serves too.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,16 +81,6 @@ def add_DetectorServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsRequest.FromString,
                     response_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsResponse.SerializeToString,
-            ),
-            'LoadModel': grpc.unary_unary_rpc_method_handler(
-                    servicer.LoadModel,
-                    request_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.LoadModelRequest.FromString,
-                    response_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.LoadModelResponse.SerializeToString,
-            ),
-            'UnloadModel': grpc.unary_unary_rpc_method_handler(
-                    servicer.UnloadModel,
-                    request_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.UnloadModelRequest.FromString,
-                    response_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.UnloadModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -171,60 +139,6 @@ class DetectorService:
             '/tator.detector.v1.DetectorService/ListModels',
             tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsRequest.SerializeToString,
             tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def LoadModel(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tator.detector.v1.DetectorService/LoadModel',
-            tator_dot_detector_dot_v1_dot_detector__pb2.LoadModelRequest.SerializeToString,
-            tator_dot_detector_dot_v1_dot_detector__pb2.LoadModelResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def UnloadModel(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tator.detector.v1.DetectorService/UnloadModel',
-            tator_dot_detector_dot_v1_dot_detector__pb2.UnloadModelRequest.SerializeToString,
-            tator_dot_detector_dot_v1_dot_detector__pb2.UnloadModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

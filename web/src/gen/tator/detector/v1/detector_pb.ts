@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tator/detector/v1/detector.proto.
  */
 export const file_tator_detector_v1_detector: GenFile = /*@__PURE__*/
-  fileDesc("CiB0YXRvci9kZXRlY3Rvci92MS9kZXRlY3Rvci5wcm90bxIRdGF0b3IuZGV0ZWN0b3IudjEiagoNTWVyZ2VTZXR0aW5ncxIuCgZtZXRob2QYASABKA4yHi50YXRvci5kZXRlY3Rvci52MS5NZXJnZU1ldGhvZBIhCgNpb3UYAiABKAJCD7pIDAoKHQAAgD8tAAAAAEgAiAEBQgYKBF9pb3UinwMKDURldGVjdFJlcXVlc3QSMAoFaW1hZ2UYASABKAsyGS50YXRvci5jb21tb24udjEuSW1hZ2VSZWZCBrpIA8gBARIkCgltb2RlbF9pZHMYAiADKAlCEbpIDpIBCxAIIgdyBRABGIABEisKBG1vZGUYAyABKA4yHS50YXRvci5kZXRlY3Rvci52MS5EZXRlY3RNb2RlEiwKCXRpbGVfcGxhbhgEIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbhIiCgRjb25mGAUgASgCQg+6SAwKCh0AAIA/LQAAAABIAIgBARIhCgNpb3UYBiABKAJCD7pIDAoKHQAAgD8tAAAAAEgBiAEBEiAKB21heF9kZXQYByABKAVCCrpIBxoFGJBOKAFIAogBARIkChFleHBlY3RlZF9sYWJlbG1hcBgIIAMoCUIJukgGkgEDEJBOEi8KBW1lcmdlGAkgASgLMiAudGF0b3IuZGV0ZWN0b3IudjEuTWVyZ2VTZXR0aW5nc0IHCgVfY29uZkIGCgRfaW91QgoKCF9tYXhfZGV0It4BCghNb2RlbFJ1bhIQCghtb2RlbF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSKQoEa2luZBgJIAEoDjIbLnRhdG9yLmRldGVjdG9yLnYxLlBhc3NLaW5kEg0KBXRpbGVzGAQgASgFEhYKDnJhd19kZXRlY3Rpb25zGAUgASgFEhcKD2tlcHRfZGV0ZWN0aW9ucxgGIAEoBRISCgpjb21wdXRlX21zGAcgASgBEhIKCmJhdGNoX3NpemUYCCABKAUSEQoJdGlsZV9zaXplGAogASgFSgQIAxAEUgRwYXNzIt4CCg5EZXRlY3RSZXNwb25zZRIuCgpkZXRlY3Rpb25zGAEgAygLMhoudGF0b3IuY29tbW9uLnYxLkRldGVjdGlvbhIpCgRydW5zGAIgAygLMhsudGF0b3IuZGV0ZWN0b3IudjEuTW9kZWxSdW4SLwoFbWVyZ2UYAyABKAsyIC50YXRvci5kZXRlY3Rvci52MS5NZXJnZVNldHRpbmdzEgwKBGNvbmYYBCABKAISCwoDaW91GAUgASgCEg8KB21heF9kZXQYBiABKAUSLAoJdGlsZV9wbGFuGAcgASgLMhkudGF0b3IuY29tbW9uLnYxLlRpbGVQbGFuEisKBG1vZGUYCCABKA4yHS50YXRvci5kZXRlY3Rvci52MS5EZXRlY3RNb2RlEicKBnRpbWluZxgJIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmcSEAoId2FybmluZ3MYCiADKAkiEwoRTGlzdE1vZGVsc1JlcXVlc3QiQAoSTGlzdE1vZGVsc1Jlc3BvbnNlEioKBm1vZGVscxgBIAMoCzIaLnRhdG9yLmNvbW1vbi52MS5Nb2RlbEluZm8iMAoQTG9hZE1vZGVsUmVxdWVzdBIcCghtb2RlbF9pZBgBIAEoCUIKukgHcgUQARiAASI+ChFMb2FkTW9kZWxSZXNwb25zZRIpCgVtb2RlbBgBIAEoCzIaLnRhdG9yLmNvbW1vbi52MS5Nb2RlbEluZm8iMgoSVW5sb2FkTW9kZWxSZXF1ZXN0EhwKCG1vZGVsX2lkGAEgASgJQgq6SAdyBRABGIABIkAKE1VubG9hZE1vZGVsUmVzcG9uc2USKQoFbW9kZWwYASABKAsyGi50YXRvci5jb21tb24udjEuTW9kZWxJbmZvKmwKCkRldGVjdE1vZGUSGwoXREVURUNUX01PREVfVU5TUEVDSUZJRUQQABIUChBERVRFQ1RfTU9ERV9GVUxMEAESFQoRREVURUNUX01PREVfVElMRUQQAhIUChBERVRFQ1RfTU9ERV9CT1RIEAMqVwoLTWVyZ2VNZXRob2QSHAoYTUVSR0VfTUVUSE9EX1VOU1BFQ0lGSUVEEAASFAoQTUVSR0VfTUVUSE9EX05NUxABEhQKEE1FUkdFX01FVEhPRF9XQkYQAipOCghQYXNzS2luZBIZChVQQVNTX0tJTkRfVU5TUEVDSUZJRUQQABISCg5QQVNTX0tJTkRfRlVMTBABEhMKD1BBU1NfS0lORF9USUxFRBACMvECCg9EZXRlY3RvclNlcnZpY2USTQoGRGV0ZWN0EiAudGF0b3IuZGV0ZWN0b3IudjEuRGV0ZWN0UmVxdWVzdBohLnRhdG9yLmRldGVjdG9yLnYxLkRldGVjdFJlc3BvbnNlElkKCkxpc3RNb2RlbHMSJC50YXRvci5kZXRlY3Rvci52MS5MaXN0TW9kZWxzUmVxdWVzdBolLnRhdG9yLmRldGVjdG9yLnYxLkxpc3RNb2RlbHNSZXNwb25zZRJWCglMb2FkTW9kZWwSIy50YXRvci5kZXRlY3Rvci52MS5Mb2FkTW9kZWxSZXF1ZXN0GiQudGF0b3IuZGV0ZWN0b3IudjEuTG9hZE1vZGVsUmVzcG9uc2USXAoLVW5sb2FkTW9kZWwSJS50YXRvci5kZXRlY3Rvci52MS5VbmxvYWRNb2RlbFJlcXVlc3QaJi50YXRvci5kZXRlY3Rvci52MS5VbmxvYWRNb2RlbFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_tator_common_v1_common]);
+  fileDesc("CiB0YXRvci9kZXRlY3Rvci92MS9kZXRlY3Rvci5wcm90bxIRdGF0b3IuZGV0ZWN0b3IudjEiagoNTWVyZ2VTZXR0aW5ncxIuCgZtZXRob2QYASABKA4yHi50YXRvci5kZXRlY3Rvci52MS5NZXJnZU1ldGhvZBIhCgNpb3UYAiABKAJCD7pIDAoKHQAAgD8tAAAAAEgAiAEBQgYKBF9pb3UinwMKDURldGVjdFJlcXVlc3QSMAoFaW1hZ2UYASABKAsyGS50YXRvci5jb21tb24udjEuSW1hZ2VSZWZCBrpIA8gBARIkCgltb2RlbF9pZHMYAiADKAlCEbpIDpIBCxAIIgdyBRABGIABEisKBG1vZGUYAyABKA4yHS50YXRvci5kZXRlY3Rvci52MS5EZXRlY3RNb2RlEiwKCXRpbGVfcGxhbhgEIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbhIiCgRjb25mGAUgASgCQg+6SAwKCh0AAIA/LQAAAABIAIgBARIhCgNpb3UYBiABKAJCD7pIDAoKHQAAgD8tAAAAAEgBiAEBEiAKB21heF9kZXQYByABKAVCCrpIBxoFGJBOKAFIAogBARIkChFleHBlY3RlZF9sYWJlbG1hcBgIIAMoCUIJukgGkgEDEJBOEi8KBW1lcmdlGAkgASgLMiAudGF0b3IuZGV0ZWN0b3IudjEuTWVyZ2VTZXR0aW5nc0IHCgVfY29uZkIGCgRfaW91QgoKCF9tYXhfZGV0It4BCghNb2RlbFJ1bhIQCghtb2RlbF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSKQoEa2luZBgJIAEoDjIbLnRhdG9yLmRldGVjdG9yLnYxLlBhc3NLaW5kEg0KBXRpbGVzGAQgASgFEhYKDnJhd19kZXRlY3Rpb25zGAUgASgFEhcKD2tlcHRfZGV0ZWN0aW9ucxgGIAEoBRISCgpjb21wdXRlX21zGAcgASgBEhIKCmJhdGNoX3NpemUYCCABKAUSEQoJdGlsZV9zaXplGAogASgFSgQIAxAEUgRwYXNzIt4CCg5EZXRlY3RSZXNwb25zZRIuCgpkZXRlY3Rpb25zGAEgAygLMhoudGF0b3IuY29tbW9uLnYxLkRldGVjdGlvbhIpCgRydW5zGAIgAygLMhsudGF0b3IuZGV0ZWN0b3IudjEuTW9kZWxSdW4SLwoFbWVyZ2UYAyABKAsyIC50YXRvci5kZXRlY3Rvci52MS5NZXJnZVNldHRpbmdzEgwKBGNvbmYYBCABKAISCwoDaW91GAUgASgCEg8KB21heF9kZXQYBiABKAUSLAoJdGlsZV9wbGFuGAcgASgLMhkudGF0b3IuY29tbW9uLnYxLlRpbGVQbGFuEisKBG1vZGUYCCABKA4yHS50YXRvci5kZXRlY3Rvci52MS5EZXRlY3RNb2RlEicKBnRpbWluZxgJIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmcSEAoId2FybmluZ3MYCiADKAkiEwoRTGlzdE1vZGVsc1JlcXVlc3QiQAoSTGlzdE1vZGVsc1Jlc3BvbnNlEioKBm1vZGVscxgBIAMoCzIaLnRhdG9yLmNvbW1vbi52MS5Nb2RlbEluZm8qbAoKRGV0ZWN0TW9kZRIbChdERVRFQ1RfTU9ERV9VTlNQRUNJRklFRBAAEhQKEERFVEVDVF9NT0RFX0ZVTEwQARIVChFERVRFQ1RfTU9ERV9USUxFRBACEhQKEERFVEVDVF9NT0RFX0JPVEgQAypXCgtNZXJnZU1ldGhvZBIcChhNRVJHRV9NRVRIT0RfVU5TUEVDSUZJRUQQABIUChBNRVJHRV9NRVRIT0RfTk1TEAESFAoQTUVSR0VfTUVUSE9EX1dCRhACKk4KCFBhc3NLaW5kEhkKFVBBU1NfS0lORF9VTlNQRUNJRklFRBAAEhIKDlBBU1NfS0lORF9GVUxMEAESEwoPUEFTU19LSU5EX1RJTEVEEAIyuwEKD0RldGVjdG9yU2VydmljZRJNCgZEZXRlY3QSIC50YXRvci5kZXRlY3Rvci52MS5EZXRlY3RSZXF1ZXN0GiEudGF0b3IuZGV0ZWN0b3IudjEuRGV0ZWN0UmVzcG9uc2USWQoKTGlzdE1vZGVscxIkLnRhdG9yLmRldGVjdG9yLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiUudGF0b3IuZGV0ZWN0b3IudjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_tator_common_v1_common]);
 
 /**
  * Merge settings; echoed resolved in the response.
@@ -326,90 +326,6 @@ export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PUR
   messageDesc(file_tator_detector_v1_detector, 5);
 
 /**
- * Load a detector.
- *
- * @generated from message tator.detector.v1.LoadModelRequest
- */
-export type LoadModelRequest = Message<"tator.detector.v1.LoadModelRequest"> & {
-  /**
-   * Registry id.
-   *
-   * @generated from field: string model_id = 1;
-   */
-  modelId: string;
-};
-
-/**
- * Describes the message tator.detector.v1.LoadModelRequest.
- * Use `create(LoadModelRequestSchema)` to create a new message.
- */
-export const LoadModelRequestSchema: GenMessage<LoadModelRequest> = /*@__PURE__*/
-  messageDesc(file_tator_detector_v1_detector, 6);
-
-/**
- * Load result.
- *
- * @generated from message tator.detector.v1.LoadModelResponse
- */
-export type LoadModelResponse = Message<"tator.detector.v1.LoadModelResponse"> & {
-  /**
-   * The model after loading.
-   *
-   * @generated from field: tator.common.v1.ModelInfo model = 1;
-   */
-  model?: ModelInfo | undefined;
-};
-
-/**
- * Describes the message tator.detector.v1.LoadModelResponse.
- * Use `create(LoadModelResponseSchema)` to create a new message.
- */
-export const LoadModelResponseSchema: GenMessage<LoadModelResponse> = /*@__PURE__*/
-  messageDesc(file_tator_detector_v1_detector, 7);
-
-/**
- * Unload a detector.
- *
- * @generated from message tator.detector.v1.UnloadModelRequest
- */
-export type UnloadModelRequest = Message<"tator.detector.v1.UnloadModelRequest"> & {
-  /**
-   * Registry id.
-   *
-   * @generated from field: string model_id = 1;
-   */
-  modelId: string;
-};
-
-/**
- * Describes the message tator.detector.v1.UnloadModelRequest.
- * Use `create(UnloadModelRequestSchema)` to create a new message.
- */
-export const UnloadModelRequestSchema: GenMessage<UnloadModelRequest> = /*@__PURE__*/
-  messageDesc(file_tator_detector_v1_detector, 8);
-
-/**
- * Unload result.
- *
- * @generated from message tator.detector.v1.UnloadModelResponse
- */
-export type UnloadModelResponse = Message<"tator.detector.v1.UnloadModelResponse"> & {
-  /**
-   * The model after unloading.
-   *
-   * @generated from field: tator.common.v1.ModelInfo model = 1;
-   */
-  model?: ModelInfo | undefined;
-};
-
-/**
- * Describes the message tator.detector.v1.UnloadModelResponse.
- * Use `create(UnloadModelResponseSchema)` to create a new message.
- */
-export const UnloadModelResponseSchema: GenMessage<UnloadModelResponse> = /*@__PURE__*/
-  messageDesc(file_tator_detector_v1_detector, 9);
-
-/**
  * Which passes run.
  *
  * @generated from enum tator.detector.v1.DetectMode
@@ -536,7 +452,9 @@ export const DetectorService: GenService<{
     output: typeof DetectResponseSchema;
   },
   /**
-   * List every detector in the registry with its state.
+   * List every detector in the registry with its state. Loading, unloading
+   * and the default model: tator.common.v1.ModelManagementService, which this
+   * service serves too.
    *
    * @generated from rpc tator.detector.v1.DetectorService.ListModels
    */
@@ -544,26 +462,6 @@ export const DetectorService: GenService<{
     methodKind: "unary";
     input: typeof ListModelsRequestSchema;
     output: typeof ListModelsResponseSchema;
-  },
-  /**
-   * Load (and warm up) a detector.
-   *
-   * @generated from rpc tator.detector.v1.DetectorService.LoadModel
-   */
-  loadModel: {
-    methodKind: "unary";
-    input: typeof LoadModelRequestSchema;
-    output: typeof LoadModelResponseSchema;
-  },
-  /**
-   * Free a detector's memory.
-   *
-   * @generated from rpc tator.detector.v1.DetectorService.UnloadModel
-   */
-  unloadModel: {
-    methodKind: "unary";
-    input: typeof UnloadModelRequestSchema;
-    output: typeof UnloadModelResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tator_detector_v1_detector, 0);

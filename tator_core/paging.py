@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tator_core import errors
 
@@ -17,12 +17,12 @@ DEFAULT_PAGE_SIZE = 50
 T = TypeVar("T")
 
 
-def encode_token(query: dict, position: object) -> str:
+def encode_token(query: dict[str, Any], position: object) -> str:
     raw = json.dumps({"q": query, "p": position}, sort_keys=True, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(token: str, query: dict) -> object:
+def decode_token(token: str, query: dict[str, Any]) -> object:
     """The position a token holds (None for the first page); INVALID_ARGUMENT page_token when it is
     malformed or was issued for another query."""
     if not token:
@@ -39,7 +39,7 @@ def decode_token(token: str, query: dict) -> object:
 
 
 def page_by_key(items: Sequence[T], key: Callable[[T], str], size: int, token: str,
-                query: dict) -> tuple[list[T], str]:
+                query: dict[str, Any]) -> tuple[list[T], str]:
     """One page of `items` ordered by a unique string key, and the next page's token ("" on the
     last). The token holds the last key, not an offset, so an item added or removed between calls
     neither repeats nor skips another."""
@@ -54,7 +54,7 @@ def page_by_key(items: Sequence[T], key: Callable[[T], str], size: int, token: s
     return page, encode_token(query, key(page[-1])) if len(ordered) > size else ""
 
 
-def decode_offset(token: str, query: dict) -> int:
+def decode_offset(token: str, query: dict[str, Any]) -> int:
     position = decode_token(token, query)
     if position is None:
         return 0
