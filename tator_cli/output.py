@@ -16,15 +16,15 @@ if TYPE_CHECKING:  # grpc is imported where a command calls, so the CLI starts f
 err_console = Console(stderr=True)
 
 
-def fail_rpc(exc: grpc.RpcError, console: Console) -> NoReturn:
-    """Print a failed call's status, reason and field violations; exit 1."""
+def fail_rpc(exc: grpc.RpcError, console: Console, exit_code: int = 1) -> NoReturn:
+    """Print a failed call's status, reason and field violations; exit with exit_code."""
     from tator_core.errors import parse_rpc_error
 
     err = parse_rpc_error(exc)
     console.print(f"[red]{err.code.name}[/] {err.reason}: {err.message}")
     for fld, why in err.field_violations:
         console.print(f"  {fld}: {why}")
-    raise typer.Exit(1) from None
+    raise typer.Exit(exit_code) from None
 
 
 def call_and_show(run, as_json: bool, printer, console: Console) -> None:

@@ -72,7 +72,7 @@ async def _classify(address: str, data: bytes, boxes: list, head: str, padding: 
     try:
         return await client.call("Classify", req, image_data=data)
     except grpc.aio.AioRpcError as exc:
-        fail_rpc(exc, console)
+        fail_rpc(exc, console, exit_code=2)  # every classifier command exits 2 on failure, train-head too
     finally:
         await client.close()
 
@@ -123,7 +123,7 @@ async def _train(address: str, req, show_progress: bool):
             else:
                 done = event.done
     except grpc.aio.AioRpcError as exc:
-        fail_rpc(exc, console)
+        fail_rpc(exc, console, exit_code=2)  # every classifier command exits 2 on failure, train-head too
     finally:
         await client.close()
     return done
