@@ -13,7 +13,6 @@ inside the dataset root (no traversal, no symlink escapes).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from PIL import Image
 
 from svc_classifier.heads import BG_PREFIX
 from tator_core import errors
-from tator_core.geometry import XYXY, as_xyxy, yolo_to_xyxy
+from tator_core.datasets import read_coco, read_yolo_labels
+from tator_core.geometry import XYXY
 from tator_core.labels import LabelmapError, match_key, read_labelmap
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -68,68 +68,37 @@ def _yolo_split(ds: Dataset, images_dir: Path, labels_dir: Path) -> list[Annotat
         if label.is_file() and _inside(ds.root, label):
             with Image.open(img) as im:  # header only: the size
                 w, h = im.size
-            for line in label.read_text(errors="replace").splitlines():
-                parsed = _yolo_line(line, w, h, len(ds.labelmap))
-                if parsed is None:
-                    ds.skipped += bool(line.strip())
-                else:
-                    boxes.append(parsed)
+            boxes, skipped = read_yolo_labels(label, w, h, len(ds.labelmap))
+            ds.skipped += skipped
         out.append(Annotated(img, boxes))
     return out
 
 
-def _yolo_line(line: str, w: int, h: int, n_classes: int) -> tuple[int, XYXY] | None:
-    """`cls cx cy w h`, or a polygon `cls x1 y1 x2 y2 ...` (normalised) whose bounds are the box."""
-    parts = line.split()
-    if len(parts) < 5:
-        return None
-    try:
-        cls = int(float(parts[0]))
-        vals = [float(v) for v in parts[1:]]
-    except ValueError:
-        return None
-    if not 0 <= cls < n_classes:
-        return None
-    if len(vals) == 4:
-        box = yolo_to_xyxy(as_xyxy(vals), w, h)
-    elif len(vals) % 2 == 0:
-        xs, ys = vals[0::2], vals[1::2]
-        box = (min(xs) * w, min(ys) * h, max(xs) * w, max(ys) * h)
-    else:
-        return None
-    return (cls, box) if box[2] > box[0] and box[3] > box[1] else None
-
-
 def _coco_split(ds: Dataset, doc_path: Path, split: str) -> list[Annotated]:
     try:
-        doc = json.loads(doc_path.read_text())
-        keys = {match_key(n): i for i, n in enumerate(ds.labelmap)}
-        cat = {int(c["id"]): keys.get(match_key(str(c["name"]))) for c in doc.get("categories", [])}
-        images = {int(im["id"]): Path(str(im["file_name"])).name for im in doc.get("images", [])}
-        anns = doc.get("annotations", [])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        doc = read_coco(doc_path)
+    except (OSError, ValueError) as exc:
         raise errors.invalid_argument("dataset_dir", f"coco/{doc_path.name}: unreadable COCO file "
                                       f"({type(exc).__name__})") from exc
-    per_image: dict[int, list[tuple[int, XYXY]]] = {i: [] for i in images}
-    for ann in anns:
-        try:
-            cls, image_id = cat.get(int(ann["category_id"])), int(ann["image_id"])
-            x, y, w, h = (float(v) for v in ann["bbox"])
-        except (KeyError, TypeError, ValueError):
-            ds.skipped += 1
-            continue
-        if cls is None or image_id not in per_image or w <= 0 or h <= 0:
-            ds.skipped += 1
-            continue
-        per_image[image_id].append((cls, (x, y, x + w, y + h)))
+    keys = {match_key(n): i for i, n in enumerate(ds.labelmap)}
+    cat = {cid: keys.get(match_key(name)) for cid, name in doc.categories.items()}
+    ds.skipped += doc.skipped
     out = []
-    for image_id, name in sorted(images.items()):
+    for image_id, file_name in sorted(doc.images.items()):
+        name = Path(file_name).name
+        boxes = []
+        for cid, box in doc.boxes[image_id]:
+            cls = cat.get(cid)
+            if cls is None:
+                ds.skipped += 1
+            else:
+                boxes.append((cls, box))
         path = next((p for p in (ds.root / split / "images" / name, ds.root / split / name, ds.root / "images" / name)
                      if p.is_file() and _inside(ds.root, p)), None)
         if path is None:
-            ds.skipped += len(per_image[image_id])
+            ds.skipped += len(boxes)
             continue
-        out.append(Annotated(path, per_image[image_id]))
+        out.append(Annotated(path, boxes))
     return out
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from PIL import Image
 
 from tator_core import errors
-from tator_core.geometry import XYXY, as_xyxy, xywh_to_xyxy, yolo_to_xyxy
+from tator_core.datasets import read_coco, read_yolo_labels
+from tator_core.geometry import XYXY
 from tator_core.labels import (
     LabelmapError,
     default_glossary,
@@ -140,22 +141,8 @@ class Dataset:
         if not path.is_file():
             return []
         w, h = self.image_size(item)
-        out = []
-        for line in path.read_text().splitlines():
-            toks = line.split()
-            if len(toks) < 5:
-                continue
-            cls = int(float(toks[0]))
-            if not 0 <= cls < len(self.labelmap):
-                continue
-            vals = [float(t) for t in toks[1:]]
-            if len(vals) == 4:
-                box = yolo_to_xyxy(as_xyxy(vals), w, h)
-            else:  # polygon: x1 y1 x2 y2 ... normalised
-                xs, ys = vals[0::2], vals[1::2]
-                box = (min(xs) * w, min(ys) * h, max(xs) * w, max(ys) * h)
-            out.append(GtBox(self.labelmap[cls], cls, box))
-        return out
+        boxes, _ = read_yolo_labels(path, w, h, len(self.labelmap))
+        return [GtBox(self.labelmap[cls], cls, box) for cls, box in boxes]
 
     @cached_property
     def has_ground_truth(self) -> bool:
@@ -208,31 +195,30 @@ def _load_coco(ds_id: str, root: Path) -> Dataset | None:
     gt: dict[str, list[GtBox]] = {}
     labelmap: list[str] | None = read_labelmap(root / "labelmap.txt") if (root / "labelmap.txt").is_file() else None
     for f in files:
-        doc = json.loads(f.read_text())
+        doc = read_coco(f)
         split = f.stem if f.stem in SPLITS else ""
-        cats = {c["id"]: c["name"] for c in doc.get("categories", [])}
+        cats = doc.categories
         if labelmap is None:
             labelmap = [cats[k] for k in sorted(cats)]
         by_name = {n: i for i, n in enumerate(labelmap)}
         img_names: dict[int, str] = {}
-        for im in doc.get("images", []):
-            fname = Path(str(im.get("file_name", "")))
+        for image_id, file_name in doc.images.items():
+            fname = Path(file_name)
             if fname.is_absolute() or ".." in fname.parts:  # unsafe names are reduced to their basename
                 fname = Path(fname.name)
             for cand in (root / fname, root / split / "images" / fname, root / "images" / fname):
                 if cand.is_file() and not cand.is_symlink() and root.resolve() in cand.resolve().parents:
                     rel = str(cand.relative_to(root))
                     items.append(ImageItem(rel, split, cand))
-                    img_names[im["id"]] = rel
+                    img_names[image_id] = rel
                     gt.setdefault(rel, [])
                     break
-        for ann in doc.get("annotations", []):
-            name = img_names.get(ann.get("image_id"))
-            label = cats.get(ann.get("category_id"))
-            if name is None or label not in by_name or len(ann.get("bbox", [])) != 4:
-                continue
-            x, y, bw, bh = (float(v) for v in ann["bbox"])
-            gt[name].append(GtBox(label, by_name[label], xywh_to_xyxy((x, y, bw, bh))))
+        for image_id, boxes in doc.boxes.items():
+            name = img_names.get(image_id)
+            for cid, box in boxes:
+                label = cats.get(cid)
+                if name is not None and label is not None and label in by_name:
+                    gt[name].append(GtBox(label, by_name[label], box))
     if not items or not labelmap:
         return None
     return Dataset(ds_id, root, "coco", labelmap, sorted(items, key=lambda i: i.name), gt)
