@@ -13,8 +13,9 @@ With --disk-full (root: it mounts a tmpfs) the orchestrator's SQLite store lives
 once the stack serves, a filler file takes every free byte (but --headroom-kb), and a prepass job must end in
 RESOURCE_EXHAUSTED / STORE_FULL (refused at the door, or the job FAILED with that text), leave the
 file passing SQLite's integrity check with no entry missing its meta row, and the same job run again
-after the filler is removed must succeed. Known gap (`--headroom-kb 64`): a job admitted just before
-the volume fills stays queued with no error (no worker can record a claim) until space returns.
+after the filler is removed must succeed. With `--headroom-kb 64` the volume runs full in the middle
+of the job: it ends FAILED with STORE_FULL in stage `store` (the store keeps a small reserve file that
+it gives up so that this last write lands) instead of waiting silently for space.
 Prints one JSON line; exit status 1 when a check fails.
 
     python scripts/fault_inject.py --service detector --images 6 --kill-after 2

@@ -110,6 +110,16 @@ class JobManager:
         if ev is not None:
             ev.set()
 
+    async def _end(self, job_id: str, fields: dict) -> None:
+        """Record a job's failure, even on a full store volume (Store.record_end uses its reserve)."""
+        fields.setdefault("updated_at", time.time())
+        async with self._update_lock:
+            try:
+                await asyncio.to_thread(self.store.record_end, job_id, fields)
+            except errors.TatorError as exc:
+                log.error("could not record that job %s failed (%s): %s", job_id, fields.get("error"), exc)
+        self.notify(job_id)
+
     async def _update(self, job_id: str, *, image: str = "", **fields: object) -> pb.Job | None:
         async with self._update_lock:
             fields.setdefault("updated_at", time.time())
@@ -183,10 +193,10 @@ class JobManager:
                 except Exception as exc:  # recorded on the job; unexpected ones with a traceback in the log
                     known = errors.from_exception(exc)
                     if known is not None:  # a TatorError, a failed downstream call, a timeout
-                        stage = known.metadata.get("stage", "")
-                        await self._update(job_id, state=pb.JOB_STATE_FAILED, error=str(errors.public(known)),
-                                           failed_stage=stage, eta_s=0.0,
-                                           message=f"failed in stage {stage}" if stage else "failed")
+                        stage = "store" if known.reason == "STORE_FULL" else known.metadata.get("stage", "")
+                        await self._end(job_id, {"state": pb.JOB_STATE_FAILED, "error": str(errors.public(known)),
+                                                 "failed_stage": stage, "eta_s": 0.0,
+                                                 "message": f"failed in stage {stage}" if stage else "failed"})
                     else:
                         log.error("job %s failed", job_id, exc_info=exc)
                         await self._update(job_id, state=pb.JOB_STATE_FAILED, message="failed", eta_s=0.0,

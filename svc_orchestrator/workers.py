@@ -111,15 +111,38 @@ class UnitWorkers:
                 now = time.time()
                 unit = await asyncio.to_thread(self.store.claim_unit, self.replica_id, now, now + self.lease_s,
                                                self.max_attempts)
+            except errors.TatorError as exc:
+                if exc.reason == "STORE_FULL":  # the claim itself cannot be written: fail the job it was for
+                    await self._claim_full(exc)
+                else:
+                    log.warning("claiming a work unit failed: %s", exc)
+                unit = None
             except Exception as exc:  # store unreachable: try again after a pause
                 log.warning("claiming a work unit failed: %s", exc)
                 unit = None
             if unit is None:
+                await asyncio.to_thread(self.store.restore_reserve)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
                 continue
-            await self._run(unit)
+            try:
+                await self._run(unit)
+            except Exception as exc:  # a worker outlives any one unit; the unit's lease runs out
+                log.error("work unit %s/%d: %s", unit.job_id, unit.unit, exc, exc_info=exc)
+
+    async def _claim_full(self, exc: errors.TatorError) -> None:
+        """A job whose next unit cannot be claimed because the store's volume is full ends FAILED with
+        STORE_FULL (it would otherwise wait QUEUED, with no word, until space returns); rerun it once
+        there is room: every image it finished is in the cache."""
+        try:
+            job_id = await asyncio.to_thread(self.store.claimable_job, time.time())
+        except Exception as read_exc:  # the store cannot even be read
+            log.warning("store full, and reading it failed too: %s", read_exc)
+            return
+        if job_id is not None:
+            log.error("store full: failing job %s, whose next work unit cannot be claimed", job_id)
+            await self._fail(job_id, str(errors.public(exc)), "store")
 
     async def _run(self, unit: WorkUnit) -> None:
         # Workers may start inside StartPrepassJob: units outlive that RPC and its deadline.
@@ -153,7 +176,8 @@ class UnitWorkers:
         except Exception as exc:  # recorded on the job; unexpected ones with a traceback in the log
             known = errors.from_exception(exc)  # a TatorError, a failed downstream call, a timeout
             if known is not None:
-                await self._fail(unit.job_id, str(errors.public(known)), known.metadata.get("stage", ""))
+                stage = "store" if known.reason == "STORE_FULL" else known.metadata.get("stage", "")
+                await self._fail(unit.job_id, str(errors.public(known)), stage)
             else:
                 log.error("unit %s/%d failed", unit.job_id, unit.unit, exc_info=exc)
                 await self._fail(unit.job_id, f"internal error ({errors.public_text(exc)}); the orchestrator log "
@@ -165,9 +189,13 @@ class UnitWorkers:
             self.notify(unit.job_id)
 
     async def _fail(self, job_id: str, error: str, stage: str) -> None:
-        await asyncio.to_thread(self.store.update_job, job_id, {
-            "state": pb.JOB_STATE_FAILED, "error": error, "failed_stage": stage, "eta_s": 0.0,
-            "message": f"failed in stage {stage}" if stage else "failed", "updated_at": time.time()}, only_active=True)
+        try:
+            await asyncio.to_thread(self.store.record_end, job_id, {
+                "state": pb.JOB_STATE_FAILED, "error": error, "failed_stage": stage, "eta_s": 0.0,
+                "message": f"failed in stage {stage}" if stage else "failed", "updated_at": time.time()})
+        except errors.TatorError as exc:  # even the reserve did not help: the job's lease runs out instead
+            log.error("could not record that job %s failed (%s): %s", job_id, error, exc)
+        self.notify(job_id)
 
     async def close(self) -> None:
         for t in self._tasks:

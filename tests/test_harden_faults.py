@@ -87,19 +87,30 @@ def test_sqlite_page_limit_is_store_full_with_no_partial_rows(tmp_path):
     store.close()
 
 
-@pytest.fixture
-def tiny_volume(tmp_path):
+def _tmpfs(tmp_path: Path, size: str):
     mnt = tmp_path / "vol"
     mnt.mkdir()
     if shutil.which("mount") is None or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def tiny_volume(tmp_path):
+    yield from _tmpfs(tmp_path, "256k")
+
+
+@pytest.fixture
+def small_volume(tmp_path):
+    # Room for SQLite's write-ahead log to grow (it is checkpointed only every ~4 MiB), the reserve and
+    # a few jobs: a job run after the filler is gone must fit.
+    yield from _tmpfs(tmp_path, "1m")
 
 
 def test_a_full_tmpfs_under_the_store_is_store_full_with_no_partial_rows(tiny_volume: Path):
@@ -140,3 +151,69 @@ def test_postgres_disk_full_is_store_full_and_rolled_back(pg_server, tmp_path):
     cache.put(meta.key("a"), meta, _result("a", 100), "ds")  # the pool's connection is usable again
     assert _counts(store) == (1, 1)
     store.close()
+
+
+def _fill_file(volume: Path) -> Path:
+    """A file that takes every free byte of the volume (ENOSPC ends it)."""
+    filler = volume / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(bytes(64 * 1024))
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+async def test_a_job_admitted_before_the_volume_fills_ends_failed_store_full(small_volume: Path):
+    """The gap `fault_inject.py --disk-full --headroom-kb 64` showed: a job queued just before the
+    volume fills waited QUEUED with no word until space returned. Now it ends FAILED with STORE_FULL in
+    stage `store` (the store's reserve lets that last write land), nothing is half-written, the
+    workers live on, and once space is back the same work succeeds."""
+    import asyncio
+
+    from svc_orchestrator.workers import UnitWorkers
+
+    store = SqliteStore(small_volume / "orchestrator.sqlite")
+    cache = PrepassCache(store)
+    assert store.reserve.stat().st_size > 0
+
+    async def execute(rec, unit, progress):
+        for i, item in enumerate(unit.items):  # each image writes a cache row, as a prepass does
+            meta = _meta(f"{rec.job.id}-{item}")
+            await asyncio.to_thread(cache.put, meta.key(item), meta, _result(item, 6_000), "ds")
+            await progress.advance(i + 1, image=item)
+        return "{}"
+
+    def job(job_id: str) -> pb.Job:
+        return pb.Job(id=job_id, kind=pb.JOB_KIND_PREPASS, state=pb.JOB_STATE_QUEUED, total=6)
+
+    units = [["a", "b"], ["c", "d"], ["e", "f"]]
+    store.insert_job(job("j1"), owner="r1", lease_until=0.0, units=units)
+    filler = _fill_file(small_volume)
+    workers = UnitWorkers(store, "r1", execute=execute, finalize=lambda _rec, _s: "", notify=lambda _j: None,
+                          poll_s=0.05, lease_s=5)
+    workers.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (ended := store.job("j1").job).state in (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING):
+            assert time.monotonic() < deadline, f"job still {pb.JobState.Name(ended.state)} on a full volume"
+            await asyncio.sleep(0.05)
+        assert ended.state == pb.JOB_STATE_FAILED and "STORE_FULL" in ended.error, ended
+        assert ended.failed_stage == "store" and "/" not in ended.error.split("STORE_FULL", 1)[1]
+        entries, metas = _counts(store)
+        assert entries == metas and _integrity(store) == "ok"
+        # Space returns: the reserve is taken again, and the workers (still alive) run the rerun.
+        filler.unlink()
+        store.insert_job(job("j2"), owner="r1", lease_until=0.0, units=units)
+        workers.wake()
+        deadline = time.monotonic() + 20
+        while (again := store.job("j2").job).state != pb.JOB_STATE_SUCCEEDED:
+            assert again.state in (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING), again
+            assert time.monotonic() < deadline, "the rerun never finished"
+            await asyncio.sleep(0.05)
+        assert store.reserve.stat().st_size > 0 and _integrity(store) == "ok"
+    finally:
+        await workers.close()
+        store.close()

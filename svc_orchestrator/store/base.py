@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tator_core import errors
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 ACTIVE = (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING)
@@ -157,6 +158,25 @@ class Store(ABC):
         """Set fields and append an event; None if missing, or if `only_active` and the job already
         ended (so a late report never overwrites CANCELLED or SUCCEEDED)."""
 
+    def record_end(self, job_id: str, fields: dict) -> pb.Job | None:
+        """update_job(only_active) for the write that ends a job, which must land even when the volume
+        is full (else the job would sit QUEUED or RUNNING with no word of why): on STORE_FULL the
+        store's reserve is released and the write tried once more."""
+        try:
+            return self.update_job(job_id, fields, only_active=True)
+        except errors.TatorError as exc:
+            if exc.reason != "STORE_FULL" or not self.release_reserve():
+                raise
+            return self.update_job(job_id, fields, only_active=True)
+
+    def release_reserve(self) -> bool:
+        """Give back the space kept for `record_end` on a full volume; True when some was freed. A store
+        whose volume it does not manage (PostgreSQL's is the server's) keeps none."""
+        return False
+
+    def restore_reserve(self) -> None:  # noqa: B027 -- optional: a store without a reserve does nothing
+        """Take the reserve again once there is room (called while the workers idle)."""
+
     @abstractmethod
     def events_after(self, job_id: str, seq: int, limit: int = 256) -> list[tuple[int, pb.Job, str]]: ...
 
@@ -185,6 +205,10 @@ class Store(ABC):
         """One pending unit, or one whose lease expired, of an active job; marks the job RUNNING. A unit
         already claimed `max_attempts` times (0 = no limit) is marked failed instead, and its job FAILED
         naming its images."""
+
+    @abstractmethod
+    def claimable_job(self, now: float) -> str | None:
+        """The job whose unit `claim_unit` would take next (a read: it works on a full volume)."""
 
     @abstractmethod
     def advance_unit(self, owner: str, job_id: str, unit: int, done: int, now: float, *, message: str = "",

@@ -7,6 +7,7 @@ read-modify-write. WAL lets readers in other processes read while a write is in 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,9 @@ from pathlib import Path
 
 from svc_orchestrator.store.migrations import migrate_sqlite
 from svc_orchestrator.store.sql import SqlStore, Tx, store_full
+
+#: Enough for a few job-ending updates and their events in the WAL (a page is 4 KiB).
+RESERVE_BYTES = 64 * 1024
 
 
 class _SqliteTx(Tx):
@@ -37,6 +41,10 @@ class SqliteStore(SqlStore):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self.applied = migrate_sqlite(self._db)
+        # Space kept back on the store's volume: when a write finds the volume full, deleting this file
+        # lets the jobs that hit it record FAILED STORE_FULL instead of waiting silently for space.
+        self.reserve = self.path.with_name(self.path.name + ".reserve")
+        self.restore_reserve()
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
@@ -61,6 +69,27 @@ class SqliteStore(SqlStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def release_reserve(self) -> bool:
+        try:
+            self.reserve.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def restore_reserve(self) -> None:
+        if self.reserve.exists() and self.reserve.stat().st_size >= RESERVE_BYTES:
+            return
+        try:
+            vfs = os.statvfs(self.reserve.parent)
+            if vfs.f_bavail * vfs.f_frsize < 4 * RESERVE_BYTES:  # not the volume's last bytes: wait for room
+                return
+            with open(self.reserve, "wb") as f:  # real blocks (not a sparse file): zeros written out
+                f.write(bytes(RESERVE_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:  # no room yet: try again later; a half-written reserve holds nothing useful
+            self.reserve.unlink(missing_ok=True)
 
 
 def _is_full(exc: BaseException) -> bool:

@@ -42,6 +42,8 @@ class UnitQueries:
     if TYPE_CHECKING:
         def tx(self) -> AbstractContextManager[Tx]: ...
 
+        def read(self) -> AbstractContextManager[Tx]: ...
+
         def _update(self, t: Tx, job_id: str, fields: dict, image: str, only_active: bool) -> pb.Job | None: ...
 
     def _claimable(self, t: Tx, now: float) -> Any:
@@ -49,6 +51,11 @@ class UnitQueries:
                    f"JOIN jobs j ON j.id = u.job_id WHERE j.{_ACTIVE_SQL} AND j.cancel_requested = 0 AND "
                    "(u.state = ? OR (u.state = ? AND u.lease_until < ?)) ORDER BY j.created_at, u.unit LIMIT 1"
                    f"{self.claim_rows}", (UNIT_PENDING, UNIT_CLAIMED, now)).fetchone()
+
+    def claimable_job(self, now):
+        with self.read() as t:
+            row = self._claimable(t, now)
+        return None if row is None else str(row[0])
 
     def claim_unit(self, owner, now, lease_until, max_attempts=0):
         with self.tx() as t:
