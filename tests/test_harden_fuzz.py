@@ -79,7 +79,10 @@ async def live(tmp_path_factory, stack_models):
         os.environ["TATOR_AUTH_TOKENS_FILE"] = previous
 
 
-async def call(channel: grpc.aio.Channel, service_full: str, method, request, token: str) -> grpc.StatusCode:
+async def call(channel: grpc.aio.Channel, service_full: str, method, request, token: str
+               ) -> tuple[grpc.StatusCode, str]:
+    """The status code, and for a failure everything the client reads of it (message, ErrorInfo
+    metadata, field violations)."""
     path = f"/{service_full}/{method.name}"
     meta = (("authorization", f"Bearer {token}"),)
     try:
@@ -95,8 +98,9 @@ async def call(channel: grpc.aio.Channel, service_full: str, method, request, to
                                       response_deserializer=lambda b: b)
             await rpc(request, metadata=meta, timeout=5)
     except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
+        err = errors.parse_rpc_error(exc)
+        return exc.code(), " ".join([err.message, *err.metadata.values(), *(d for _, d in err.field_violations)])
+    return grpc.StatusCode.OK, ""
 
 
 def requests():
@@ -112,9 +116,13 @@ def requests():
 async def test_rpc_fuzz_never_unknown_or_internal(live, picked):
     stack, channels, tokens = live
     (service, method), request = picked
-    code = await call(channels[service], method.containing_service.full_name, method, request, tokens.admin[0])
+    code, said = await call(channels[service], method.containing_service.full_name, method, request,
+                            tokens.admin[0])
     SEEN[code.name] = SEEN.get(code.name, 0) + 1
     assert code not in BAD, f"{service}.{method.name} answered {code.name} to {request!r}"[:2000]
+    # No error may name a path of the stack's home or its models.
+    for root in (stack.home, stack.registry.parent):
+        assert str(root) not in said, f"{service}.{method.name}: server path in {said!r}"
 
 
 @pytest.mark.stack
