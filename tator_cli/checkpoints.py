@@ -12,7 +12,6 @@ user's own. The price is disk space for one more copy.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -83,7 +82,7 @@ def check_in_service(spec: dict[str, Any], timeout_s: float = CHECK_TIMEOUT_S) -
         spec_file.write_text(json.dumps(spec))
         try:
             proc = subprocess.run([sys.executable, "-m", module, "check-model", str(spec_file), str(out_file)],
-                                  capture_output=True, text=True, timeout=timeout_s, env=dict(os.environ))
+                                  capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return {"ok": False, "reason": "MODEL_LOAD_FAILED",
                     "message": f"loading and one inference did not finish in {timeout_s:g} s"}
@@ -136,7 +135,10 @@ def add_model(registry: Path, family: str, source: Path, *, name: str | None = N
                 raise AddError(f"--labelmap {labelmap_file} does not match the weights {source}: {result['message']}")
             raise AddError(f"{source} did not load and run one inference as a {family} model: "
                            f"{result.get('reason')}: {result.get('message')}")
-        staging.rename(final)
+        try:
+            staging.rename(final)
+        except OSError as exc:  # another `add` of the same name finished first
+            raise AddError(f"{final} appeared while {name!r} was being checked; choose another --name") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
