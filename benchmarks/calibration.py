@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TATOR_HOME", tempfile.mkdtemp(prefix="tator-bench-"))
 
+from tator_core.enums import source_name
 from tator_core.offline import enforce_offline
 
 enforce_offline()
@@ -87,7 +88,7 @@ async def main(quick: bool) -> dict:
     stop.set()
     await tick
     doc = json.loads((job_dir / "report.json").read_text())
-    at = {method_name(r.method, r.source): r.overall.f1 for r in rep.results if r.eval_iou == 0.5}
+    at = {method_name(r.method, source_name(r.source)): r.overall.f1 for r in rep.results if r.eval_iou == 0.5}
     best = next(m for m in at if m.startswith("best_single_source:"))
 
     # What one fit would block the loop for, on the same features.
@@ -105,7 +106,7 @@ async def main(quick: bool) -> dict:
     for name in sorted(test):
         res = await env.prepass(ds, ds.item(name), pb.PrepassConfig())
         per_image.append((name, res))
-    table = build_table([(name, [(c.label, box_xyxy(c.box), c.score, tuple(c.sources))
+    table = build_table([(name, [(c.label, box_xyxy(c.box), c.score, tuple(source_name(s) for s in c.sources))
                                  for c in res.candidates],
                           [(g.label, g.box) for g in ds.ground_truth(ds.item(name))]) for name, res in per_image])
     accept = np.ones(len(table), dtype=bool)

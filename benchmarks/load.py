@@ -263,7 +263,7 @@ async def _start_stub_detector() -> Any:
             img = store.resolve(request.image)
             box = common_pb2.Box(x1=0, y1=0, x2=img.width / 2, y2=img.height / 2)
             return detector_pb2.DetectResponse(detections=[common_pb2.Detection(
-                box=box, label="circle", class_id=0, score=0.9, source="stub", model_id="stub")])
+                box=box, label="circle", class_id=0, score=0.9, source=common_pb2.DETECTION_SOURCE_YOLO, model_id="stub")])
 
     spec = ServiceSpec("load-stub", "tator.detector.v1.DetectorService",
                        lambda server: detector_pb2_grpc.add_DetectorServiceServicer_to_server(StubDetector(), server))

@@ -109,6 +109,7 @@ async def run(args: argparse.Namespace) -> dict:
 
     from svc_orchestrator.prepass.flow import FlowInput, ImageInput, run_prepass
     from tator_core.client import ServiceClient, image_ref
+    from tator_core.enums import short_name
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
     from tator_core.images import decode_image, sha256_hex
@@ -158,7 +159,7 @@ async def run(args: argparse.Namespace) -> dict:
             totals[mode] += time.perf_counter() - t
             candidates[mode] += len(result.candidates)
             for s in result.stages:
-                stage_ms[mode][s.stage] += s.ms
+                stage_ms[mode][short_name(pb.PrepassStage, s.stage)] += s.ms
                 bytes_sent[mode] += s.image_bytes_sent
     n = len(images)
     t = time.perf_counter()

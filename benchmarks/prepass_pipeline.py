@@ -52,6 +52,7 @@ def _free_ports(n: int) -> list[int]:
 
 async def _job(address: str, dataset: str) -> dict:
     from tator_core.client import ServiceClient
+    from tator_core.enums import short_name
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pbg
 
@@ -72,7 +73,7 @@ async def _job(address: str, dataset: str) -> dict:
         raise RuntimeError(f"job on {dataset} ended {pb.JobState.Name(job.state)}: {job.error}")
     summary = job.result.prepass
     return {"images": summary.images, "wall_s": wall,
-            "stage_ms": {st.stage: st.duration.ToNanoseconds() / 1e6 for st in summary.stages}}
+            "stage_ms": {short_name(pb.PrepassStage, st.stage): st.duration.ToNanoseconds() / 1e6 for st in summary.stages}}
 
 
 def service_ms_per_image(runs: list[dict]) -> dict[str, float]:

@@ -12,6 +12,7 @@ from svc_detector.models import DetectorModels
 from svc_detector.params import resolve_params
 from svc_detector.settings import DetectorSettings
 from tator_core.convert import StageTime, box_pb, model_info_pb, timing_pb, window_pb
+from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
 from tator_core.images import ImageStore
@@ -32,7 +33,7 @@ _MERGE_ENUMS = {"nms": detector_pb2.MERGE_METHOD_NMS, "wbf": detector_pb2.MERGE_
 
 def detection_pb(d: Det) -> common_pb2.Detection:
     return common_pb2.Detection(
-        box=box_pb(d.box), label=d.label, class_id=d.class_id, score=d.score, source=d.source, model_id=d.model_id,
+        box=box_pb(d.box), label=d.label, class_id=d.class_id, score=d.score, source=source_value(d.source), model_id=d.model_id,
         window=window_pb(d.window.name, d.window.box))
 
 
@@ -57,7 +58,7 @@ def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> dete
     p = result.params
     return detector_pb2.DetectResponse(
         detections=[detection_pb(d) for d in result.detections],
-        runs=[detector_pb2.ModelRun(model_id=r.model_id, source=r.source, kind=_PASS_ENUMS[r.pass_], tiles=r.tiles,
+        runs=[detector_pb2.ModelRun(model_id=r.model_id, source=source_value(r.source), kind=_PASS_ENUMS[r.pass_], tiles=r.tiles,
                                     raw_detections=r.raw_detections, kept_detections=r.kept_detections,
                                     compute_ms=r.compute_ms, batch_size=r.batch_size, tile_size=r.tile_size)
               for r in result.runs],

@@ -35,6 +35,7 @@ from svc_orchestrator.store.base import result_column
 from svc_orchestrator.workers import UnitProgress, UnitWorkers
 from tator_core import errors
 from tator_core.convert import box_xyxy
+from tator_core.enums import source_name
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import sha256_hex
 
@@ -61,10 +62,10 @@ class JobSummary:
         self.primary: Counter[str] = Counter()
         self.atom_sources: Counter[str] = Counter()
         self.classes: Counter[str] = Counter()
-        self.stage_ms: dict[str, float] = defaultdict(float)
-        self.stage_bytes: Counter[str] = Counter()
-        self.stage_sent: Counter[str] = Counter()
-        self.stage_received: Counter[str] = Counter()
+        self.stage_ms: dict[int, float] = defaultdict(float)
+        self.stage_bytes: Counter[int] = Counter()
+        self.stage_sent: Counter[int] = Counter()
+        self.stage_received: Counter[int] = Counter()
         self.warnings = 0
 
     def add(self, result: pb.PrepassResult) -> None:
@@ -74,10 +75,10 @@ class JobSummary:
         self.atoms += len(result.atoms)
         self.warnings += len(result.warnings)
         for c in result.candidates:
-            self.sources.update(c.sources)
-            self.primary[c.source_primary] += 1
+            self.sources.update(source_name(s) for s in c.sources)
+            self.primary[source_name(c.source_primary)] += 1
             self.classes[c.label] += 1
-        self.atom_sources.update(a.detection.source for a in result.atoms)
+        self.atom_sources.update(source_name(a.detection.source) for a in result.atoms)
         for s in result.stages:  # a cache hit's own cost, not the original run's
             self.stage_ms[s.stage] += s.ms
             self.stage_bytes[s.stage] += s.image_bytes_sent

@@ -12,6 +12,7 @@ from svc_sam3.models import FAMILY, make_repository
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import window_proto
 from tator_core.convert import box_pb, box_xyxy, model_info_pb, timing_pb
+from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
 from tator_core.images import ImageStore
@@ -39,7 +40,7 @@ def _options(request, default_score: float) -> segment.Options:  # either reques
 def _detection(d: segment.Detection) -> common_pb2.Detection:
     out = common_pb2.Detection(
         box=box_pb(d.box), label=d.label, class_id=-1,
-        score=d.score, source=d.source, model_id=d.model_id, window=window_proto(d.window), prompt=d.prompt)
+        score=d.score, source=source_value(d.source), model_id=d.model_id, window=window_proto(d.window), prompt=d.prompt)
     if d.mask is not None:
         out.mask.CopyFrom(d.mask)
     return out

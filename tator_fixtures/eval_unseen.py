@@ -49,6 +49,7 @@ def _interval(m, name: str) -> list[float] | None:
 
 def summarize(seed: int, report, seconds: float) -> dict:
     """The figures of one seed's calibration report (a tator.orchestrator.v1.CalibrationReport)."""
+    from tator_core.enums import source_name
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
     at = [r for r in report.results if abs(r.eval_iou - report.primary_eval_iou) < 1e-6]
@@ -57,7 +58,7 @@ def summarize(seed: int, report, seconds: float) -> dict:
                  "test_images": len(report.test.images), "test_objects": report.test.ground_truth,
                  "large_test_images": report.test.large_images, "large_test_objects": report.test.large_ground_truth,
                  "warnings": list(report.warnings),
-                 "best_single_source": best.source if best else None,
+                 "best_single_source": source_name(best.source) if best else None,
                  "best_single_source_f1": round(best.overall.f1, 4) if best else None,
                  "best_single_source_f1_ci": _interval(best.overall, "f1") if best else None,
                  "best_single_source_large_recall": round(best.large_scenes.recall, 4) if best else None,

@@ -17,6 +17,7 @@ from svc_orchestrator.calibration.evaluate import Counts
 from svc_orchestrator.calibration.report import method_proto
 from tator_cli.main import app
 from tator_core import errors
+from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from tator_core.server import ServiceSpec, start_server
@@ -49,8 +50,8 @@ class FakeOrchestrator(pb_grpc.OrchestratorServiceServicer):
 
     async def Prepass(self, request, context):
         self.prepasses.append(request)
-        cands = [pb.Candidate(index=0, label="circle", score=0.9, sources=["yolo"]),
-                 pb.Candidate(index=1, label="square", score=0.3, sources=["yolo"])]
+        cands = [pb.Candidate(index=0, label="circle", score=0.9, sources=[common_pb2.DETECTION_SOURCE_YOLO]),
+                 pb.Candidate(index=1, label="square", score=0.3, sources=[common_pb2.DETECTION_SOURCE_YOLO])]
         if request.calibration_id:
             cands[0].accept_prob, cands[0].accepted = 0.93, True
             cands[1].accept_prob, cands[1].accepted = 0.12, False
@@ -120,7 +121,7 @@ async def test_calibrate_json_prints_the_report_document(orch) -> None:
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout[res.stdout.index("{"):])
     assert doc["job_id"] == "job-1" and doc["thresholds"][0]["model"] == "ACCEPT_METHOD_XGB"
-    assert doc["results"][2]["method"] == "ACCEPT_METHOD_BEST_SINGLE_SOURCE" and doc["results"][2]["source"] == "yolo"
+    assert doc["results"][2]["method"] == "ACCEPT_METHOD_BEST_SINGLE_SOURCE" and doc["results"][2]["source"] == "DETECTION_SOURCE_YOLO"
 
 
 async def test_guard_failure_and_failed_job_exit_non_zero(orch) -> None:

@@ -24,6 +24,7 @@ from svc_orchestrator.calibration.report import REPORT_JSON, method_name
 from svc_orchestrator.calibration.simulate import SimParams, SimulatedEnv
 from svc_orchestrator.datasets import DatasetCatalog
 from svc_orchestrator.jobs import JobCancelled
+from tator_core.enums import source_name
 from tator_core.errors import TatorError
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_fixtures.synth import generate
@@ -63,7 +64,7 @@ def both(ds, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _name(r: pb.MethodMetrics) -> str:
-    return method_name(r.method, r.source)
+    return method_name(r.method, source_name(r.source))
 
 
 def _at(rep: pb.CalibrationReport, method: str, iou: float = 0.5) -> pb.MethodMetrics:

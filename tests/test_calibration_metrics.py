@@ -26,6 +26,7 @@ from svc_orchestrator.calibration.thresholds import (
     tune_global,
     tune_thresholds,
 )
+from tator_core.enums import source_value
 from tator_core.errors import TatorError
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -216,18 +217,22 @@ def test_select_images_prefers_held_out_splits() -> None:
 def _result() -> pb.PrepassResult:
     def det(box, label, score, source):
         return common_pb2.Detection(box=common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]), label=label,
-                                    score=score, source=source)
+                                    score=score, source=source_value(source))
 
-    atoms = [pb.Atom(atom_id="a1", stage="detector", run="yolo_full", detection=det((10, 10, 30, 30), "circle", 0.9, "yolo")),
-             pb.Atom(atom_id="a2", stage="detector", run="yolo_sahi", detection=det((10, 10, 30, 31), "circle", 0.7, "yolo")),
-             pb.Atom(atom_id="a3", stage="sam3_text", run="windowed",
+    D, T = pb.PREPASS_STAGE_DETECTORS, pb.PREPASS_STAGE_SAM3_TEXT
+    FULL, TILED, WIN = pb.ATOM_PASS_FULL, pb.ATOM_PASS_TILED, pb.ATOM_PASS_WINDOWED
+    YOLO, RFDETR = common_pb2.DETECTION_SOURCE_YOLO, common_pb2.DETECTION_SOURCE_RFDETR
+    atoms = [pb.Atom(atom_id="a1", stage=D, pass_kind=FULL, detection=det((10, 10, 30, 30), "circle", 0.9, "yolo")),
+             pb.Atom(atom_id="a2", stage=D, pass_kind=TILED, detection=det((10, 10, 30, 31), "circle", 0.7, "yolo")),
+             pb.Atom(atom_id="a3", stage=T, pass_kind=WIN,
                      detection=det((12, 10, 30, 30), "circle", 0.5, "sam3_text")),
-             pb.Atom(atom_id="a4", stage="detector", run="rfdetr_full", detection=det((60, 60, 64, 64), "square", 0.4, "rfdetr"))]
+             pb.Atom(atom_id="a4", stage=D, pass_kind=FULL, detection=det((60, 60, 64, 64), "square", 0.4, "rfdetr"))]
     cands = [pb.Candidate(index=0, box=common_pb2.Box(x1=10, y1=10, x2=30, y2=30), label="circle", score=0.9,
-                          source_primary="yolo", sources=["yolo"], score_by_source={"yolo": 0.9}, atom_ids=["a1", "a2"],
-                          probabilities=[0.7, 0.1, 0.1, 0.1]),
+                          source_primary=YOLO, sources=[YOLO], source_scores=[pb.SourceScore(source=YOLO, score=0.9)],
+                          atom_ids=["a1", "a2"], probabilities=[0.7, 0.1, 0.1, 0.1]),
              pb.Candidate(index=1, box=common_pb2.Box(x1=60, y1=60, x2=64, y2=64), label="square", score=0.4,
-                          source_primary="rfdetr", sources=["rfdetr"], score_by_source={"rfdetr": 0.4}, atom_ids=["a4"])]
+                          source_primary=RFDETR, sources=[RFDETR], source_scores=[pb.SourceScore(source=RFDETR, score=0.4)],
+                          atom_ids=["a4"])]
     return pb.PrepassResult(image_name="x", width=100, height=50, atoms=atoms, candidates=cands,
                             classifier_classes=["circle", "square", "triangle", "__bg_0"])
 

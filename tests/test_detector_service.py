@@ -21,6 +21,7 @@ from svc_detector import tiny
 from svc_detector.server import build_spec
 from svc_detector.settings import DetectorSettings
 from tator_core.client import ServiceClient, image_ref
+from tator_core.enums import source_name
 from tator_core.errors import RemoteError, parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2, models_pb2_grpc
 from tator_core.gen.tator.common.v1 import models_pb2 as mpb
@@ -262,10 +263,10 @@ async def test_both_models_in_one_call_full_and_tiled(service, scene):
     assert tiles > 1 and runs[(YOLO_ID, "tiled")].tiles == tiles and runs[("rfdetr-nano", "full")].tiles == 1
     assert runs[("rfdetr-nano", "tiled")].batch_size == tiles  # one forward for all tiles of the image
     # the random-init RF-DETR scores ~0.03-0.05: at conf 0.02 it reports boxes, which must be well-formed
-    assert {d.source for d in resp.detections} == {"yolo", "rfdetr"}
+    assert {source_name(d.source) for d in resp.detections} == {"yolo", "rfdetr"}
     family = {YOLO_ID: "yolo", "rfdetr-nano": "rfdetr"}
     for d in resp.detections:
-        assert d.source == family[d.model_id] and d.score >= 0.02 - 1e-6 and d.score <= 1
+        assert source_name(d.source) == family[d.model_id] and d.score >= 0.02 - 1e-6 and d.score <= 1
         assert 0 <= d.box.x1 < d.box.x2 <= width and 0 <= d.box.y1 < d.box.y2 <= height
         assert d.label == LABELMAP[d.class_id]
         w = d.window
@@ -457,7 +458,7 @@ async def test_runs_on_the_configured_cuda_device(models_dir, scene):
         req = detect_request(data, model_ids=[YOLO_ID, "rfdetr-nano"], mode=pb.DETECT_MODE_BOTH, conf=0.02,
                              tile_plan={"size": 128})
         resp = await client.call("Detect", req, image_data=data)
-        assert len(resp.runs) == 4 and any(d.source == "rfdetr" for d in resp.detections)
+        assert len(resp.runs) == 4 and any(source_name(d.source) == "rfdetr" for d in resp.detections)
     finally:
         await client.close()
         await running.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_fixtures import DEMO_SEED, TRAIN_SEED
 from tator_fixtures.eval_unseen import main, spread, summarize
@@ -24,7 +25,7 @@ def _report(mlp_f1: float, best_f1: float, large: float) -> pb.CalibrationReport
                                   large_scenes=_metrics(0.0, large)),
                  pb.MethodMetrics(method=pb.ACCEPT_METHOD_MLP, eval_iou=0.75, overall=_metrics(0.1),
                                   large_scenes=_metrics(0.0, 0.1)),
-                 pb.MethodMetrics(method=pb.ACCEPT_METHOD_BEST_SINGLE_SOURCE, source="yolo", eval_iou=0.5,
+                 pb.MethodMetrics(method=pb.ACCEPT_METHOD_BEST_SINGLE_SOURCE, source=common_pb2.DETECTION_SOURCE_YOLO, eval_iou=0.5,
                                   overall=_metrics(best_f1), large_scenes=_metrics(0.0, 0.5))],
         models=[pb.AcceptModelSummary(model=pb.ACCEPT_METHOD_MLP, candidate_metrics=pb.CandidateMetrics(
             expected_calibration_error=0.05))])

@@ -22,6 +22,7 @@ from stack_fixture import MODEL_SERVICES, Stack, images_decoded, rpc_counts, sta
 
 from svc_orchestrator.clients import ServiceClients
 from tator_core.client import ServiceClient, image_ref
+from tator_core.enums import short_name, source_name
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -47,6 +48,10 @@ async def orch(stack: Stack) -> ServiceClient:
     client = ServiceClient(stack.orchestrator.address, pb_grpc.OrchestratorServiceStub, timeout_s=300)
     yield client
     await client.close()
+
+
+def stage_name(value: int) -> str:
+    return short_name(pb.PrepassStage, value)
 
 
 def scene_png(seed: int, index: int = 0) -> bytes:
@@ -104,26 +109,29 @@ async def test_prepass_sources_provenance_and_wire_economy(orch: ServiceClient):
     req = pb.PrepassRequest(image=image_ref(data), dataset_id="synth", config=pb.PrepassConfig(**RICH))
     res = (await orch.call("Prepass", req)).result
     assert not res.cache_hit and res.width > 0 and res.height > 0 and len(res.cache_key) == 64
-    sources = Counter(s for c in res.candidates for s in c.sources)
+    sources = Counter(source_name(s) for c in res.candidates for s in c.sources)
     assert len(sources) >= 3, sources
     atoms = {a.atom_id: a for a in res.atoms}
     assert len(atoms) == len(res.atoms)
-    assert {a.stage for a in res.atoms} >= {"detector", "sam3_text", "sam3_similarity"}
-    assert {a.run for a in res.atoms} <= {"yolo_full", "yolo_sahi", "rfdetr_full", "rfdetr_sahi", "full", "windowed"}
+    assert {a.stage for a in res.atoms} == {pb.PREPASS_STAGE_DETECTORS, pb.PREPASS_STAGE_SAM3_TEXT,
+                                            pb.PREPASS_STAGE_SAM3_SIMILARITY}
+    for a in res.atoms:  # detectors run full frame and tiles, SAM3 full frame and windows
+        assert a.pass_kind in ((pb.ATOM_PASS_FULL, pb.ATOM_PASS_TILED) if a.stage == pb.PREPASS_STAGE_DETECTORS
+                               else (pb.ATOM_PASS_FULL, pb.ATOM_PASS_WINDOWED)), a
     for cand in res.candidates:
         members = [atoms[i] for i in cand.atom_ids]
         assert members and list(cand.sources) == sorted({m.detection.source for m in members})
-        assert set(cand.score_by_source) == set(cand.sources)
-        for src, best in cand.score_by_source.items():
-            assert best == pytest.approx(max(m.detection.score for m in members if m.detection.source == src))
-        assert cand.score == pytest.approx(max(cand.score_by_source.values()))
+        assert [s.source for s in cand.source_scores] == list(cand.sources)
+        for ss in cand.source_scores:
+            assert ss.score == pytest.approx(max(m.detection.score for m in members if m.detection.source == ss.source))
+        assert cand.score == pytest.approx(max(s.score for s in cand.source_scores))
         assert cand.source_primary in cand.sources and cand.label in ("circle", "square", "triangle")
         assert len(cand.probabilities) == len(res.classifier_classes) and sum(cand.probabilities) == \
             pytest.approx(1.0, abs=1e-3) or cand.classifier_error
     assert set(res.model_versions) >= {"sam3-tiny", "synth-clip-head", "clip-tiny", "rfdetr-nano"}
     # wire economy: the bytes reached each service once; similarity sent the sha only
-    stages = {s.stage: s for s in res.stages}
-    assert [s.stage for s in res.stages] == ["synonyms", "detectors", "sam3_text", "dedupe", "sam3_similarity",
+    stages = {stage_name(s.stage): s for s in res.stages}
+    assert [stage_name(s.stage) for s in res.stages] == ["synonyms", "detectors", "sam3_text", "dedupe", "sam3_similarity",
                                              "dedupe2", "classifier", "caption"]
     assert stages["detectors"].image_bytes_sent == len(data)
     assert stages["sam3_text"].image_bytes_sent == len(data)
@@ -161,7 +169,7 @@ async def test_second_call_is_a_cache_hit_with_identical_output(stack: Stack, or
     # the hit reports its own cost (a store lookup, no model-service RPC, no wire bytes) and keeps the
     # computing run's stages as original_cost
     [hit] = second.stages
-    assert (hit.stage, hit.ran, hit.cache_hits, hit.calls, hit.bytes_sent, hit.bytes_received) == \
+    assert (stage_name(hit.stage), hit.ran, hit.cache_hits, hit.calls, hit.bytes_sent, hit.bytes_received) == \
         ("cache", True, 1, 0, 0, 0)
     assert 0 < hit.ms < sum(s.ms for s in first.stages)
     assert list(second.original_cost.stages) == list(first.stages)
@@ -187,7 +195,7 @@ async def test_glossary_change_misses_the_cache_and_meta_records_it(stack: Stack
                                                         glossary_name="alt shapes"))).result
     assert not alt.cache_hit and alt.glossary_hash == g.hash != base.glossary_hash
     assert alt.cache_key != base.cache_key
-    stages = {s.stage: s for s in alt.stages}
+    stages = {stage_name(s.stage): s for s in alt.stages}
     assert stages["synonyms"].ran and stages["synonyms"].calls + stages["synonyms"].cache_hits == 1
     assert "qwen-tiny" in alt.model_versions and "qwen-tiny" not in base.model_versions
     assert [t for t in alt.prompts["circle"].terms] == ["base:circle", "glossary:orb", "glossary:ball"]
@@ -203,7 +211,7 @@ async def test_caption_stage_runs_when_enabled(orch: ServiceClient, windowed: bo
                            enable_sam3_similarity=False)
     res = (await orch.call("Prepass", pb.PrepassRequest(image=image_ref(scene_png(seed=31)), dataset_id="synth",
                                                         config=cfg))).result
-    stage = {s.stage: s for s in res.stages}["caption"]
+    stage = {stage_name(s.stage): s for s in res.stages}["caption"]
     assert stage.ran and stage.calls == 1 and "qwen-tiny" in res.model_versions
     # the random tiny Qwen writes noise: the service either returns text or says why it refused it
     assert res.caption.caption or res.caption.degenerate_reason
@@ -257,7 +265,7 @@ async def test_glossary_and_recipe_rpcs(orch: ServiceClient):
                        grpc.StatusCode.INVALID_ARGUMENT, "ARCHIVE_INVALID")
     res = (await orch.call("Prepass", pb.PrepassRequest(image=image_ref(scene_png(seed=9)), dataset_id="synth",
                                                         recipe_id=saved.id))).result
-    assert {a.run for a in res.atoms if a.stage != "detector"} <= {"full"}
+    assert {a.pass_kind for a in res.atoms if a.stage != pb.PREPASS_STAGE_DETECTORS} <= {pb.ATOM_PASS_FULL}
 
 
 async def test_tier1_steps_pass_against_the_stack(stack: Stack):
@@ -299,8 +307,8 @@ async def test_prepass_job_progress_summary_and_cancel(stack: Stack, orch: Servi
     assert not final.HasField("eta") and final.update_time.ToNanoseconds() >= final.create_time.ToNanoseconds() > 0
     summary = final.result.prepass
     assert final.result.WhichOneof("result") == "prepass"
-    assert summary.images == 4 and summary.config_hash and {s.stage for s in summary.stages} >= {"detectors"}
-    totals = {s.stage: s for s in summary.stages}
+    assert summary.images == 4 and summary.config_hash and {stage_name(s.stage) for s in summary.stages} >= {"detectors"}
+    totals = {stage_name(s.stage): s for s in summary.stages}
     # (the detector may hold these images from earlier tests: then only the sha went, image_bytes_sent 0)
     assert totals["detectors"].bytes_sent > totals["detectors"].image_bytes_sent >= 0
     assert totals["detectors"].bytes_received > 0
@@ -312,7 +320,8 @@ async def test_prepass_job_progress_summary_and_cancel(stack: Stack, orch: Servi
     final = (await _watch(orch, rerun.id))[-1].job
     # ... and its stage totals are what the rerun cost: four cache lookups, no model-service bytes
     assert final.result.prepass.cache_hits == 4
-    assert [(s.stage, s.bytes_sent, s.bytes_received) for s in final.result.prepass.stages] == [("cache", 0, 0)]
+    assert [(stage_name(s.stage), s.bytes_sent, s.bytes_received) for s in final.result.prepass.stages] == \
+        [("cache", 0, 0)]
     # cancel takes effect within one image
     job = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", refresh=True))).job
     seen = 0
@@ -382,8 +391,8 @@ async def test_cli_commands_against_the_stack(stack: Stack, tmp_path):
     res = await cli("prepass", str(image), "--dataset", "fuzz_pack", "--no-windowed", "--json", *addr)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["image_sha256"] and {s["stage"] for s in doc["stages"]} >= {"detectors", "sam3_text"}
-    assert not any(a["run"] == "windowed" for a in doc.get("atoms", []))
+    assert doc["image_sha256"] and {s["stage"] for s in doc["stages"]} >= {"PREPASS_STAGE_DETECTORS", "PREPASS_STAGE_SAM3_TEXT"}
+    assert not any(a["pass_kind"] == "ATOM_PASS_WINDOWED" for a in doc.get("atoms", []))
     res = await cli("prepass", "--dataset", "fuzz_pack", "--max-images", "2", "--refresh", *addr)
     assert res.exit_code == 0, res.output
     assert "candidates per source" in res.stdout and "stage timings" in res.stdout
@@ -434,7 +443,7 @@ async def test_service_killed_mid_job_fails_the_stage_and_rerun_succeeds(stack: 
     assert len(new) == last.done
     for key in new:
         res = stack.app.cache.get(key)
-        assert {s.stage for s in res.stages if s.ran} >= {"detectors", "sam3_text", "dedupe", "classifier"}
+        assert {stage_name(s.stage) for s in res.stages if s.ran} >= {"detectors", "sam3_text", "dedupe", "classifier"}
     # ListModels shows the down service as UNREACHABLE, not an error
     health = {s.service: s.health for s in (await orch.call("ListModels", pb.ListModelsRequest())).services}
     assert health["sam3"] == pb.SERVICE_HEALTH_UNREACHABLE and health["detector"] == pb.SERVICE_HEALTH_SERVING

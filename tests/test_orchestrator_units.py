@@ -14,8 +14,9 @@ from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.prepass.config import DEFAULTS, merge, resolve
 from svc_orchestrator.prepass.exemplars import select_exemplars
-from svc_orchestrator.prepass.provenance import AtomLog, Cluster, dedupe, detector_run, sam3_run, singleton, usable
+from svc_orchestrator.prepass.provenance import AtomLog, Cluster, dedupe, detector_pass, sam3_pass, singleton, usable
 from tator_core import errors
+from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.labels import glossary_hash
@@ -78,26 +79,27 @@ def test_recipe_merge_request_fields_win():
 # --- provenance / dedupe -----------------------------------------------------------------------
 
 def _det(box, label, score, source, window="full"):
-    d = common_pb2.Detection(label=label, score=score, source=source, model_id=f"{source}-m")
+    d = common_pb2.Detection(label=label, score=score, source=source_value(source), model_id=f"{source}-m")
     d.box.CopyFrom(common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]))
     d.window.name = window
     return d
 
 
 def test_runs_follow_the_window_of_each_detection():
-    assert detector_run(_det((0, 0, 1, 1), "circle", 1, "yolo")) == "yolo_full"
-    assert detector_run(_det((0, 0, 1, 1), "circle", 1, "rfdetr", "tile_3")) == "rfdetr_sahi"
-    assert sam3_run(_det((0, 0, 1, 1), "circle", 1, "sam3_text", "A1")) == "windowed"
-    assert sam3_run(_det((0, 0, 1, 1), "circle", 1, "sam3_text")) == "full"
+    assert detector_pass(_det((0, 0, 1, 1), "circle", 1, "yolo")) == pb.ATOM_PASS_FULL
+    assert detector_pass(_det((0, 0, 1, 1), "circle", 1, "rfdetr", "tile_3")) == pb.ATOM_PASS_TILED
+    assert sam3_pass(_det((0, 0, 1, 1), "circle", 1, "sam3_text", "A1")) == pb.ATOM_PASS_WINDOWED
+    assert sam3_pass(_det((0, 0, 1, 1), "circle", 1, "sam3_text")) == pb.ATOM_PASS_FULL
 
 
 def test_dedupe_is_class_aware_and_keeps_provenance():
     log = AtomLog()
-    atoms = [log.add("detector", "yolo_full", _det((10, 10, 50, 50), "circle", 0.9, "yolo")),
-             log.add("detector", "rfdetr_full", _det((11, 10, 50, 51), "circle", 0.7, "rfdetr")),
-             log.add("sam3_text", "full", _det((10, 11, 51, 50), "circle", 0.95, "sam3_text")),
-             log.add("sam3_text", "full", _det((10, 10, 50, 50), "square", 0.8, "sam3_text")),
-             log.add("detector", "yolo_full", _det((100, 100, 140, 140), "circle", 0.5, "yolo"))]
+    det, text, full = pb.PREPASS_STAGE_DETECTORS, pb.PREPASS_STAGE_SAM3_TEXT, pb.ATOM_PASS_FULL
+    atoms = [log.add(det, full, _det((10, 10, 50, 50), "circle", 0.9, "yolo")),
+             log.add(det, full, _det((11, 10, 50, 51), "circle", 0.7, "rfdetr")),
+             log.add(text, full, _det((10, 11, 51, 50), "circle", 0.95, "sam3_text")),
+             log.add(text, full, _det((10, 10, 50, 50), "square", 0.8, "sam3_text")),
+             log.add(det, full, _det((100, 100, 140, 140), "circle", 0.5, "yolo"))]
     assert [a.atom_id for a in atoms] == ["a0000001", "a0000002", "a0000003", "a0000004", "a0000005"]
     clusters = dedupe([singleton(a) for a in atoms], iou=0.75)
     assert len(clusters) == 3
@@ -128,8 +130,8 @@ def test_second_dedupe_merges_clusters_without_losing_atoms():
 
 def test_unusable_atoms_are_reported_not_clustered():
     log = AtomLog()
-    log.add("detector", "yolo_full", _det((5, 5, 5, 9), "circle", 0.9, "yolo"))
-    log.add("detector", "yolo_full", _det((0, 0, 9, 9), "hexagon", 0.9, "yolo"))
+    log.add(pb.PREPASS_STAGE_DETECTORS, pb.ATOM_PASS_FULL, _det((5, 5, 5, 9), "circle", 0.9, "yolo"))
+    log.add(pb.PREPASS_STAGE_DETECTORS, pb.ATOM_PASS_FULL, _det((0, 0, 9, 9), "hexagon", 0.9, "yolo"))
     good, notes = usable(log.atoms, LABELS)
     assert good == [] and len(notes) == 2 and "a0000001" in notes[0] and "hexagon" in notes[1]
 
@@ -241,3 +243,17 @@ def test_read_cache_meta_reads_a_state_dir_without_knowing_its_files(tmp_path):
     assert read_cache_meta(tmp_path, "no such key") is None
     with pytest.raises(FileNotFoundError):
         read_cache_meta(tmp_path / "elsewhere", meta.key("sha"))
+
+
+def test_candidate_sources_are_enums_in_enum_order_with_their_best_scores():
+    from svc_orchestrator.prepass.provenance import to_candidate
+
+    c = Cluster((0, 0, 10, 10), "circle", 0.95, "sam3_similarity",
+                {"yolo": 0.9, "sam3_similarity": 0.95, "rfdetr": 0.3}, ["a0000001"])
+    cand = to_candidate(0, c)
+    assert cand.source_primary == common_pb2.DETECTION_SOURCE_SAM3_SIMILARITY
+    assert list(cand.sources) == [common_pb2.DETECTION_SOURCE_YOLO, common_pb2.DETECTION_SOURCE_RFDETR,
+                                  common_pb2.DETECTION_SOURCE_SAM3_SIMILARITY]
+    assert [(s.source, round(s.score, 6)) for s in cand.source_scores] == [
+        (common_pb2.DETECTION_SOURCE_YOLO, 0.9), (common_pb2.DETECTION_SOURCE_RFDETR, 0.3),
+        (common_pb2.DETECTION_SOURCE_SAM3_SIMILARITY, 0.95)]

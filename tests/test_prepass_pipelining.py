@@ -36,7 +36,7 @@ async def run_job(tmp_path, data_root, in_flight: int, fail_on: str = "") -> tup
             if fail_on and item.name.endswith(fail_on):
                 raise RuntimeError("stage failed")
             seen.append(item.name)
-            return pb.PrepassResult(candidates=[pb.Candidate(label="circle", source_primary="yolo")])
+            return pb.PrepassResult(candidates=[pb.Candidate(label="circle", source_primary=1)])
         finally:
             active -= 1
 

@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from tator_core import rle
 from tator_core.client import ServiceClient, image_ref
+from tator_core.enums import source_name
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2 as cpb
 from tator_core.gen.tator.sam3.v1 import sam3_pb2 as pb
@@ -104,7 +105,7 @@ def check_detections(resp, *, labels: set[str], threshold: float, source: str, w
     for d in resp.detections:
         assert d.label in labels
         assert threshold <= d.score <= 1.0
-        assert d.source == source and d.model_id == "sam3-tiny" and d.class_id == -1
+        assert source_name(d.source) == source and d.model_id == "sam3-tiny" and d.class_id == -1
         assert 0 <= d.box.x1 < d.box.x2 <= W and 0 <= d.box.y1 < d.box.y2 <= H
         assert d.prompt
         assert d.window.name in (windows or {"full"})

@@ -26,6 +26,7 @@ from stack_fixture import Stack, start_stack
 
 from tator_core import tracing
 from tator_core.client import ServiceClient, image_ref
+from tator_core.enums import short_name
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from tator_core.logs import JsonFormatter
@@ -114,7 +115,7 @@ async def test_prepass_is_one_connected_trace_across_all_services(stack: Stack) 
 
     stages = {s.name: s for s in spans if s.name.startswith("prepass.")}
     assert {"prepass.detectors", "prepass.sam3_text", "prepass.classifier", "prepass.caption"} <= set(stages)
-    report = {r.stage: r for r in res.stages}
+    report = {short_name(pb.PrepassStage, r.stage): r for r in res.stages}
     for name, span in stages.items():
         if name == "prepass.dedupe":
             assert span.attributes["tator.batch_size"] > 0

@@ -32,6 +32,8 @@ from functools import cached_property
 import numpy as np
 
 from tator_core.convert import box_xyxy
+from tator_core.enums import short_name, source_name
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.geometry import iou_matrix
 from tator_core.hashing import stable_hash
 from tator_core.labels import match_key
@@ -106,6 +108,15 @@ class Column:
 def is_background(name: str) -> bool:
     """Classifier background classes (`__bg_*`, `background`) carry no object label."""
     return name.startswith("__bg") or match_key(name) in ("background", "bg")
+
+
+def _source(atom) -> str:
+    """An atom's source short name (an atom without one falls back to its stage's name)."""
+    return source_name(atom.detection.source) or short_name(pb.PrepassStage, atom.stage)
+
+
+# The run bucket suffix of each atom pass (detectors' tiles were "sahi" runs).
+_PASS_RUN = {pb.ATOM_PASS_FULL: "full", pb.ATOM_PASS_TILED: "sahi", pb.ATOM_PASS_WINDOWED: "windowed"}
 
 
 def run_bucket(run: str, source: str) -> str:
@@ -251,7 +262,7 @@ def image_features(result, schema: FeatureSchema, prior: SizePrior,
     W, H = max(int(result.width), 1), max(int(result.height), 1)
     atoms = {a.atom_id: a for a in result.atoms}
     atom_list = list(result.atoms)
-    atom_src = [a.detection.source or a.stage for a in atom_list]
+    atom_src = [_source(a) for a in atom_list]
     atom_lab = [a.detection.label for a in atom_list]
     cand_boxes = [box_xyxy(c.box) for c in cands]
     ca = iou_matrix(cand_boxes, [box_xyxy(a.detection.box) for a in atom_list]).numpy()
@@ -278,12 +289,14 @@ def image_features(result, schema: FeatureSchema, prior: SizePrior,
         # sources
         own = [atoms[a] for a in cand.atom_ids if a in atoms]
         own_scores = [float(a.detection.score) for a in own]
-        srcs = set(cand.sources) | {a.detection.source or a.stage for a in own}
+        best = {source_name(ss.source): ss.score for ss in cand.source_scores}
+        srcs = {source_name(s) for s in cand.sources} | {_source(a) for a in own}
+        primary = source_name(cand.source_primary)
         for s in SOURCES:
             row[ix[f"src_has::{s}"]] = float(s in srcs)
-            row[ix[f"src_score::{s}"]] = float(cand.score_by_source.get(s, 0.0))
-            row[ix[f"src_atoms::{s}"]] = sum(1 for a in own if (a.detection.source or a.stage) == s)
-            row[ix[f"src_primary::{s}"]] = float(cand.source_primary == s)
+            row[ix[f"src_score::{s}"]] = float(best.get(s, 0.0))
+            row[ix[f"src_atoms::{s}"]] = sum(1 for a in own if _source(a) == s)
+            row[ix[f"src_primary::{s}"]] = float(primary == s)
         row[ix["src_n"]] = len(srcs & set(SOURCES))
         row[ix["cand_score"]] = float(cand.score)
         row[ix["atoms_n"]] = len(own)
@@ -291,7 +304,7 @@ def image_features(result, schema: FeatureSchema, prior: SizePrior,
             row[ix["atom_score_mean"]] = float(np.mean(own_scores))
             row[ix["atom_score_std"]] = float(np.std(own_scores))
         for a in own:
-            b = run_bucket(a.run, a.detection.source or a.stage)
+            b = run_bucket(_PASS_RUN.get(a.pass_kind, ""), _source(a))
             if b:
                 row[ix[f"run_n::{b}"]] += 1
                 row[ix[f"run_max::{b}"]] = max(row[ix[f"run_max::{b}"]], float(a.detection.score))

@@ -39,6 +39,7 @@ from svc_orchestrator.calibration.split import Split, select_images, split_image
 from svc_orchestrator.jobs import JobCancelled
 from tator_core import errors
 from tator_core.convert import box_xyxy
+from tator_core.enums import source_name
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
 
@@ -173,7 +174,7 @@ def _build_features(dataset, names: list[str], results: list[pb.PrepassResult], 
         if cancelled():
             return None
         blocks.append(image_features(res, schema, prior, emb))
-        cands = [(c.label, box_xyxy(c.box), c.score, tuple(c.sources))
+        cands = [(c.label, box_xyxy(c.box), c.score, tuple(source_name(s) for s in c.sources))
                  for c in res.candidates]
         gts = [(g.label, g.box) for g in dataset.ground_truth(dataset.item(name))]
         per_image.append((name, cands, gts))

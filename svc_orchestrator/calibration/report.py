@@ -23,6 +23,7 @@ from google.protobuf import json_format
 
 from svc_orchestrator.calibration.evaluate import Counts, EvalResult
 from tator_core import errors
+from tator_core.enums import source_value
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_bytes, atomic_write_text
 from tator_core.timestamps import duration, timestamp
@@ -69,7 +70,7 @@ def method_name(method: int, source: str = "") -> str:
 def method_proto(entry: dict) -> pb.MethodMetrics:
     method, source = method_enum(entry["method"])
     ci = entry.get("ci") or {}
-    out = pb.MethodMetrics(method=method, source=source, eval_iou=entry["eval_iou"],
+    out = pb.MethodMetrics(method=method, source=source_value(source), eval_iou=entry["eval_iou"],
                            overall=metrics_proto(entry["overall"], ci.get("overall")))
     for lab, c in entry["per_class"].items():
         out.per_class[lab].CopyFrom(metrics_proto(c, ci.get("per_class", {}).get(lab)))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tator_core.convert import box_pb, box_xyxy
+from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.geometry import Scored, greedy_clusters, iou
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from svc_orchestrator.datasets import Dataset
 
 BACKGROUND = "__bg_0"
+_STAGES = {"detector": pb.PREPASS_STAGE_DETECTORS, "sam3_text": pb.PREPASS_STAGE_SAM3_TEXT}
 
 
 @dataclass
@@ -91,9 +93,13 @@ class SimulatedEnv:
                               float(np.clip(box[2], 0, w)), float(np.clip(box[3], 0, h)))
             if x2 - x1 < 1 or y2 - y1 < 1:
                 return
-            det = common_pb2.Detection(box=box_pb((x1, y1, x2, y2)), label=label, score=float(score), source=source,
-                                       model_id=f"{source.split('_')[0]}-sim", class_id=lm.index(label))
-            atoms.append(pb.Atom(atom_id=f"a{len(atoms) + 1:07d}", stage=stage, run=run, detection=det))
+            det = common_pb2.Detection(box=box_pb((x1, y1, x2, y2)), label=label, score=float(score),
+                                       source=source_value(source), model_id=f"{source.split('_')[0]}-sim",
+                                       class_id=lm.index(label))
+            kind = (pb.ATOM_PASS_TILED if run.endswith("_sahi") else pb.ATOM_PASS_WINDOWED if run == "windowed"
+                    else pb.ATOM_PASS_FULL)
+            atoms.append(pb.Atom(atom_id=f"a{len(atoms) + 1:07d}", stage=_STAGES[stage], pass_kind=kind,
+                                 detection=det))
 
         def jitter(box, scale: float):
             bw, bh = box[2] - box[0], box[3] - box[1]
@@ -171,14 +177,16 @@ class SimulatedEnv:
         for k, cl in enumerate(greedy_clusters(scored, 0.75)):
             members = [scored[i] for i in cl]
             rep = members[0]
-            by_src: dict[str, float] = {}
+            by_src: dict[int, float] = {}
             for m in members:
-                by_src[m.ref.detection.source] = max(by_src.get(m.ref.detection.source, 0.0), m.score)
+                src = m.ref.detection.source
+                by_src[src] = max(by_src.get(src, 0.0), m.score)
             probs = self._probs(rng, rep.box, rep.label, gts)
             top = sorted(probs, reverse=True)
             res.candidates.append(pb.Candidate(
                 index=k, box=box_pb(rep.box), label=rep.label, score=rep.score,
-                source_primary=rep.ref.detection.source, sources=sorted(by_src), score_by_source=by_src,
+                source_primary=rep.ref.detection.source, sources=sorted(by_src),
+                source_scores=[pb.SourceScore(source=s, score=v) for s, v in sorted(by_src.items())],
                 atom_ids=[m.ref.atom_id for m in members], probabilities=probs,
                 classifier_label=self.classes[int(np.argmax(probs))], classifier_score=top[0],
                 classifier_margin=top[0] - top[1]))

@@ -34,14 +34,15 @@ from svc_orchestrator.prepass.provenance import (
     AtomLog,
     Cluster,
     dedupe,
-    detector_run,
-    sam3_run,
+    detector_pass,
+    sam3_pass,
     singleton,
     to_candidate,
     usable,
 )
 from tator_core import tracing
 from tator_core.convert import box_xyxy
+from tator_core.enums import from_short
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -87,7 +88,8 @@ class SynonymCache:
 
 @dataclass
 class _Reports:
-    by_stage: dict[str, pb.StageReport] = field(default_factory=lambda: {s: pb.StageReport(stage=s) for s in STAGES})
+    by_stage: dict[str, pb.StageReport] = field(default_factory=lambda: {
+        s: pb.StageReport(stage=from_short(pb.PrepassStage, s)) for s in STAGES})
 
     def record(self, stage: str, stats: CallStats, *, detections: int = 0, cache_hits: int = 0,
                ms: float | None = None, note: str = "") -> None:
@@ -103,8 +105,8 @@ class _Reports:
         if note:
             rep.note = f"{rep.note}; {note}" if rep.note else note
         # Called inside the stage's span (tracing.traced): what it sent goes on the trace.
-        tracing.annotate(image_bytes_sent=rep.image_bytes_sent, bytes_sent=rep.bytes_sent,
-                         bytes_received=rep.bytes_received, calls=rep.calls, detections=rep.detections)
+        tracing.annotate(image_bytes_sent=rep.image_bytes_sent, bytes_sent=rep.bytes_sent, calls=rep.calls,
+                         detections=rep.detections)
 
     def skip(self, stage: str, note: str) -> None:
         self.by_stage[stage].note = note
@@ -199,8 +201,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
         inp.image.sha256, inp.image.data, model_ids=plan.detector_ids, mode=mode, tile_size=cfg.sahi_window_size,
         tile_overlap=cfg.sahi_overlap_ratio, conf=cfg.detector_conf, iou=cfg.detector_iou,
         merge_iou=cfg.detector_merge_iou, expected_labelmap=inp.ctx.labelmap, timeout_s=_timeout(cfg)))
-    out = [(det, "detector", detector_run(det, plan.detector_family.get(det.model_id, "")), "")
-           for det in resp.detections]
+    out = [(det, pb.PREPASS_STAGE_DETECTORS, detector_pass(det), "") for det in resp.detections]
     runs = ", ".join(f"{r.model_id}:{detector_pb2.PassKind.Name(r.kind).removeprefix('PASS_KIND_').lower()}"
                      for r in resp.runs)
     reports.record("detectors", stats, detections=len(out), note=runs)
@@ -235,7 +236,7 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
             log.extend(f"sam3_text: {w}" for w in resp.warnings)
             for det in resp.detections:
                 o = origin.get((det.label, det.prompt.lower()), "")
-                out.append((det, "sam3_text", sam3_run(det), prompts.atom_origin(o) if o else "unknown"))
+                out.append((det, pb.PREPASS_STAGE_SAM3_TEXT, sam3_pass(det), prompts.atom_origin(o) if o else "unknown"))
     reports.record("sam3_text", total, detections=len(out), cache_hits=hits)
     return out
 
@@ -268,7 +269,7 @@ async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports
             total.add(stats)
             hits += resp.stats.vision_embeddings_cached
             log.extend(f"sam3_similarity: {w}" for w in resp.warnings)
-            out.extend((det, "sam3_similarity", sam3_run(det), "") for det in resp.detections)
+            out.extend((det, pb.PREPASS_STAGE_SAM3_SIMILARITY, sam3_pass(det), "") for det in resp.detections)
     reports.record("sam3_similarity", total, detections=len(out), cache_hits=hits,
                    note=f"exemplars: {sum(len(v) for v in exemplars.values())} over {len(exemplars)} labels")
     return out
@@ -357,7 +358,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
         reports.skip("synonyms", "SAM3 text disabled")
 
     log = AtomLog()
-    part_a = [log.add(stage, run, det, origin) for det, stage, run, origin in det_raw + text_raw]
+    part_a = [log.add(stage, kind, det, origin) for det, stage, kind, origin in det_raw + text_raw]
     merge_kw: dict[str, Any] = dict(iou=cfg.dedupe_iou, fusion=cfg.fusion_mode, cross_class=cfg.cross_class_dedupe,
                     cross_class_iou=cfg.cross_class_dedupe_iou)
     started = time.perf_counter()
@@ -368,7 +369,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
         reports.record("dedupe", CallStats(), detections=len(clusters), ms=(time.perf_counter() - started) * 1000)
 
     sim_raw = await tracing.traced("prepass.sam3_similarity", _similarity(clients, inp, reports, notes, clusters))
-    sim_atoms = [log.add(stage, run, det, origin) for det, stage, run, origin in sim_raw]
+    sim_atoms = [log.add(stage, kind, det, origin) for det, stage, kind, origin in sim_raw]
     final = clusters
     if sim_atoms:
         started = time.perf_counter()

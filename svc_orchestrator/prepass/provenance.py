@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tator_core.convert import box_pb, box_xyxy
+from tator_core.enums import source_name, source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.geometry import XYXY, Scored, as_xyxy, fused_box, greedy_clusters, is_valid_box
@@ -25,18 +26,18 @@ def is_full(det: common_pb2.Detection) -> bool:
     return not det.HasField("window") or det.window.name in FULL_WINDOWS
 
 
-def detector_run(det: common_pb2.Detection, fallback_source: str = "") -> str:
-    """yolo_full / yolo_sahi / rfdetr_full / rfdetr_sahi, from the window the detection came from."""
-    return f"{det.source or fallback_source}_{'full' if is_full(det) else 'sahi'}"
+def detector_pass(det: common_pb2.Detection) -> int:
+    """Full frame or SAHI tile, from the window the detection came from."""
+    return pb.ATOM_PASS_FULL if is_full(det) else pb.ATOM_PASS_TILED
 
 
-def sam3_run(det: common_pb2.Detection) -> str:
-    return "full" if is_full(det) else "windowed"
+def sam3_pass(det: common_pb2.Detection) -> int:
+    return pb.ATOM_PASS_FULL if is_full(det) else pb.ATOM_PASS_WINDOWED
 
 
 @dataclass
 class Cluster:
-    """A deduplicated detection with its provenance."""
+    """A deduplicated detection with its provenance (sources by their short names, see tator_core.enums)."""
 
     box: XYXY
     label: str
@@ -57,8 +58,9 @@ class AtomLog:
     def __init__(self) -> None:
         self.atoms: list[pb.Atom] = []
 
-    def add(self, stage: str, run: str, det: common_pb2.Detection, prompt_origin: str = "") -> pb.Atom:
-        atom = pb.Atom(atom_id=f"a{len(self.atoms) + 1:07d}", stage=stage, run=run, prompt_origin=prompt_origin)
+    def add(self, stage: int, pass_kind: int, det: common_pb2.Detection, prompt_origin: str = "") -> pb.Atom:
+        atom = pb.Atom(atom_id=f"a{len(self.atoms) + 1:07d}", stage=stage, pass_kind=pass_kind,
+                       prompt_origin=prompt_origin)
         atom.detection.CopyFrom(det)
         self.atoms.append(atom)
         return atom
@@ -67,7 +69,8 @@ class AtomLog:
 def singleton(atom: pb.Atom) -> Cluster:
     det = atom.detection
     score = float(det.score)
-    return Cluster(box_xyxy(det.box), det.label, score, det.source, {det.source: score}, [atom.atom_id],
+    src = source_name(det.source)
+    return Cluster(box_xyxy(det.box), det.label, score, src, {src: score}, [atom.atom_id],
                    det.window.name or "full")
 
 
@@ -78,9 +81,9 @@ def usable(atoms: Iterable[pb.Atom], labelmap: Sequence[str]) -> tuple[list[pb.A
     for atom in atoms:
         det = atom.detection
         if not is_valid_box(box_xyxy(det.box)):
-            notes.append(f"{atom.atom_id}: invalid box from {det.source}; not clustered")
+            notes.append(f"{atom.atom_id}: invalid box from {source_name(det.source)}; not clustered")
         elif det.label not in known:
-            notes.append(f"{atom.atom_id}: label {det.label!r} from {det.source} is not in the labelmap; "
+            notes.append(f"{atom.atom_id}: label {det.label!r} from {source_name(det.source)} is not in the labelmap; "
                          "not clustered")
         else:
             keep.append(atom)
@@ -112,9 +115,9 @@ def dedupe(items: Sequence[Cluster], *, iou: float, fusion: str = "primary", cro
 
 
 def to_candidate(index: int, c: Cluster) -> pb.Candidate:
-    cand = pb.Candidate(index=index, label=c.label, score=c.score, source_primary=c.source_primary,
-                        sources=c.sources, atom_ids=c.atom_ids)
+    by_value = sorted((source_value(src), s) for src, s in c.score_by_source.items())
+    cand = pb.Candidate(index=index, label=c.label, score=c.score, source_primary=source_value(c.source_primary),
+                        sources=[v for v, _ in by_value], atom_ids=c.atom_ids,
+                        source_scores=[pb.SourceScore(source=v, score=s) for v, s in by_value])
     cand.box.CopyFrom(box_pb(c.box))
-    for src, s in c.score_by_source.items():
-        cand.score_by_source[src] = s
     return cand

@@ -23,8 +23,6 @@ from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import decode_image, sha256_hex
 from tator_core.labels import glossary_hash
 
-CACHE_STAGE = "cache"
-
 
 def _as_hit(stored: pb.PrepassResult, name: str, ms: float) -> pb.PrepassResult:
     """A stored result as the answer of a cache hit: `stages` report what this answer cost (the model plan and
@@ -33,7 +31,7 @@ def _as_hit(stored: pb.PrepassResult, name: str, ms: float) -> pb.PrepassResult:
     stored.image_name = name
     stored.original_cost.stages.extend(stored.stages)
     del stored.stages[:]
-    stored.stages.add(stage=CACHE_STAGE, ran=True, ms=ms, cache_hits=1, note="answered from the prepass cache")
+    stored.stages.add(stage=pb.PREPASS_STAGE_CACHE, ran=True, ms=ms, cache_hits=1, note="answered from the prepass cache")
     return stored
 
 

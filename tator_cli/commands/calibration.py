@@ -48,10 +48,11 @@ def _fmt(v: float) -> str:
 
 def method_label(r) -> str:
     """A MethodMetrics' method for people: mlp, xgb, accept_all or best_single_source:<source>."""
+    from tator_core.enums import source_name
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
     name = pb.AcceptMethod.Name(r.method).removeprefix("ACCEPT_METHOD_").lower()
-    return f"{name}:{r.source}" if r.source else name
+    return f"{name}:{source_name(r.source)}" if r.source else name
 
 
 def _ci(metrics, name: str) -> str:
@@ -66,6 +67,7 @@ def _ci(metrics, name: str) -> str:
 def print_report(report, out: Console | None = None) -> None:
     """Overall metrics with bootstrap 95% intervals per method and eval IoU, recall on large scenes,
     calibration error, per-class F1 at the primary IoU, thresholds, warnings, artifacts."""
+    from tator_core.enums import source_name
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
     out = out or Console()
@@ -112,7 +114,7 @@ def print_report(report, out: Console | None = None) -> None:
         default = " (default)" if t.is_default else ""
         out.print(f"{name}{default} thresholds: " + ", ".join(f"{c.label} {c.threshold:.3f}" for c in t.classes))
         if name in f1_at:
-            vs = (f" vs best single source ({best.source}) {best.overall.f1:.3f} "
+            vs = (f" vs best single source ({source_name(best.source)}) {best.overall.f1:.3f} "
                   f"({delta.get(t.model, 0.0):+.3f})" if best is not None else "")
             out.print(f"{name}: F1 {f1_at[name]:.3f}{vs}, accept-all {f1_at.get('accept_all', 0.0):.3f}")
     if report.feature_schema_hash:

@@ -33,6 +33,8 @@ def write_overlay(image: Path | bytes, result: Any, out_png: Path, *, min_score:
 
     from PIL import Image, ImageDraw
 
+    from tator_core.enums import source_name
+
     src = Image.open(io.BytesIO(image) if isinstance(image, bytes) else image).convert("RGB")
     scale = max(1, 640 // max(src.size))  # small synthetic scenes are enlarged so the labels stay legible
     img = src.resize((src.width * scale, src.height * scale), Image.NEAREST) if scale > 1 else src
@@ -41,8 +43,9 @@ def write_overlay(image: Path | bytes, result: Any, out_png: Path, *, min_score:
     for cand in sorted(result.candidates, key=lambda c: c.score):
         if cand.score < min_score:
             continue
-        colour = SOURCE_COLOURS.get(cand.source_primary, OTHER)
-        used[cand.source_primary] = used.get(cand.source_primary, 0) + 1
+        primary = source_name(cand.source_primary)
+        colour = SOURCE_COLOURS.get(primary, OTHER)
+        used[primary] = used.get(primary, 0) + 1
         b = [v * scale for v in (cand.box.x1, cand.box.y1, cand.box.x2, cand.box.y2)]
         draw.rectangle(b, outline=colour, width=1 + min(3, len(cand.sources)))
         draw.text((b[0] + 2, max(0, b[1] - 11)), f"{cand.label} {cand.score:.2f}", fill=colour)
@@ -59,7 +62,7 @@ def write_overlay(image: Path | bytes, result: Any, out_png: Path, *, min_score:
 
 def pick_image(summary_results: list[Any]) -> Any:
     """The result with the most distinct sources, then the most candidates: the most telling overlay."""
-    return max(summary_results, key=lambda r: (len({s for c in r.candidates for s in c.sources}),
+    return max(summary_results, key=lambda r: (len({s for c in r.candidates for s in c.sources}),  # enum values
                                                len(r.candidates), r.image_name))
 
 

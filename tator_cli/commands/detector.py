@@ -43,6 +43,7 @@ async def _call(address: str, data: bytes, request, timeout_s: float):
 
 
 def _print_tables(resp) -> None:
+    from tator_core.enums import source_name
     from tator_core.gen.tator.detector.v1 import detector_pb2
 
     out = Console()
@@ -51,14 +52,14 @@ def _print_tables(resp) -> None:
         table.add_column(col)
     for d in resp.detections:
         b = d.box
-        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.1f}" for v in (b.x1, b.y1, b.x2, b.y2)), d.source,
+        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.1f}" for v in (b.x1, b.y1, b.x2, b.y2)), source_name(d.source),
                       d.model_id, d.window.name)
     out.print(table)
     runs = Table(title="runs")
     for col in ("model", "source", "kind", "tiles", "raw", "kept", "compute ms", "batch"):
         runs.add_column(col)
     for r in resp.runs:
-        runs.add_row(r.model_id, r.source, detector_pb2.PassKind.Name(r.kind).removeprefix("PASS_KIND_").lower(),
+        runs.add_row(r.model_id, source_name(r.source), detector_pb2.PassKind.Name(r.kind).removeprefix("PASS_KIND_").lower(),
                      str(r.tiles), str(r.raw_detections),
                      str(r.kept_detections), f"{r.compute_ms:.1f}", str(r.batch_size))
     out.print(runs)

@@ -24,6 +24,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 # --- shared printing (also used by the demo) ------------------------------------------------------
 
+def _stage(value: int) -> str:
+    from tator_core.enums import short_name
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    return short_name(pb.PrepassStage, value)
+
+
 def stage_table(stages: dict[str, float], title: str = "stage timings") -> Table:
     table = Table(title=title)
     table.add_column("stage")
@@ -53,12 +60,14 @@ def print_job_summary(console: Console, job: Any) -> dict:
     console.print(count_table({c.key: c.count for c in s.atoms_by_source}, "raw detections per source"))
     console.print(count_table({c.key: c.count for c in s.candidates_by_class}, "candidates per class", key="class"))
     if s.stages:
-        console.print(stage_table({st.stage: st.duration.ToNanoseconds() / 1e6 for st in s.stages},
+        console.print(stage_table({_stage(st.stage): st.duration.ToNanoseconds() / 1e6 for st in s.stages},
                                   "stage timings (images that ran, total)"))
     return MessageToDict(s, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
 def print_result(console: Console, result: Any, limit: int = 30) -> None:
+    from tator_core.enums import source_name
+
     table = Table(title=f"{result.image_name or result.image_sha256[:12]}: {len(result.candidates)} candidates"
                         f"{' (cache hit)' if result.cache_hit else ''}")
     calibrated = any(c.HasField("accept_prob") for c in result.candidates)
@@ -69,9 +78,9 @@ def print_result(console: Console, result: Any, limit: int = 30) -> None:
         clf = c.classifier_error or (f"{c.classifier_label} {c.classifier_score:.2f}" if c.classifier_label else "")
         accept = (f"{'yes' if c.accepted else 'no'} {c.accept_prob:.2f}",) if calibrated else ()
         table.add_row(str(c.index), c.label, f"{c.score:.3f}", f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
-                      ",".join(c.sources), clf, *accept)
+                      ",".join(source_name(s) for s in c.sources), clf, *accept)
     console.print(table)
-    console.print(stage_table({s.stage: s.ms for s in result.stages if s.ran}))
+    console.print(stage_table({_stage(s.stage): s.ms for s in result.stages if s.ran}))
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}")
 

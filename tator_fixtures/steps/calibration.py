@@ -55,10 +55,11 @@ async def run_calibration_job(client: Any, dataset_id: str, config: Any, *, time
 
 def method_name(r: Any) -> str:
     """mlp, xgb, accept_all or best_single_source:<source> of a MethodMetrics."""
+    from tator_core.enums import source_name
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
     name = pb.AcceptMethod.Name(r.method).removeprefix("ACCEPT_METHOD_").lower()
-    return f"{name}:{r.source}" if r.source else name
+    return f"{name}:{source_name(r.source)}" if r.source else name
 
 
 def _model_name(method: int) -> str:

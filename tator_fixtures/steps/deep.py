@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from tator_core.enums import short_name, source_name
 from tator_fixtures.regress import StepContext, step
 from tator_fixtures.synth import split_images
 
@@ -64,7 +65,7 @@ async def prepass_val_split(ctx: StepContext) -> dict:
         await client.close()
     cands = [c for r in results for c in r.candidates]
     return {"detections": len(cands), "classes": dict(Counter(c.label for c in cands)),
-            "sources": dict(Counter(s for c in cands for s in c.sources)),
+            "sources": dict(Counter(source_name(s) for c in cands for s in c.sources)),
             "cache": {"hits": sum(r.cache_hit for r in results), "images": len(results)},
             "config_hash": results[0].config_hash if results else ""}
 
@@ -82,7 +83,7 @@ async def prepass_benchmark_10(ctx: StepContext) -> dict:
         for name in names:
             result = (await client.call("Prepass", pb.PrepassRequest(
                 dataset_id=DATASET, dataset_image=name, config=_config(pb), refresh=True))).result
-            stage_ms.update({s.stage: s.ms for s in result.stages})
+            stage_ms.update({short_name(pb.PrepassStage, s.stage): s.ms for s in result.stages})
     finally:
         await client.close()
     wall = time.perf_counter() - started

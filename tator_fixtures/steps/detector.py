@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from tator_core.enums import source_name
 from tator_fixtures.regress import StepContext, step
 
 
@@ -64,7 +65,7 @@ async def _detect(ctx: StepContext, *, tiled: bool) -> dict[str, Any]:
     return {
         "detections": len(resp.detections),
         "classes": dict(Counter(d.label for d in resp.detections)),
-        "sources": dict(Counter(d.source for d in resp.detections)),
+        "sources": dict(Counter(source_name(d.source) for d in resp.detections)),
         "extra": {"image": path.name, "tile_size": resp.tile_plan.size if tiled else 0,
                   "runs": {f"{r.model_id}:{_kind(r)}": r.tiles for r in resp.runs}},
     }

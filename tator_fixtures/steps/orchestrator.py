@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tator_core.enums import short_name, source_name
 from tator_fixtures.regress import StepContext, step
 
 DATASET = "fuzz_pack"
@@ -58,6 +59,12 @@ async def _prepass(ctx: StepContext, image: Path, refresh: bool = False, **confi
         await client.close()
 
 
+def _stage(value: int) -> str:
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+    return short_name(pb.PrepassStage, value)
+
+
 def _run_stages(result: Any) -> list:
     """The stages of the run that computed the result: a cache hit's own stages are the lookup only."""
     return list(result.original_cost.stages if result.cache_hit else result.stages)
@@ -66,11 +73,11 @@ def _run_stages(result: Any) -> list:
 def _summary(result: Any) -> dict:
     """Counts of one result in the harness's result fields."""
     for c in result.candidates:
-        if set(c.score_by_source) != set(c.sources) or not c.atom_ids:
+        if [s.source for s in c.source_scores] != list(c.sources) or not c.atom_ids:
             raise AssertionError(f"candidate {c.index}: provenance incomplete")
-    ran = [s.stage for s in _run_stages(result) if s.ran]
+    ran = [_stage(s.stage) for s in _run_stages(result) if s.ran]
     return {"detections": len(result.candidates), "classes": dict(Counter(c.label for c in result.candidates)),
-            "sources": dict(Counter(s for c in result.candidates for s in c.sources)),
+            "sources": dict(Counter(source_name(s) for c in result.candidates for s in c.sources)),
             "config_hash": result.config_hash,
             "hashes": {"glossary": result.glossary_hash, "labelmap": result.labelmap_hash},
             "extra": {"stages_ran": ran, "atoms": len(result.atoms)}}
@@ -82,7 +89,7 @@ def _register_lane(lane: str, config: dict[str, Any], heavy: bool, must_run: tup
           tolerances={"detections": 2, "classes": 2, "sources": 2})
     async def lane_step(ctx: StepContext) -> dict:
         result = await _prepass(ctx, ctx.rng.choice(ctx.fuzz_pack.images), **config)
-        stages = {s.stage: s for s in _run_stages(result)}
+        stages = {_stage(s.stage): s for s in _run_stages(result)}
         for name in must_run:
             if not stages[name].ran:
                 raise AssertionError(f"stage {name} did not run: {stages[name].note}")
@@ -90,7 +97,9 @@ def _register_lane(lane: str, config: dict[str, Any], heavy: bool, must_run: tup
             if stages[name].ran:
                 raise AssertionError(f"stage {name} ran although this lane disables it")
         if lane.startswith("windowed"):
-            windowed = any(a.run == "windowed" for a in result.atoms)
+            from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+            windowed = any(a.pass_kind == pb.ATOM_PASS_WINDOWED for a in result.atoms)
             if lane == "windowed_off" and windowed:
                 raise AssertionError("windowed atoms with the window extensions off")
         return _summary(result)

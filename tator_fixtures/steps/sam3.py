@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from tator_core.enums import source_name
 from tator_fixtures.regress import StepContext, step
 from tator_fixtures.regress.registry import StepImage
 
@@ -99,8 +100,8 @@ class _Sam3(StepImage):
         labels = set(self.ctx.fuzz_pack.labelmap)
         for d in resp.detections:
             b, w = d.box, d.window.box
-            if d.label not in labels or d.source != source or not threshold <= d.score <= 1:
-                raise AssertionError(f"bad detection {d.label}/{d.source}/{d.score}")
+            if d.label not in labels or source_name(d.source) != source or not threshold <= d.score <= 1:
+                raise AssertionError(f"bad detection {d.label}/{source_name(d.source)}/{d.score}")
             if not (0 <= b.x1 < b.x2 <= self.width and 0 <= b.y1 < b.y2 <= self.height):
                 raise AssertionError(f"box {b} outside the {self.width}x{self.height} image")
             if not (w.x1 <= b.x1 and b.x2 <= w.x2 and w.y1 <= b.y1 and b.y2 <= w.y2):
@@ -115,7 +116,7 @@ def _summary(responses: list[Any], image: str) -> dict[str, Any]:
     return {
         "detections": len(dets),
         "classes": dict(Counter(d.label for d in dets)),
-        "sources": dict(Counter(d.source for d in dets)),
+        "sources": dict(Counter(source_name(d.source) for d in dets)),
         "cache": {"contexts": sum(r.stats.contexts for r in responses),
                   "prompt_runs": sum(r.stats.prompt_runs for r in responses),
                   "vision_embeddings_used": sum(r.stats.vision_embeddings_computed + r.stats.vision_embeddings_cached

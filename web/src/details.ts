@@ -1,7 +1,7 @@
 // The provenance panel of one prepass candidate: its atoms (source, model, window, prompt and origin,
 // score) and the classifier's probability vector as bars.
-import type { Candidate, PrepassResult } from "./gen/tator/orchestrator/v1/orchestrator_pb";
-import { sourceColor } from "./logic/colors";
+import { AtomPass, type Candidate, type PrepassResult } from "./gen/tator/orchestrator/v1/orchestrator_pb";
+import { sourceColor, sourceName } from "./logic/colors";
 import { h } from "./ui";
 
 export function candidateDetails(r: PrepassResult, c: Candidate): HTMLElement {
@@ -10,8 +10,8 @@ export function candidateDetails(r: PrepassResult, c: Candidate): HTMLElement {
   const maxP = Math.max(...probs, 1e-9);
   return h("div", {},
     h("h3", {}, `#${c.index} ${c.label}`),
-    h("p", {}, `score ${c.score.toFixed(3)} · primary `, h("b", { style: `color:${sourceColor(c.sourcePrimary)}` },
-      c.sourcePrimary), ` · sources ${c.sources.join(", ")}`),
+    h("p", {}, `score ${c.score.toFixed(3)} · primary `, h("b", { style: `color:${sourceColor(sourceName(c.sourcePrimary))}` },
+      sourceName(c.sourcePrimary)), ` · sources ${c.sources.map(sourceName).join(", ")}`),
     c.acceptProb !== undefined ? h("p", { id: "accept-prob" }, `accept probability ${c.acceptProb.toFixed(3)}`) : null,
     h("p", { class: "muted" }, `box ${[c.box?.x1, c.box?.y1, c.box?.x2, c.box?.y2].map((v) => (v ?? 0).toFixed(0)).join(", ")}`),
     h("h4", {}, "Atoms (provenance)"),
@@ -20,8 +20,8 @@ export function candidateDetails(r: PrepassResult, c: Candidate): HTMLElement {
     h("tbody", {}, c.atomIds.map((id) => {
       const a = atoms.get(id);
       const d = a?.detection;
-      return h("tr", {}, h("td", {}, id), h("td", {}, d?.source ?? a?.stage ?? ""), h("td", {}, d?.modelId ?? ""),
-        h("td", {}, a?.run ?? ""), h("td", {}, d?.window?.name || "full"), h("td", {}, d?.prompt ?? ""),
+      return h("tr", {}, h("td", {}, id), h("td", {}, d ? sourceName(d.source) : ""), h("td", {}, d?.modelId ?? ""),
+        h("td", {}, a ? (AtomPass[a.passKind] ?? "").toLowerCase() : ""), h("td", {}, d?.window?.name || "full"), h("td", {}, d?.prompt ?? ""),
         h("td", {}, a?.promptOrigin ?? ""), h("td", {}, (d?.score ?? 0).toFixed(3)));
     }))),
     h("h4", {}, `Classifier: ${c.classifierLabel || "—"} ${c.classifierScore ? c.classifierScore.toFixed(3) : ""}`),

@@ -1,7 +1,7 @@
 // The image viewer: image, prepass candidates coloured by source, ground truth, zoom/pan, candidate
 // provenance and per-class threshold sliders. It makes no RPC; screens/image.ts feeds it.
 import type { GroundTruthBox, PrepassResult } from "./gen/tator/orchestrator/v1/orchestrator_pb";
-import { orderSources, sourceColor } from "./logic/colors";
+import { orderSources, sourceColor, sourceName } from "./logic/colors";
 import { fitView, hitTest, pan, type Rect, toImage, type View, zoomAt } from "./logic/geometry";
 import { OutlinePainter } from "./logic/paint";
 import { packColor, type Stroke } from "./logic/raster";
@@ -142,7 +142,7 @@ export class Viewer {
     this.selected = -1;
     this.boxes = (result?.candidates ?? []).map((c) => ({ x1: c.box?.x1 ?? 0, y1: c.box?.y1 ?? 0,
       x2: c.box?.x2 ?? 0, y2: c.box?.y2 ?? 0 }));
-    this.sources = orderSources((result?.candidates ?? []).map((c) => c.sourcePrimary));
+    this.sources = orderSources((result?.candidates ?? []).map((c) => sourceName(c.sourcePrimary)));
     // Strokes per source and the candidates of each class are fixed per result: a slider move looks
     // up both instead of building them.
     const styles = new Map(this.sources.map((src) => {
@@ -150,7 +150,7 @@ export class Viewer {
       return [src, [{ color, width: 2 }, { color, width: 3 }, { color, width: 1, half: true }]];
     }));
     const cands = result?.candidates ?? [];
-    this.candStyles = cands.map((c) => styles.get(c.sourcePrimary)!);
+    this.candStyles = cands.map((c) => styles.get(sourceName(c.sourcePrimary))!);
     this.byClass = new Map();
     cands.forEach((c, i) => {
       const list = this.byClass.get(c.label);
@@ -212,7 +212,7 @@ export class Viewer {
   private updateVisible(): void {
     const cands = this.result?.candidates ?? [];
     this.visible = new Uint8Array(cands.length);
-    cands.forEach((c, i) => { this.visible[i] = this.hidden.has(c.sourcePrimary) ? 0 : 1; });
+    cands.forEach((c, i) => { this.visible[i] = this.hidden.has(sourceName(c.sourcePrimary)) ? 0 : 1; });
   }
 
   /** "accepted/candidates" of one class beside its slider (data-accepted, data-total for tests). */
@@ -248,7 +248,7 @@ export class Viewer {
 
   private renderToggles(): void {
     const counts = new Map<string, number>();
-    for (const c of this.result?.candidates ?? []) counts.set(c.sourcePrimary, (counts.get(c.sourcePrimary) ?? 0) + 1);
+    for (const c of this.result?.candidates ?? []) counts.set(sourceName(c.sourcePrimary), (counts.get(sourceName(c.sourcePrimary)) ?? 0) + 1);
     this.toggles.replaceChildren(
       ...this.sources.map((src, i) => h("label", { class: "toggle", "data-source": src },
         h("input", { type: "checkbox", checked: !this.hidden.has(src), onchange: () => this.toggleSource(src) }),
@@ -283,7 +283,7 @@ export class Viewer {
   private clickAt(sx: number, sy: number): void {
     const [x, y] = toImage(this.view, sx, sy);
     const cands = this.result?.candidates ?? [];
-    this.selected = hitTest(this.boxes, x, y, (i) => !this.hidden.has(cands[i].sourcePrimary));
+    this.selected = hitTest(this.boxes, x, y, (i) => !this.hidden.has(sourceName(cands[i].sourcePrimary)));
     this.showDetails();
     this.schedule(true);
   }
@@ -380,7 +380,7 @@ export class Viewer {
 
   /** Index of a visible candidate of each source, in toggle order. */
   candidateOf(source: string): number {
-    return (this.result?.candidates ?? []).findIndex((c) => c.sourcePrimary === source);
+    return (this.result?.candidates ?? []).findIndex((c) => sourceName(c.sourcePrimary) === source);
   }
 
   destroy(): void {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { hashHue, orderSources, sourceColor } from "../src/logic/colors";
+import { DetectionSource } from "../src/gen/tator/common/v1/common_pb";
+import { hashHue, orderSources, sourceColor, sourceName } from "../src/logic/colors";
 
 describe("source colours", () => {
   it("known sources have distinct fixed colours", () => {
@@ -18,5 +19,14 @@ describe("source colours", () => {
 
   it("orders known sources first, then the rest by name, without duplicates", () => {
     expect(orderSources(["zeta", "sam3_text", "yolo", "alpha", "yolo"])).toEqual(["yolo", "sam3_text", "alpha", "zeta"]);
+  });
+});
+
+describe("sourceName", () => {
+  it("names a DetectionSource as the colours and toggles key it", () => {
+    expect(sourceName(DetectionSource.YOLO)).toBe("yolo");
+    expect(sourceName(DetectionSource.SAM3_SIMILARITY)).toBe("sam3_similarity");
+    expect(sourceName(DetectionSource.UNSPECIFIED)).toBe("");
+    expect(sourceColor(sourceName(DetectionSource.RFDETR))).toBe("#3cb44b");
   });
 });

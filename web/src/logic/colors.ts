@@ -1,5 +1,12 @@
 // Colours by prepass source. Known sources get fixed, distinguishable colours so a screenshot
 // reads the same every time; an unknown source gets a stable hue from its name.
+import { DetectionSource } from "../gen/tator/common/v1/common_pb";
+
+/** A DetectionSource as the short name the colours, toggles and tables use ("yolo", "sam3_text"). */
+export function sourceName(source: DetectionSource): string {
+  if (source === DetectionSource.UNSPECIFIED) return "";
+  return (DetectionSource[source] ?? `source_${source}`).toLowerCase();
+}
 const FIXED: Record<string, string> = {
   yolo: "#e6194b",
   rfdetr: "#3cb44b",

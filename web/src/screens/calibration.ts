@@ -1,5 +1,5 @@
 import { AcceptMethod, type CalibrationReport, JobKind, JobState } from "../gen/tator/orchestrator/v1/orchestrator_pb";
-import { sourceColor } from "../logic/colors";
+import { sourceColor, sourceName } from "../logic/colors";
 import { secondsOf, when } from "../logic/format";
 import { f1Bars, type MethodLike, type Plot, prPath, sx, sy, tableRows } from "../logic/report";
 import { formatRoute } from "../logic/route";
@@ -43,7 +43,7 @@ export function methodName(method: AcceptMethod, source = ""): string {
 const methodColor = (m: string) => sourceColor(m.startsWith("best_single_source") ? "detector" : m);
 
 export function drawReport(el: HTMLElement, rep: CalibrationReport): void {
-  const results: MethodLike[] = rep.results.map((r) => ({ method: methodName(r.method, r.source), evalIou: r.evalIou,
+  const results: MethodLike[] = rep.results.map((r) => ({ method: methodName(r.method, sourceName(r.source)), evalIou: r.evalIou,
     overall: r.overall, perClass: r.perClass }));
   const labelmap = rep.labelmap.length ? rep.labelmap : Object.keys(results[0]?.perClass ?? {});
   el.append(h("p", { class: "muted" }, `${rep.jobId} · dataset ${rep.datasetId} · test split `,

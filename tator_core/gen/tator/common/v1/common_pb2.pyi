@@ -8,6 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DetectionSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DETECTION_SOURCE_UNSPECIFIED: _ClassVar[DetectionSource]
+    DETECTION_SOURCE_YOLO: _ClassVar[DetectionSource]
+    DETECTION_SOURCE_RFDETR: _ClassVar[DetectionSource]
+    DETECTION_SOURCE_SAM3_TEXT: _ClassVar[DetectionSource]
+    DETECTION_SOURCE_SAM3_SIMILARITY: _ClassVar[DetectionSource]
+
 class ModelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     MODEL_STATE_UNSPECIFIED: _ClassVar[ModelState]
@@ -47,6 +55,11 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
     ERROR_REASON_TRAINING_DATA_OVERLAP: _ClassVar[ErrorReason]
     ERROR_REASON_STORE_FULL: _ClassVar[ErrorReason]
+DETECTION_SOURCE_UNSPECIFIED: DetectionSource
+DETECTION_SOURCE_YOLO: DetectionSource
+DETECTION_SOURCE_RFDETR: DetectionSource
+DETECTION_SOURCE_SAM3_TEXT: DetectionSource
+DETECTION_SOURCE_SAM3_SIMILARITY: DetectionSource
 MODEL_STATE_UNSPECIFIED: ModelState
 MODEL_STATE_MISSING: ModelState
 MODEL_STATE_AVAILABLE: ModelState
@@ -171,12 +184,12 @@ class Detection(_message.Message):
     label: str
     class_id: int
     score: float
-    source: str
+    source: DetectionSource
     model_id: str
     window: Window
     mask: Mask
     prompt: str
-    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[str] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., prompt: _Optional[str] = ...) -> None: ...
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[_Union[DetectionSource, str]] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("id", "family", "version", "labelmap", "device", "state", "reason", "is_default", "loaded", "extra", "trained_on")

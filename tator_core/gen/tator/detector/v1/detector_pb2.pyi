@@ -80,7 +80,7 @@ class ModelRun(_message.Message):
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
-    source: str
+    source: _common_pb2.DetectionSource
     kind: PassKind
     tiles: int
     raw_detections: int
@@ -88,7 +88,7 @@ class ModelRun(_message.Message):
     compute_ms: float
     batch_size: int
     tile_size: int
-    def __init__(self, model_id: _Optional[str] = ..., source: _Optional[str] = ..., kind: _Optional[_Union[PassKind, str]] = ..., tiles: _Optional[int] = ..., raw_detections: _Optional[int] = ..., kept_detections: _Optional[int] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., tile_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., source: _Optional[_Union[_common_pb2.DetectionSource, str]] = ..., kind: _Optional[_Union[PassKind, str]] = ..., tiles: _Optional[int] = ..., raw_detections: _Optional[int] = ..., kept_detections: _Optional[int] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., tile_size: _Optional[int] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
     __slots__ = ("detections", "runs", "merge", "conf", "iou", "max_det", "tile_plan", "mode", "timing", "warnings")

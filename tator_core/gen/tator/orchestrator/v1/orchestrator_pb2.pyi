@@ -38,6 +38,26 @@ class FusionMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FUSION_MODE_PRIMARY: _ClassVar[FusionMode]
     FUSION_MODE_WBF: _ClassVar[FusionMode]
 
+class PrepassStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREPASS_STAGE_UNSPECIFIED: _ClassVar[PrepassStage]
+    PREPASS_STAGE_SYNONYMS: _ClassVar[PrepassStage]
+    PREPASS_STAGE_DETECTORS: _ClassVar[PrepassStage]
+    PREPASS_STAGE_SAM3_TEXT: _ClassVar[PrepassStage]
+    PREPASS_STAGE_DEDUPE: _ClassVar[PrepassStage]
+    PREPASS_STAGE_SAM3_SIMILARITY: _ClassVar[PrepassStage]
+    PREPASS_STAGE_DEDUPE2: _ClassVar[PrepassStage]
+    PREPASS_STAGE_CLASSIFIER: _ClassVar[PrepassStage]
+    PREPASS_STAGE_CAPTION: _ClassVar[PrepassStage]
+    PREPASS_STAGE_CACHE: _ClassVar[PrepassStage]
+
+class AtomPass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ATOM_PASS_UNSPECIFIED: _ClassVar[AtomPass]
+    ATOM_PASS_FULL: _ClassVar[AtomPass]
+    ATOM_PASS_TILED: _ClassVar[AtomPass]
+    ATOM_PASS_WINDOWED: _ClassVar[AtomPass]
+
 class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_KIND_UNSPECIFIED: _ClassVar[JobKind]
@@ -81,6 +101,20 @@ EXEMPLAR_STRATEGY_RANDOM: ExemplarStrategy
 FUSION_MODE_UNSPECIFIED: FusionMode
 FUSION_MODE_PRIMARY: FusionMode
 FUSION_MODE_WBF: FusionMode
+PREPASS_STAGE_UNSPECIFIED: PrepassStage
+PREPASS_STAGE_SYNONYMS: PrepassStage
+PREPASS_STAGE_DETECTORS: PrepassStage
+PREPASS_STAGE_SAM3_TEXT: PrepassStage
+PREPASS_STAGE_DEDUPE: PrepassStage
+PREPASS_STAGE_SAM3_SIMILARITY: PrepassStage
+PREPASS_STAGE_DEDUPE2: PrepassStage
+PREPASS_STAGE_CLASSIFIER: PrepassStage
+PREPASS_STAGE_CAPTION: PrepassStage
+PREPASS_STAGE_CACHE: PrepassStage
+ATOM_PASS_UNSPECIFIED: AtomPass
+ATOM_PASS_FULL: AtomPass
+ATOM_PASS_TILED: AtomPass
+ATOM_PASS_WINDOWED: AtomPass
 JOB_KIND_UNSPECIFIED: JobKind
 JOB_KIND_PREPASS: JobKind
 JOB_KIND_CALIBRATION: JobKind
@@ -414,35 +448,28 @@ class PrepassConfig(_message.Message):
     def __init__(self, enable_yolo: _Optional[bool] = ..., enable_rfdetr: _Optional[bool] = ..., yolo_id: _Optional[str] = ..., rfdetr_id: _Optional[str] = ..., detector_conf: _Optional[float] = ..., detector_iou: _Optional[float] = ..., detector_merge_iou: _Optional[float] = ..., detector_full: _Optional[bool] = ..., detector_sahi: _Optional[bool] = ..., sahi_window_size: _Optional[int] = ..., sahi_overlap_ratio: _Optional[float] = ..., enable_sam3_text: _Optional[bool] = ..., sam3_text_synonym_budget: _Optional[int] = ..., sam3_text_window_extension: _Optional[bool] = ..., window_mode: _Optional[_Union[WindowMode, str]] = ..., sam3_text_score: _Optional[float] = ..., sam3_mask_threshold: _Optional[float] = ..., enable_sam3_similarity: _Optional[bool] = ..., similarity_min_exemplar_score: _Optional[float] = ..., similarity_exemplar_count: _Optional[int] = ..., similarity_exemplar_strategy: _Optional[_Union[ExemplarStrategy, str]] = ..., similarity_window_extension: _Optional[bool] = ..., similarity_score: _Optional[float] = ..., grid_cols: _Optional[int] = ..., grid_rows: _Optional[int] = ..., grid_overlap_ratio: _Optional[float] = ..., dedupe_iou: _Optional[float] = ..., fusion_mode: _Optional[_Union[FusionMode, str]] = ..., cross_class_dedupe: _Optional[bool] = ..., cross_class_dedupe_iou: _Optional[float] = ..., enable_classifier: _Optional[bool] = ..., classifier_id: _Optional[str] = ..., enable_caption: _Optional[bool] = ..., caption_windowed: _Optional[bool] = ..., caption_max_tokens: _Optional[int] = ..., seed: _Optional[int] = ..., stage_timeout_s: _Optional[float] = ..., return_masks: _Optional[bool] = ...) -> None: ...
 
 class Atom(_message.Message):
-    __slots__ = ("atom_id", "stage", "run", "detection", "prompt_origin")
+    __slots__ = ("atom_id", "stage", "pass_kind", "detection", "prompt_origin")
     ATOM_ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
-    RUN_FIELD_NUMBER: _ClassVar[int]
+    PASS_KIND_FIELD_NUMBER: _ClassVar[int]
     DETECTION_FIELD_NUMBER: _ClassVar[int]
     PROMPT_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     atom_id: str
-    stage: str
-    run: str
+    stage: PrepassStage
+    pass_kind: AtomPass
     detection: _common_pb2.Detection
     prompt_origin: str
-    def __init__(self, atom_id: _Optional[str] = ..., stage: _Optional[str] = ..., run: _Optional[str] = ..., detection: _Optional[_Union[_common_pb2.Detection, _Mapping]] = ..., prompt_origin: _Optional[str] = ...) -> None: ...
+    def __init__(self, atom_id: _Optional[str] = ..., stage: _Optional[_Union[PrepassStage, str]] = ..., pass_kind: _Optional[_Union[AtomPass, str]] = ..., detection: _Optional[_Union[_common_pb2.Detection, _Mapping]] = ..., prompt_origin: _Optional[str] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("index", "box", "label", "score", "source_primary", "sources", "score_by_source", "atom_ids", "probabilities", "classifier_label", "classifier_score", "classifier_margin", "classifier_error", "accept_prob", "accepted")
-    class ScoreBySourceEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: float
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    __slots__ = ("index", "box", "label", "score", "source_primary", "sources", "source_scores", "atom_ids", "probabilities", "classifier_label", "classifier_score", "classifier_margin", "classifier_error", "accept_prob", "accepted")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PRIMARY_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
-    SCORE_BY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SCORES_FIELD_NUMBER: _ClassVar[int]
     ATOM_IDS_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     CLASSIFIER_LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -455,9 +482,9 @@ class Candidate(_message.Message):
     box: _common_pb2.Box
     label: str
     score: float
-    source_primary: str
-    sources: _containers.RepeatedScalarFieldContainer[str]
-    score_by_source: _containers.ScalarMap[str, float]
+    source_primary: _common_pb2.DetectionSource
+    sources: _containers.RepeatedScalarFieldContainer[_common_pb2.DetectionSource]
+    source_scores: _containers.RepeatedCompositeFieldContainer[SourceScore]
     atom_ids: _containers.RepeatedScalarFieldContainer[str]
     probabilities: _containers.RepeatedScalarFieldContainer[float]
     classifier_label: str
@@ -466,7 +493,15 @@ class Candidate(_message.Message):
     classifier_error: str
     accept_prob: float
     accepted: bool
-    def __init__(self, index: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., score: _Optional[float] = ..., source_primary: _Optional[str] = ..., sources: _Optional[_Iterable[str]] = ..., score_by_source: _Optional[_Mapping[str, float]] = ..., atom_ids: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., classifier_label: _Optional[str] = ..., classifier_score: _Optional[float] = ..., classifier_margin: _Optional[float] = ..., classifier_error: _Optional[str] = ..., accept_prob: _Optional[float] = ..., accepted: _Optional[bool] = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., score: _Optional[float] = ..., source_primary: _Optional[_Union[_common_pb2.DetectionSource, str]] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.DetectionSource, str]]] = ..., source_scores: _Optional[_Iterable[_Union[SourceScore, _Mapping]]] = ..., atom_ids: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Iterable[float]] = ..., classifier_label: _Optional[str] = ..., classifier_score: _Optional[float] = ..., classifier_margin: _Optional[float] = ..., classifier_error: _Optional[str] = ..., accept_prob: _Optional[float] = ..., accepted: _Optional[bool] = ...) -> None: ...
+
+class SourceScore(_message.Message):
+    __slots__ = ("source", "score")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    source: _common_pb2.DetectionSource
+    score: float
+    def __init__(self, source: _Optional[_Union[_common_pb2.DetectionSource, str]] = ..., score: _Optional[float] = ...) -> None: ...
 
 class StageReport(_message.Message):
     __slots__ = ("stage", "ms", "image_bytes_sent", "cache_hits", "calls", "ran", "detections", "note", "bytes_sent", "bytes_received")
@@ -480,7 +515,7 @@ class StageReport(_message.Message):
     NOTE_FIELD_NUMBER: _ClassVar[int]
     BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
-    stage: str
+    stage: PrepassStage
     ms: float
     image_bytes_sent: int
     cache_hits: int
@@ -490,7 +525,7 @@ class StageReport(_message.Message):
     note: str
     bytes_sent: int
     bytes_received: int
-    def __init__(self, stage: _Optional[str] = ..., ms: _Optional[float] = ..., image_bytes_sent: _Optional[int] = ..., cache_hits: _Optional[int] = ..., calls: _Optional[int] = ..., ran: _Optional[bool] = ..., detections: _Optional[int] = ..., note: _Optional[str] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
+    def __init__(self, stage: _Optional[_Union[PrepassStage, str]] = ..., ms: _Optional[float] = ..., image_bytes_sent: _Optional[int] = ..., cache_hits: _Optional[int] = ..., calls: _Optional[int] = ..., ran: _Optional[bool] = ..., detections: _Optional[int] = ..., note: _Optional[str] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
 
 class PrepassCost(_message.Message):
     __slots__ = ("stages",)
@@ -651,12 +686,12 @@ class StageTotals(_message.Message):
     IMAGE_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
-    stage: str
+    stage: PrepassStage
     duration: _duration_pb2.Duration
     image_bytes_sent: int
     bytes_sent: int
     bytes_received: int
-    def __init__(self, stage: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., image_bytes_sent: _Optional[int] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
+    def __init__(self, stage: _Optional[_Union[PrepassStage, str]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., image_bytes_sent: _Optional[int] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
 
 class PrepassJobSummary(_message.Message):
     __slots__ = ("split", "images", "cache_hits", "candidates", "atoms", "candidates_by_source", "candidates_by_primary_source", "atoms_by_source", "candidates_by_class", "stages", "warnings", "config_hash", "glossary_hash", "labelmap_hash")
@@ -878,9 +913,9 @@ class MethodMetrics(_message.Message):
     eval_iou: float
     overall: Metrics
     per_class: _containers.MessageMap[str, Metrics]
-    source: str
+    source: _common_pb2.DetectionSource
     large_scenes: Metrics
-    def __init__(self, method: _Optional[_Union[AcceptMethod, str]] = ..., eval_iou: _Optional[float] = ..., overall: _Optional[_Union[Metrics, _Mapping]] = ..., per_class: _Optional[_Mapping[str, Metrics]] = ..., source: _Optional[str] = ..., large_scenes: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
+    def __init__(self, method: _Optional[_Union[AcceptMethod, str]] = ..., eval_iou: _Optional[float] = ..., overall: _Optional[_Union[Metrics, _Mapping]] = ..., per_class: _Optional[_Mapping[str, Metrics]] = ..., source: _Optional[_Union[_common_pb2.DetectionSource, str]] = ..., large_scenes: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
 
 class SplitSummary(_message.Message):
     __slots__ = ("images", "candidates", "positives", "ground_truth", "large_images", "large_ground_truth")
