@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from svc_classifier import backends
 from svc_classifier.embedding import CROP_FAILURES, OOM_SHRINKS, embed_batched
+from svc_classifier.family import BackboneFamily
 from svc_classifier.heads import META_FILE, Head, HeadError, load_head
 from svc_classifier.settings import ClassifierSettings
 from svc_classifier.training import (
@@ -31,8 +31,9 @@ from svc_classifier.training import (
     train_head,
 )
 from tator_core import errors
-from tator_core.batching import device_executor
+from tator_core.convert import ModelStatus
 from tator_core.hashing import path_version
+from tator_core.lifecycle import ModelRepository
 from tator_core.registry import ModelEntry, Registry, TrainingRecord
 
 log = logging.getLogger("tator.classifier.runtime")
@@ -67,6 +68,17 @@ class HeadSlot:
     head: Head | None = None
     trained_on: TrainingRecord | None = None  # the registry entry's record
     error: str = ""
+    held_down: bool = False       # unloaded by UnloadModel: not loaded on use until LoadModel
+
+
+class WrappedBackbones(BackboneFamily):
+    """The backbone family with a wrapper around each loaded model (tests inject faults such as OOM)."""
+
+    def __init__(self, wrap: Callable[[Any], Any]) -> None:
+        self.wrap = wrap
+
+    def load(self, entry: ModelEntry, device: str) -> Any:
+        return self.wrap(super().load(entry, device))
 
 
 class ClassifierRuntime:
@@ -81,11 +93,12 @@ class ClassifierRuntime:
             import torch
 
             torch.set_num_threads(settings.cpu_threads)
-        self.executor = device_executor("classifier")
-        self.wrap_backbone = wrap_backbone   # tests: inject faults (e.g. OOM) around a backbone
+        # Backbones live in the shared model lifecycle; heads are small files handled here.
+        family = BackboneFamily() if wrap_backbone is None else WrappedBackbones(wrap_backbone)
+        self.backbones: ModelRepository[Any] = ModelRepository(self.registry, self.device, family,
+                                                               service="classifier", families=BACKBONE_FAMILIES)
+        self.executor = self.backbones.executor
         self.heads_dir = settings.resolved_heads_dir()
-        self._backbones: dict[str, LoadedBackbone] = {}
-        self._load_errors: dict[str, str] = {}
         self._heads: dict[str, HeadSlot] = {}
         self._lock = threading.RLock()
         self._trainings = 0
@@ -113,9 +126,7 @@ class ClassifierRuntime:
 
     @property
     def default_backbone_id(self) -> str:
-        entries = self.backbone_entries()
-        chosen = next((e for e in entries if e.default), entries[0] if entries else None)
-        return chosen.id if chosen else ""
+        return self.backbones.default_id(BACKBONE_FAMILIES[0]) or ""
 
     def backbone_entry(self, backbone_id: str = "") -> ModelEntry:
         backbone_id = backbone_id or self.default_backbone_id
@@ -131,31 +142,12 @@ class ClassifierRuntime:
         return entry
 
     def backbone(self, backbone_id: str = "") -> LoadedBackbone:
-        """Load on first use (call on the device thread)."""
+        """Loaded on first use (call on the device thread); one taken down by UnloadModel is refused."""
         entry = self.backbone_entry(backbone_id)
-        with self._lock:
-            loaded = self._backbones.get(entry.id)
-            if loaded is not None:
-                return loaded
-            started = time.perf_counter()
-            try:
-                model = backends.load(entry, self.device)
-            except Exception as exc:  # any loader failure is a load failure
-                self._load_errors[entry.id] = f"{type(exc).__name__}: {exc}"[:500]
-                log.error("backbone load failed", exc_info=exc, extra={"fields": {"model": entry.id}})
-                raise errors.failed_precondition("MODEL_LOAD_FAILED", f"backbone {entry.id} failed to load: "
-                                                 f"{self._load_errors[entry.id]}", model_id=entry.id) from exc
-            if self.wrap_backbone is not None:
-                model = self.wrap_backbone(model)
-            loaded = LoadedBackbone(entry.id, entry.family, entry.version(), model)
-            for metric in (OOM_SHRINKS, CROP_FAILURES):  # series exist at 0, so a dashboard sees "no shrinks yet"
-                metric.labels(entry.id)
-            self._backbones[entry.id] = loaded
-            self._load_errors.pop(entry.id, None)
-            log.info("backbone loaded", extra={"fields": {"model": entry.id, "dim": loaded.dim,
-                                                          "device": self.device,
-                                                          "ms": round((time.perf_counter() - started) * 1000)}})
-            return loaded
+        model = self.backbones.load_here(entry.id)
+        for metric in (OOM_SHRINKS, CROP_FAILURES):  # series exist at 0, so a dashboard sees "no shrinks yet"
+            metric.labels(entry.id)
+        return LoadedBackbone(entry.id, entry.family, entry.version(), model)
 
     def head(self, head_id: str = "") -> Head:
         head_id = head_id or self.default_head_id
@@ -168,6 +160,9 @@ class ClassifierRuntime:
                 raise errors.not_found("MODEL_NOT_FOUND", f"no head {head_id!r}", model_id=head_id)
             if slot.head is not None:
                 return slot.head
+            if slot.held_down:
+                raise errors.failed_precondition("MODEL_REQUIRED", f"head {head_id} is unloaded; LoadModel "
+                                                 "loads it again", model_id=head_id)
             if not slot.path.exists():
                 raise errors.failed_precondition("MODEL_MISSING", f"head {head_id}: weights not found at "
                                                  f"{slot.path}", model_id=head_id, path=str(slot.path))
@@ -290,23 +285,17 @@ class ClassifierRuntime:
 
     # --- listing -------------------------------------------------------------
 
-    def model_infos(self) -> list[dict]:
-        """ModelInfo fields of every backbone and head (heads are small: listing loads them)."""
+    def model_infos(self) -> list[ModelStatus]:
+        """The state of every backbone and head (heads are small: listing loads them); hashes unloaded
+        weights, so call it off the event loop."""
         with self._lock:
             slots = list(self._heads)
-        return [self._backbone_info(e) for e in self.backbone_entries()] + [self.head_info(h) for h in slots]
+        return self.backbones.statuses() + [self.head_info(h) for h in slots]
 
-    def _backbone_info(self, entry: ModelEntry) -> dict:
-        loaded = self._backbones.get(entry.id)
-        state = READY if loaded else FAILED if entry.id in self._load_errors else AVAILABLE if entry.exists else MISSING
-        return dict(id=entry.id, family=entry.family, version=loaded.version if loaded else entry.version(),
-                    device=self.device, state=state, is_default=entry.id == self.default_backbone_id,
-                    loaded=loaded is not None, labelmap=[],
-                    reason=self._load_errors.get(entry.id, entry.missing_reason),
-                    extra={"pooling": loaded.pooling, "dim": str(loaded.dim)} if loaded else {},
-                    trained_on=entry.trained_on)
+    def head_slot(self, head_id: str) -> HeadSlot | None:
+        return self._heads.get(head_id)
 
-    def head_info(self, head_id: str) -> dict:
+    def head_info(self, head_id: str) -> ModelStatus:
         slot = self._heads[head_id]
         try:
             head = self.head(head_id)
@@ -320,11 +309,12 @@ class ClassifierRuntime:
                          val_accuracy="" if head.val_accuracy is None else f"{head.val_accuracy:.4f}")
         version = head.version if head else path_version(slot.path) if exists else ""
         state = READY if head else FAILED if slot.error else AVAILABLE if exists else MISSING
-        return dict(id=slot.id, family="head", version=version, device="cpu", state=state,
-                    is_default=slot.id == self.default_head_id, loaded=head is not None,
-                    labelmap=list(head.classes) if head else [],
-                    reason=slot.error or ("" if exists else f"weights not found at {slot.path}"), extra=extra,
-                    trained_on=slot.trained_on)
+        reason = slot.error or ("" if exists else f"weights not found at {slot.path}") or (
+            "unloaded; LoadModel loads it again" if slot.held_down else "")
+        return ModelStatus(id=slot.id, family="head", version=version, device="cpu", state=state,
+                           is_default=slot.id == self.default_head_id, loaded=head is not None,
+                           labelmap=list(head.classes) if head else [], reason=reason, extra=extra,
+                           trained_on=slot.trained_on)
 
     async def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        await self.backbones.close()

@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 
 from svc_classifier import classify as plain
+from svc_classifier.models import ClassifierModels
 from svc_classifier.runtime import ClassifierRuntime
 from svc_classifier.settings import ClassifierSettings
 from svc_classifier.training import Progress, TrainParams
 from tator_core import errors
-from tator_core.convert import ModelStatus, StageTime, box_xyxy, model_info_pb, timing_pb
+from tator_core.convert import StageTime, box_xyxy, model_info_pb, timing_pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pb_grpc
 from tator_core.gen.tator.common.v1 import common_pb2
@@ -32,11 +33,6 @@ def _boxes(request: Any) -> list[tuple[float, float, float, float]]:
 
 def _timing(stages: list[StageTime], queue_ms: float, started: float) -> common_pb2.Timing:
     return timing_pb(stages, (time.perf_counter() - started) * 1000, queue_ms)
-
-
-def model_info(d: dict[str, Any]) -> common_pb2.ModelInfo:
-    """The runtime's status fields (a dict with ModelStatus's keys) as ModelInfo."""
-    return model_info_pb(ModelStatus(**d))
 
 
 def train_params(request: pb.TrainHeadRequest, settings: ClassifierSettings) -> TrainParams:
@@ -110,11 +106,11 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
             yield pb.TrainHeadResponse(done=pb.TrainedHead(
                 head_id=head.id, val_accuracy=event.val_accuracy if math.isfinite(event.val_accuracy) else 0.0,
                 train_crops=event.train_crops, val_crops=event.val_crops, classes=head.classes,
-                model=model_info(info)))
+                model=model_info_pb(info)))
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
         infos = await asyncio.to_thread(self.runtime.model_infos)
-        return pb.ListModelsResponse(models=[model_info(m) for m in infos])
+        return pb.ListModelsResponse(models=[model_info_pb(m) for m in infos])
 
 
 async def warmup(runtime: ClassifierRuntime) -> None:
@@ -144,4 +140,4 @@ def build_spec(settings: ClassifierSettings, *, runtime: ClassifierRuntime | Non
     return ServiceSpec(
         name="classifier", full_name="tator.classifier.v1.ClassifierService",
         add_to_server=lambda server: pb_grpc.add_ClassifierServiceServicer_to_server(servicer, server),
-        warmup=lambda: warmup(runtime), shutdown=runtime.close)
+        warmup=lambda: warmup(runtime), shutdown=runtime.close, models=ClassifierModels(runtime))

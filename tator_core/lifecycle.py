@@ -215,19 +215,47 @@ class ModelRepository(Generic[B]):
             slot.held_down = False
             if slot.backend is not None:
                 return slot.backend
-            entry = slot.entry
-            if not entry.exists:
-                raise errors.failed_precondition("MODEL_MISSING", f"model {entry.id}: {entry.missing_reason}",
-                                                 model_id=entry.id, path=str(entry.path))
-            files = file_signature(entry.path)
-            if slot.failure is not None and slot.failed_files == files:
-                # A fresh copy: the interceptor stamps each raised error with its request id.
-                meta = {k: v for k, v in slot.failure.metadata.items() if k != "request_id"}
-                raise dataclasses.replace(slot.failure, metadata=meta)
+            self._check_loadable(slot)
             slot.loading = True
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._load_into, slot, warm)
+
+    def load_here(self, model_id: str) -> B:
+        """For code already on the device thread (or a script with no event loop running): the loaded
+        model, loading and warming it here on first use; one held down by unload() is refused by name."""
+        slot = self._slot(model_id)
+        if slot.backend is not None:
+            return slot.backend
+        if slot.held_down:
+            raise errors.failed_precondition(
+                "MODEL_REQUIRED", f"{self.service} model {model_id} is unloaded; LoadModel loads it again",
+                model_id=model_id)
+        self._check_loadable(slot)
+        slot.loading = True
+        return self._load_into(slot, True)
+
+    def _check_loadable(self, slot: _Slot[B]) -> None:
+        entry = slot.entry
+        if not entry.exists:
+            raise errors.failed_precondition("MODEL_MISSING", f"model {entry.id}: {entry.missing_reason}",
+                                             model_id=entry.id, path=str(entry.path))
+        if slot.failure is not None and slot.failed_files == file_signature(entry.path):
+            # A fresh copy: the interceptor stamps each raised error with its request id.
+            meta = {k: v for k, v in slot.failure.metadata.items() if k != "request_id"}
+            raise dataclasses.replace(slot.failure, metadata=meta)
+
+    def _load_into(self, slot: _Slot[B], warm: bool) -> B:
+        """Device thread: load, hash and warm up, recording the outcome in the slot. Loads queued on
+        the one device thread run one after another, so the second finds the first's model."""
+        entry = slot.entry
+        try:
+            if slot.backend is not None:
+                return slot.backend
+            files = file_signature(entry.path)
             try:
-                backend = await asyncio.get_running_loop().run_in_executor(
-                    self.executor, self._load_sync, entry, warm)
+                backend = self.backend.load(entry, self.device)
+                entry.version()  # hash the weights here, once, not on the event loop at the next ListModels
+                if warm:
+                    self.backend.warmup(backend)
             except errors.TatorError as exc:
                 slot.failure, slot.failed_files = exc, files
                 raise
@@ -237,17 +265,10 @@ class ModelRepository(Generic[B]):
                     "MODEL_LOAD_FAILED", f"model {entry.id}: {type(exc).__name__}: {exc}"[:600],
                     model_id=entry.id), files
                 raise slot.failure from exc
-            finally:
-                slot.loading = False
             slot.backend, slot.failure, slot.failed_files = backend, None, ()
-            log.info("model loaded", extra={"fields": {"model_id": entry.id, "device": self.device}})
-            return backend
-
-    def _load_sync(self, entry: ModelEntry, warm: bool) -> B:
-        backend = self.backend.load(entry, self.device)
-        entry.version()  # hash the weights here, once, not on the event loop at the next ListModels
-        if warm:
-            self.backend.warmup(backend)
+        finally:
+            slot.loading = False
+        log.info("model loaded", extra={"fields": {"model_id": entry.id, "device": self.device}})
         return backend
 
     async def unload(self, model_id: str) -> None:

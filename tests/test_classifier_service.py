@@ -528,3 +528,51 @@ async def test_tier1_steps(svc, world):
     smoke = {s.name: s for s in registered_steps()}
     for name in ("core.classifier.health", "core.classifier.list_models"):   # Tier 0 checks of this service
         await smoke[name].fn(ctx)
+
+
+async def test_model_management_surface(world, tmp_path):
+    """tator.common.v1.ModelManagementService on the classifier: an unloaded backbone or head stays
+    unloaded until LoadModel, and a default set there is in the registry file after a restart."""
+    from svc_classifier import tiny
+    from svc_classifier.server import build_spec
+    from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+    from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
+
+    models = tmp_path / "models"
+    shutil.copytree(world.models, models)  # the module's registry stays as it is
+    settings = settings_for(world, registry=models / "registry.yaml", heads_dir=tmp_path / "heads")
+    _, data = val_image(world)
+    box = [(10.0, 10.0, 40.0, 40.0)]
+    for step in ("change", "after restart"):
+        running = await start_server(build_spec(settings), settings)
+        await asyncio.wait_for(running.ready.wait(), 120)
+        client = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=120)
+        manage = ServiceClient(running.address, mpbg.ModelManagementServiceStub, timeout_s=120)
+        try:
+            listed = {m.id: m for m in (await manage.call("ListModels", mpb.ListModelsRequest())).models}
+            assert {tiny.CLIP_ID, tiny.DINO_ID, tiny.HEAD_ID, "head-stale"} <= set(listed)
+            if step == "change":
+                assert listed[tiny.CLIP_ID].is_default and listed[tiny.HEAD_ID].is_default
+                for mid in (tiny.CLIP_ID, tiny.HEAD_ID):
+                    resp = await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id=mid))
+                    assert not resp.model.loaded
+                    code, _, meta = await status_of(classify(client, data, box))
+                    assert code == grpc.StatusCode.FAILED_PRECONDITION and meta["model_id"] == mid
+                    resp = await manage.call("LoadModel", mpb.LoadModelRequest(model_id=mid))
+                    assert resp.model.loaded and resp.model.state == cpb.MODEL_STATE_READY
+                    assert (await classify(client, data, box)).results[0].ok
+                await manage.call("SetDefaultModel", mpb.SetDefaultModelRequest(model_id=tiny.DINO_ID))
+                await manage.call("SetDefaultModel", mpb.SetDefaultModelRequest(model_id="head-stale"))
+                code, reason, _ = await status_of(manage.call("SetDefaultModel",
+                                                              mpb.SetDefaultModelRequest(model_id="nobody")))
+                assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "MODEL_NOT_FOUND")
+            else:
+                assert listed[tiny.DINO_ID].is_default and not listed[tiny.CLIP_ID].is_default
+                assert listed["head-stale"].is_default and not listed[tiny.HEAD_ID].is_default
+                emb = await client.call("Embed", pb.EmbedRequest(image=image_ref(data, with_bytes=False),
+                                                                 boxes=boxes_pb(box)), image_data=data)
+                assert emb.backbone_id == tiny.DINO_ID  # a request naming no backbone gets the new default
+        finally:
+            await manage.close()
+            await client.close()
+            await running.stop()
