@@ -11,6 +11,7 @@ user's own. The price is disk space for one more copy.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -184,3 +185,49 @@ def remove_model(registry: Path, name: str, *, force: bool = False, keep_files: 
     else:
         doomed.unlink()
     return [doomed]
+
+
+@dataclass
+class Activated:
+    family: str
+    live: bool  # the running service switched at once (and persisted it)
+    note: str = ""
+
+
+def activate_model(registry: Path, name: str, *, address: str | None) -> Activated:
+    """Make `name` its family's default. With the service's `address` (the stack serves this registry),
+    through its SetDefaultModel (it persists the choice and serves it at once); when that service is
+    not running, knows no such model yet, or predates the RPC, the registry file is written here and the
+    service reads it at its next start."""
+    import grpc
+
+    from tator_core.registry import set_default
+
+    entry = Registry.load(registry).get(name)
+    note = ""
+    if address is not None:
+        from tator_core.client import ServiceClient
+        from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
+
+        async def call() -> None:
+            client = ServiceClient(address, models_pb2_grpc.ModelManagementServiceStub, timeout_s=30)
+            try:
+                await client.call("SetDefaultModel", models_pb2.SetDefaultModelRequest(model_id=name))
+            finally:
+                await client.close()
+
+        try:
+            asyncio.run(call())
+            return Activated(entry.family, live=True)
+        except grpc.aio.AioRpcError as exc:
+            service = SERVICE_OF.get(entry.family, entry.family)
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                note = f"the {service} service is not running"
+            elif exc.code() == grpc.StatusCode.NOT_FOUND:
+                note = f"the running {service} service started before {name} was added: restart it to serve it"
+            elif exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                note = f"the running {service} service cannot switch its default live: restart it"
+            else:
+                raise
+    set_default(registry, name)
+    return Activated(entry.family, live=False, note=note)

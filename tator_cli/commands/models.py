@@ -1,7 +1,8 @@
 """`tator models build|add|list|activate|remove`: the local model registry ($TATOR_HOME/models/registry.yaml).
 
-These commands edit the registry file; the services read it when they start, so a running stack sees an
-added model, a new default or a removal after `tator down && tator up`.
+These commands edit the registry file, which the services read when they start: a running stack serves an
+added model or stops listing a removed one after `tator down && tator up`. `activate` goes through the
+running service's SetDefaultModel when it can, so the new default applies at once.
 """
 
 from __future__ import annotations
@@ -127,16 +128,27 @@ def activate(
     name: Annotated[str, typer.Argument(help="Registry id to make its family's default.")],
     registry: RegistryOpt = None,
 ) -> None:
-    """Make a model its family's default (persisted in the registry)."""
-    from tator_core.errors import TatorError
-    from tator_core.registry import Registry, RegistryError, set_default
+    """Make a model its family's default, persisted in the registry; a running stack switches at once."""
+    import grpc
 
+    from tator_cli.checkpoints import SERVICE_OF, activate_model
+    from tator_cli.output import fail_rpc
+    from tator_cli.stack import load_config
+    from tator_core.errors import TatorError
+    from tator_core.registry import Registry, RegistryError
+
+    path = _registry(registry)
     try:
-        set_default(_registry(registry), name)
-        entry = Registry.load(_registry(registry)).get(name)
+        family = Registry.load(path).get(name).family
+        # Only the stack's own registry is the one its services serve; another file is edited offline.
+        address = load_config()[SERVICE_OF[family]].address if registry is None and family in SERVICE_OF else None
+        done = activate_model(path, name, address=address)
     except (TatorError, RegistryError) as exc:
         _fail(getattr(exc, "message", str(exc)))
-    console.print(f"{entry.id} is now the default {entry.family} model")
+    except grpc.aio.AioRpcError as exc:
+        fail_rpc(exc, console)
+    console.print(f"{name} is now the default {done.family} model"
+                  + (" (the running service switched)" if done.live else "") + (f"; {done.note}" if done.note else ""))
 
 
 @models_app.command("remove")
