@@ -51,15 +51,15 @@ def _timed(fn) -> float:
 async def _grpc_caller(address: str, data: bytes, boxes):
     """An async fn doing one gRPC Classify (the image crosses once: warm-up call here)."""
     from tator_core.client import ServiceClient, image_ref
+    from tator_core.convert import boxes_pb
     from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
     from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pbg
-    from tator_core.gen.tator.common.v1 import common_pb2
 
     client = ServiceClient(address, pbg.ClassifierServiceStub, timeout_s=300)
 
     async def call() -> float:
         req = pb.ClassifyRequest(image=image_ref(data, with_bytes=False), batch_size=32,
-                                 boxes=[common_pb2.Box(x1=b[0], y1=b[1], x2=b[2], y2=b[3]) for b in boxes])
+                                 boxes=boxes_pb(boxes))
         t = time.perf_counter()
         resp = await client.call("Classify", req, image_data=data)
         elapsed = time.perf_counter() - t

@@ -250,6 +250,7 @@ async def _start_stub_detector() -> Any:
     """A DetectorService whose Detect only resolves the image (decode once,
     cache by sha): the transport + validation + image-store cost of a real
     service, without a model."""
+    from tator_core.convert import box_pb
     from tator_core.gen.tator.common.v1 import common_pb2
     from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
     from tator_core.images import ImageStore
@@ -261,7 +262,7 @@ async def _start_stub_detector() -> Any:
     class StubDetector(detector_pb2_grpc.DetectorServiceServicer):
         async def Detect(self, request: Any, context: Any) -> Any:
             img = store.resolve(request.image)
-            box = common_pb2.Box(x1=0, y1=0, x2=img.width / 2, y2=img.height / 2)
+            box = box_pb((0, 0, img.width / 2, img.height / 2))
             return detector_pb2.DetectResponse(detections=[common_pb2.Detection(
                 box=box, label="circle", class_id=0, score=0.9, source=common_pb2.DETECTION_SOURCE_YOLO, model_id="stub")])
 

@@ -15,10 +15,9 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from cachetools import LRUCache
-
 from svc_qwen.parsing import cap_terms, parse_synonyms
 from svc_qwen.prompts import synonyms_prompt
+from tator_core.cache import BoundedLRU
 from tator_core.labels import natural_label
 
 GLOSSARY, MODEL, DEFAULT = "glossary", "model", "default"
@@ -108,22 +107,18 @@ class ResultCache:
     """A small thread-safe LRU of synonym results (deep copies in and out)."""
 
     def __init__(self, max_items: int = 32) -> None:
-        self.max_items = max_items
-        self._items: LRUCache[Hashable, SynonymResult] = LRUCache(maxsize=max(1, max_items))
-        self._lock = threading.Lock()
+        self._items: BoundedLRU[Hashable, SynonymResult] = BoundedLRU(max_items)
+        self._count_lock = threading.Lock()
         self.hits = self.misses = 0
 
     def get(self, key: Hashable) -> SynonymResult | None:
-        with self._lock:
-            hit = self._items.get(key)
+        hit = self._items.get(key)
+        with self._count_lock:
             if hit is None:
                 self.misses += 1
-                return None
-            self.hits += 1
-            return copy.deepcopy(hit)
+            else:
+                self.hits += 1
+        return None if hit is None else copy.deepcopy(hit)
 
     def put(self, key: Hashable, value: SynonymResult) -> None:
-        if self.max_items <= 0:
-            return
-        with self._lock:
-            self._items[key] = copy.deepcopy(value)
+        self._items.put(key, copy.deepcopy(value))

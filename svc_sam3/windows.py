@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from tator_core import errors, geometry
-from tator_core.convert import window_pb
+from tator_core.convert import box_xyxy, window_pb
 from tator_core.gen.tator.common.v1 import common_pb2
 
 FULL = "full"
@@ -94,7 +94,7 @@ def plan_contexts(spec: common_pb2.WindowSpec | None, width: int, height: int, *
     if include_full:
         wins.append((FULL, full.box, "windows.include_full"))
     for i, w in enumerate(spec.windows):
-        b = (w.box.x1, w.box.y1, w.box.x2, w.box.y2)
+        b = box_xyxy(w.box)
         path = f"windows.windows[{i}]"
         if not w.HasField("box") or not geometry.is_valid_box(b):
             raise errors.invalid_argument(f"{path}.box", "needs finite corners with x2 > x1 and y2 > y1")

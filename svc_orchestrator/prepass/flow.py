@@ -22,8 +22,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachetools import LRUCache
-
 from svc_orchestrator.clients import CallStats, RemoteCallError, ServiceClients
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.config import ResolvedConfig
@@ -41,6 +39,7 @@ from svc_orchestrator.prepass.provenance import (
     usable,
 )
 from tator_core import tracing
+from tator_core.cache import BoundedLRU
 from tator_core.convert import box_xyxy
 from tator_core.enums import from_short
 from tator_core.gen.tator.common.v1 import common_pb2
@@ -73,17 +72,11 @@ class FlowInput:
     plan: ModelPlan
 
 
-class SynonymCache:
+class SynonymCache(BoundedLRU[str, dict[str, list[str]]]):
     """Qwen expansions by (labels, glossary, budget, model version): a dataset job asks once."""
 
     def __init__(self, max_items: int = 64) -> None:
-        self._items: LRUCache[str, dict[str, list[str]]] = LRUCache(maxsize=max_items)
-
-    def get(self, key: str) -> dict[str, list[str]] | None:
-        return self._items.get(key)
-
-    def put(self, key: str, value: dict[str, list[str]]) -> None:
-        self._items[key] = value
+        super().__init__(max_items)
 
 
 @dataclass

@@ -33,6 +33,7 @@ def write_overlay(image: Path | bytes, result: Any, out_png: Path, *, min_score:
 
     from PIL import Image, ImageDraw
 
+    from tator_core.convert import box_xyxy
     from tator_core.enums import source_name
 
     src = Image.open(io.BytesIO(image) if isinstance(image, bytes) else image).convert("RGB")
@@ -46,7 +47,7 @@ def write_overlay(image: Path | bytes, result: Any, out_png: Path, *, min_score:
         primary = source_name(cand.source_primary)
         colour = SOURCE_COLOURS.get(primary, OTHER)
         used[primary] = used.get(primary, 0) + 1
-        b = [v * scale for v in (cand.box.x1, cand.box.y1, cand.box.x2, cand.box.y2)]
+        b = [v * scale for v in box_xyxy(cand.box)]
         draw.rectangle(b, outline=colour, width=1 + min(3, len(cand.sources)))
         draw.text((b[0] + 2, max(0, b[1] - 11)), f"{cand.label} {cand.score:.2f}", fill=colour)
     y = 4
