@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tator_core.convert import box_pb, box_xyxy
+from tator_core.convert import ModelStatus, box_pb, box_xyxy, model_info_pb
 from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -71,9 +71,9 @@ class SimulatedEnv:
         lm = list(self.dataset.labelmap)
 
         def info(mid: str, fam: str, labelmap: list[str]) -> common_pb2.ModelInfo:
-            return common_pb2.ModelInfo(id=mid, family=fam, version=self.model_versions.get(mid, ""),
-                                        labelmap=labelmap, device="cpu", state=common_pb2.MODEL_STATE_READY,
-                                        is_default=True, loaded=True)
+            return model_info_pb(ModelStatus(id=mid, family=fam, version=self.model_versions.get(mid, ""),
+                                             device="cpu", state="READY", is_default=True, loaded=True,
+                                             labelmap=labelmap))
 
         return pb.ListModelsResponse(services=[
             pb.ServiceModels(service="detector", address="sim", health=pb.SERVICE_HEALTH_SERVING,
