@@ -94,8 +94,10 @@ deadcode: venv
 	$(PY) scripts/rpc_inventory.py
 
 # device-wheels: the GPU machine's carried set must still resolve, fit and install offline.
+# The stack tests' tiny models are built into $(TATOR_HOME)/test-models once and reused while their
+# build stamp (seed, data, builder sources) matches: the build is most of a stack module's cold time.
 test: fixtures setup-postgres protos-check lint typecheck browser web-test device-wheels
-	$(PY) -m pytest -q -p no:cacheprovider
+	TATOR_TEST_MODELS_DIR=$${TATOR_TEST_MODELS_DIR:-$(TATOR_HOME)/test-models} $(PY) -m pytest -q -p no:cacheprovider
 	$(TATOR) up --detach
 	$(TATOR) regress --tier 0 --tier 1 --fast --baseline tests/baselines/regress.json \
 		--out $(TATOR_HOME)/regress_fast.json || ($(TATOR) down; exit 1)
