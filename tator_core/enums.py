@@ -8,13 +8,16 @@ regression baselines keep their keys.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from tator_core.gen.tator.common.v1 import common_pb2
 
+#: A contract enum's value type (the generated stubs declare each enum as an int subclass).
+E = TypeVar("E", bound=int)
+
 
 def _prefix(enum: Any) -> str:
-    first = enum.DESCRIPTOR.values[0].name  # every contract enum starts with <PREFIX>_UNSPECIFIED
+    first: str = enum.DESCRIPTOR.values[0].name  # every contract enum starts with <PREFIX>_UNSPECIFIED
     return first[: -len("UNSPECIFIED")]
 
 
@@ -22,19 +25,20 @@ def short_name(enum: Any, value: int) -> str:
     """"" for UNSPECIFIED (unset), else the short name."""
     if value == 0:
         return ""
-    return enum.Name(value)[len(_prefix(enum)):].lower()
+    name: str = enum.Name(value)
+    return name[len(_prefix(enum)):].lower()
 
 
-def from_short(enum: Any, name: str) -> int:
-    """The value of a short name; UNSPECIFIED (0) for "" ; ValueError for a name the enum lacks."""
-    if not name:
-        return 0
-    return int(enum.Value(_prefix(enum) + name.upper()))
+def from_short(enum: type[E], name: str) -> E:
+    """The value of a short name, typed as the enum the message fields take; UNSPECIFIED (0) for "";
+    ValueError for a name the enum lacks."""
+    wrapper: Any = enum  # at run time a protobuf EnumTypeWrapper (Value, DESCRIPTOR), not a class
+    return cast(E, int(wrapper.Value(_prefix(wrapper) + name.upper())) if name else 0)
 
 
 def source_name(value: int) -> str:
     return short_name(common_pb2.DetectionSource, value)
 
 
-def source_value(name: str) -> int:
+def source_value(name: str) -> common_pb2.DetectionSource:
     return from_short(common_pb2.DetectionSource, name)

@@ -177,7 +177,7 @@ class SimulatedEnv:
         for k, cl in enumerate(greedy_clusters(scored, 0.75)):
             members = [scored[i] for i in cl]
             rep = members[0]
-            by_src: dict[int, float] = {}
+            by_src: dict[common_pb2.DetectionSource, float] = {}
             for m in members:
                 src = m.ref.detection.source
                 by_src[src] = max(by_src.get(src, 0.0), m.score)

@@ -58,7 +58,8 @@ class AtomLog:
     def __init__(self) -> None:
         self.atoms: list[pb.Atom] = []
 
-    def add(self, stage: int, pass_kind: int, det: common_pb2.Detection, prompt_origin: str = "") -> pb.Atom:
+    def add(self, stage: pb.PrepassStage, pass_kind: pb.AtomPass, det: common_pb2.Detection,
+            prompt_origin: str = "") -> pb.Atom:
         atom = pb.Atom(atom_id=f"a{len(self.atoms) + 1:07d}", stage=stage, pass_kind=pass_kind,
                        prompt_origin=prompt_origin)
         atom.detection.CopyFrom(det)
