@@ -140,3 +140,12 @@ def channel_credentials() -> grpc.ChannelCredentials | None:
         root_certificates=Path(ca).read_bytes(),
         private_key=Path(key).read_bytes() if cert and key else None,
         certificate_chain=Path(cert).read_bytes() if cert and key else None)
+
+
+def aio_channel(address: str, options: list[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
+    """A plain asyncio channel to `address`: TLS when TATOR_TLS_* says so (channel_credentials), else
+    plaintext. For short calls outside ServiceClient (health probes, the regression steps)."""
+    creds = channel_credentials()
+    if creds is not None:
+        return grpc.aio.secure_channel(address, creds, options=options)
+    return grpc.aio.insecure_channel(address, options=options)

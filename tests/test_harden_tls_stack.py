@@ -5,6 +5,7 @@ refused, the stack's own clients get through."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -133,7 +134,7 @@ def _grpc_web(port: int, method: str) -> tuple[int, dict, bytes]:
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
 
 
-def test_tator_up_with_mtls_serves_its_clients_and_refuses_plaintext(tmp_path):
+def test_tator_up_with_mtls_serves_its_clients_and_refuses_plaintext(tmp_path, monkeypatch):
     home = tmp_path / "home"
     (home / "data").mkdir(parents=True)
     (home / "models").mkdir()
@@ -168,6 +169,15 @@ def test_tator_up_with_mtls_serves_its_clients_and_refuses_plaintext(tmp_path):
         plain = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=30)
         assert (with_tls.returncode, with_tls.stdout.strip()) == (0, "SERVING"), with_tls.stderr
         assert plain.returncode == 1 and plain.stdout.strip() == "UNAVAILABLE"
+        # The regression harness's own channels (tator_core.auth.aio_channel) follow TATOR_TLS_* too.
+        from tator_fixtures.regress.runner import health
+
+        for key in ("TATOR_TLS_CA_FILE", "TATOR_TLS_CERT_FILE", "TATOR_TLS_KEY_FILE"):
+            monkeypatch.delenv(key, raising=False)
+        assert asyncio.run(health(orch)) == "UNREACHABLE"
+        for key, value in tls_env(home).items():
+            monkeypatch.setenv(key, value)
+        assert asyncio.run(health(orch)) == "SERVING"
         # The CLI (a later command, without TATOR_TLS) finds the material `tator up` recorded.
         cli_env = {k: v for k, v in env.items() if k != "TATOR_TLS"}
         status = subprocess.run([*tator, "status", "--json"], env=cli_env, capture_output=True, text=True,

@@ -49,8 +49,10 @@ async def health(address: str) -> str:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from tator_core.auth import aio_channel
+
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with aio_channel(address) as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT_S
             )

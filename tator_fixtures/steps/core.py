@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tator_core.auth import call_metadata
+from tator_core.auth import aio_channel, call_metadata
 from tator_fixtures.regress import StepContext, step
 
 MODEL_SERVICES = {
@@ -30,11 +30,10 @@ def _modules(service: str) -> tuple[Any, Any]:
 
 async def _call(ctx: StepContext, service: str, method: str, request_name: str) -> Any:
     """One unary call on `service` with an empty request of type `request_name`."""
-    import grpc
 
     pb2, pb2_grpc = _modules(service)
     stub_name = MODEL_SERVICES[service][0] if service in MODEL_SERVICES else "OrchestratorService"
-    async with grpc.aio.insecure_channel(ctx.addresses[service]) as channel:
+    async with aio_channel(ctx.addresses[service]) as channel:
         stub = getattr(pb2_grpc, f"{stub_name}Stub")(channel)
         return await getattr(stub, method)(getattr(pb2, request_name)(), timeout=ctx.deadline_s,
                                            metadata=call_metadata())
@@ -68,10 +67,9 @@ def _register_model_service(service: str, service_name: str, families: tuple[str
     @step(f"core.{service}.health", tier=0, service=service, deadline_s=DEADLINE_S)
     async def health(ctx: StepContext) -> dict:
         """The per-service health name must be SERVING too, not only the server's overall status."""
-        import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        async with grpc.aio.insecure_channel(ctx.addresses[service]) as channel:
+        async with aio_channel(ctx.addresses[service]) as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=full_name), timeout=ctx.deadline_s
             )
