@@ -196,9 +196,9 @@ class Activated:
 
 def activate_model(registry: Path, name: str, *, address: str | None) -> Activated:
     """Make `name` its family's default. With the service's `address` (the stack serves this registry),
-    through its SetDefaultModel (it persists the choice and serves it at once); when that service is
-    not running, knows no such model yet, or predates the RPC, the registry file is written here and the
-    service reads it at its next start."""
+    through its SetDefaultModel (it persists the choice and serves it at once; a model added since it
+    started is adopted first); when that service is not running, does not list the model, or predates
+    the RPC, the registry file is written here and the service reads it at its next start."""
     import grpc
 
     from tator_core.registry import set_default
@@ -224,7 +224,7 @@ def activate_model(registry: Path, name: str, *, address: str | None) -> Activat
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 note = f"the {service} service is not running"
             elif exc.code() == grpc.StatusCode.NOT_FOUND:
-                note = f"the running {service} service started before {name} was added: restart it to serve it"
+                note = f"the running {service} service does not list {name} (does it serve another registry?)"
             elif exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 note = f"the running {service} service cannot switch its default live: restart it"
             else:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import yaml
+
 from tator_core import errors
 from tator_core import registry as registry_mod
 from tator_core.batching import MicroBatcher, device_executor
@@ -116,14 +118,40 @@ class ModelRepository(Generic[B]):
         self.executor = device_executor(service)
         self._slots: dict[str, _Slot[B]] = {
             e.id: _Slot(e) for e in registry.entries.values() if e.family in self.families}
+        self._registry_seen = file_signature(registry.source) if registry.source is not None else ()
 
     # --- lookup ----------------------------------------------------------------
 
     def ids(self) -> list[str]:
         return list(self._slots)
 
+    def adopt_new_entries(self) -> list[str]:
+        """Entries of this repository's families the registry file gained since it was read (`tator
+        models add` on a running stack): known from now on and loaded on first use like the others.
+        Additions only: a removed or edited entry keeps its current form until a restart, so no model
+        changes under calls already using it. One stat when the file is unchanged."""
+        source = self.registry.source
+        if source is None or file_signature(source) == self._registry_seen:
+            return []
+        self._registry_seen = file_signature(source)
+        try:
+            fresh = Registry.load(source, families=set(self.families))
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # the writers rename atomically; still, never fatal
+            log.warning("registry not re-read", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
+            return []
+        added = [e for e in fresh.entries.values() if e.id not in self._slots and e.id not in self.registry.entries]
+        for entry in added:
+            self.registry.entries[entry.id] = entry
+            self._slots[entry.id] = _Slot(entry)
+            if entry.default:  # the file made it its group's default (the first of its family, or asked for)
+                self.registry.mark_default(entry.id)
+            log.info("model added to the registry", extra={"fields": {"model_id": entry.id}})
+        return [e.id for e in added]
+
     def _slot(self, model_id: str) -> _Slot[B]:
         slot = self._slots.get(model_id)
+        if slot is None and self.adopt_new_entries():
+            slot = self._slots.get(model_id)
         if slot is None:
             raise errors.not_found("MODEL_NOT_FOUND", f"no {self.service} model {model_id!r} in the registry",
                                    model_id=model_id, known=",".join(sorted(self._slots)))
@@ -174,10 +202,12 @@ class ModelRepository(Generic[B]):
             loaded=backend is not None, extra=dict(extra), trained_on=entry.trained_on)
 
     def statuses(self) -> list[ModelStatus]:
+        self.adopt_new_entries()
         return [self.status(mid) for mid in self._slots]
 
     def statuses_if_cheap(self) -> list[ModelStatus] | None:
         """statuses() when every weight hash is already known (no file read: fine on the event loop)."""
+        self.adopt_new_entries()
         if any(slot.entry.cached_version() is None for slot in self._slots.values()):
             return None
         return self.statuses()

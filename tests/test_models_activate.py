@@ -1,9 +1,11 @@
 """`tator models activate` on the stack's registry: through the running detector's SetDefaultModel when it
-is up (the service switches at once and persists it), else straight into the registry file."""
+is up (the service switches at once and persists it), else straight into the registry file; and a model
+added to the registry while the detector runs is served without a restart."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 from pathlib import Path
 
@@ -15,11 +17,14 @@ from typer.testing import CliRunner
 from svc_detector.server import build_spec
 from svc_detector.settings import DetectorSettings
 from tator_cli.main import app
-from tator_core.client import ServiceClient
+from tator_core.client import ServiceClient, image_ref
 from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
+from tator_core.gen.tator.detector.v1 import detector_pb2 as pb
+from tator_core.gen.tator.detector.v1 import detector_pb2_grpc
 from tator_core.registry import Registry, add_entry
 from tator_core.server import start_server
 from tator_fixtures import REPO_ROOT, YOLO_FIXTURE
+from tator_fixtures.synth import render_scene
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"),
               pytest.mark.skipif(not YOLO_FIXTURE.is_file(), reason="the committed YOLO fixture is absent")]
@@ -59,6 +64,12 @@ def point_cli_at(monkeypatch, home: Path, detector_address: str) -> None:
     monkeypatch.delenv("TATOR_TOKEN", raising=False)
 
 
+def png(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 async def tator(*args: str):
     return await asyncio.to_thread(CliRunner().invoke, app, list(args))
 
@@ -81,14 +92,28 @@ async def test_a_running_service_switches_at_once_and_the_file_keeps_it(detector
     assert Registry.load(home / "models" / "registry.yaml").default("yolo").id == "b"
 
 
-async def test_a_model_added_after_the_service_started_is_written_with_a_note(detector, home, monkeypatch):
+async def test_a_model_added_while_the_service_runs_is_served_and_activated_live(detector, home, monkeypatch):
+    """`tator models add` on a running stack: the repository adopts the new entry (ListModels, Detect),
+    and activate switches to it at once."""
     point_cli_at(monkeypatch, home, detector.address)
     add_entry(home / "models" / "registry.yaml", {"id": "late", "family": "yolo", "path": "user/shared/best.pt"})
+    client = ServiceClient(detector.address, models_pb2_grpc.ModelManagementServiceStub, timeout_s=120)
+    try:
+        listed = await client.call("ListModels", models_pb2.ListModelsRequest())
+        assert "late" in {m.id for m in listed.models}
+    finally:
+        await client.close()
+    image, _ = render_scene(11, 0)
+    detect = ServiceClient(detector.address, detector_pb2_grpc.DetectorServiceStub, timeout_s=120)
+    try:
+        resp = await detect.call("Detect", pb.DetectRequest(image=image_ref(png(image)), model_ids=["late"], conf=0.3))
+    finally:
+        await detect.close()
+    assert [r.model_id for r in resp.runs] == ["late"] and resp.detections  # the fixture finds the shapes
     res = await tator("models", "activate", "late")
-    text = " ".join(res.output.split())
-    assert res.exit_code == 0 and "started before late was added" in text and "restart" in text
+    assert res.exit_code == 0 and "running service switched" in " ".join(res.output.split()), res.output
+    assert await served_default(detector.address) == "late"
     assert Registry.load(home / "models" / "registry.yaml").default("yolo").id == "late"
-    assert await served_default(detector.address) == "b"  # unchanged until a restart
 
 
 async def test_without_a_running_service_the_registry_file_is_written(home, monkeypatch):

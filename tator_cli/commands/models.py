@@ -1,8 +1,9 @@
 """`tator models build|add|list|activate|remove`: the local model registry ($TATOR_HOME/models/registry.yaml).
 
-These commands edit the registry file, which the services read when they start: a running stack serves an
-added model or stops listing a removed one after `tator down && tator up`. `activate` goes through the
-running service's SetDefaultModel when it can, so the new default applies at once.
+These commands edit the registry file. A running service adopts an added model on its next ListModels or
+the first call naming it (tator_core.lifecycle); it stops listing a removed one at its next start.
+`activate` goes through the running service's SetDefaultModel when it can, so the new default applies
+at once.
 """
 
 from __future__ import annotations
