@@ -26,7 +26,7 @@ import yaml
 
 from tator_cli.stack import load_config
 from tator_core.labels import LabelmapError, read_labelmap
-from tator_core.registry import Registry, add_entry, remove_entry
+from tator_core.registry import USER_DIR, Registry, add_entry, remove_entry
 
 #: Which service serves (and so checks) each family a user may add.
 SERVICE_OF = {"yolo": "detector", "rfdetr": "detector", "sam3": "sam3", "qwen": "qwen", "clip": "classifier",
@@ -34,8 +34,6 @@ SERVICE_OF = {"yolo": "detector", "rfdetr": "detector", "sam3": "sam3", "qwen": 
 #: Families whose weights carry a fixed class list; the others take prompts (SAM3, Qwen) or give embeddings
 #: (CLIP, DINOv3), so a labelmap would be checked against nothing.
 CLASS_FAMILIES = frozenset({"yolo", "rfdetr"})
-#: Where added models live, under the model directory (one folder per model).
-USER_DIR = "user"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 CHECK_TIMEOUT_S = 900.0
 

@@ -41,6 +41,9 @@ from tator_core import errors
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.hashing import atomic_write_text, cached_path_version, path_version
 
+#: Folder beside the registry file where `tator models add` places users' models, one folder each; the
+#: fixture build (`tator models build`) leaves entries there alone.
+USER_DIR = "user"
 FAMILIES = frozenset({"yolo", "rfdetr", "sam3", "qwen", "clip", "dinov3", "head"})
 #: Families that share one default (the classifier's backbones); any other family is its own group.
 DEFAULT_GROUPS = {"clip": "backbone", "dinov3": "backbone"}

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from tator_core import registry as registry_mod
 from tator_fixtures import DEMO_IMAGES, TRAIN_SEED, YOLO_FIXTURE
 from tator_fixtures.fuzz_pack import sha256_file
 from tator_fixtures.synth import GENERATOR_VERSION, SPLITS, generate
@@ -90,7 +91,9 @@ def _up_to_date(out: Path, inputs: str) -> bool:
     if json.loads(stamp.read_text()).get("inputs") != inputs:
         return False
     entries = (yaml.safe_load(registry.read_text()) or {}).get("models") or []
-    return all((out / entry["path"]).exists() for entry in entries)
+    # A user's model (tator models add) that went missing is theirs to fix, not a reason to rebuild.
+    return all((out / entry["path"]).exists() for entry in entries
+               if not str(entry["path"]).startswith(f"{registry_mod.USER_DIR}/"))
 
 
 def _check_entries(entries: list[dict[str, Any]]) -> None:
@@ -120,6 +123,19 @@ def _record_training(entries: list[dict[str, Any]], data: Path) -> None:
             entry["trained_on"] = head.to_dict()
 
 
+def merged(built: list[dict[str, Any]], existing: list[Any]) -> list[dict[str, Any]]:
+    """The built entries, then every existing entry the build did not make (users' models). A kept
+    entry that is its group's default stays the default: a rebuild must not undo `tator models activate`."""
+    ids = {e["id"] for e in built}
+    kept = [dict(m) for m in existing if isinstance(m, dict) and str(m.get("id")) not in ids]
+    for chosen in (m for m in kept if m.get("default")):
+        group = registry_mod.default_group(str(chosen.get("family")))
+        for e in built:
+            if registry_mod.default_group(str(e["family"])) == group:
+                e["default"] = False
+    return built + kept
+
+
 def build_models(out: Path, *, data: Path, seed: int = 0, force: bool = False) -> Path:
     """Build every model into `out` (once) and return the registry path. `data` is the synthetic
     dataset the classifier head trains on; it is generated with the demo settings if absent."""
@@ -137,7 +153,11 @@ def build_models(out: Path, *, data: Path, seed: int = 0, force: bool = False) -
         entries += importlib.import_module(module).build(out, seed=seed, **{k: available[k] for k in extra})
     _check_entries(entries)
     _record_training(entries, data)
-    _write_atomic(out / REGISTRY, "# Written by `tator models build`; paths are relative to this file.\n"
-                  + yaml.safe_dump({"models": entries}, sort_keys=False))
+    try:  # under the registry's lock, keeping what `tator models add|activate` put there
+        with registry_mod.edit(out / REGISTRY) as doc:
+            doc["models"] = merged(entries, doc["models"])
+    except (registry_mod.RegistryError, yaml.YAMLError):  # an unreadable registry is replaced by the build
+        _write_atomic(out / REGISTRY, "# Written by `tator models build`; paths are relative to this file.\n"
+                      + yaml.safe_dump({"models": entries}, sort_keys=False))
     _write_atomic(out / STAMP, json.dumps({"inputs": inputs}, indent=2) + "\n")
     return out / REGISTRY

@@ -117,3 +117,25 @@ def test_models_build_fails_loudly_on_a_missing_builder(
     monkeypatch.setitem(models_mod.BUILDERS, "svc_nowhere.tiny", ())
     with pytest.raises(RuntimeError, match="model builder svc_nowhere.tiny is missing"):
         models_mod.build_models(tmp_path / "models", data=small_dataset)
+
+
+@pytest.mark.usefixtures("fake_builders")
+def test_a_rebuild_keeps_users_models_and_their_default(small_dataset: Path, tmp_path: Path) -> None:
+    from tator_core.registry import add_entry
+
+    out = tmp_path / "models"
+    registry_path = models_mod.build_models(out, data=small_dataset)
+    mine = out / "user" / "mine" / "weights.bin"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"user's model")
+    add_entry(registry_path, {"id": "mine", "family": "sam3", "path": "user/mine/weights.bin", "default": True})
+
+    models_mod.build_models(out, data=small_dataset, force=True)
+    registry = Registry.load(registry_path)
+    assert sorted(registry.entries) == ["head-synth", "mine", "sam3-tiny", "yolo-synth"]
+    assert registry.default("sam3").id == "mine" and not registry.get("sam3-tiny").default
+    assert registry.default("yolo").id == "yolo-synth"
+    calls = (out / "calls.log").read_text().count("\n")
+    mine.unlink()  # the user's file vanishing is not the build's to repair
+    models_mod.build_models(out, data=small_dataset)
+    assert (out / "calls.log").read_text().count("\n") == calls
