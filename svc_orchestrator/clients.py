@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from tator_core import errors
-from tator_core.client import ServiceClient
+from tator_core.client import KEEPALIVE_S, KEEPALIVE_TIMEOUT_S, ServiceClient
 from tator_core.convert import boxes_pb
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.classifier.v1 import classifier_pb2, classifier_pb2_grpc
@@ -202,6 +202,11 @@ class ServiceState:
     error: str = ""
 
 
+# How long a service that answered may go unanswered before a probe says so: the keepalive's time to
+# drop a silent connection, and a margin.
+SILENT_PEER_GRACE_S = KEEPALIVE_S + KEEPALIVE_TIMEOUT_S + 5.0
+
+
 class ServiceClients:
     """The four typed clients plus a short-lived cache of their ListModels answers."""
 
@@ -217,6 +222,7 @@ class ServiceClients:
         self.health_timeout_s = health_timeout_s
         self.models_ttl_s = models_ttl_s
         self._states: dict[str, tuple[float, ServiceState]] = {}
+        self._last_serving: dict[str, tuple[float, ServiceState]] = {}
         self._lock = asyncio.Lock()
 
     def by_name(self, service: str) -> ModelServiceClient:
@@ -227,6 +233,16 @@ class ServiceClients:
         try:
             models = await client.list_models(self.health_timeout_s)
         except RemoteCallError as exc:
+            last = self._last_serving.get(service)
+            if (exc.remote.code == grpc.StatusCode.DEADLINE_EXCEEDED and last is not None
+                    and time.monotonic() - last[0] < SILENT_PEER_GRACE_S
+                    and client.raw.channel.get_state() == grpc.ChannelConnectivity.READY):
+                # No answer at all, from a service that answered moments ago and whose channel still has
+                # a live connection: one of its replicas went silent (a dead host sends no reset) and round
+                # robin picked it. Keepalive drops that replica within the grace and the model calls are
+                # retried on the others, so the last answer stands until then instead of failing the
+                # stage now. A service that is down (connections refused) is not READY: reported as such.
+                return last[1]
             health = await client.health(self.health_timeout_s)
             if health == "SERVING" and exc.remote.code == grpc.StatusCode.UNAVAILABLE:
                 # The probe has its own channel. After a restart the call channel reconnects on its own
@@ -234,7 +250,10 @@ class ServiceClients:
                 health = "UNREACHABLE"
             return ServiceState(service, client.address, health, [], exc.remote.message)
         health = await client.health(self.health_timeout_s)
-        return ServiceState(service, client.address, health, models)
+        state = ServiceState(service, client.address, health, models)
+        if health == "SERVING":
+            self._last_serving[service] = (time.monotonic(), state)
+        return state
 
     async def states(self, services: Sequence[str] = SERVICES, *, fresh: bool = False) -> dict[str, ServiceState]:
         """Health and models of each service; answers younger than models_ttl_s are reused."""
