@@ -101,6 +101,9 @@ class ModelEntry:
     default: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     trained_on: TrainingRecord | None = None
+    #: The path as the registry file gives it when it is relative and stays in the registry's directory
+    #: ("yolo-synth/best.pt"): what messages show, never the server's absolute layout.
+    written_path: str = ""
 
     @property
     def exists(self) -> bool:
@@ -108,7 +111,11 @@ class ModelEntry:
 
     @property
     def missing_reason(self) -> str:
-        return "" if self.exists else f"weights not found at {self.path}"
+        if self.exists:
+            return ""
+        if self.written_path:
+            return f"weights not found at {self.written_path} (relative to the model registry)"
+        return f"weights not found: {self.path.name}"
 
     def version(self) -> str:
         return path_version(self.path) if self.exists else ""
@@ -150,6 +157,7 @@ class Registry:
                 id=str(raw["id"]), family=fam, path=p if p.is_absolute() else (path.parent / p).resolve(),
                 labelmap=[str(x) for x in raw["labelmap"]] if raw.get("labelmap") else None,
                 default=bool(raw.get("default", False)), options=dict(raw.get("options") or {}),
+                written_path=str(p) if not p.is_absolute() and ".." not in p.parts else "",
                 trained_on=TrainingRecord.parse(raw["trained_on"], f"{path}: models[{i}]")
                 if raw.get("trained_on") else None,
             ))
