@@ -92,14 +92,14 @@ async def measure(ports: dict[str, int], concurrency: int, seconds: float, round
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
+    from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
 
     echo_ch = grpc.aio.insecure_channel(f"127.0.0.1:{ports['echo']}")
     tator_ch = grpc.aio.insecure_channel(f"127.0.0.1:{ports['tator']}")
     echo = echo_ch.unary_unary(ECHO_METHOD)
-    stub = detector_pb2_grpc.DetectorServiceStub(tator_ch)
+    stub = models_pb2_grpc.ModelManagementServiceStub(tator_ch)  # the detector serves it too
     health_stub = health_pb2_grpc.HealthStub(tator_ch)
-    list_req, health_req = detector_pb2.ListModelsRequest(), health_pb2.HealthCheckRequest()
+    list_req, health_req = models_pb2.ListModelsRequest(), health_pb2.HealthCheckRequest()
     calls = {"echo": lambda: echo(b""), "list_models": lambda: stub.ListModels(list_req),
              "health": lambda: health_stub.Check(health_req)}
     for fn in calls.values():  # connect and warm every path

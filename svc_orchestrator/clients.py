@@ -66,7 +66,6 @@ class ModelServiceClient:
 
     service = ""
     stub_factory: Callable[[grpc.aio.Channel], Any]
-    list_request: Any
 
     def __init__(self, address: str, *, timeout_s: float = 120.0, max_message_mb: int = 64) -> None:
         self.address = address
@@ -89,8 +88,11 @@ class ModelServiceClient:
                                    request.ByteSize(), response.ByteSize())
 
     async def list_models(self, timeout_s: float = 3.0) -> list[common_pb2.ModelInfo]:
-        response, _ = await self.call("ListModels", type(self).list_request(), timeout_s=timeout_s)
-        return list(response.models)
+        """Every model of the service, from its tator.common.v1.ModelManagementService."""
+        try:
+            return list(await self.raw.list_models(timeout_s=timeout_s))
+        except grpc.aio.AioRpcError as exc:
+            raise RemoteCallError(self.service, "ListModels", parse_rpc_error(exc)) from exc
 
     async def health(self, timeout_s: float = 3.0) -> str:
         return await self.raw.health("", timeout_s)
@@ -106,7 +108,6 @@ def _image(sha: str) -> common_pb2.ImageRef:
 class DetectorClient(ModelServiceClient):
     service = "detector"
     stub_factory = detector_pb2_grpc.DetectorServiceStub
-    list_request = detector_pb2.ListModelsRequest
 
     async def detect(self, sha: str, data: bytes, *, model_ids: Sequence[str], mode: detector_pb2.DetectMode, tile_size: int,
                      tile_overlap: float, conf: float, iou: float, merge_iou: float,
@@ -123,7 +124,6 @@ class DetectorClient(ModelServiceClient):
 class Sam3Client(ModelServiceClient):
     service = "sam3"
     stub_factory = sam3_pb2_grpc.Sam3ServiceStub
-    list_request = sam3_pb2.ListModelsRequest
 
     async def segment_text(self, sha: str, data: bytes, *, prompts: dict[str, list[str]],
                            windows: common_pb2.WindowSpec, score: float, mask_threshold: float,
@@ -150,7 +150,6 @@ class Sam3Client(ModelServiceClient):
 class QwenClient(ModelServiceClient):
     service = "qwen"
     stub_factory = qwen_pb2_grpc.QwenServiceStub
-    list_request = qwen_pb2.ListModelsRequest
 
     async def expand_synonyms(self, labels: Sequence[str], glossary: str, *, max_terms: int, model_id: str,
                               seed: int, timeout_s: float | None = None,
@@ -175,7 +174,6 @@ class QwenClient(ModelServiceClient):
 class ClassifierClient(ModelServiceClient):
     service = "classifier"
     stub_factory = classifier_pb2_grpc.ClassifierServiceStub
-    list_request = classifier_pb2.ListModelsRequest
 
     async def classify(self, sha: str, data: bytes, boxes: Sequence[Box], *, head_id: str,
                        timeout_s: float | None = None) -> tuple[classifier_pb2.ClassifyResponse, CallStats]:

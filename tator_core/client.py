@@ -159,9 +159,10 @@ class ServiceClient:
         return meta
 
     async def call(self, method: str, request: Any, *, image_data: bytes | None = None,
-                   timeout_s: float | None = None, request_id: str | None = None) -> Any:
-        """Unary call. With image_data, `request.image` follows the image protocol."""
-        rpc = getattr(self.stub, method)
+                   timeout_s: float | None = None, request_id: str | None = None, stub: Any = None) -> Any:
+        """Unary call. With image_data, `request.image` follows the image protocol. `stub`: another
+        service on the same channel (e.g. a model service's ModelManagementService)."""
+        rpc = getattr(stub if stub is not None else self.stub, method)
         timeout = downstream_timeout(timeout_s or self.timeout_s)
         meta = self._metadata(request_id)
         sha = request.image.sha256 if image_data is not None else None
@@ -190,6 +191,21 @@ class ServiceClient:
     def _count_sent(self, request: Any, image_data: bytes | None) -> None:
         if image_data is not None and request.image.HasField("data"):
             self.image_bytes_sent += len(request.image.data)
+
+    async def list_models(self, *, timeout_s: float | None = None, page_size: int = 1000) -> list[Any]:
+        """Every model of a model service, from tator.common.v1.ModelManagementService (all pages)."""
+        from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
+
+        stub = models_pb2_grpc.ModelManagementServiceStub(self.channel)  # type: ignore[no-untyped-call]  # protoc's grpc module has no annotations
+        models: list[Any] = []
+        token = ""
+        while True:
+            resp = await self.call("ListModels", models_pb2.ListModelsRequest(page_size=page_size, page_token=token),
+                                   timeout_s=timeout_s, stub=stub)
+            models += resp.models
+            token = resp.next_page_token
+            if not token:
+                return models
 
     async def stream(self, method: str, request: Any, *, timeout_s: float | None = None,
                      request_id: str | None = None) -> AsyncIterator[Any]:

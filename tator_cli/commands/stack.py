@@ -72,30 +72,30 @@ def _down() -> None:
 async def _collect(services, config: Path | None = None) -> list[dict]:
     from tator_cli import stack
     from tator_core.client import ServiceClient
-    from tator_core.gen.tator.classifier.v1 import classifier_pb2, classifier_pb2_grpc
-    from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
+    from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc
+    from tator_core.gen.tator.detector.v1 import detector_pb2_grpc
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc
-    from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
-    from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
+    from tator_core.gen.tator.qwen.v1 import qwen_pb2_grpc
+    from tator_core.gen.tator.sam3.v1 import sam3_pb2_grpc
 
-    stubs = {
-        "detector": (detector_pb2_grpc.DetectorServiceStub, detector_pb2.ListModelsRequest),
-        "sam3": (sam3_pb2_grpc.Sam3ServiceStub, sam3_pb2.ListModelsRequest),
-        "qwen": (qwen_pb2_grpc.QwenServiceStub, qwen_pb2.ListModelsRequest),
-        "classifier": (classifier_pb2_grpc.ClassifierServiceStub, classifier_pb2.ListModelsRequest),
-        "orchestrator": (orchestrator_pb2_grpc.OrchestratorServiceStub, None),
+    stubs = {  # the model services list their models through tator.common.v1.ModelManagementService
+        "detector": (detector_pb2_grpc.DetectorServiceStub, True),
+        "sam3": (sam3_pb2_grpc.Sam3ServiceStub, True),
+        "qwen": (qwen_pb2_grpc.QwenServiceStub, True),
+        "classifier": (classifier_pb2_grpc.ClassifierServiceStub, True),
+        "orchestrator": (orchestrator_pb2_grpc.OrchestratorServiceStub, False),
     }
     rows = []
     for name in stack.ORDER:
         svc = services[name]
-        stub, req = stubs[name]
+        stub, has_models = stubs[name]
         client = ServiceClient(svc.address, stub, timeout_s=5)
         row = {"service": name, "address": svc.address, "health": await client.health(), "device": "", "models": []}
-        if row["health"] != "UNREACHABLE" and req is not None:
+        if row["health"] != "UNREACHABLE" and has_models:
             try:
-                resp = await client.call("ListModels", req())
-                row["models"] = [{"id": m.id, "state": m.state, "loaded": m.loaded} for m in resp.models]
-                row["device"] = next((m.device for m in resp.models if m.device), "")
+                models = await client.list_models()
+                row["models"] = [{"id": m.id, "state": m.state, "loaded": m.loaded} for m in models]
+                row["device"] = next((m.device for m in models if m.device), "")
             except Exception as exc:  # status must still print for a half-broken stack
                 row["error"] = str(exc)
         elif name == "orchestrator":

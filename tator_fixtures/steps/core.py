@@ -39,6 +39,19 @@ async def _call(ctx: StepContext, service: str, method: str, request_name: str) 
                                            metadata=call_metadata())
 
 
+async def _list_models(ctx: StepContext, service: str) -> Any:
+    """The first page (up to 1000, more than any registry here) of a model service's models, from its
+    tator.common.v1.ModelManagementService."""
+    import grpc
+
+    from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
+
+    async with grpc.aio.insecure_channel(ctx.addresses[service]) as channel:
+        stub = models_pb2_grpc.ModelManagementServiceStub(channel)
+        return await stub.ListModels(models_pb2.ListModelsRequest(page_size=1000), timeout=ctx.deadline_s,
+                                     metadata=call_metadata())
+
+
 def check_model(info: Any, where: str, families: tuple[str, ...] = FAMILIES) -> None:
     """Strict ModelInfo check: required fields non-empty, version present unless the weights are missing."""
     from tator_core.gen.tator.common.v1 import common_pb2
@@ -80,7 +93,7 @@ def _register_model_service(service: str, service_name: str, families: tuple[str
 
     @step(f"core.{service}.list_models", tier=0, service=service, deadline_s=DEADLINE_S)
     async def list_models(ctx: StepContext) -> dict:
-        reply = await _call(ctx, service, "ListModels", "ListModelsRequest")
+        reply = await _list_models(ctx, service)
         if not reply.models:
             raise AssertionError(f"{service}: ListModels returned no models")
         for info in reply.models:

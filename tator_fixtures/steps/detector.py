@@ -38,8 +38,7 @@ async def _detect(ctx: StepContext, *, tiled: bool) -> dict[str, Any]:
         width, height = im.size
     client = ServiceClient(ctx.addresses["detector"], detector_pb2_grpc.DetectorServiceStub, timeout_s=ctx.deadline_s)
     try:
-        listing = await client.call("ListModels", pb.ListModelsRequest())
-        ids = [m.id for m in listing.models if m.is_default and m.family in FAMILIES
+        ids = [m.id for m in await client.list_models() if m.is_default and m.family in FAMILIES
                and m.state != common_pb2.MODEL_STATE_MISSING]
         if len(ids) != len(FAMILIES):
             raise AssertionError(f"expected a default yolo and rfdetr detector on disk, got {ids}")

@@ -61,9 +61,8 @@ class DetectorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """List every detector in the registry with its state. Loading, unloading
-        and the default model: tator.common.v1.ModelManagementService, which this
-        service serves too.
+        """Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
+        which this service serves too and every client calls; removed before v1.0.0.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

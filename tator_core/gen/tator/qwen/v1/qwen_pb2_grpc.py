@@ -71,7 +71,8 @@ class QwenServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """List Qwen-VL models.
+        """Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
+        which this service serves too and every client calls; removed before v1.0.0.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

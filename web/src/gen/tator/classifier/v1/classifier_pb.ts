@@ -694,7 +694,8 @@ export const ClassifierService: GenService<{
     output: typeof TrainHeadResponseSchema;
   },
   /**
-   * List backbones and heads.
+   * Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
+   * which this service serves too and every client calls; removed before v1.0.0.
    *
    * @generated from rpc tator.classifier.v1.ClassifierService.ListModels
    */

@@ -452,9 +452,8 @@ export const DetectorService: GenService<{
     output: typeof DetectResponseSchema;
   },
   /**
-   * List every detector in the registry with its state. Loading, unloading
-   * and the default model: tator.common.v1.ModelManagementService, which this
-   * service serves too.
+   * Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
+   * which this service serves too and every client calls; removed before v1.0.0.
    *
    * @generated from rpc tator.detector.v1.DetectorService.ListModels
    */

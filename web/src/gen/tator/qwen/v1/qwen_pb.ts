@@ -496,7 +496,8 @@ export const QwenService: GenService<{
     output: typeof ExpandSynonymsResponseSchema;
   },
   /**
-   * List Qwen-VL models.
+   * Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
+   * which this service serves too and every client calls; removed before v1.0.0.
    *
    * @generated from rpc tator.qwen.v1.QwenService.ListModels
    */

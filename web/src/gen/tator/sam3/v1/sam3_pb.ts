@@ -444,7 +444,8 @@ export const Sam3Service: GenService<{
     output: typeof SegmentExemplarsResponseSchema;
   },
   /**
-   * List SAM3 models.
+   * Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
+   * which this service serves too and every client calls; removed before v1.0.0.
    *
    * @generated from rpc tator.sam3.v1.Sam3Service.ListModels
    */
