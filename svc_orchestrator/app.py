@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from svc_orchestrator.browse import ImageBrowser
-from svc_orchestrator.catalogs import list_models
 from svc_orchestrator.clients import RemoteCallError, ServiceClients
+from svc_orchestrator.convert import list_models
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
 from svc_orchestrator.jobs import JobHandle, JobManager
 from svc_orchestrator.legacy import import_legacy

@@ -1,4 +1,4 @@
-"""Catalogs: datasets as protos, the glossary library, the models of every service.
+"""Catalogs on Python types: the glossary library (svc_orchestrator.convert makes the messages).
 
 Glossary library hardening, kept: names are whitespace-collapsed; an empty name, a
 name of only dots, or one holding a path separator is INVALID_ARGUMENT; writes are atomic (temp
@@ -15,39 +15,24 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from svc_orchestrator.clients import ServiceClients
-from svc_orchestrator.datasets import Dataset
 from tator_core import errors
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
 from tator_core.labels import glossary_hash, normalize_glossary, parse_glossary, parse_glossary_raw
 
 _SLUG_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def dataset_pb(ds: Dataset) -> pb.Dataset:
-    return pb.Dataset(id=ds.id, layout=ds.layout, labelmap=ds.labelmap, glossary=ds.glossary_text,
-                      glossary_hash=ds.glossary_hash, labelmap_hash=ds.labelmap_hash, images_per_split=ds.splits,
-                      image_count=len(ds.items()), annotation_count=ds.annotation_count(),
-                      has_ground_truth=ds.has_ground_truth)
+@dataclass
+class Glossary:
+    """A saved glossary: its name, normalised text, the text's hash and the terms parsed per label."""
 
-
-def health_enum(status: str) -> pb.ServiceHealth:
-    """A grpc.health.v1 status name (or UNREACHABLE) as a ServiceHealth: anything reachable that is
-    not SERVING (NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN) cannot take calls, so it is NOT_SERVING."""
-    if status == "SERVING":
-        return pb.SERVICE_HEALTH_SERVING
-    return pb.SERVICE_HEALTH_UNREACHABLE if status == "UNREACHABLE" else pb.SERVICE_HEALTH_NOT_SERVING
-
-
-async def list_models(clients: ServiceClients) -> pb.ListModelsResponse:
-    """Every service's models with its health; a down service is UNREACHABLE, not an error."""
-    states = await clients.states(fresh=True)
-    return pb.ListModelsResponse(services=[
-        pb.ServiceModels(service=s.service, address=s.address, health=health_enum(s.health), models=s.models)
-        for s in states.values()])
+    name: str
+    text: str
+    hash: str
+    terms: dict[str, list[str]]
 
 
 def normalize_glossary_text(text: str) -> str:
@@ -108,12 +93,9 @@ class GlossaryLibrary:
         return doc if GlossaryLibrary.valid(doc) else None
 
     @staticmethod
-    def _pb(doc: dict) -> pb.Glossary:
+    def _glossary(doc: dict) -> Glossary:
         text = doc["text"]
-        out = pb.Glossary(name=doc["name"], text=text, hash=glossary_hash(text))
-        for key, terms in parse_glossary(text).items():
-            out.terms[key].terms.extend(terms)
-        return out
+        return Glossary(doc["name"], text, glossary_hash(text), parse_glossary(text))
 
     # Storage: files under `root` (one replica); `shared_docs.StoreGlossaries` keeps them in the store.
     def _load(self, clean: str) -> dict | None:
@@ -140,20 +122,20 @@ class GlossaryLibrary:
         path.unlink()
         return True
 
-    def list(self) -> list[pb.Glossary]:
-        return sorted((self._pb(doc) for doc in self._docs()), key=lambda g: g.name.lower())
+    def list(self) -> list[Glossary]:
+        return sorted((self._glossary(doc) for doc in self._docs()), key=lambda g: g.name.lower())
 
-    def get(self, name: str) -> pb.Glossary:
+    def get(self, name: str) -> Glossary:
         clean = normalize_name(name)
         doc = self._load(clean)
         if doc is None:
             raise errors.not_found("NOT_FOUND", f"no glossary named {clean!r}", name=clean)
-        return self._pb(doc)
+        return self._glossary(doc)
 
     def text(self, name: str) -> str:
         return self.get(name).text
 
-    def put(self, name: str, text: str) -> pb.Glossary:
+    def put(self, name: str, text: str) -> Glossary:
         clean = normalize_name(name)
         norm = normalize_glossary_text(text)
         if not parse_glossary_raw(norm):
@@ -161,7 +143,7 @@ class GlossaryLibrary:
                                           "{label, synonyms} or `label: a, b` lines)")
         doc = {"name": clean, "text": norm, "hash": glossary_hash(norm), "updated_at": time.time()}
         self._write(clean, doc)
-        return self._pb(doc)
+        return self._glossary(doc)
 
     def delete(self, name: str) -> None:
         clean = normalize_name(name)

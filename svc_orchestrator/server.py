@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from svc_orchestrator.app import Orchestrator
-from svc_orchestrator.catalogs import dataset_pb, list_models
+from svc_orchestrator.convert import dataset_pb, glossary_pb, list_models
 from svc_orchestrator.settings import OrchestratorSettings
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -46,13 +46,13 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     async def ListGlossaries(self, request, context):
         page, token = page_by_key(self.app.glossaries.list(), lambda g: g.name, request.page_size,
                                   request.page_token, {"list": "glossaries"})
-        return pb.ListGlossariesResponse(glossaries=page, next_page_token=token)
+        return pb.ListGlossariesResponse(glossaries=[glossary_pb(g) for g in page], next_page_token=token)
 
     async def GetGlossary(self, request, context):
-        return pb.GetGlossaryResponse(glossary=self.app.glossaries.get(request.name))
+        return pb.GetGlossaryResponse(glossary=glossary_pb(self.app.glossaries.get(request.name)))
 
     async def PutGlossary(self, request, context):
-        return pb.PutGlossaryResponse(glossary=self.app.glossaries.put(request.name, request.text))
+        return pb.PutGlossaryResponse(glossary=glossary_pb(self.app.glossaries.put(request.name, request.text)))
 
     async def DeleteGlossary(self, request, context):
         self.app.glossaries.delete(request.name)

@@ -94,7 +94,7 @@ async def test_catalogs_list_datasets_and_models(orch: ServiceClient):
 
 async def test_list_models_reports_a_down_service_as_unreachable():
     clients = ServiceClients({s: "127.0.0.1:1" for s in MODEL_SERVICES}, health_timeout_s=1.0)
-    from svc_orchestrator.catalogs import list_models
+    from svc_orchestrator.convert import list_models
 
     resp = await list_models(clients)
     assert [s.health for s in resp.services] == [pb.SERVICE_HEALTH_UNREACHABLE] * 4

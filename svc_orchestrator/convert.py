@@ -1,0 +1,45 @@
+"""Orchestrator values on Python types -> their contract messages: the one place the catalogs'
+answers become protos (the server calls these; the catalogs themselves import no proto)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from svc_orchestrator.catalogs import Glossary
+from svc_orchestrator.clients import ServiceClients, ServiceState
+from svc_orchestrator.datasets import Dataset
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+
+
+def dataset_pb(ds: Dataset) -> pb.Dataset:
+    return pb.Dataset(id=ds.id, layout=ds.layout, labelmap=ds.labelmap, glossary=ds.glossary_text,
+                      glossary_hash=ds.glossary_hash, labelmap_hash=ds.labelmap_hash, images_per_split=ds.splits,
+                      image_count=len(ds.items()), annotation_count=ds.annotation_count(),
+                      has_ground_truth=ds.has_ground_truth)
+
+
+def glossary_pb(g: Glossary) -> pb.Glossary:
+    out = pb.Glossary(name=g.name, text=g.text, hash=g.hash)
+    for key, terms in g.terms.items():
+        out.terms[key].terms.extend(terms)
+    return out
+
+
+def health_enum(status: str) -> pb.ServiceHealth:
+    """A grpc.health.v1 status name (or UNREACHABLE) as a ServiceHealth: anything reachable that is
+    not SERVING (NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN) cannot take calls, so it is NOT_SERVING."""
+    if status == "SERVING":
+        return pb.SERVICE_HEALTH_SERVING
+    return pb.SERVICE_HEALTH_UNREACHABLE if status == "UNREACHABLE" else pb.SERVICE_HEALTH_NOT_SERVING
+
+
+def list_models_pb(states: Iterable[ServiceState]) -> pb.ListModelsResponse:
+    """Every service's models with its health; a down service is UNREACHABLE, not an error."""
+    return pb.ListModelsResponse(services=[
+        pb.ServiceModels(service=s.service, address=s.address, health=health_enum(s.health), models=s.models)
+        for s in states])
+
+
+async def list_models(clients: ServiceClients) -> pb.ListModelsResponse:
+    """ListModels' answer: every service asked afresh."""
+    return list_models_pb((await clients.states(fresh=True)).values())
