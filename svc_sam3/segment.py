@@ -23,6 +23,7 @@ without a positive exemplar for a label is skipped with a warning.
 
 from __future__ import annotations
 
+import threading
 import time
 import unicodedata
 from collections.abc import Hashable, Iterator, Sequence
@@ -94,6 +95,10 @@ class Result:
     stages: list[StageTime]  # in execution order
 
 
+class CallCancelled(Exception):
+    """The caller went away: the windows not yet run are skipped."""
+
+
 @dataclass
 class TextPlan:
     entry: ModelEntry
@@ -102,6 +107,8 @@ class TextPlan:
     contexts: list[Context]
     options: Options
     warnings: list[str]
+    # Set from the event loop when the RPC is cancelled; the device thread checks it before each window.
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -112,6 +119,15 @@ class ExemplarPlan:
     contexts: list[Context]
     options: Options
     warnings: list[str]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+def _windows(plan: TextPlan | ExemplarPlan) -> Iterator[Context]:
+    """The plan's contexts, stopping with CallCancelled once its caller is gone."""
+    for ctx in plan.contexts:
+        if plan.cancelled.is_set():
+            raise CallCancelled
+        yield ctx
 
 
 # --- planning (event loop: cheap, no model) -----------------------------------------------
@@ -251,7 +267,7 @@ class Engine:
         keys = list(users)
         texts = run.timed("text_embed", lambda: self._texts(run.backend, run.model_id, keys, run.stats,
                                                             run.warnings))
-        for ctx in plan.contexts:
+        for ctx in _windows(plan):
             vision = run.timed("vision_embed", lambda ctx=ctx: self._vision(run.backend, run.model_id, plan.image, ctx,
                                                                     run.stats))
             run.stats.contexts += 1
@@ -267,7 +283,7 @@ class Engine:
         wanted = [prompt_key(q.text or VISUAL_TEXT) for q in plan.queries]
         texts = run.timed("text_embed", lambda: self._texts(run.backend, run.model_id, wanted, run.stats,
                                                             run.warnings))
-        for ctx in plan.contexts:
+        for ctx in _windows(plan):
             jobs = []  # (query, its text, handle, boxes in context pixels)
             for q, text in zip(plan.queries, wanted):
                 pos = [(j, b) for j, b in enumerate(q.positives) if ctx.is_full or geometry.intersects(b, ctx.box)]

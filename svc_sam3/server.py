@@ -67,7 +67,14 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
         return self.models.entry(mid)
 
     async def _on_device(self, fn, plan):
-        return await asyncio.get_running_loop().run_in_executor(self.models.executor, fn, plan, time.perf_counter())
+        work = asyncio.get_running_loop().run_in_executor(self.models.executor, fn, plan, time.perf_counter())
+        try:
+            return await work
+        except asyncio.CancelledError:
+            # The caller went away: the device thread stops before its next window instead of running the
+            # rest of the grid for nobody (a call still queued for the device never starts).
+            plan.cancelled.set()
+            raise
 
     async def SegmentText(self, request: sam3_pb2.SegmentTextRequest, context) -> sam3_pb2.SegmentTextResponse:
         started = time.perf_counter()
