@@ -15,8 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from typer.testing import CliRunner
 
 from tator_cli.main import app
-from tator_core.gen.tator.common.v1 import common_pb2
-from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
+from tator_core.gen.tator.common.v1 import common_pb2, models_pb2, models_pb2_grpc
+from tator_core.gen.tator.detector.v1 import detector_pb2_grpc
 from tator_fixtures import REPO_ROOT
 from tator_fixtures.regress import diff_summaries, run_regress
 from tator_fixtures.regress.diff import accept_baseline, compare
@@ -180,12 +180,14 @@ def test_offline_run_matches_the_committed_baseline_pins() -> None:
 # --- against a live (fake) detector -------------------------------------------------------------
 
 
-class FakeDetector(detector_pb2_grpc.DetectorServiceServicer):
+class FakeDetectorModels(models_pb2_grpc.ModelManagementServiceServicer):
+    """The model listing a detector serves (tator.common.v1.ModelManagementService)."""
+
     def __init__(self, device: str) -> None:
         self.device = device
 
     def ListModels(self, request, context):
-        return detector_pb2.ListModelsResponse(models=[common_pb2.ModelInfo(
+        return models_pb2.ListModelsResponse(models=[common_pb2.ModelInfo(
             id="yolo-synth", family="yolo", version="sha256:ab", device=self.device,
             state=common_pb2.MODEL_STATE_AVAILABLE, is_default=True, labelmap=["circle", "square", "triangle"],
         )])
@@ -194,7 +196,8 @@ class FakeDetector(detector_pb2_grpc.DetectorServiceServicer):
 @pytest.fixture(params=["cpu", ""], ids=["valid", "empty-device"])
 def detector(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    detector_pb2_grpc.add_DetectorServiceServicer_to_server(FakeDetector(request.param), server)
+    detector_pb2_grpc.add_DetectorServiceServicer_to_server(detector_pb2_grpc.DetectorServiceServicer(), server)
+    models_pb2_grpc.add_ModelManagementServiceServicer_to_server(FakeDetectorModels(request.param), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", "tator.detector.v1.DetectorService"):
