@@ -76,3 +76,33 @@ def test_no_limit_and_graceful_hand_backs_do_not_give_a_unit_up(store):
     assert store.release_units("r2") == 1
     assert store.claim_unit("r3", t, t + 10, 2) is None
     assert store.job(job2.id).job.state == pb.JOB_STATE_FAILED
+
+
+async def test_replicas_that_crash_on_a_unit_stop_claiming_it_after_max_attempts(store_url, tmp_path):
+    """Unit workers of real replicas (one store connection each): two crash mid-unit, one after the
+    other; the third finds the unit claimed twice and fails the job instead of running it."""
+    import asyncio
+
+    from test_orchestrator_store import _Replica
+
+    log: list[tuple[str, str]] = []
+    items = ["p0", "p1", "p2"]
+    first = _Replica("a", store_url, tmp_path, log, lease_s=1.0, delay=0.3)
+    first.workers.max_attempts = 2
+    job = first.jobs.start_sharded(pb.JOB_KIND_PREPASS, "ds", [items], b"")
+    crashed = [first]
+    for name in ("b", None):
+        while not any(r == crashed[-1].workers.replica_id for r, _ in log):
+            await asyncio.sleep(0.02)
+        await crashed[-1].close(crash=True)  # mid-unit: its lease runs out
+        if name is not None:
+            nxt = _Replica(name, store_url, tmp_path, log, lease_s=1.0, delay=0.3)
+            nxt.workers.max_attempts = 2
+            crashed.append(nxt)
+    last = _Replica("c", store_url, tmp_path, log, lease_s=1.0, delay=0.3)
+    last.workers.max_attempts = 2
+    final = await asyncio.wait_for(last.jobs.wait(job.id), 30)
+    assert final.state == pb.JOB_STATE_FAILED and "p0, p1, p2" in final.error and "2 times" in final.error
+    assert "the last one b;" in final.error  # the last replica that died on it
+    assert {r for r, _ in log} == {"a", "b"}  # c never ran it
+    await last.close()
