@@ -13,12 +13,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 import svc_orchestrator.clients as clients_module
 from svc_orchestrator.clients import ServiceClients
-from tator_core.gen.tator.common.v1 import common_pb2
-from tator_core.gen.tator.detector.v1 import detector_pb2
+from tator_core.gen.tator.common.v1 import common_pb2, models_pb2
 
 
 class Detector:
-    """ListModels and health only; `hang` makes ListModels answer nothing (as a host that vanished)."""
+    """ListModels (on tator.common.v1.ModelManagementService, where the orchestrator reads a service's
+    models) and health only; `hang` makes ListModels answer nothing (as a host that vanished)."""
 
     def __init__(self) -> None:
         self.hang = False
@@ -29,13 +29,13 @@ class Detector:
         async def list_models(request, context):
             if self.hang:
                 await asyncio.sleep(30)
-            return detector_pb2.ListModelsResponse(models=[common_pb2.ModelInfo(id="yolo-synth", version="v1")])
+            return models_pb2.ListModelsResponse(models=[common_pb2.ModelInfo(id="yolo-synth", version="v1")])
 
         handler = grpc.unary_unary_rpc_method_handler(
-            list_models, request_deserializer=detector_pb2.ListModelsRequest.FromString,
-            response_serializer=detector_pb2.ListModelsResponse.SerializeToString)
+            list_models, request_deserializer=models_pb2.ListModelsRequest.FromString,
+            response_serializer=models_pb2.ListModelsResponse.SerializeToString)
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-            "tator.detector.v1.DetectorService", {"ListModels": handler})])
+            "tator.common.v1.ModelManagementService", {"ListModels": handler})])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
