@@ -41,5 +41,5 @@ def list_models_pb(states: Iterable[ServiceState]) -> pb.ListModelsResponse:
 
 
 async def list_models(clients: ServiceClients) -> pb.ListModelsResponse:
-    """ListModels' answer: every service asked afresh."""
+    """The models of every service, each asked afresh, as the RPC's answer."""
     return list_models_pb((await clients.states(fresh=True)).values())
