@@ -330,3 +330,29 @@ async def test_cli_caption_and_synonyms(svc, tmp_path):
     res = await asyncio.to_thread(runner.invoke, app, ["caption", str(image), "--model-id", "nope",
                                                        "--address", address])
     assert res.exit_code == 1 and "MODEL_NOT_FOUND" in res.output
+
+
+async def test_model_management_pages_and_keeps_an_unloaded_model_down(svc):
+    """tator.common.v1.ModelManagementService on Qwen: pages by id; a model taken down stays down
+    (FAILED_PRECONDITION naming it) until LoadModel."""
+    from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+    from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
+
+    manage = ServiceClient(svc.address, mpbg.ModelManagementServiceStub, timeout_s=300)
+    try:
+        first = await manage.call("ListModels", mpb.ListModelsRequest(page_size=3))
+        rest = await manage.call("ListModels", mpb.ListModelsRequest(page_size=3, page_token=first.next_page_token))
+        assert [m.id for m in [*first.models, *rest.models]] == ["qwen-broken", "qwen-gone", "qwen-tiny", "qwen3-tiny"]
+        assert first.next_page_token and not rest.next_page_token
+        data = scene(2)
+        await manage.call("LoadModel", mpb.LoadModelRequest(model_id="qwen3-tiny"))
+        await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id="qwen3-tiny"))
+        info = await expect_error(svc.call("Caption", caption_req(data, model_id="qwen3-tiny", generation=gen(4)),
+                                           image_data=data), grpc.StatusCode.FAILED_PRECONDITION, "MODEL_REQUIRED")
+        assert "qwen3-tiny" in info.message
+        resp = await manage.call("LoadModel", mpb.LoadModelRequest(model_id="qwen3-tiny"))
+        assert resp.model.loaded and resp.model.state == cpb.MODEL_STATE_READY
+        again = await svc.call("Caption", caption_req(data, model_id="qwen3-tiny", generation=gen(4)), image_data=data)
+        assert again.caption or again.degenerate_reason  # it ran: a caption, or the reason there is none
+    finally:
+        await manage.close()

@@ -379,3 +379,27 @@ async def test_cli_segment_against_live_service(svc, tmp_path):
     result = await asyncio.to_thread(CliRunner().invoke, app, [
         "segment", str(path), "--exemplar", "circle=500,500,600,600", "--address", svc.address])
     assert result.exit_code == 1 and "INVALID_ARGUMENT" in result.output
+
+
+async def test_model_management_unload_stays_unloaded_until_load(svc):
+    """tator.common.v1.ModelManagementService on SAM3: the same models as ListModels; an unloaded
+    model is refused by name (no silent reload) until LoadModel."""
+    from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+    from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
+
+    manage = ServiceClient(svc.address, mpbg.ModelManagementServiceStub, timeout_s=120)
+    try:
+        listed = await manage.call("ListModels", mpb.ListModelsRequest())
+        assert [m.id for m in listed.models] == ["sam3-gone", "sam3-tiny"] and not listed.next_page_token
+        data = scene(3)
+        resp = await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id="sam3-tiny"))
+        assert not resp.model.loaded
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call(svc, "SegmentText", text_request(data, GLOSSARY), data)
+        err = parse_rpc_error(info.value)
+        assert err.code == grpc.StatusCode.FAILED_PRECONDITION and "sam3-tiny" in err.message
+        resp = await manage.call("LoadModel", mpb.LoadModelRequest(model_id="sam3-tiny"))
+        assert resp.model.loaded and resp.model.state == cpb.MODEL_STATE_READY
+        assert (await call(svc, "SegmentText", text_request(data, GLOSSARY), data)).stats.prompt_runs
+    finally:
+        await manage.close()
