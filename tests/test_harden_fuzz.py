@@ -34,6 +34,7 @@ from stack_fixture import MODEL_SERVICES, Stack, build_models, make_datasets
 from tator_core import errors
 from tator_core.auth import generate_tokens
 from tator_core.gen.tator.classifier.v1 import classifier_pb2
+from tator_core.gen.tator.common.v1 import models_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2
 from tator_core.gen.tator.qwen.v1 import qwen_pb2
@@ -47,6 +48,9 @@ SERVICES = {"detector": detector_pb2, "sam3": sam3_pb2, "qwen": qwen_pb2, "class
             "orchestrator": orchestrator_pb2}
 METHODS = [(name, m) for name, mod in SERVICES.items() for svc in mod.DESCRIPTOR.services_by_name.values()
            for m in svc.methods]
+# Every model service also serves the shared model management (ListModels, Load, Unload, SetDefault).
+METHODS += [(name, m) for name in ("detector", "sam3", "qwen", "classifier")
+            for m in models_pb2.DESCRIPTOR.services_by_name["ModelManagementService"].methods]
 SEEN: dict[str, int] = {}
 
 
