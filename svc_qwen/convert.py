@@ -18,6 +18,7 @@ from svc_qwen.prompts import one_line
 from svc_qwen.synonyms import SynonymResult
 from tator_core import errors
 from tator_core.convert import box_xyxy, window_pb
+from tator_core.enums import from_short
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.qwen.v1 import qwen_pb2
 from tator_core.geometry import XYXY, Win, clip_box, grid_windows, is_valid_box, tile_windows
@@ -138,6 +139,7 @@ def caption_response(res: CaptionResult, timing: common_pb2.Timing) -> qwen_pb2.
 
 def synonyms_response(res: SynonymResult, timing: common_pb2.Timing) -> qwen_pb2.ExpandSynonymsResponse:
     return qwen_pb2.ExpandSynonymsResponse(
-        labels=[qwen_pb2.LabelTerms(label=lt.label, terms=lt.terms, origin=lt.origin) for lt in res.labels],
+        labels=[qwen_pb2.LabelTerms(label=lt.label, terms=lt.terms,
+                                  terms_origin=from_short(qwen_pb2.TermsOrigin, lt.origin)) for lt in res.labels],
         raw_output=res.raw_output, parsed_json=res.parsed_json, dropped_by_cap=res.dropped_by_cap,
         warnings=res.warnings, timing=timing)

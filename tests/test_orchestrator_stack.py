@@ -198,7 +198,18 @@ async def test_glossary_change_misses_the_cache_and_meta_records_it(stack: Stack
     stages = {stage_name(s.stage): s for s in alt.stages}
     assert stages["synonyms"].ran and stages["synonyms"].calls + stages["synonyms"].cache_hits == 1
     assert "qwen-tiny" in alt.model_versions and "qwen-tiny" not in base.model_versions
-    assert [t for t in alt.prompts["circle"].terms] == ["base:circle", "glossary:orb", "glossary:ball"]
+    base, gloss = pb.PROMPT_ORIGIN_KIND_BASE, pb.PROMPT_ORIGIN_KIND_GLOSSARY
+    assert [(p.kind, p.text) for p in alt.prompts["circle"].prompts] == [(base, "circle"), (gloss, "orb"),
+                                                                         (gloss, "ball")]
+    # triangle had no glossary terms: its expansions are Qwen's
+    assert {p.kind for p in alt.prompts["triangle"].prompts} <= {base, pb.PROMPT_ORIGIN_KIND_QWEN}
+    # every SAM3 text atom names the prompt that found it, one of its label's prompts; other atoms none
+    for a in alt.atoms:
+        if a.stage == pb.PREPASS_STAGE_SAM3_TEXT:
+            [p] = a.prompts
+            assert p in alt.prompts[a.detection.label].prompts and p.text.lower() == a.detection.prompt.lower()
+        else:
+            assert not a.prompts
     meta = stack.app.cache.meta_for(alt.cache_key)
     assert meta["glossary_text"] == g.text and meta["glossary_hash"] == g.hash
     assert meta["labelmap"] == ["circle", "square", "triangle"] and meta["config"]

@@ -158,9 +158,9 @@ def test_prompts_order_dedupe_and_enforced_budget():
     terms = prompts.glossary_terms('{"light_vehicle": ["car", "Car", "van"], "person": []}', ["light_vehicle", "person"])
     assert prompts.labels_needing_expansion(["light_vehicle", "person"], terms) == ["person"]
     out = prompts.build_prompts(["light_vehicle", "person"], terms, {"person": ["human", "pedestrian", "walker"]}, budget=2)
-    assert out["light_vehicle"] == [("light vehicle", "base"), ("light_vehicle", "base"), ("car", "glossary"),
-                                    ("van", "glossary")]
-    assert out["person"] == [("person", "base"), ("human", "qwen"), ("pedestrian", "qwen")]
+    base, gloss, qwen = pb.PROMPT_ORIGIN_KIND_BASE, pb.PROMPT_ORIGIN_KIND_GLOSSARY, pb.PROMPT_ORIGIN_KIND_QWEN
+    assert out["light_vehicle"] == [("light vehicle", base), ("light_vehicle", base), ("car", gloss), ("van", gloss)]
+    assert out["person"] == [("person", base), ("human", qwen), ("pedestrian", qwen)]
     big = prompts.build_prompts(["x"], {"x": [f"t{i}" for i in range(100)]}, {}, budget=0)
     assert len(big["x"]) == prompts.MAX_PROMPTS_PER_LABEL
 

@@ -250,14 +250,15 @@ async def test_expand_synonyms_origins_cap_and_cache(svc):
                                    generation=gen(48))
     resp = await svc.call("ExpandSynonyms", req)
     assert [lt.label for lt in resp.labels] == labels
-    origins = {lt.label: lt.origin for lt in resp.labels}
-    assert origins["circle"] == origins["square"] == "glossary"
-    assert origins["light_vehicle"] in ("model", "default") and origins["odd_tag"] in ("model", "default")
+    origins = {lt.label: lt.terms_origin for lt in resp.labels}
+    assert origins["circle"] == origins["square"] == pb.TERMS_ORIGIN_GLOSSARY
+    either = (pb.TERMS_ORIGIN_MODEL, pb.TERMS_ORIGIN_DEFAULT)
+    assert origins["light_vehicle"] in either and origins["odd_tag"] in either
     terms = {lt.label: list(lt.terms) for lt in resp.labels}
     assert terms["circle"] == ["disc", "ring"] and resp.dropped_by_cap >= 1
     for lt in resp.labels:
         assert len(lt.terms) <= 2 and all(clean_term(t) == t for t in lt.terms)
-        if lt.origin == "default":
+        if lt.terms_origin == pb.TERMS_ORIGIN_DEFAULT:
             assert lt.terms == [lt.label.replace("_", " ")]
     assert resp.raw_output, "labels without glossary terms were asked"
     assert [s.stage for s in resp.timing.stages] == ["generate"]
@@ -273,7 +274,7 @@ async def test_expand_synonyms_origins_cap_and_cache(svc):
 
 async def test_expand_synonyms_without_model_call_and_errors(svc):
     resp = await svc.call("ExpandSynonyms", pb.ExpandSynonymsRequest(labels=["circle"], glossary=GLOSSARY))
-    assert resp.raw_output == "" and resp.labels[0].origin == "glossary" and list(resp.labels[0].terms) == [
+    assert resp.raw_output == "" and resp.labels[0].terms_origin == pb.TERMS_ORIGIN_GLOSSARY and list(resp.labels[0].terms) == [
         "disc", "ring", "orb"]
     await expect_error(svc.call("ExpandSynonyms", pb.ExpandSynonymsRequest(labels=["Car", "car"])),
                        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "labels[1]")
@@ -285,7 +286,7 @@ async def test_expand_synonyms_without_model_call_and_errors(svc):
                        grpc.StatusCode.FAILED_PRECONDITION, "MODEL_MISSING")
     # Hostile nesting is not JSON and holds no terms: answered, never an INTERNAL error.
     hostile = await svc.call("ExpandSynonyms", pb.ExpandSynonymsRequest(labels=["x"], glossary="[" * 100000))
-    assert [lt.label for lt in hostile.labels] == ["x"] and hostile.labels[0].origin != "glossary"
+    assert [lt.label for lt in hostile.labels] == ["x"] and hostile.labels[0].terms_origin != pb.TERMS_ORIGIN_GLOSSARY
 
 
 async def test_service_without_models(models_dir):
@@ -296,7 +297,7 @@ async def test_service_without_models(models_dir):
         await expect_error(client.call("Caption", caption_req(data), image_data=data),
                            grpc.StatusCode.FAILED_PRECONDITION, "MODEL_MISSING")
         resp = await client.call("ExpandSynonyms", pb.ExpandSynonymsRequest(labels=["square"], glossary=GLOSSARY))
-        assert resp.labels[0].origin == "glossary"
+        assert resp.labels[0].terms_origin == pb.TERMS_ORIGIN_GLOSSARY
         await expect_error(client.call("ExpandSynonyms", pb.ExpandSynonymsRequest(labels=["x"])),
                            grpc.StatusCode.FAILED_PRECONDITION, "MODEL_MISSING")
     finally:

@@ -194,7 +194,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
         inp.image.sha256, inp.image.data, model_ids=plan.detector_ids, mode=mode, tile_size=cfg.sahi_window_size,
         tile_overlap=cfg.sahi_overlap_ratio, conf=cfg.detector_conf, iou=cfg.detector_iou,
         merge_iou=cfg.detector_merge_iou, expected_labelmap=inp.ctx.labelmap, timeout_s=_timeout(cfg)))
-    out = [(det, pb.PREPASS_STAGE_DETECTORS, detector_pass(det), "") for det in resp.detections]
+    out = [(det, pb.PREPASS_STAGE_DETECTORS, detector_pass(det), []) for det in resp.detections]
     runs = ", ".join(f"{r.model_id}:{detector_pb2.PassKind.Name(r.kind).removeprefix('PASS_KIND_').lower()}"
                      for r in resp.runs)
     reports.record("detectors", stats, detections=len(out), note=runs)
@@ -203,13 +203,14 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
 
 
 async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports, log: list,
-                     prompt_map: dict[str, list[tuple[str, str]]]) -> list:
+                     prompt_map: dict[str, list[tuple[str, int]]]) -> list:
     cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_sam3_text or not plan.sam3_id:
         reports.skip("sam3_text", "disabled" if not cfg.enable_sam3_text else "no SAM3 model")
         return []
     windows = window_spec(cfg, cfg.sam3_text_window_extension)
-    origin = {(label, text.lower()): o for label, items in prompt_map.items() for text, o in items}
+    origin = {(label, text.lower()): pb.PromptOrigin(kind=o, text=text)
+              for label, items in prompt_map.items() for text, o in items}
     total = CallStats()
     hits = 0
     out = []
@@ -228,8 +229,8 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
             hits += resp.stats.vision_embeddings_cached
             log.extend(f"sam3_text: {w}" for w in resp.warnings)
             for det in resp.detections:
-                o = origin.get((det.label, det.prompt.lower()), "")
-                out.append((det, pb.PREPASS_STAGE_SAM3_TEXT, sam3_pass(det), prompts.atom_origin(o) if o else "unknown"))
+                o = origin.get((det.label, det.prompt.lower()))  # a prompt SAM3 echoed back as sent
+                out.append((det, pb.PREPASS_STAGE_SAM3_TEXT, sam3_pass(det), [o] if o else []))
     reports.record("sam3_text", total, detections=len(out), cache_hits=hits)
     return out
 
@@ -262,7 +263,7 @@ async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports
             total.add(stats)
             hits += resp.stats.vision_embeddings_cached
             log.extend(f"sam3_similarity: {w}" for w in resp.warnings)
-            out.extend((det, pb.PREPASS_STAGE_SAM3_SIMILARITY, sam3_pass(det), "") for det in resp.detections)
+            out.extend((det, pb.PREPASS_STAGE_SAM3_SIMILARITY, sam3_pass(det), []) for det in resp.detections)
     reports.record("sam3_similarity", total, detections=len(out), cache_hits=hits,
                    note=f"exemplars: {sum(len(v) for v in exemplars.values())} over {len(exemplars)} labels")
     return out
@@ -351,7 +352,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
         reports.skip("synonyms", "SAM3 text disabled")
 
     log = AtomLog()
-    part_a = [log.add(stage, kind, det, origin) for det, stage, kind, origin in det_raw + text_raw]
+    part_a = [log.add(stage, kind, det, origins) for det, stage, kind, origins in det_raw + text_raw]
     merge_kw: dict[str, Any] = dict(iou=cfg.dedupe_iou, fusion=cfg.fusion_mode, cross_class=cfg.cross_class_dedupe,
                     cross_class_iou=cfg.cross_class_dedupe_iou)
     started = time.perf_counter()
@@ -362,7 +363,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
         reports.record("dedupe", CallStats(), detections=len(clusters), ms=(time.perf_counter() - started) * 1000)
 
     sim_raw = await tracing.traced("prepass.sam3_similarity", _similarity(clients, inp, reports, notes, clusters))
-    sim_atoms = [log.add(stage, kind, det, origin) for det, stage, kind, origin in sim_raw]
+    sim_atoms = [log.add(stage, kind, det, origins) for det, stage, kind, origins in sim_raw]
     final = clusters
     if sim_atoms:
         started = time.perf_counter()
@@ -380,7 +381,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
         pipeline_version=PIPELINE_VERSION)
     for label, items in prompt_map.items():
         if cfg.enable_sam3_text and items:
-            result.prompts[label].terms.extend(f"{o}:{t}" for t, o in items)
+            result.prompts[label].prompts.extend(pb.PromptOrigin(kind=o, text=t) for t, o in items)
     await _both(tracing.traced("prepass.classifier", _classify(clients, inp, reports, result)),
                 tracing.traced("prepass.caption", _caption(clients, inp, reports, result)))
     result.stages.extend(reports.by_stage[s] for s in STAGES)

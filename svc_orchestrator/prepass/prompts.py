@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.labels import natural_label, parse_glossary
 
 MAX_PROMPTS_PER_LABEL = 64
 
-#: origin of each prompt kind; atoms carry base/expanded, the result's prompt map the finer origin.
-BASE, GLOSSARY, QWEN = "base", "glossary", "qwen"
+#: origin of each prompt (PromptOriginKind): the result's prompt map and each SAM3 text atom carry it.
+BASE, GLOSSARY, QWEN = pb.PROMPT_ORIGIN_KIND_BASE, pb.PROMPT_ORIGIN_KIND_GLOSSARY, pb.PROMPT_ORIGIN_KIND_QWEN
 
 
 def glossary_terms(glossary_text: str, labelmap: Sequence[str]) -> dict[str, list[str]]:
@@ -28,12 +29,12 @@ def labels_needing_expansion(labelmap: Sequence[str], terms: Mapping[str, Sequen
 
 
 def build_prompts(labelmap: Sequence[str], terms: Mapping[str, Sequence[str]],
-                  expansions: Mapping[str, Sequence[str]], budget: int) -> dict[str, list[tuple[str, str]]]:
-    """{label: [(prompt, origin), ...]} with origin base | glossary | qwen."""
-    out: dict[str, list[tuple[str, str]]] = {}
+                  expansions: Mapping[str, Sequence[str]], budget: int) -> dict[str, list[tuple[str, int]]]:
+    """{label: [(prompt, origin), ...]} with origin BASE | GLOSSARY | QWEN."""
+    out: dict[str, list[tuple[str, int]]] = {}
     for label in labelmap:
         seen: set[str] = set()
-        prompts: list[tuple[str, str]] = []
+        prompts: list[tuple[str, int]] = []
         candidates = ([(natural_label(label), BASE), (label.strip(), BASE)]
                       + [(t, GLOSSARY) for t in terms.get(label, ())]
                       + [(t, QWEN) for t in list(expansions.get(label, ()))[:budget]])
@@ -44,8 +45,3 @@ def build_prompts(labelmap: Sequence[str], terms: Mapping[str, Sequence[str]],
                 prompts.append((text, origin))
         out[label] = prompts[:MAX_PROMPTS_PER_LABEL]
     return out
-
-
-def atom_origin(origin: str) -> str:
-    """Atom.prompt_origin is base (the label itself) or expanded (glossary or model term)."""
-    return BASE if origin == BASE else "expanded"

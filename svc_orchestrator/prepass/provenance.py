@@ -59,9 +59,8 @@ class AtomLog:
         self.atoms: list[pb.Atom] = []
 
     def add(self, stage: pb.PrepassStage, pass_kind: pb.AtomPass, det: common_pb2.Detection,
-            prompt_origin: str = "") -> pb.Atom:
-        atom = pb.Atom(atom_id=f"a{len(self.atoms) + 1:07d}", stage=stage, pass_kind=pass_kind,
-                       prompt_origin=prompt_origin)
+            prompts: Sequence[pb.PromptOrigin] = ()) -> pb.Atom:
+        atom = pb.Atom(atom_id=f"a{len(self.atoms) + 1:07d}", stage=stage, pass_kind=pass_kind, prompts=prompts)
         atom.detection.CopyFrom(det)
         self.atoms.append(atom)
         return atom

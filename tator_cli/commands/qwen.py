@@ -145,11 +145,14 @@ def synonyms(
     from rich.console import Console
     from rich.table import Table
 
+    from tator_core.enums import short_name
+    from tator_core.gen.tator.qwen.v1 import qwen_pb2
+
     table = Table(title="synonyms")
     for col in ("label", "origin", "terms"):
         table.add_column(col)
     for lt in response.labels:
-        table.add_row(lt.label, lt.origin, ", ".join(lt.terms))
+        table.add_row(lt.label, short_name(qwen_pb2.TermsOrigin, lt.terms_origin), ", ".join(lt.terms))
     console = Console()
     console.print(table)
     console.print(f"parsed_json: {response.parsed_json}  dropped_by_cap: {response.dropped_by_cap}")

@@ -129,6 +129,7 @@ async def caption_windowed(ctx: StepContext) -> dict:
 @step("qwen.synonyms", tier=1, service="qwen", heavy=True, deadline_s=180)
 async def synonyms(ctx: StepContext) -> dict:
     from tator_core.client import ServiceClient
+    from tator_core.enums import short_name
     from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
     from tator_core.labels import clean_term
 
@@ -146,18 +147,20 @@ async def synonyms(ctx: StepContext) -> dict:
         await client.close()
     if [lt.label for lt in resp.labels] != labels:
         raise AssertionError(f"labels {[lt.label for lt in resp.labels]} not in request order {labels}")
+    origins = {lt.label: short_name(qwen_pb2.TermsOrigin, lt.terms_origin) for lt in resp.labels}
     for lt in resp.labels:
         if len(lt.terms) > cap or len({t.lower() for t in lt.terms}) != len(lt.terms):
             raise AssertionError(f"{lt.label}: {list(lt.terms)} over the cap {cap} or duplicated")
         if any(clean_term(t) != t for t in lt.terms):
             raise AssertionError(f"{lt.label}: unclean term in {list(lt.terms)}")
         expected = "glossary" if glossary.get(lt.label) else None
-        if (lt.origin == "glossary") != (expected == "glossary") or lt.origin not in ("glossary", "model", "default"):
-            raise AssertionError(f"{lt.label}: origin {lt.origin!r}")
+        origin = origins[lt.label]
+        if (origin == "glossary") != (expected == "glossary") or origin not in ("glossary", "model", "default"):
+            raise AssertionError(f"{lt.label}: origin {origin!r}")
     if not resp.raw_output:
         raise AssertionError(f"{dropped} and {RAW_TAG} lack glossary terms, yet the model was not asked")
     if [s.stage for s in again.timing.stages] != ["cache"] or again.labels != resp.labels:
         raise AssertionError("the repeated request was not answered from the synonym cache")
     return {"classes": {lt.label: len(lt.terms) for lt in resp.labels},
-            "extra": {"origins": {lt.label: lt.origin for lt in resp.labels}, "cap": cap,
+            "extra": {"origins": origins, "cap": cap,
                       "dropped_by_cap": resp.dropped_by_cap}}

@@ -1,6 +1,6 @@
 // The provenance panel of one prepass candidate: its atoms (source, model, window, prompt and origin,
 // score) and the classifier's probability vector as bars.
-import { AtomPass, type Candidate, type PrepassResult } from "./gen/tator/orchestrator/v1/orchestrator_pb";
+import { AtomPass, type Candidate, type PrepassResult, PromptOriginKind } from "./gen/tator/orchestrator/v1/orchestrator_pb";
 import { sourceColor, sourceName } from "./logic/colors";
 import { h } from "./ui";
 
@@ -22,7 +22,7 @@ export function candidateDetails(r: PrepassResult, c: Candidate): HTMLElement {
       const d = a?.detection;
       return h("tr", {}, h("td", {}, id), h("td", {}, d ? sourceName(d.source) : ""), h("td", {}, d?.modelId ?? ""),
         h("td", {}, a ? (AtomPass[a.passKind] ?? "").toLowerCase() : ""), h("td", {}, d?.window?.name || "full"), h("td", {}, d?.prompt ?? ""),
-        h("td", {}, a?.promptOrigin ?? ""), h("td", {}, (d?.score ?? 0).toFixed(3)));
+        h("td", {}, (a?.prompts ?? []).map((p) => (PromptOriginKind[p.kind] ?? "").toLowerCase()).join(", ")), h("td", {}, (d?.score ?? 0).toFixed(3)));
     }))),
     h("h4", {}, `Classifier: ${c.classifierLabel || "—"} ${c.classifierScore ? c.classifierScore.toFixed(3) : ""}`),
     c.classifierError ? h("p", { class: "bad" }, c.classifierError) : null,

@@ -58,6 +58,13 @@ class AtomPass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ATOM_PASS_TILED: _ClassVar[AtomPass]
     ATOM_PASS_WINDOWED: _ClassVar[AtomPass]
 
+class PromptOriginKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROMPT_ORIGIN_KIND_UNSPECIFIED: _ClassVar[PromptOriginKind]
+    PROMPT_ORIGIN_KIND_BASE: _ClassVar[PromptOriginKind]
+    PROMPT_ORIGIN_KIND_GLOSSARY: _ClassVar[PromptOriginKind]
+    PROMPT_ORIGIN_KIND_QWEN: _ClassVar[PromptOriginKind]
+
 class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_KIND_UNSPECIFIED: _ClassVar[JobKind]
@@ -115,6 +122,10 @@ ATOM_PASS_UNSPECIFIED: AtomPass
 ATOM_PASS_FULL: AtomPass
 ATOM_PASS_TILED: AtomPass
 ATOM_PASS_WINDOWED: AtomPass
+PROMPT_ORIGIN_KIND_UNSPECIFIED: PromptOriginKind
+PROMPT_ORIGIN_KIND_BASE: PromptOriginKind
+PROMPT_ORIGIN_KIND_GLOSSARY: PromptOriginKind
+PROMPT_ORIGIN_KIND_QWEN: PromptOriginKind
 JOB_KIND_UNSPECIFIED: JobKind
 JOB_KIND_PREPASS: JobKind
 JOB_KIND_CALIBRATION: JobKind
@@ -447,19 +458,33 @@ class PrepassConfig(_message.Message):
     return_masks: bool
     def __init__(self, enable_yolo: _Optional[bool] = ..., enable_rfdetr: _Optional[bool] = ..., yolo_id: _Optional[str] = ..., rfdetr_id: _Optional[str] = ..., detector_conf: _Optional[float] = ..., detector_iou: _Optional[float] = ..., detector_merge_iou: _Optional[float] = ..., detector_full: _Optional[bool] = ..., detector_sahi: _Optional[bool] = ..., sahi_window_size: _Optional[int] = ..., sahi_overlap_ratio: _Optional[float] = ..., enable_sam3_text: _Optional[bool] = ..., sam3_text_synonym_budget: _Optional[int] = ..., sam3_text_window_extension: _Optional[bool] = ..., window_mode: _Optional[_Union[WindowMode, str]] = ..., sam3_text_score: _Optional[float] = ..., sam3_mask_threshold: _Optional[float] = ..., enable_sam3_similarity: _Optional[bool] = ..., similarity_min_exemplar_score: _Optional[float] = ..., similarity_exemplar_count: _Optional[int] = ..., similarity_exemplar_strategy: _Optional[_Union[ExemplarStrategy, str]] = ..., similarity_window_extension: _Optional[bool] = ..., similarity_score: _Optional[float] = ..., grid_cols: _Optional[int] = ..., grid_rows: _Optional[int] = ..., grid_overlap_ratio: _Optional[float] = ..., dedupe_iou: _Optional[float] = ..., fusion_mode: _Optional[_Union[FusionMode, str]] = ..., cross_class_dedupe: _Optional[bool] = ..., cross_class_dedupe_iou: _Optional[float] = ..., enable_classifier: _Optional[bool] = ..., classifier_id: _Optional[str] = ..., enable_caption: _Optional[bool] = ..., caption_windowed: _Optional[bool] = ..., caption_max_tokens: _Optional[int] = ..., seed: _Optional[int] = ..., stage_timeout_s: _Optional[float] = ..., return_masks: _Optional[bool] = ...) -> None: ...
 
+class PromptOrigin(_message.Message):
+    __slots__ = ("kind", "text")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    kind: PromptOriginKind
+    text: str
+    def __init__(self, kind: _Optional[_Union[PromptOriginKind, str]] = ..., text: _Optional[str] = ...) -> None: ...
+
+class PromptList(_message.Message):
+    __slots__ = ("prompts",)
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    prompts: _containers.RepeatedCompositeFieldContainer[PromptOrigin]
+    def __init__(self, prompts: _Optional[_Iterable[_Union[PromptOrigin, _Mapping]]] = ...) -> None: ...
+
 class Atom(_message.Message):
-    __slots__ = ("atom_id", "stage", "pass_kind", "detection", "prompt_origin")
+    __slots__ = ("atom_id", "stage", "pass_kind", "detection", "prompts")
     ATOM_ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     PASS_KIND_FIELD_NUMBER: _ClassVar[int]
     DETECTION_FIELD_NUMBER: _ClassVar[int]
-    PROMPT_ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
     atom_id: str
     stage: PrepassStage
     pass_kind: AtomPass
     detection: _common_pb2.Detection
-    prompt_origin: str
-    def __init__(self, atom_id: _Optional[str] = ..., stage: _Optional[_Union[PrepassStage, str]] = ..., pass_kind: _Optional[_Union[AtomPass, str]] = ..., detection: _Optional[_Union[_common_pb2.Detection, _Mapping]] = ..., prompt_origin: _Optional[str] = ...) -> None: ...
+    prompts: _containers.RepeatedCompositeFieldContainer[PromptOrigin]
+    def __init__(self, atom_id: _Optional[str] = ..., stage: _Optional[_Union[PrepassStage, str]] = ..., pass_kind: _Optional[_Union[AtomPass, str]] = ..., detection: _Optional[_Union[_common_pb2.Detection, _Mapping]] = ..., prompts: _Optional[_Iterable[_Union[PromptOrigin, _Mapping]]] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("index", "box", "label", "score", "source_primary", "sources", "source_scores", "atom_ids", "probabilities", "classifier_label", "classifier_score", "classifier_margin", "classifier_error", "accept_prob", "accepted")
@@ -565,8 +590,8 @@ class PrepassResult(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: Terms
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Terms, _Mapping]] = ...) -> None: ...
+        value: PromptList
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[PromptList, _Mapping]] = ...) -> None: ...
     IMAGE_SHA256_FIELD_NUMBER: _ClassVar[int]
     IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -603,9 +628,9 @@ class PrepassResult(_message.Message):
     labelmap_hash: str
     pipeline_version: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    prompts: _containers.MessageMap[str, Terms]
+    prompts: _containers.MessageMap[str, PromptList]
     original_cost: PrepassCost
-    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., prompts: _Optional[_Mapping[str, Terms]] = ..., original_cost: _Optional[_Union[PrepassCost, _Mapping]] = ...) -> None: ...
+    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., prompts: _Optional[_Mapping[str, PromptList]] = ..., original_cost: _Optional[_Union[PrepassCost, _Mapping]] = ...) -> None: ...
 
 class PrepassRequest(_message.Message):
     __slots__ = ("image", "dataset_image", "dataset_id", "config", "glossary_name", "refresh", "calibration_id", "recipe_id")

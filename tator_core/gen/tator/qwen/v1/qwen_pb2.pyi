@@ -14,9 +14,20 @@ class CaptionMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CAPTION_MODE_UNSPECIFIED: _ClassVar[CaptionMode]
     CAPTION_MODE_FULL: _ClassVar[CaptionMode]
     CAPTION_MODE_WINDOWED: _ClassVar[CaptionMode]
+
+class TermsOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TERMS_ORIGIN_UNSPECIFIED: _ClassVar[TermsOrigin]
+    TERMS_ORIGIN_GLOSSARY: _ClassVar[TermsOrigin]
+    TERMS_ORIGIN_MODEL: _ClassVar[TermsOrigin]
+    TERMS_ORIGIN_DEFAULT: _ClassVar[TermsOrigin]
 CAPTION_MODE_UNSPECIFIED: CaptionMode
 CAPTION_MODE_FULL: CaptionMode
 CAPTION_MODE_WINDOWED: CaptionMode
+TERMS_ORIGIN_UNSPECIFIED: TermsOrigin
+TERMS_ORIGIN_GLOSSARY: TermsOrigin
+TERMS_ORIGIN_MODEL: TermsOrigin
+TERMS_ORIGIN_DEFAULT: TermsOrigin
 
 class LabelHint(_message.Message):
     __slots__ = ("label", "box", "score")
@@ -101,14 +112,14 @@ class ExpandSynonymsRequest(_message.Message):
     def __init__(self, labels: _Optional[_Iterable[str]] = ..., glossary: _Optional[str] = ..., max_terms_per_class: _Optional[int] = ..., generation: _Optional[_Union[_common_pb2.GenerationSettings, _Mapping]] = ..., model_id: _Optional[str] = ...) -> None: ...
 
 class LabelTerms(_message.Message):
-    __slots__ = ("label", "terms", "origin")
+    __slots__ = ("label", "terms", "terms_origin")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
-    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    TERMS_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     label: str
     terms: _containers.RepeatedScalarFieldContainer[str]
-    origin: str
-    def __init__(self, label: _Optional[str] = ..., terms: _Optional[_Iterable[str]] = ..., origin: _Optional[str] = ...) -> None: ...
+    terms_origin: TermsOrigin
+    def __init__(self, label: _Optional[str] = ..., terms: _Optional[_Iterable[str]] = ..., terms_origin: _Optional[_Union[TermsOrigin, str]] = ...) -> None: ...
 
 class ExpandSynonymsResponse(_message.Message):
     __slots__ = ("labels", "raw_output", "parsed_json", "dropped_by_cap", "warnings", "timing")
