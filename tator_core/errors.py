@@ -100,11 +100,40 @@ def scrub_paths(text: str) -> str:
     return _ABS_PATH.sub(last, text)
 
 
+#: What one status may carry back. The details travel in a base64 trailer beside the message, and gRPC
+#: clients refuse a call whose metadata passes 8 KiB (soft limit, at random) or 16 KiB (hard limit:
+#: "received metadata size exceeds hard limit", RESOURCE_EXHAUSTED). A request with a thousand bad items
+#: must still get its INVALID_ARGUMENT, so a status is trimmed to MAX_STATUS_BYTES before it is sent.
+MAX_VIOLATIONS = 10
+MAX_TEXT = 160
+MAX_STATUS_BYTES = 4096
+
+
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def public(err: TatorError) -> TatorError:
-    """The error as a client may read it: message, metadata and field violations without server paths."""
-    return TatorError(err.code, err.reason, scrub_paths(err.message),
-                      {k: scrub_paths(str(v)) for k, v in err.metadata.items()},
-                      [(f, scrub_paths(d)) for f, d in err.field_violations])
+    """The error as a client may read it: message, metadata and field violations without server paths,
+    and bounded in size: at most MAX_VIOLATIONS violations (the count of all in metadata
+    `violations_total`), every text cut, then entries dropped from the end until the status fits
+    MAX_STATUS_BYTES (`request_id` is kept)."""
+    shown = [(_cut(f, 100), _cut(scrub_paths(d))) for f, d in err.field_violations[:MAX_VIOLATIONS]]
+    items = [(k, v) for k, v in err.metadata.items() if k != "request_id"]
+    meta = {_cut(k, 40): _cut(scrub_paths(str(v))) for k, v in items[:12]}
+    if len(err.field_violations) > MAX_VIOLATIONS:
+        meta["violations_total"] = str(len(err.field_violations))
+    if "request_id" in err.metadata:
+        meta["request_id"] = _cut(str(err.metadata["request_id"]), 64)
+    out = TatorError(err.code, err.reason, _cut(scrub_paths(err.message), 400), meta, shown)
+    while len(out.to_status().SerializeToString()) > MAX_STATUS_BYTES:
+        if out.field_violations:
+            out.field_violations.pop()
+        elif len(out.metadata) > 1:
+            out.metadata.pop(next(k for k in reversed(out.metadata) if k != "request_id"))
+        else:
+            break
+    return out
 
 
 def public_text(exc: BaseException) -> str:

@@ -15,6 +15,9 @@ from tator_core.convert import ModelStatus, model_info_pb
 from tator_core.errors import parse_rpc_error, scrub_paths
 from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pbg
+from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.sam3.v1 import sam3_pb2 as sam3_pb
+from tator_core.gen.tator.sam3.v1 import sam3_pb2_grpc as sam3_pbg
 from tator_core.server import ServiceSpec, start_server
 from tator_core.settings import ServiceSettings
 
@@ -85,6 +88,42 @@ async def test_list_models_of_a_real_service_names_a_missing_file_without_its_pa
         for mid in ("clip-gone", "head-gone"):
             assert str(tmp_path) not in reasons[mid] and mid in reasons[mid], reasons
         assert str(tmp_path) not in resp.SerializeToString().decode("utf-8", "replace")
+    finally:
+        await client.close()
+        await running.stop(0)
+
+
+class AnySam3(sam3_pbg.Sam3ServiceServicer):
+    async def SegmentText(self, request, context):
+        return sam3_pb.SegmentTextResponse()
+
+    async def ListModels(self, request, context):
+        raise errors.TatorError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "x" * 100_000,
+                                {f"k{i}": "v" * 1000 for i in range(100)},
+                                [(f"labels[{i}]", "bad " * 50) for i in range(1000)])
+
+
+async def test_a_request_with_a_thousand_bad_items_still_gets_its_invalid_argument():
+    """The status details travel in a trailer that gRPC clients refuse past 16 KiB (the call then fails
+    RESOURCE_EXHAUSTED, "received metadata size exceeds hard limit"): they are capped."""
+    spec = ServiceSpec("sam3", "tator.sam3.v1.Sam3Service",
+                       lambda s: sam3_pbg.add_Sam3ServiceServicer_to_server(AnySam3(), s))
+    running = await start_server(spec, ServiceSettings(warmup=False))
+    await running.ready.wait()
+    client = ServiceClient(running.address, sam3_pbg.Sam3ServiceStub, timeout_s=10, token="")
+    try:
+        # 192 empty prompts: protovalidate finds 192 violations at the door.
+        request = sam3_pb.SegmentTextRequest(
+            image=common_pb2.ImageRef(sha256="0" * 64),
+            labels=[sam3_pb.LabelPrompts(label=f"l{j}", prompts=[""] * 64) for j in range(3)])
+        for call in (client.call("SegmentText", request), client.call("ListModels", sam3_pb.ListModelsRequest())):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            err = parse_rpc_error(info.value)
+            assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD"), err.message[:200]
+            assert 0 < len(err.field_violations) <= errors.MAX_VIOLATIONS
+            assert int(err.metadata["violations_total"]) in (192, 1000) and len(err.message) <= 400
+            assert err.metadata["request_id"]  # kept whatever else is trimmed
     finally:
         await client.close()
         await running.stop(0)
