@@ -165,24 +165,65 @@ def _overlaps(a: Path, b: Path) -> bool:
     return a == b or a.is_relative_to(b) or b.is_relative_to(a)
 
 
-def remove_model(registry: Path, name: str, *, force: bool = False, keep_files: bool = False) -> list[Path]:
-    """Unregister `name`; delete its files when they lie inside the model directory and no other entry
-    uses them. Returns what was deleted."""
+def remove_model(registry: Path, name: str, *, force: bool = False, keep_files: bool = False,
+                 address: str | None = None) -> tuple[list[Path], str]:
+    """Unregister `name`; with the service's `address`, unload it there (its calls fail at once instead of
+    running a model the registry no longer names); delete its files when they lie inside the model
+    directory and no other entry uses them. Returns (what was deleted, what happened on the service)."""
     models_dir = registry.parent.resolve()
-    target = Registry.load(registry).get(name).path.resolve()
+    entry = Registry.load(registry).get(name)
+    target = entry.path.resolve()
     remove_entry(registry, name, force=force)
+    served = ""
+    if address is not None:
+        served = call_management(address, "UnloadModel", name, SERVICE_OF.get(entry.family, entry.family),
+                                 raise_other=False) or "the running service unloaded it"
     if keep_files or not target.is_relative_to(models_dir) or target == models_dir:
-        return []
+        return [], served
     others = [e.path.resolve() for e in Registry.load(registry).entries.values()]
     own_dir = models_dir / USER_DIR / name
     doomed = own_dir if target.is_relative_to(own_dir) else target
     if any(_overlaps(doomed, other) for other in others) or not doomed.exists():
-        return []
+        return [], served
     if doomed.is_dir():
         shutil.rmtree(doomed)
     else:
         doomed.unlink()
-    return [doomed]
+    return [doomed], served
+
+
+def call_management(address: str, method: str, model_id: str, service: str, *, raise_other: bool = True) -> str:
+    """Call `method` (SetDefaultModel, UnloadModel) of the running service's ModelManagementService on
+    `model_id`: "" when it ran, else why it did not (not running, does not list the model, predates the
+    RPC). Any other failure (a refused token, say) raises, or with `raise_other=False` is the answer too
+    (for a step after which the registry is already changed)."""
+    import grpc
+
+    from tator_core.client import ServiceClient
+    from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
+
+    request = getattr(models_pb2, f"{method}Request")(model_id=model_id)
+
+    async def call() -> None:
+        client = ServiceClient(address, models_pb2_grpc.ModelManagementServiceStub, timeout_s=30)
+        try:
+            await client.call(method, request)
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(call())
+        return ""
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            return f"the {service} service is not running"
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return f"the running {service} service does not list {model_id} (does it serve another registry?)"
+        if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+            return f"the running {service} service has no {method}: restart it"
+        if not raise_other:
+            return f"the running {service} service refused {method}: {exc.code().name}: {exc.details()}"
+        raise
 
 
 @dataclass
@@ -197,35 +238,13 @@ def activate_model(registry: Path, name: str, *, address: str | None) -> Activat
     through its SetDefaultModel (it persists the choice and serves it at once; a model added since it
     started is adopted first); when that service is not running, does not list the model, or predates
     the RPC, the registry file is written here and the service reads it at its next start."""
-    import grpc
-
     from tator_core.registry import set_default
 
     entry = Registry.load(registry).get(name)
     note = ""
     if address is not None:
-        from tator_core.client import ServiceClient
-        from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
-
-        async def call() -> None:
-            client = ServiceClient(address, models_pb2_grpc.ModelManagementServiceStub, timeout_s=30)
-            try:
-                await client.call("SetDefaultModel", models_pb2.SetDefaultModelRequest(model_id=name))
-            finally:
-                await client.close()
-
-        try:
-            asyncio.run(call())
+        note = call_management(address, "SetDefaultModel", name, SERVICE_OF.get(entry.family, entry.family))
+        if not note:
             return Activated(entry.family, live=True)
-        except grpc.aio.AioRpcError as exc:
-            service = SERVICE_OF.get(entry.family, entry.family)
-            if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                note = f"the {service} service is not running"
-            elif exc.code() == grpc.StatusCode.NOT_FOUND:
-                note = f"the running {service} service does not list {name} (does it serve another registry?)"
-            elif exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-                note = f"the running {service} service cannot switch its default live: restart it"
-            else:
-                raise
     set_default(registry, name)
     return Activated(entry.family, live=False, note=note)

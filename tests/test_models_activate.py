@@ -9,6 +9,7 @@ import io
 import shutil
 from pathlib import Path
 
+import grpc
 import pytest
 import pytest_asyncio
 import yaml
@@ -114,6 +115,27 @@ async def test_a_model_added_while_the_service_runs_is_served_and_activated_live
     assert res.exit_code == 0 and "running service switched" in " ".join(res.output.split()), res.output
     assert await served_default(detector.address) == "late"
     assert Registry.load(home / "models" / "registry.yaml").default("yolo").id == "late"
+
+
+async def test_remove_unloads_the_model_on_the_running_service(detector, home, monkeypatch):
+    point_cli_at(monkeypatch, home, detector.address)
+    add_entry(home / "models" / "registry.yaml", {"id": "brief", "family": "yolo", "path": "user/shared/best.pt"})
+    manage = ServiceClient(detector.address, models_pb2_grpc.ModelManagementServiceStub, timeout_s=120)
+    detect = ServiceClient(detector.address, detector_pb2_grpc.DetectorServiceStub, timeout_s=120)
+    try:
+        loaded = await manage.call("LoadModel", models_pb2.LoadModelRequest(model_id="brief"))
+        assert loaded.model.loaded
+        res = await tator("models", "remove", "brief")
+        assert res.exit_code == 0 and "the running service unloaded it" in " ".join(res.output.split()), res.output
+        assert "brief" not in Registry.load(home / "models" / "registry.yaml").entries
+        assert (home / "models" / "user" / "shared" / "best.pt").exists()  # the other entries still use it
+        image, _ = render_scene(11, 0)
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # no call runs a model the registry dropped
+            await detect.call("Detect", pb.DetectRequest(image=image_ref(png(image)), model_ids=["brief"]))
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "brief" in (err.value.details() or "")
+    finally:
+        await manage.close()
+        await detect.close()
 
 
 async def test_without_a_running_service_the_registry_file_is_written(home, monkeypatch):

@@ -132,18 +132,14 @@ def activate(
     """Make a model its family's default, persisted in the registry; a running stack switches at once."""
     import grpc
 
-    from tator_cli.checkpoints import SERVICE_OF, activate_model
+    from tator_cli.checkpoints import activate_model
     from tator_cli.output import fail_rpc
-    from tator_cli.stack import load_config
     from tator_core.errors import TatorError
-    from tator_core.registry import Registry, RegistryError
+    from tator_core.registry import RegistryError
 
     path = _registry(registry)
     try:
-        family = Registry.load(path).get(name).family
-        # Only the stack's own registry is the one its services serve; another file is edited offline.
-        address = load_config()[SERVICE_OF[family]].address if registry is None and family in SERVICE_OF else None
-        done = activate_model(path, name, address=address)
+        done = activate_model(path, name, address=_service_address(path, name, registry))
     except (TatorError, RegistryError) as exc:
         _fail(getattr(exc, "message", str(exc)))
     except grpc.aio.AioRpcError as exc:
@@ -159,17 +155,31 @@ def remove(
     keep_files: Annotated[bool, typer.Option(help="Leave its files in the model directory.")] = False,
     registry: RegistryOpt = None,
 ) -> None:
-    """Unregister a model; its files are deleted only when they lie inside the model directory and no other
-    entry uses them."""
+    """Unregister a model (a running stack unloads it at once); its files are deleted only when they lie
+    inside the model directory and no other entry uses them."""
     from tator_cli.checkpoints import remove_model
     from tator_core.errors import TatorError
     from tator_core.registry import RegistryError
 
+    path = _registry(registry)
     try:
-        deleted = remove_model(_registry(registry), name, force=force, keep_files=keep_files)
+        deleted, served = remove_model(path, name, force=force, keep_files=keep_files,
+                                       address=_service_address(path, name, registry))
     except (TatorError, RegistryError) as exc:
         _fail(getattr(exc, "message", str(exc)))
-    console.print(f"removed {name}" + (f"; deleted {', '.join(map(str, deleted))}" if deleted else ""))
+    console.print(f"removed {name}" + (f"; {served}" if served else "")
+                  + (f"; deleted {', '.join(map(str, deleted))}" if deleted else ""))
+
+
+def _service_address(path: Path, name: str, registry: Path | None) -> str | None:
+    """The address of the service that serves `name`'s family when the registry is the stack's own (a
+    registry named with --registry is edited offline)."""
+    from tator_cli.checkpoints import SERVICE_OF
+    from tator_cli.stack import load_config
+    from tator_core.registry import Registry
+
+    family = Registry.load(path).get(name).family
+    return load_config()[SERVICE_OF[family]].address if registry is None and family in SERVICE_OF else None
 
 
 def register(app: typer.Typer) -> None:
