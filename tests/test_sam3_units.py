@@ -145,7 +145,7 @@ async def test_models_missing_and_broken(tmp_path):
     models = make_repository(Registry.load(reg, families={"sam3"}), "cpu")
     with pytest.raises(TatorError) as info:
         await models.acquire("gone")
-    assert info.value.reason == "MODEL_MISSING" and str(tmp_path / "gone") in info.value.message
+    assert info.value.reason == "MODEL_MISSING" and info.value.metadata["path"] == str(tmp_path / "gone")
     with pytest.raises(TatorError) as info:
         models.resolve("yolo", FAMILY)
     assert info.value.reason == "MODEL_NOT_FOUND"
