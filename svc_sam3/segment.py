@@ -69,7 +69,7 @@ class Detection:
     box: geometry.XYXY  # full-image pixels
     score: float
     label: str
-    prompt: str  # prompt text, or "exemplar:<label>:<positive indexes>"
+    prompts: list[str]  # prompt texts, or "exemplar:<label>:<positive indexes>"; the kept one first
     source: str
     model_id: str
     window: Context
@@ -307,6 +307,29 @@ class Engine:
         return run.finish(plan.image)
 
 
+def merged_prompts(kept: Sequence[geometry.Scored], raw: Sequence[geometry.Scored], iou_thr: float) -> list[list[str]]:
+    """Per kept detection (NMS order), its own prompt, then the prompts of the raw detections it
+    suppressed: same label, not a better score, IoU > iou_thr with it (the first such kept one, as NMS
+    would have suppressed them). Without this a merged detection forgot every prompt but one."""
+    out = [[k.ref[2]] for k in kept]
+    kept_ids = {id(k) for k in kept}
+    by_label: dict[str, list[int]] = {}
+    for i, k in enumerate(kept):
+        by_label.setdefault(k.label, []).append(i)
+    rest = sorted((r for r in raw if id(r) not in kept_ids), key=lambda r: -r.score)
+    for label, idx in by_label.items():
+        mine = [r for r in rest if r.label == label]
+        if not mine:
+            continue
+        ious = geometry.iou_matrix([kept[i].box for i in idx], [r.box for r in mine]).numpy()
+        for j, r in enumerate(mine):
+            for row, i in enumerate(idx):
+                if kept[i].score >= r.score and float(ious[row, j]) > iou_thr:
+                    out[i] += [] if r.ref[2] in out[i] else [r.ref[2]]
+                    break
+    return out
+
+
 class _Run:
     """The state of one call on the device thread: stats, stage clocks, raw detections."""
 
@@ -353,9 +376,11 @@ class _Run:
         o = self.options
         if o.merge_iou > 0:
             kept = self.timed("merge", lambda: [item for item, _ in geometry.merge(self.raw, o.merge_iou)])
+            prompts = self.timed("merge", lambda: merged_prompts(kept, self.raw, o.merge_iou))
         else:
             kept = sorted(self.raw, key=lambda s: -s.score)
-        detections = self.timed("masks", lambda: [self._detection(item, image) for item in kept])
+            prompts = [[item.ref[2]] for item in kept]
+        detections = self.timed("masks", lambda: [self._detection(item, p, image) for item, p in zip(kept, prompts)])
         # Each stage's milliseconds were summed over every prompt run; the queue is waiting time, and
         # only the decode ran batched (all prompts of a context at once).
         stages = [StageTime(name, queue_ms=ms) if name == "queue" else
@@ -363,10 +388,10 @@ class _Run:
                   for name, ms in self.stages.items()]
         return Result(detections, self.stats, self.warnings, stages)
 
-    def _detection(self, item: geometry.Scored, image: DecodedImage) -> Detection:
-        raw, ctx, prompt, source = item.ref
+    def _detection(self, item: geometry.Scored, prompts: list[str], image: DecodedImage) -> Detection:
+        raw, ctx, _, source = item.ref
         box = geometry.clip_box(item.box, image.width, image.height)
-        det = Detection(box, item.score, item.label, prompt, source, self.model_id, ctx)
+        det = Detection(box, item.score, item.label, prompts, source, self.model_id, ctx)
         if self.options.return_masks:
             mask = rle.encode(Sam3Backend.mask(raw, ctx.size, self.options.mask_threshold))
             mask.x0 += ctx.origin[0]

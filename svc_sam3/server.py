@@ -40,7 +40,7 @@ def _options(request, default_score: float) -> segment.Options:  # either reques
 def _detection(d: segment.Detection) -> common_pb2.Detection:
     out = common_pb2.Detection(
         box=box_pb(d.box), label=d.label, class_id=-1,
-        score=d.score, source=source_value(d.source), model_id=d.model_id, window=window_proto(d.window), prompt=d.prompt)
+        score=d.score, source=source_value(d.source), model_id=d.model_id, window=window_proto(d.window), prompts=d.prompts)
     if d.mask is not None:
         out.mask.CopyFrom(d.mask)
     return out

@@ -203,11 +203,12 @@ async def test_glossary_change_misses_the_cache_and_meta_records_it(stack: Stack
                                                                          (gloss, "ball")]
     # triangle had no glossary terms: its expansions are Qwen's
     assert {p.kind for p in alt.prompts["triangle"].prompts} <= {base, pb.PROMPT_ORIGIN_KIND_QWEN}
-    # every SAM3 text atom names the prompt that found it, one of its label's prompts; other atoms none
+    # every SAM3 text atom names the prompts that found it, each one of its label's prompts; other atoms none
     for a in alt.atoms:
         if a.stage == pb.PREPASS_STAGE_SAM3_TEXT:
-            [p] = a.prompts
-            assert p in alt.prompts[a.detection.label].prompts and p.text.lower() == a.detection.prompt.lower()
+            # every prompt of a merged detection, each with its origin, in the detection's order
+            assert [p.text.lower() for p in a.prompts] == [t.lower() for t in a.detection.prompts]
+            assert all(p in alt.prompts[a.detection.label].prompts for p in a.prompts)
         else:
             assert not a.prompts
     meta = stack.app.cache.meta_for(alt.cache_key)

@@ -107,7 +107,7 @@ def check_detections(resp, *, labels: set[str], threshold: float, source: str, w
         assert threshold <= d.score <= 1.0
         assert source_name(d.source) == source and d.model_id == "sam3-tiny" and d.class_id == -1
         assert 0 <= d.box.x1 < d.box.x2 <= W and 0 <= d.box.y1 < d.box.y2 <= H
-        assert d.prompt
+        assert d.prompts and len(set(d.prompts)) == len(d.prompts)
         assert d.window.name in (windows or {"full"})
         wb = d.window.box
         assert wb.x1 <= d.box.x1 and wb.y1 <= d.box.y1 and d.box.x2 <= wb.x2 and d.box.y2 <= wb.y2
@@ -130,7 +130,7 @@ async def test_text_full_frame_schema(svc):
     assert resp.detections, "threshold 0.2 keeps the tiny model's queries (scores ~0.25)"
     check_detections(resp, labels=set(GLOSSARY), threshold=0.2, source="sam3_text")
     prompts = {p for ps in GLOSSARY.values() for p in ps}
-    assert all(d.prompt in prompts and d.prompt in GLOSSARY[d.label] for d in resp.detections)
+    assert all(p in prompts and p in GLOSSARY[d.label] for d in resp.detections for p in d.prompts)
     assert all(not d.HasField("mask") for d in resp.detections)
     assert [d.score for d in resp.detections] == sorted((d.score for d in resp.detections), reverse=True)
     s = resp.stats
@@ -154,8 +154,8 @@ async def test_vision_embedding_once_per_image_over_prompts_and_calls(svc):
     # prompt texts are embedded once too
     assert second.stats.text_embeddings_computed == 0 and second.stats.text_embeddings_cached == 6
     # same inputs, same model, same answer
-    assert [(d.label, d.prompt, round(d.score, 5)) for d in first.detections] == \
-           [(d.label, d.prompt, round(d.score, 5)) for d in second.detections]
+    assert [(d.label, list(d.prompts), round(d.score, 5)) for d in first.detections] == \
+           [(d.label, list(d.prompts), round(d.score, 5)) for d in second.detections]
 
 
 async def test_prompt_shared_by_labels_runs_once_and_credits_both(svc):
@@ -242,7 +242,7 @@ async def test_exemplars_full_frame(svc):
     resp = await call(svc, "SegmentExemplars", req, data)
     assert resp.detections
     check_detections(resp, labels={"circle", "square"}, threshold=0.2, source="sam3_similarity")
-    assert {d.prompt for d in resp.detections} <= {"exemplar:circle:0", "exemplar:square:0,1"}
+    assert {p for d in resp.detections for p in d.prompts} <= {"exemplar:circle:0", "exemplar:square:0,1"}
     assert resp.stats.prompt_runs == 2 and resp.stats.contexts == 1
     # default similarity threshold is 0.3
     default = await call(svc, "SegmentExemplars", pb.SegmentExemplarsRequest(
@@ -260,7 +260,7 @@ async def test_exemplars_windowed_use_only_intersecting_boxes(svc):
     skipped = {w.split(":")[1] for w in resp.warnings if w.startswith("similarity_window_skipped:")}
     assert skipped == {"A2", "B1"}
     assert resp.stats.contexts == 3 and resp.stats.prompt_runs == 3
-    handles = {(d.window.name, d.prompt) for d in resp.detections}
+    handles = {(d.window.name, d.prompts[0]) for d in resp.detections}
     assert handles <= {("full", "exemplar:circle:0,1"), ("A1", "exemplar:circle:0"), ("B2", "exemplar:circle:1")}
     assert {w for w, _ in handles} == {"full", "A1", "B2"}
     check_detections(resp, labels={"circle"}, threshold=0.2, source="sam3_similarity",

@@ -212,3 +212,23 @@ def test_backend_on_cuda_in_bfloat16(tmp_path):
                                       ExemplarBoxes([(1, 1, 20, 20), (30, 30, 50, 60)], [(60, 60, 80, 80)])])
     assert [len(f) for f in found] == [tiny.NUM_QUERIES] * 2
     assert Sam3Backend.mask(found[1][0], (120, 100), 0.2).shape == (100, 120)
+
+
+def test_a_merged_detection_keeps_every_prompt_that_found_it():
+    from svc_sam3.segment import merged_prompts
+    from tator_core.geometry import Scored, merge
+
+    def raw(box, score, label, prompt):
+        return Scored(box, score, label, (None, None, prompt, "sam3_text"))
+
+    items = [raw((10, 10, 50, 50), 0.9, "circle", "circle"),
+             raw((11, 10, 50, 51), 0.7, "circle", "disc"),          # the same object, another prompt
+             raw((10, 10, 50, 50), 0.6, "circle", "circle"),        # the same prompt again (another window)
+             raw((10, 10, 50, 50), 0.8, "square", "box"),           # same place, other label: not merged
+             raw((200, 200, 240, 240), 0.5, "circle", "ring")]      # elsewhere: its own detection
+    kept = [item for item, _ in merge(items, 0.5)]
+    prompts = merged_prompts(kept, items, 0.5)
+    by_prompt = {p[0]: p for p in prompts}
+    assert len(kept) == 3
+    assert by_prompt["circle"] == ["circle", "disc"]  # the kept one's first, each once
+    assert by_prompt["box"] == ["box"] and by_prompt["ring"] == ["ring"]

@@ -229,8 +229,8 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
             hits += resp.stats.vision_embeddings_cached
             log.extend(f"sam3_text: {w}" for w in resp.warnings)
             for det in resp.detections:
-                o = origin.get((det.label, det.prompt.lower()))  # a prompt SAM3 echoed back as sent
-                out.append((det, pb.PREPASS_STAGE_SAM3_TEXT, sam3_pass(det), [o] if o else []))
+                found = [o for p in det.prompts if (o := origin.get((det.label, p.lower()))) is not None]
+                out.append((det, pb.PREPASS_STAGE_SAM3_TEXT, sam3_pass(det), found))
     reports.record("sam3_text", total, detections=len(out), cache_hits=hits)
     return out
 

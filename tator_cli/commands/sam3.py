@@ -103,7 +103,7 @@ def _print(resp) -> None:
     for d in resp.detections:
         b = d.box
         px = sum(d.mask.counts[1::2]) if d.HasField("mask") else ""
-        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.1f}" for v in (b.x1, b.y1, b.x2, b.y2)), d.prompt,
+        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.1f}" for v in (b.x1, b.y1, b.x2, b.y2)), ", ".join(d.prompts),
                       d.window.name, str(px))
     Console().print(table)
     s = resp.stats

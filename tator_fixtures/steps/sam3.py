@@ -67,8 +67,8 @@ class _Sam3(StepImage):
         resp = await self.client.call("SegmentText", req, image_data=self.data)
         self.check(resp, TEXT_SCORE, "sam3_text", windows)
         for d in resp.detections:
-            if d.prompt not in prompts[d.label]:
-                raise AssertionError(f"prompt {d.prompt!r} was not asked for label {d.label!r}")
+            if not d.prompts or any(p not in prompts[d.label] for p in d.prompts) or len(set(d.prompts)) != len(d.prompts):
+                raise AssertionError(f"prompts {list(d.prompts)!r} were not asked for label {d.label!r} (or repeat)")
         n = sum(len(v) for v in prompts.values())
         if resp.stats.prompt_runs != n * resp.stats.contexts:
             raise AssertionError(f"{resp.stats.prompt_runs} prompt runs for {n} prompts x {resp.stats.contexts} contexts")
@@ -85,7 +85,8 @@ class _Sam3(StepImage):
                                          windows=windows, score_threshold=SIMILARITY_SCORE)
         resp = await self.client.call("SegmentExemplars", req, image_data=self.data)
         self.check(resp, SIMILARITY_SCORE, "sam3_similarity", windows)
-        if any(not d.prompt.startswith(f"exemplar:{d.label}:") for d in resp.detections):
+        if any(not d.prompts or not all(p.startswith(f"exemplar:{d.label}:") for p in d.prompts)
+               for d in resp.detections):
             raise AssertionError("a similarity detection lacks its exemplar handle")
         return resp
 
