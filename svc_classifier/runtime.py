@@ -161,7 +161,7 @@ class ClassifierRuntime:
             if slot.head is not None:
                 return slot.head
             if slot.held_down:
-                raise errors.failed_precondition("MODEL_REQUIRED", f"head {head_id} is unloaded; LoadModel "
+                raise errors.failed_precondition("MODEL_UNLOADED", f"head {head_id} is unloaded; LoadModel "
                                                  "loads it again", model_id=head_id)
             if not slot.path.exists():
                 raise errors.failed_precondition("MODEL_MISSING", f"head {head_id}: weights not found at "

@@ -225,7 +225,7 @@ class ModelRepository(Generic[B]):
             return slot.backend
         if slot.held_down:
             raise errors.failed_precondition(
-                "MODEL_REQUIRED", f"{self.service} model {model_id} is unloaded; LoadModel loads it again",
+                "MODEL_UNLOADED", f"{self.service} model {model_id} is unloaded; LoadModel loads it again",
                 model_id=model_id)
         return await self.load(model_id)
 
@@ -234,7 +234,7 @@ class ModelRepository(Generic[B]):
         backend = self._slot(model_id).backend
         if backend is None:
             raise errors.failed_precondition(
-                "MODEL_REQUIRED", f"{self.service} model {model_id} is not loaded (unloaded since the call began?)",
+                "MODEL_UNLOADED", f"{self.service} model {model_id} is not loaded (unloaded since the call began?)",
                 model_id=model_id)
         return backend
 
@@ -257,7 +257,7 @@ class ModelRepository(Generic[B]):
             return slot.backend
         if slot.held_down:
             raise errors.failed_precondition(
-                "MODEL_REQUIRED", f"{self.service} model {model_id} is unloaded; LoadModel loads it again",
+                "MODEL_UNLOADED", f"{self.service} model {model_id} is unloaded; LoadModel loads it again",
                 model_id=model_id)
         self._check_loadable(slot)
         slot.loading = True
@@ -311,7 +311,7 @@ class ModelRepository(Generic[B]):
             batcher, slot.batcher = slot.batcher, None
             if batcher is not None:
                 await batcher.abort(errors.unavailable(
-                    "MODEL_REQUIRED", f"{self.service} model {model_id} was unloaded while this call waited",
+                    "MODEL_UNLOADED", f"{self.service} model {model_id} was unloaded while this call waited",
                     model_id=model_id))
             if backend is None:
                 return

@@ -147,7 +147,8 @@ async def test_an_unloaded_model_stays_down_until_loaded(reg_path: Path) -> None
     assert (status.state, status.loaded) == ("AVAILABLE", False) and "unloaded" in status.reason
     with pytest.raises(errors.TatorError) as info:
         await repo.acquire("m1")
-    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and "m1" in info.value.message
+    assert (info.value.code, info.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "MODEL_UNLOADED")
+    assert "m1" in info.value.message and info.value.metadata["model_id"] == "m1"
     assert backend.loads == ["m1"]  # no silent reload
     await repo.load("m1")
     assert (await repo.acquire("m1")) is not model and backend.loads == ["m1", "m1"]
@@ -163,8 +164,8 @@ async def test_unload_fails_queued_calls_at_once_and_lets_the_running_batch_fini
     await asyncio.to_thread(backend.in_forward.wait, 5)  # the first call holds the device thread
     unloading = asyncio.create_task(repo.unload("m1"))
     out = await asyncio.wait_for(asyncio.gather(*calls[1:], return_exceptions=True), 2)  # device still held
-    assert all(isinstance(o, errors.TatorError) and o.code == grpc.StatusCode.UNAVAILABLE and "m1" in o.message
-               for o in out), out
+    assert all(isinstance(o, errors.TatorError) and (o.code, o.reason) == (grpc.StatusCode.UNAVAILABLE, "MODEL_UNLOADED")
+               and "m1" in o.message for o in out), out
     assert not calls[0].done() and not unloading.done()
     backend.gate.set()
     first, _ = await asyncio.wait_for(calls[0], 5)

@@ -143,7 +143,7 @@ async def test_load_and_unload(service, manage, scene):
     assert (resp.model.loaded, resp.model.state) == (False, common_pb2.MODEL_STATE_AVAILABLE)
     # An unloaded model stays unloaded: Detect refuses it by name instead of loading it again.
     err = await rpc_error(service, "Detect", detect_request(data, model_ids=[YOLO_ID]), image_data=data)
-    assert err.code == grpc.StatusCode.FAILED_PRECONDITION and YOLO_ID in err.message
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "MODEL_UNLOADED") and YOLO_ID in err.message
     listed = await manage.call("ListModels", mpb.ListModelsRequest())
     assert not next(m for m in listed.models if m.id == YOLO_ID).loaded
     resp = await manage.call("LoadModel", mpb.LoadModelRequest(model_id=YOLO_ID))
@@ -241,7 +241,7 @@ async def test_unload_fails_queued_calls_at_once_naming_the_model(models_dir, sc
         refused = [parse_rpc_error(o) for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
         assert refused, "every call ran before the unload: nothing was queued"
         unavailable = [e for e in refused if e.code == grpc.StatusCode.UNAVAILABLE]
-        assert unavailable and all(YOLO_ID in e.message for e in unavailable)
+        assert unavailable and all(YOLO_ID in e.message and e.reason == "MODEL_UNLOADED" for e in unavailable)
         # what was not queued when the unload came either ran or was refused as unloaded, nothing else
         assert all(e.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION) for e in refused)
     finally:

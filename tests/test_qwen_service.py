@@ -349,7 +349,7 @@ async def test_model_management_pages_and_keeps_an_unloaded_model_down(svc):
         await manage.call("LoadModel", mpb.LoadModelRequest(model_id="qwen3-tiny"))
         await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id="qwen3-tiny"))
         info = await expect_error(svc.call("Caption", caption_req(data, model_id="qwen3-tiny", generation=gen(4)),
-                                           image_data=data), grpc.StatusCode.FAILED_PRECONDITION, "MODEL_REQUIRED")
+                                           image_data=data), grpc.StatusCode.FAILED_PRECONDITION, "MODEL_UNLOADED")
         assert "qwen3-tiny" in info.message
         resp = await manage.call("LoadModel", mpb.LoadModelRequest(model_id="qwen3-tiny"))
         assert resp.model.loaded and resp.model.state == cpb.MODEL_STATE_READY
