@@ -91,7 +91,7 @@ class Stats:
 class Result:
     detections: list[Detection]
     stats: Stats
-    warnings: list[str]
+    warnings: list[common_pb2.Warning]
     stages: list[StageTime]  # in execution order
 
 
@@ -106,7 +106,7 @@ class TextPlan:
     labels: list[tuple[str, list[str]]]
     contexts: list[Context]
     options: Options
-    warnings: list[str]
+    warnings: list[common_pb2.Warning]
     # Set from the event loop when the RPC is cancelled; the device thread checks it before each window.
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -118,7 +118,7 @@ class ExemplarPlan:
     queries: list[ExemplarQuery]
     contexts: list[Context]
     options: Options
-    warnings: list[str]
+    warnings: list[common_pb2.Warning]
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -237,7 +237,7 @@ class Engine:
         return emb
 
     def _texts(self, backend: Sam3Backend, model_id: str, texts: Sequence[str], stats: Stats,
-               warnings: list[str]) -> dict[str, TextEmbedding]:
+               warnings: list[common_pb2.Warning]) -> dict[str, TextEmbedding]:
         out: dict[str, TextEmbedding] = {}
         missing = []
         for text in dict.fromkeys(texts):
@@ -254,8 +254,8 @@ class Engine:
                 self.text_cache.put((model_id, text), emb)
         stats.text_embeddings_computed += len(missing)
         TEXT_EMBEDDINGS.labels(model_id, "computed").inc(len(missing))
-        warnings += [f"prompt_truncated:{t!r} is longer than the model's text window; its tail was ignored"
-                     for t in dict.fromkeys(texts) if out[t].truncated]
+        warnings += [common_pb2.Warning(code="prompt_truncated", subject=t, message="longer than the model's text "
+                                        "window; its tail was ignored") for t in dict.fromkeys(texts) if out[t].truncated]
         return out
 
     def run_text(self, plan: TextPlan, queued_at: float | None = None) -> Result:
@@ -288,8 +288,8 @@ class Engine:
             for q, text in zip(plan.queries, wanted):
                 pos = [(j, b) for j, b in enumerate(q.positives) if ctx.is_full or geometry.intersects(b, ctx.box)]
                 if not pos:
-                    run.warnings.append(f"similarity_window_skipped:{ctx.name}:{q.label}:"
-                                        "no positive exemplar intersects the window")
+                    run.warnings.append(common_pb2.Warning(code="similarity_window_skipped", subject=ctx.name,
+                                                           message=f"no positive {q.label} exemplar intersects it"))
                     continue
                 neg = [b for b in q.negatives if ctx.is_full or geometry.intersects(b, ctx.box)]
                 boxes = ExemplarBoxes([_in_context(b, ctx) for _, b in pos], [_in_context(b, ctx) for b in neg])
@@ -333,7 +333,7 @@ def merged_prompts(kept: Sequence[geometry.Scored], raw: Sequence[geometry.Score
 class _Run:
     """The state of one call on the device thread: stats, stage clocks, raw detections."""
 
-    def __init__(self, engine: Engine, entry: ModelEntry, options: Options, warnings: list[str],
+    def __init__(self, engine: Engine, entry: ModelEntry, options: Options, warnings: list[common_pb2.Warning],
                  queued_at: float | None) -> None:
         self.started = time.perf_counter()
         self.stages: dict[str, float] = {}

@@ -108,7 +108,7 @@ def plan_contexts(spec: common_pb2.WindowSpec | None, width: int, height: int, *
                  for w in geometry.tile_windows(width, height, tile_size, tile_overlap)]
 
     contexts: list[Context] = []
-    warnings: list[str] = []
+    warnings: list[common_pb2.Warning] = []
     seen_boxes: dict[tuple[int, int, int, int], str] = {}
     names: set[str] = set()
     for name, box, path in wins:
@@ -120,7 +120,8 @@ def plan_contexts(spec: common_pb2.WindowSpec | None, width: int, height: int, *
             raise errors.invalid_argument(f"{path}.box", f"window {name!r} covers no pixel of the "
                                                          f"{width}x{height} image")
         if aligned in seen_boxes:
-            warnings.append(f"window_duplicate:{name}:same pixels as {seen_boxes[aligned]}; ran once")
+            warnings.append(common_pb2.Warning(code="window_duplicate", subject=name,
+                                               message=f"same pixels as {seen_boxes[aligned]}; ran once"))
             continue
         seen_boxes[aligned] = name
         contexts.append(Context(name, aligned))

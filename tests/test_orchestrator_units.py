@@ -132,8 +132,11 @@ def test_unusable_atoms_are_reported_not_clustered():
     log = AtomLog()
     log.add(pb.PREPASS_STAGE_DETECTORS, pb.ATOM_PASS_FULL, _det((5, 5, 5, 9), "circle", 0.9, "yolo"))
     log.add(pb.PREPASS_STAGE_DETECTORS, pb.ATOM_PASS_FULL, _det((0, 0, 9, 9), "hexagon", 0.9, "yolo"))
-    good, notes = usable(log.atoms, LABELS)
-    assert good == [] and len(notes) == 2 and "a0000001" in notes[0] and "hexagon" in notes[1]
+    good, notes = usable(log.atoms, LABELS, pb.PREPASS_STAGE_DEDUPE2)
+    assert good == [] and [(n.stage, n.warning.code, n.warning.subject) for n in notes] == [
+        (pb.PREPASS_STAGE_DEDUPE2, "atom_not_clustered", "a0000001"),
+        (pb.PREPASS_STAGE_DEDUPE2, "atom_not_clustered", "a0000002")]
+    assert "invalid box" in notes[0].warning.message and "hexagon" in notes[1].warning.message
 
 
 # --- exemplars / prompts -------------------------------------------------------------------------
@@ -257,3 +260,16 @@ def test_candidate_sources_are_enums_in_enum_order_with_their_best_scores():
     assert [(s.source, round(s.score, 6)) for s in cand.source_scores] == [
         (common_pb2.DETECTION_SOURCE_YOLO, 0.9), (common_pb2.DETECTION_SOURCE_RFDETR, 0.3),
         (common_pb2.DETECTION_SOURCE_SAM3_SIMILARITY, 0.95)]
+
+
+def test_a_stage_without_a_model_is_a_typed_warning_naming_stage_and_field():
+    from svc_orchestrator.clients import ServiceState
+    from svc_orchestrator.prepass.plan import resolve_plan
+
+    cfg = resolve(pb.PrepassConfig(enable_yolo=False, enable_rfdetr=False, enable_sam3_similarity=False,
+                                   enable_classifier=False, sam3_text_synonym_budget=0))
+    plan = resolve_plan(cfg, {"sam3": ServiceState("sam3", "127.0.0.1:1", "SERVING", [])}, wants_expansion=False)
+    assert not plan.sam3_id
+    [w] = plan.warnings
+    assert (w.stage, w.warning.code, w.warning.subject) == (pb.PREPASS_STAGE_SAM3_TEXT, "no_model", "sam3")
+    assert "no sam3 model" in w.warning.message

@@ -205,8 +205,8 @@ async def test_long_prompt_is_truncated_with_a_warning(svc):
     data = scene(16)
     long = " ".join(["disc"] * 36)  # 36 tokens + start/end > the 32-token text window, < 200 chars
     resp = await call(svc, "SegmentText", text_request(data, {"circle": [long, "disc"]}), data)
-    assert [w for w in resp.warnings if w.startswith("prompt_truncated:")] == [
-        f"prompt_truncated:{long!r} is longer than the model's text window; its tail was ignored"]
+    assert [(w.code, w.subject) for w in resp.warnings] == [("prompt_truncated", long)]
+    assert "tail was ignored" in resp.warnings[0].message
     assert resp.stats.prompt_runs == 2
 
 
@@ -257,7 +257,7 @@ async def test_exemplars_windowed_use_only_intersecting_boxes(svc):
         exemplars=[pb.ExemplarSet(label="circle", positives=[box(10, 10, 40, 40), box(200, 140, 230, 170)])])
     resp = await call(svc, "SegmentExemplars", req, data)
     # the two boxes sit in A1 and B2; A2 and B1 have none and are skipped with a warning
-    skipped = {w.split(":")[1] for w in resp.warnings if w.startswith("similarity_window_skipped:")}
+    skipped = {w.subject for w in resp.warnings if w.code == "similarity_window_skipped"}
     assert skipped == {"A2", "B1"}
     assert resp.stats.contexts == 3 and resp.stats.prompt_runs == 3
     handles = {(d.window.name, d.prompts[0]) for d in resp.detections}

@@ -78,7 +78,7 @@ def test_duplicate_contexts_run_once():
     ctxs, warnings = plan_contexts(spec(grid=cpb.GridSpec(cols=1, rows=1), include_full=True), 200, 100,
                                    runs_per_context=1, cap=10, fld="labels")
     assert [c.name for c in ctxs] == ["full"]
-    assert warnings == ["window_duplicate:A1:same pixels as full; ran once"]
+    assert [(w.code, w.subject, w.message) for w in warnings] == [("window_duplicate", "A1", "same pixels as full; ran once")]
 
 
 @pytest.mark.parametrize("window, fld", [

@@ -198,7 +198,8 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
     runs = ", ".join(f"{r.model_id}:{detector_pb2.PassKind.Name(r.kind).removeprefix('PASS_KIND_').lower()}"
                      for r in resp.runs)
     reports.record("detectors", stats, detections=len(out), note=runs)
-    log.extend(f"detector: {w}" for w in resp.warnings)
+    log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_DETECTORS, warning=common_pb2.Warning(message=w))
+               for w in resp.warnings)  # the detector's notes are untyped
     return out
 
 
@@ -227,7 +228,7 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
         for resp, stats in await _split_on_fanout("sam3_text", units, call, split_values=True):
             total.add(stats)
             hits += resp.stats.vision_embeddings_cached
-            log.extend(f"sam3_text: {w}" for w in resp.warnings)
+            log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_SAM3_TEXT, warning=w) for w in resp.warnings)
             for det in resp.detections:
                 found = [o for p in det.prompts if (o := origin.get((det.label, p.lower()))) is not None]
                 out.append((det, pb.PREPASS_STAGE_SAM3_TEXT, sam3_pass(det), found))
@@ -262,7 +263,7 @@ async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports
         for resp, stats in await _split_on_fanout("sam3_similarity", units, call, split_values=False):
             total.add(stats)
             hits += resp.stats.vision_embeddings_cached
-            log.extend(f"sam3_similarity: {w}" for w in resp.warnings)
+            log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_SAM3_SIMILARITY, warning=w) for w in resp.warnings)
             out.extend((det, pb.PREPASS_STAGE_SAM3_SIMILARITY, sam3_pass(det), []) for det in resp.detections)
     reports.record("sam3_similarity", total, detections=len(out), cache_hits=hits,
                    note=f"exemplars: {sum(len(v) for v in exemplars.values())} over {len(exemplars)} labels")
@@ -335,7 +336,7 @@ async def _both(a: Coroutine[Any, Any, Any], b: Coroutine[Any, Any, Any]) -> tup
 async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: SynonymCache | None = None) -> pb.PrepassResult:
     cfg = inp.ctx.config
     reports = _Reports()
-    notes: list[str] = list(inp.plan.warnings)
+    notes: list[pb.PrepassWarning] = list(inp.plan.warnings)
     synonyms = synonyms or SynonymCache()
     terms = inp.ctx.terms
 
@@ -367,7 +368,7 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
     final = clusters
     if sim_atoms:
         started = time.perf_counter()
-        good, bad = usable(sim_atoms, inp.ctx.labelmap)
+        good, bad = usable(sim_atoms, inp.ctx.labelmap, pb.PREPASS_STAGE_DEDUPE2)
         notes.extend(bad)
         final = dedupe(clusters + [singleton(a) for a in good], **merge_kw)
         reports.record("dedupe2", CallStats(), detections=len(final), ms=(time.perf_counter() - started) * 1000)

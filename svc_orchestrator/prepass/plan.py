@@ -21,7 +21,9 @@ import grpc
 from svc_orchestrator.clients import RemoteCallError, ServiceState
 from svc_orchestrator.prepass.config import ResolvedConfig
 from tator_core import errors
+from tator_core.enums import from_short
 from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 _TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
               grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED)
@@ -51,7 +53,7 @@ class ModelPlan:
     qwen_id: str = ""
     head_id: str = ""
     versions: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[pb.PrepassWarning] = field(default_factory=list)
 
     @property
     def services(self) -> set[str]:
@@ -81,7 +83,7 @@ def needed_services(cfg: ResolvedConfig, wants_expansion: bool) -> list[str]:
 
 
 def _pick(state: ServiceState, families: Sequence[str], wanted: str, stage: str, what: str,
-          warnings: list[str]) -> common_pb2.ModelInfo | None:
+          warnings: list[pb.PrepassWarning]) -> common_pb2.ModelInfo | None:
     models = [m for m in state.models if m.family in families]
     if wanted:
         info = next((m for m in state.models if m.id == wanted), None)
@@ -94,7 +96,9 @@ def _pick(state: ServiceState, families: Sequence[str], wanted: str, stage: str,
     else:
         info = next((m for m in models if m.is_default), models[0] if models else None)
         if info is None:
-            warnings.append(f"{what}: no {'/'.join(families)} model in the {state.service} registry; skipped")
+            warnings.append(pb.PrepassWarning(stage=from_short(pb.PrepassStage, stage), warning=common_pb2.Warning(
+                code="no_model", subject=what,
+                message=f"no {'/'.join(families)} model in the {state.service} registry; skipped")))
             return None
     if info.state == common_pb2.MODEL_STATE_MISSING:
         raise errors.failed_precondition("MODEL_MISSING", f"{info.id}: {info.reason or 'weights missing'}",

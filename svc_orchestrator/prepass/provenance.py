@@ -74,17 +74,23 @@ def singleton(atom: pb.Atom) -> Cluster:
                    det.window.name or "full")
 
 
-def usable(atoms: Iterable[pb.Atom], labelmap: Sequence[str]) -> tuple[list[pb.Atom], list[str]]:
+def _not_clustered(stage: int, atom: pb.Atom, why: str) -> pb.PrepassWarning:
+    return pb.PrepassWarning(stage=stage, warning=common_pb2.Warning(code="atom_not_clustered", subject=atom.atom_id,
+                                                                     message=f"{why}; kept as an atom"))
+
+
+def usable(atoms: Iterable[pb.Atom], labelmap: Sequence[str], stage: int = pb.PREPASS_STAGE_DEDUPE,
+           ) -> tuple[list[pb.Atom], list[pb.PrepassWarning]]:
     """Atoms that can be clustered; the rest are kept as atoms but reported, never silently lost."""
     known = set(labelmap)
     keep, notes = [], []
     for atom in atoms:
         det = atom.detection
         if not is_valid_box(box_xyxy(det.box)):
-            notes.append(f"{atom.atom_id}: invalid box from {source_name(det.source)}; not clustered")
+            notes.append(_not_clustered(stage, atom, f"invalid box from {source_name(det.source)}"))
         elif det.label not in known:
-            notes.append(f"{atom.atom_id}: label {det.label!r} from {source_name(det.source)} is not in the labelmap; "
-                         "not clustered")
+            notes.append(_not_clustered(stage, atom, f"label {det.label!r} from {source_name(det.source)} is not "
+                                                      "in the labelmap"))
         else:
             keep.append(atom)
     return keep, notes

@@ -82,7 +82,8 @@ def print_result(console: Console, result: Any, limit: int = 30) -> None:
     console.print(table)
     console.print(stage_table({_stage(s.stage): s.ms for s in result.stages if s.ran}))
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        what = " ".join(x for x in (w.warning.code, w.warning.subject) if x)
+        console.print(f"[yellow]warning ({_stage(w.stage)}):[/] {what + ': ' if what else ''}{w.warning.message}")
 
 
 async def watch_with_progress(client: Any, job_id: str, console: Console, description: str = "prepass",

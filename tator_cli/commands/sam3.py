@@ -112,7 +112,7 @@ def _print(resp) -> None:
                   f"text embeddings computed {s.text_embeddings_computed} / cached {s.text_embeddings_cached}; "
                   f"{resp.timing.total_ms:.0f} ms")
     for w in resp.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {w.code} {w.subject}: {w.message}")
 
 
 def segment(

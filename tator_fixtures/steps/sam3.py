@@ -123,7 +123,7 @@ def _summary(responses: list[Any], image: str) -> dict[str, Any]:
                   "vision_embeddings_used": sum(r.stats.vision_embeddings_computed + r.stats.vision_embeddings_cached
                                                 for r in responses)},
         "extra": {"image": image, "windows": sorted({d.window.name for d in dets}),
-                  "warnings": sorted({w.split(":")[0] for r in responses for w in r.warnings})},
+                  "warnings": sorted({w.code for r in responses for w in r.warnings})},
     }
 
 

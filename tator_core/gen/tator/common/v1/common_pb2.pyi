@@ -193,6 +193,16 @@ class Detection(_message.Message):
     prompts: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[_Union[DetectionSource, str]] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., prompts: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class Warning(_message.Message):
+    __slots__ = ("code", "subject", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    subject: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., subject: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class ModelInfo(_message.Message):
     __slots__ = ("id", "family", "version", "labelmap", "device", "state", "reason", "is_default", "loaded", "extra", "trained_on")
     class ExtraEntry(_message.Message):

@@ -576,6 +576,14 @@ class WindowCaptionText(_message.Message):
     caption: str
     def __init__(self, window: _Optional[_Union[_common_pb2.Window, _Mapping]] = ..., caption: _Optional[str] = ...) -> None: ...
 
+class PrepassWarning(_message.Message):
+    __slots__ = ("stage", "warning")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
+    stage: PrepassStage
+    warning: _common_pb2.Warning
+    def __init__(self, stage: _Optional[_Union[PrepassStage, str]] = ..., warning: _Optional[_Union[_common_pb2.Warning, _Mapping]] = ...) -> None: ...
+
 class PrepassResult(_message.Message):
     __slots__ = ("image_sha256", "image_name", "width", "height", "candidates", "atoms", "classifier_classes", "caption", "stages", "cache_hit", "cache_key", "config_hash", "model_versions", "glossary_hash", "labelmap_hash", "pipeline_version", "warnings", "prompts", "original_cost")
     class ModelVersionsEntry(_message.Message):
@@ -627,10 +635,10 @@ class PrepassResult(_message.Message):
     glossary_hash: str
     labelmap_hash: str
     pipeline_version: str
-    warnings: _containers.RepeatedScalarFieldContainer[str]
+    warnings: _containers.RepeatedCompositeFieldContainer[PrepassWarning]
     prompts: _containers.MessageMap[str, PromptList]
     original_cost: PrepassCost
-    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., prompts: _Optional[_Mapping[str, PromptList]] = ..., original_cost: _Optional[_Union[PrepassCost, _Mapping]] = ...) -> None: ...
+    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[_Union[PrepassWarning, _Mapping]]] = ..., prompts: _Optional[_Mapping[str, PromptList]] = ..., original_cost: _Optional[_Union[PrepassCost, _Mapping]] = ...) -> None: ...
 
 class PrepassRequest(_message.Message):
     __slots__ = ("image", "dataset_image", "dataset_id", "config", "glossary_name", "refresh", "calibration_id", "recipe_id")

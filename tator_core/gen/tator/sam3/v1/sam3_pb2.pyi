@@ -65,8 +65,8 @@ class SegmentTextResponse(_message.Message):
     detections: _containers.RepeatedCompositeFieldContainer[_common_pb2.Detection]
     stats: SegmentStats
     timing: _common_pb2.Timing
-    warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, detections: _Optional[_Iterable[_Union[_common_pb2.Detection, _Mapping]]] = ..., stats: _Optional[_Union[SegmentStats, _Mapping]] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Warning]
+    def __init__(self, detections: _Optional[_Iterable[_Union[_common_pb2.Detection, _Mapping]]] = ..., stats: _Optional[_Union[SegmentStats, _Mapping]] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.Warning, _Mapping]]] = ...) -> None: ...
 
 class ExemplarSet(_message.Message):
     __slots__ = ("label", "positives", "negatives", "text")
@@ -109,8 +109,8 @@ class SegmentExemplarsResponse(_message.Message):
     detections: _containers.RepeatedCompositeFieldContainer[_common_pb2.Detection]
     stats: SegmentStats
     timing: _common_pb2.Timing
-    warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, detections: _Optional[_Iterable[_Union[_common_pb2.Detection, _Mapping]]] = ..., stats: _Optional[_Union[SegmentStats, _Mapping]] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Warning]
+    def __init__(self, detections: _Optional[_Iterable[_Union[_common_pb2.Detection, _Mapping]]] = ..., stats: _Optional[_Union[SegmentStats, _Mapping]] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.Warning, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
