@@ -119,6 +119,9 @@ async def test_finished_job_report_and_accept_model_applied_by_the_orchestrator(
     again = (await client.call("GetCalibrationReport", pb.GetCalibrationReportRequest(job_id=job.id))).report
     assert again == report
     assert report.config.prepass == light_prepass(pb)  # what `tator prepass --calibration` runs with
+    # the report records the run of every prepass it was built from
+    assert len(report.run_ids) == report.prepass_images and len(set(report.run_ids)) == report.prepass_images
+    assert all(len(r) == 64 for r in report.run_ids)
     assert Path(report.artifacts[0]).is_file() and Path(report.artifacts[0]).parent == app.calibration_dir(job.id)
     ds = app.datasets.get("synth")
     env = SimulatedEnv(ds)

@@ -156,6 +156,8 @@ async def test_prepass_sources_provenance_and_wire_economy(orch: ServiceClient):
     assert not again.cache_hit and sum(s.image_bytes_sent for s in again.stages) == 0
     assert all(0 < s.bytes_sent < len(data) for s in again.stages if s.calls)  # the requests without the image
     assert again.candidates == res.candidates
+    # the same inputs run again: the same run identity (and, above, the same candidates)
+    assert len(res.run_id) == 64 and again.run_id == res.run_id
 
 
 async def test_second_call_is_a_cache_hit_with_identical_output(stack: Stack, orch: ServiceClient):
@@ -173,6 +175,7 @@ async def test_second_call_is_a_cache_hit_with_identical_output(stack: Stack, or
         ("cache", True, 1, 0, 0, 0)
     assert 0 < hit.ms < sum(s.ms for s in first.stages)
     assert list(second.original_cost.stages) == list(first.stages)
+    assert second.run_id == first.run_id  # the hit names the run that computed what it returns
     assert sum(s.bytes_sent for s in second.original_cost.stages) > 0
     second.cache_hit = first.cache_hit
     del second.stages[:]
@@ -194,7 +197,7 @@ async def test_glossary_change_misses_the_cache_and_meta_records_it(stack: Stack
     alt = (await orch.call("Prepass", pb.PrepassRequest(dataset_id="synth", dataset_image=item,
                                                         glossary_name="alt shapes"))).result
     assert not alt.cache_hit and alt.glossary_hash == g.hash != base.glossary_hash
-    assert alt.cache_key != base.cache_key
+    assert alt.cache_key != base.cache_key and alt.run_id != base.run_id  # another glossary: another run
     stages = {stage_name(s.stage): s for s in alt.stages}
     assert stages["synonyms"].ran and stages["synonyms"].calls + stages["synonyms"].cache_hits == 1
     assert "qwen-tiny" in alt.model_versions and "qwen-tiny" not in base.model_versions

@@ -265,6 +265,7 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
         "leakage": {"forced": bool(config.allow_training_overlap), "models": leakage.summary(found)},
         "warnings": warnings,
         "prepass": {"images": len(results), "cache_hits": sum(int(r.cache_hit) for r in results),
+                    "run_ids": [r.run_id for r in results],
                     "candidates": len(table), "atoms": sum(len(r.atoms) for r in results),
                     "warnings": sum(len(r.warnings) for r in results)},
         "data": {**pl.data_summary(table, labels.y, split, masks, large), "labels": labels.as_summary()},

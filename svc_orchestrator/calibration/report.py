@@ -143,7 +143,8 @@ def to_proto(report: dict, artifacts: list[str]) -> pb.CalibrationReport:
         split_images=report["split"]["sizes"],
         prepass_config_hash=report["prepass_config_hash"], glossary_hash=report.get("glossary_hash", ""),
         model_versions=report["model_versions"], prepass_images=report["prepass"]["images"],
-        prepass_cache_hits=report["prepass"]["cache_hits"], feature_width=report["feature_schema"]["width"],
+        prepass_cache_hits=report["prepass"]["cache_hits"],
+        run_ids=report["prepass"].get("run_ids", []), feature_width=report["feature_schema"]["width"],
         coverage_upper_bound=report["baselines"]["coverage_upper_bound"].get(str(primary), 0.0))
     if "timing" in report:
         out.duration.CopyFrom(duration(report["timing"]["total"]))

@@ -173,7 +173,8 @@ class SimulatedEnv:
                          a.detection.score, a.detection.label, a) for a in atoms]
         res = pb.PrepassResult(image_name=item.name, width=w, height=h, atoms=atoms, classifier_classes=self.classes,
                                model_versions=self.model_versions, config_hash="sim-" + str(self.seed),
-                               labelmap_hash=labelmap_hash(dataset.labelmap), glossary_hash=dataset.glossary_hash)
+                               labelmap_hash=labelmap_hash(dataset.labelmap), glossary_hash=dataset.glossary_hash,
+                               run_id=hashlib.sha256(f"sim-{self.seed}:{item.name}".encode()).hexdigest())
         for k, cl in enumerate(greedy_clusters(scored, 0.75)):
             members = [scored[i] for i in cl]
             rep = members[0]

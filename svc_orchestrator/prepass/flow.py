@@ -83,6 +83,7 @@ class SynonymCache(BoundedLRU[str, dict[str, list[str]]]):
 class _Reports:
     by_stage: dict[str, pb.StageReport] = field(default_factory=lambda: {
         s: pb.StageReport(stage=from_short(pb.PrepassStage, s)) for s in STAGES})
+    tiles: list = field(default_factory=list)  # (model, pass, tile side, tiles) per detector pass: the tile plan
 
     def record(self, stage: str, stats: CallStats, *, detections: int = 0, cache_hits: int = 0,
                ms: float | None = None, note: str = "") -> None:
@@ -198,6 +199,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
     runs = ", ".join(f"{r.model_id}:{detector_pb2.PassKind.Name(r.kind).removeprefix('PASS_KIND_').lower()}"
                      for r in resp.runs)
     reports.record("detectors", stats, detections=len(out), note=runs)
+    reports.tiles = sorted((r.model_id, r.kind, r.tile_size, r.tiles) for r in resp.runs)
     log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_DETECTORS, warning=common_pb2.Warning(message=w))
                for w in resp.warnings)  # the detector's notes are untyped
     return out
@@ -387,4 +389,8 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
                 tracing.traced("prepass.caption", _caption(clients, inp, reports, result)))
     result.stages.extend(reports.by_stage[s] for s in STAGES)
     result.warnings.extend(notes)
+    result.run_id = stable_hash({"image": inp.image.sha256, "dataset": inp.ctx.dataset.id,
+                                 "config": inp.ctx.config.canonical(), "tiles": reports.tiles,
+                                 "models": inp.plan.versions, "glossary": inp.ctx.glossary_hash,
+                                 "labelmap": inp.ctx.labelmap_hash, "pipeline": PIPELINE_VERSION})
     return result

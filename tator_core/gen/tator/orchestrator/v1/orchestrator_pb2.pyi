@@ -585,7 +585,7 @@ class PrepassWarning(_message.Message):
     def __init__(self, stage: _Optional[_Union[PrepassStage, str]] = ..., warning: _Optional[_Union[_common_pb2.Warning, _Mapping]] = ...) -> None: ...
 
 class PrepassResult(_message.Message):
-    __slots__ = ("image_sha256", "image_name", "width", "height", "candidates", "atoms", "classifier_classes", "caption", "stages", "cache_hit", "cache_key", "config_hash", "model_versions", "glossary_hash", "labelmap_hash", "pipeline_version", "warnings", "prompts", "original_cost")
+    __slots__ = ("image_sha256", "image_name", "width", "height", "candidates", "atoms", "classifier_classes", "caption", "stages", "cache_hit", "cache_key", "config_hash", "model_versions", "glossary_hash", "labelmap_hash", "pipeline_version", "warnings", "prompts", "original_cost", "run_id")
     class ModelVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -619,6 +619,7 @@ class PrepassResult(_message.Message):
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_COST_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     image_sha256: str
     image_name: str
     width: int
@@ -638,7 +639,8 @@ class PrepassResult(_message.Message):
     warnings: _containers.RepeatedCompositeFieldContainer[PrepassWarning]
     prompts: _containers.MessageMap[str, PromptList]
     original_cost: PrepassCost
-    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[_Union[PrepassWarning, _Mapping]]] = ..., prompts: _Optional[_Mapping[str, PromptList]] = ..., original_cost: _Optional[_Union[PrepassCost, _Mapping]] = ...) -> None: ...
+    run_id: str
+    def __init__(self, image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., atoms: _Optional[_Iterable[_Union[Atom, _Mapping]]] = ..., classifier_classes: _Optional[_Iterable[str]] = ..., caption: _Optional[_Union[CaptionResult, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., cache_key: _Optional[str] = ..., config_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., glossary_hash: _Optional[str] = ..., labelmap_hash: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., warnings: _Optional[_Iterable[_Union[PrepassWarning, _Mapping]]] = ..., prompts: _Optional[_Mapping[str, PromptList]] = ..., original_cost: _Optional[_Union[PrepassCost, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class PrepassRequest(_message.Message):
     __slots__ = ("image", "dataset_image", "dataset_id", "config", "glossary_name", "refresh", "calibration_id", "recipe_id")
@@ -1033,7 +1035,7 @@ class AcceptModelSummary(_message.Message):
     def __init__(self, model: _Optional[_Union[AcceptMethod, str]] = ..., val_f1: _Optional[float] = ..., candidate_metrics: _Optional[_Union[CandidateMetrics, _Mapping]] = ..., delta_f1_vs_best_single_source: _Optional[float] = ..., train_rows: _Optional[int] = ..., train_positives: _Optional[int] = ...) -> None: ...
 
 class CalibrationReport(_message.Message):
-    __slots__ = ("job_id", "dataset_id", "results", "split_images", "feature_schema_hash", "artifacts", "labelmap", "primary_eval_iou", "thresholds", "curves", "create_time", "config", "prepass_config_hash", "glossary_hash", "model_versions", "train", "val", "test", "models", "prepass_images", "prepass_cache_hits", "feature_width", "coverage_upper_bound", "duration", "large_side", "warnings", "training_overlap")
+    __slots__ = ("job_id", "dataset_id", "results", "split_images", "feature_schema_hash", "artifacts", "labelmap", "primary_eval_iou", "thresholds", "curves", "create_time", "config", "prepass_config_hash", "glossary_hash", "model_versions", "train", "val", "test", "models", "prepass_images", "prepass_cache_hits", "feature_width", "coverage_upper_bound", "duration", "large_side", "warnings", "training_overlap", "run_ids")
     class SplitImagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -1075,6 +1077,7 @@ class CalibrationReport(_message.Message):
     LARGE_SIDE_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     TRAINING_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     dataset_id: str
     results: _containers.RepeatedCompositeFieldContainer[MethodMetrics]
@@ -1102,7 +1105,8 @@ class CalibrationReport(_message.Message):
     large_side: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
     training_overlap: _containers.RepeatedCompositeFieldContainer[TrainingOverlap]
-    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., labelmap: _Optional[_Iterable[str]] = ..., primary_eval_iou: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[ModelThresholds, _Mapping]]] = ..., curves: _Optional[_Iterable[_Union[PrCurve, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config: _Optional[_Union[CalibrationConfig, _Mapping]] = ..., prepass_config_hash: _Optional[str] = ..., glossary_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., train: _Optional[_Union[SplitSummary, _Mapping]] = ..., val: _Optional[_Union[SplitSummary, _Mapping]] = ..., test: _Optional[_Union[SplitSummary, _Mapping]] = ..., models: _Optional[_Iterable[_Union[AcceptModelSummary, _Mapping]]] = ..., prepass_images: _Optional[int] = ..., prepass_cache_hits: _Optional[int] = ..., feature_width: _Optional[int] = ..., coverage_upper_bound: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., large_side: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., training_overlap: _Optional[_Iterable[_Union[TrainingOverlap, _Mapping]]] = ...) -> None: ...
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[MethodMetrics, _Mapping]]] = ..., split_images: _Optional[_Mapping[str, int]] = ..., feature_schema_hash: _Optional[str] = ..., artifacts: _Optional[_Iterable[str]] = ..., labelmap: _Optional[_Iterable[str]] = ..., primary_eval_iou: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[ModelThresholds, _Mapping]]] = ..., curves: _Optional[_Iterable[_Union[PrCurve, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., config: _Optional[_Union[CalibrationConfig, _Mapping]] = ..., prepass_config_hash: _Optional[str] = ..., glossary_hash: _Optional[str] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., train: _Optional[_Union[SplitSummary, _Mapping]] = ..., val: _Optional[_Union[SplitSummary, _Mapping]] = ..., test: _Optional[_Union[SplitSummary, _Mapping]] = ..., models: _Optional[_Iterable[_Union[AcceptModelSummary, _Mapping]]] = ..., prepass_images: _Optional[int] = ..., prepass_cache_hits: _Optional[int] = ..., feature_width: _Optional[int] = ..., coverage_upper_bound: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., large_side: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., training_overlap: _Optional[_Iterable[_Union[TrainingOverlap, _Mapping]]] = ..., run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClassThreshold(_message.Message):
     __slots__ = ("label", "threshold", "reason", "val", "tried", "global_threshold")
