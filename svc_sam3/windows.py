@@ -66,7 +66,7 @@ def has_windows(spec: common_pb2.WindowSpec | None) -> bool:
 
 
 def plan_contexts(spec: common_pb2.WindowSpec | None, width: int, height: int, *, runs_per_context: int,
-                  cap: int, fld: str) -> tuple[list[Context], list[str]]:
+                  cap: int, fld: str) -> tuple[list[Context], list[common_pb2.Warning]]:
     """Checked contexts for a request, and warnings.
 
     No windows -> the full frame only. With windows the full frame joins only

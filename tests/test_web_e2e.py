@@ -68,8 +68,9 @@ def free_port() -> int:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def web_stack(tmp_path_factory, stack_models):
-    if not (edge.UI_DIST / "index.html").is_file():
-        subprocess.run(["npm", "run", "build", "--silent"], cwd=ROOT, check=True, timeout=300)
+    # Always rebuilt (seconds): a web/dist left from an older checkout would test yesterday's UI
+    # against today's protos.
+    subprocess.run(["npm", "run", "build", "--silent"], cwd=ROOT, check=True, timeout=300)
     models = stack_models
     stack = await start_stack(tmp_path_factory.mktemp("home"), models)
     procs = []

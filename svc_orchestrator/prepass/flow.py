@@ -195,7 +195,8 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
         inp.image.sha256, inp.image.data, model_ids=plan.detector_ids, mode=mode, tile_size=cfg.sahi_window_size,
         tile_overlap=cfg.sahi_overlap_ratio, conf=cfg.detector_conf, iou=cfg.detector_iou,
         merge_iou=cfg.detector_merge_iou, expected_labelmap=inp.ctx.labelmap, timeout_s=_timeout(cfg)))
-    out = [(det, pb.PREPASS_STAGE_DETECTORS, detector_pass(det), []) for det in resp.detections]
+    out: list[tuple[common_pb2.Detection, pb.PrepassStage, int, list]] = [
+        (det, pb.PREPASS_STAGE_DETECTORS, detector_pass(det), []) for det in resp.detections]
     runs = ", ".join(f"{r.model_id}:{detector_pb2.PassKind.Name(r.kind).removeprefix('PASS_KIND_').lower()}"
                      for r in resp.runs)
     reports.record("detectors", stats, detections=len(out), note=runs)
@@ -206,7 +207,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
 
 
 async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports, log: list,
-                     prompt_map: dict[str, list[tuple[str, int]]]) -> list:
+                     prompt_map: dict[str, list[tuple[str, prompts.Origin]]]) -> list:
     cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_sam3_text or not plan.sam3_id:
         reports.skip("sam3_text", "disabled" if not cfg.enable_sam3_text else "no SAM3 model")

@@ -16,6 +16,8 @@ from tator_core.labels import natural_label, parse_glossary
 
 MAX_PROMPTS_PER_LABEL = 64
 
+Origin = pb.PromptOriginKind
+
 #: origin of each prompt (PromptOriginKind): the result's prompt map and each SAM3 text atom carry it.
 BASE, GLOSSARY, QWEN = pb.PROMPT_ORIGIN_KIND_BASE, pb.PROMPT_ORIGIN_KIND_GLOSSARY, pb.PROMPT_ORIGIN_KIND_QWEN
 
@@ -29,12 +31,12 @@ def labels_needing_expansion(labelmap: Sequence[str], terms: Mapping[str, Sequen
 
 
 def build_prompts(labelmap: Sequence[str], terms: Mapping[str, Sequence[str]],
-                  expansions: Mapping[str, Sequence[str]], budget: int) -> dict[str, list[tuple[str, int]]]:
+                  expansions: Mapping[str, Sequence[str]], budget: int) -> dict[str, list[tuple[str, Origin]]]:
     """{label: [(prompt, origin), ...]} with origin BASE | GLOSSARY | QWEN."""
-    out: dict[str, list[tuple[str, int]]] = {}
+    out: dict[str, list[tuple[str, Origin]]] = {}
     for label in labelmap:
         seen: set[str] = set()
-        prompts: list[tuple[str, int]] = []
+        prompts: list[tuple[str, Origin]] = []
         candidates = ([(natural_label(label), BASE), (label.strip(), BASE)]
                       + [(t, GLOSSARY) for t in terms.get(label, ())]
                       + [(t, QWEN) for t in list(expansions.get(label, ()))[:budget]])

@@ -74,12 +74,12 @@ def singleton(atom: pb.Atom) -> Cluster:
                    det.window.name or "full")
 
 
-def _not_clustered(stage: int, atom: pb.Atom, why: str) -> pb.PrepassWarning:
+def _not_clustered(stage: pb.PrepassStage, atom: pb.Atom, why: str) -> pb.PrepassWarning:
     return pb.PrepassWarning(stage=stage, warning=common_pb2.Warning(code="atom_not_clustered", subject=atom.atom_id,
                                                                      message=f"{why}; kept as an atom"))
 
 
-def usable(atoms: Iterable[pb.Atom], labelmap: Sequence[str], stage: int = pb.PREPASS_STAGE_DEDUPE,
+def usable(atoms: Iterable[pb.Atom], labelmap: Sequence[str], stage: pb.PrepassStage = pb.PREPASS_STAGE_DEDUPE,
            ) -> tuple[list[pb.Atom], list[pb.PrepassWarning]]:
     """Atoms that can be clustered; the rest are kept as atoms but reported, never silently lost."""
     known = set(labelmap)
