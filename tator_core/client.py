@@ -196,7 +196,7 @@ class ServiceClient:
         """Every model of a model service, from tator.common.v1.ModelManagementService (all pages)."""
         from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
 
-        stub = models_pb2_grpc.ModelManagementServiceStub(self.channel)  # type: ignore[no-untyped-call]  # protoc's grpc module has no annotations
+        stub = models_pb2_grpc.ModelManagementServiceStub(self.channel)
         models: list[Any] = []
         token = ""
         while True:

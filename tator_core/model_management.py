@@ -61,4 +61,4 @@ class ModelManagementServicer(models_pb2_grpc.ModelManagementServiceServicer):
 
 def add_to_server(models: ManagedModels, server: grpc.aio.Server) -> None:
     servicer = ModelManagementServicer(models)
-    models_pb2_grpc.add_ModelManagementServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]  # protoc's grpc module has no annotations
+    models_pb2_grpc.add_ModelManagementServiceServicer_to_server(servicer, server)
