@@ -30,6 +30,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from svc_sam3.backends.sam3 import ExemplarBoxes, RawDetection, Sam3Backend, TextEmbedding, VisionEmbedding
+from svc_sam3.merge import BestRaw, merged_prompts
 from svc_sam3.metrics import PROMPT_RUNS, TEXT_EMBEDDINGS, VISION_CACHE_BYTES, VISION_CACHE_ITEMS, VISION_EMBEDDINGS
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import Context, plan_contexts
@@ -128,6 +129,14 @@ def _windows(plan: TextPlan | ExemplarPlan) -> Iterator[Context]:
         if plan.cancelled.is_set():
             raise CallCancelled
         yield ctx
+
+
+def _batches(plan: TextPlan | ExemplarPlan, items: Sequence, n: int) -> Iterator[Sequence]:
+    """Prompt batches of one context, stopping the same way: one context may hold hundreds of prompts."""
+    for chunk in _chunks(items, n):
+        if plan.cancelled.is_set():
+            raise CallCancelled
+        yield chunk
 
 
 # --- planning (event loop: cheap, no model) -----------------------------------------------
@@ -259,7 +268,7 @@ class Engine:
         return out
 
     def run_text(self, plan: TextPlan, queued_at: float | None = None) -> Result:
-        run = _Run(self, plan.entry, plan.options, plan.warnings, queued_at)
+        run = _Run(self, plan.entry, plan.options, plan.warnings, queued_at, self.settings.max_raw_detections)
         users: dict[str, list[tuple[str, str]]] = {}  # prompt key -> (label, its spelling)
         for label, prompts in plan.labels:
             for p in prompts:
@@ -271,7 +280,7 @@ class Engine:
             vision = run.timed("vision_embed", lambda ctx=ctx: self._vision(run.backend, run.model_id, plan.image, ctx,
                                                                     run.stats))
             run.stats.contexts += 1
-            for chunk in _chunks(keys, self.settings.prompt_batch):
+            for chunk in _batches(plan, keys, self.settings.prompt_batch):
                 found = run.decode(vision, [texts[k] for k in chunk], ctx, None, "text")
                 for key, dets in zip(chunk, found):
                     for label, spelling in users[key]:
@@ -279,7 +288,7 @@ class Engine:
         return run.finish(plan.image)
 
     def run_exemplars(self, plan: ExemplarPlan, queued_at: float | None = None) -> Result:
-        run = _Run(self, plan.entry, plan.options, plan.warnings, queued_at)
+        run = _Run(self, plan.entry, plan.options, plan.warnings, queued_at, self.settings.max_raw_detections)
         wanted = [prompt_key(q.text or VISUAL_TEXT) for q in plan.queries]
         texts = run.timed("text_embed", lambda: self._texts(run.backend, run.model_id, wanted, run.stats,
                                                             run.warnings))
@@ -299,7 +308,7 @@ class Engine:
             vision = run.timed("vision_embed", lambda ctx=ctx: self._vision(run.backend, run.model_id, plan.image, ctx,
                                                                     run.stats))
             run.stats.contexts += 1
-            for chunk in _chunks(jobs, self.settings.prompt_batch):
+            for chunk in _batches(plan, jobs, self.settings.prompt_batch):
                 found = run.decode(vision, [texts[t] for _, t, _, _ in chunk], ctx, [b for *_, b in chunk],
                                    "exemplar")
                 for (q, _, handle, _), dets in zip(chunk, found):
@@ -307,34 +316,11 @@ class Engine:
         return run.finish(plan.image)
 
 
-def merged_prompts(kept: Sequence[geometry.Scored], raw: Sequence[geometry.Scored], iou_thr: float) -> list[list[str]]:
-    """Per kept detection (NMS order), its own prompt, then the prompts of the raw detections it
-    suppressed: same label, not a better score, IoU > iou_thr with it (the first such kept one, as NMS
-    would have suppressed them). Without this a merged detection forgot every prompt but one."""
-    out = [[k.ref[2]] for k in kept]
-    kept_ids = {id(k) for k in kept}
-    by_label: dict[str, list[int]] = {}
-    for i, k in enumerate(kept):
-        by_label.setdefault(k.label, []).append(i)
-    rest = sorted((r for r in raw if id(r) not in kept_ids), key=lambda r: -r.score)
-    for label, idx in by_label.items():
-        mine = [r for r in rest if r.label == label]
-        if not mine:
-            continue
-        ious = geometry.iou_matrix([kept[i].box for i in idx], [r.box for r in mine]).numpy()
-        for j, r in enumerate(mine):
-            for row, i in enumerate(idx):
-                if kept[i].score >= r.score and float(ious[row, j]) > iou_thr:
-                    out[i] += [] if r.ref[2] in out[i] else [r.ref[2]]
-                    break
-    return out
-
-
 class _Run:
     """The state of one call on the device thread: stats, stage clocks, raw detections."""
 
     def __init__(self, engine: Engine, entry: ModelEntry, options: Options, warnings: list[common_pb2.Warning],
-                 queued_at: float | None) -> None:
+                 queued_at: float | None, max_raw: int) -> None:
         self.started = time.perf_counter()
         self.stages: dict[str, float] = {}
         if queued_at is not None:
@@ -343,7 +329,7 @@ class _Run:
         self.model_id = entry.id
         self.stats = Stats()
         self.warnings = list(warnings)
-        self.raw: list[geometry.Scored] = []
+        self.raw = BestRaw(max_raw)
         self.batch_size = 0
         self.backend = engine.models.loaded(entry.id)  # the servicer acquired it before queueing the call
 
@@ -368,17 +354,21 @@ class _Run:
     def add(self, dets: list[RawDetection], ctx: Context, label: str, prompt: str, source: str) -> None:
         ox, oy = ctx.origin
         for d in dets:
-            self.raw.append(geometry.Scored(geometry.shift_box(d.box, ox, oy), d.score, label,
-                                            (d, ctx, prompt, source)))
+            self.raw.add(geometry.Scored(geometry.shift_box(d.box, ox, oy), d.score, label, (d, ctx, prompt, source)))
         self.stats.raw_detections += len(dets)
 
     def finish(self, image: DecodedImage) -> Result:
-        o = self.options
+        o, raw = self.options, self.raw.items()
+        if self.raw.dropped:
+            self.warnings.append(common_pb2.Warning(
+                code="raw_detections_capped", subject=str(self.raw.cap), message=f"{self.raw.dropped} lower-scored "
+                "raw detections dropped before the merge (setting max_raw_detections); raise score_threshold, "
+                "set max_results_per_prompt or send fewer prompts"))
         if o.merge_iou > 0:
-            kept = self.timed("merge", lambda: [item for item, _ in geometry.merge(self.raw, o.merge_iou)])
-            prompts = self.timed("merge", lambda: merged_prompts(kept, self.raw, o.merge_iou))
+            kept = self.timed("merge", lambda: [item for item, _ in geometry.merge(raw, o.merge_iou)])
+            prompts = self.timed("merge", lambda: merged_prompts(kept, raw, o.merge_iou))
         else:
-            kept = sorted(self.raw, key=lambda s: -s.score)
+            kept = sorted(raw, key=lambda s: -s.score)
             prompts = [[item.ref[2]] for item in kept]
         detections = self.timed("masks", lambda: [self._detection(item, p, image) for item, p in zip(kept, prompts)])
         # Each stage's milliseconds were summed over every prompt run; the queue is waiting time, and

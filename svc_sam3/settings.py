@@ -23,4 +23,10 @@ class Sam3Settings(ServiceSettings):
                                 "between calls")
     vision_cache_items: int = Field(256, ge=1, description="entry bound of the vision-embedding LRU")
     text_cache_items: int = Field(1024, ge=0, description="prompt-text embeddings kept (LRU); 0 = keep none")
+    max_raw_detections: int = Field(
+        2048, ge=1, le=1_000_000,
+        description="per-call bound on raw detections (with their low-res masks) held until the merge: beyond it "
+                    "only the best-scored are kept and the answer says so (warning raw_detections_capped). A low "
+                    "score_threshold over many prompts would otherwise hold every query of every prompt run; with "
+                    "SAM3's 288x288 fp16 mask probabilities that is ~166 KB each")
     prompt_batch: int = Field(8, ge=1, le=256, description="prompts decoded together against one vision embedding")

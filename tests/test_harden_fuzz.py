@@ -14,10 +14,13 @@ transformers ~15-25 s, building the tiny models ~17-25 s (once per session; `mak
 $TATOR_HOME/test-models), starting the five services ~5 s, then the 120 requests ~3 s and the parser
 properties ~5 s. Only the last two are this module's own; the rest is shared with the other stack tests.
 
-Open (measured once, `make fuzz` with 3000 random requests): no UNKNOWN or INTERNAL, but the peak RSS
-growth was 5.4 GB, over the bound. RSS read after each request never passed 1.9 GB, so the peak is
-transient, inside requests; the only jumps over 100 MB came with sam3.SegmentText requests holding
-~1,400 prompts over many labels that ran past the 5 s deadline. The quick profile stays at tens of MB.
+Found by the long profile (`make fuzz`, 3000 random requests, measured once): no UNKNOWN or INTERNAL,
+but a peak RSS growth of 5.4 GB, transient, inside sam3.SegmentText requests with ~1,400 prompts over
+many labels. The cause: with a low score_threshold every query of every prompt run was kept, with its
+mask probabilities, until the merge. svc_sam3 now keeps at most `max_raw_detections` per call (the best
+scored; warning raw_detections_capped) and stops between prompt batches once the caller is gone;
+tests/test_sam3_memory.py holds that call's shape to a stated bound. The long profile has not been
+rerun since.
 """
 
 from __future__ import annotations

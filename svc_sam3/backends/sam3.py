@@ -174,7 +174,8 @@ class Sam3Backend:
             if with_masks and kept:
                 # One transfer per prompt; fp16 halves what waits for the merge.
                 probs = out.pred_masks[i, [q for q, _, _ in kept]].float().sigmoid().half().cpu()
-            results.append([RawDetection(box, score, probs[k] if probs is not None else None)
+            # clone: a row of `probs` would keep the whole prompt's masks alive after the call drops the rest
+            results.append([RawDetection(box, score, probs[k].clone() if probs is not None else None)
                             for k, (_, box, score) in enumerate(kept)])
         return results
 
