@@ -214,7 +214,10 @@ export type SegmentTextResponse = Message<"tator.sam3.v1.SegmentTextResponse"> &
 
   /**
    * Non-fatal notes. Codes: window_duplicate (subject: the window skipped as
-   * a copy of another), prompt_truncated (subject: the prompt).
+   * a copy of another), prompt_truncated (subject: the prompt),
+   * raw_detections_capped (subject: the service's max_raw_detections; only
+   * the best-scored raw detections were merged, the message says how many
+   * were dropped).
    *
    * @generated from field: repeated tator.common.v1.Warning warnings = 5;
    */
@@ -368,9 +371,10 @@ export type SegmentExemplarsResponse = Message<"tator.sam3.v1.SegmentExemplarsRe
   timing?: Timing | undefined;
 
   /**
-   * Non-fatal notes. Codes: window_duplicate, prompt_truncated, and
-   * similarity_window_skipped (subject: the window; no positive exemplar of
-   * the label named in the message intersects it).
+   * Non-fatal notes. Codes: window_duplicate, prompt_truncated,
+   * raw_detections_capped, and similarity_window_skipped (subject: the
+   * window; no positive exemplar of the label named in the message
+   * intersects it).
    *
    * @generated from field: repeated tator.common.v1.Warning warnings = 5;
    */
