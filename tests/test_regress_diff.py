@@ -245,6 +245,20 @@ def test_cli_update_then_compare(tmp_path: Path) -> None:
     assert runner.invoke(app, args).exit_code == 0
 
 
+def test_cli_reads_the_stack_config_tator_up_uses(tmp_path: Path) -> None:
+    """Without --stack-config, `tator regress` probes the stack that TATOR_STACK_CONFIG names (as `tator up`
+    and `tator status` do), not the default ports."""
+    stack = tmp_path / "stack.yaml"
+    stack.write_text("services:\n  detector: {address: '127.0.0.1:2'}\n")
+    out = tmp_path / "summary.json"
+    done = CliRunner().invoke(app, ["regress", "--tier", "0", "--out", str(out)],
+                              env={"TATOR_STACK_CONFIG": str(stack)})
+    assert done.exit_code == 0, done.output
+    steps = json.loads(out.read_text())["steps"]
+    assert steps["core.detector.health"]["reason"] == "detector at 127.0.0.1:2 is UNREACHABLE"
+    assert steps["core.sam3.health"]["reason"] == "no address for sam3"
+
+
 # --- runner mechanics, with throwaway local steps -----------------------------------------------
 
 

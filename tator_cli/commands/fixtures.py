@@ -67,7 +67,8 @@ def regress(
     out: Annotated[Path | None, typer.Option(help="Write the JSON summary here.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of every step's randomised inputs.")] = 0,
     stack_config: Annotated[Path | None, typer.Option(
-        help="Stack config with service addresses (default: config/stack.yaml).",
+        envvar="TATOR_STACK_CONFIG",  # the same stack `tator up` started, whichever ports it uses
+        help="Stack config with service addresses (default: $TATOR_STACK_CONFIG, else config/stack.yaml).",
     )] = None,
     fuzz_pack: Annotated[Path | None, typer.Option(
         help="Fuzz pack dir (default: tests/fixtures/fuzz_pack).",
