@@ -213,14 +213,17 @@ async def test_a_local_job_is_watched_and_cancelled_from_another_replica(store_u
 
     job = a.start(pb.JOB_KIND_CALIBRATION, "ds", 200, slow)
     seen = []
+    asked = []
 
     async def watch_on_b():
         async for j, image in b.watch(job.id):
             seen.append((j.state, j.done, image))
-            if j.done == 5:
-                assert b.cancel(job.id).message == "cancelling"
+            # Once: the job may stop at exactly 5 done, and its final CANCELLED event then shows done == 5 again.
+            if j.done >= 5 and not asked:
+                asked.append(b.cancel(job.id).message)
 
     await asyncio.wait_for(watch_on_b(), 10)
+    assert asked == ["cancelling"]
     assert seen[-1][0] == pb.JOB_STATE_CANCELLED and 5 <= seen[-1][1] < 200
     done = [d for _, d, img in seen if img]
     assert done == sorted(done) and len(done) == len(set(done))
