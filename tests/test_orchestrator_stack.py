@@ -438,6 +438,23 @@ async def test_demo_writes_an_overlay(stack: Stack, tmp_path):
     assert out["summary"]["images"] == 4 and out["summary"]["candidates_by_source"] is not None
 
 
+async def test_demo_overlay_when_the_job_ends_before_the_watch(stack: Stack, tmp_path, monkeypatch):
+    """A job that finishes before WatchJob starts replays only its final event, which names no image."""
+    from tator_cli.commands import demo
+
+    real_watch = demo.watch_with_progress
+
+    async def late_watch(client, job_id, console, description="prepass", images=None):
+        while (await client.call("GetJob", pb.GetJobRequest(job_id=job_id))).job.state in (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING):
+            await asyncio.sleep(0.05)
+        return await real_watch(client, job_id, console, description, images=images)
+
+    monkeypatch.setattr(demo, "watch_with_progress", late_watch)
+    out = await asyncio.to_thread(lambda: asyncio.run(demo.run_demo(stack.orchestrator.address, "fuzz_pack",
+                                                                    tmp_path, stack.data_root, max_images=2)))
+    assert Path(out["overlay"]).is_file() and out["summary"]["images"] == 2
+
+
 async def test_service_killed_mid_job_fails_the_stage_and_rerun_succeeds(stack: Stack, orch: ServiceClient):
     """Last in the file: it kills and restarts SAM3."""
     total = len(stack.app.datasets.get("synth").items())

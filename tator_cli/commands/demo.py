@@ -88,6 +88,13 @@ async def run_demo(address: str, dataset: str, out_dir: Path, data_root: Path, *
             raise SystemExit(f"prepass job {pb.JobState.Name(final.state)} in stage {final.failed_stage or '-'}: "
                              f"{final.error}")
         summary = print_job_summary(console, final)
+        if not names:
+            # A job that finished before the watch began replays only its last event, which names no image:
+            # take the job's first images in dataset order (the order the job ran them in).
+            limit = min(x for x in (overlay_candidates, max_images or overlay_candidates) if x > 0)
+            listed = await client.call("ListDatasetImages", pb.ListDatasetImagesRequest(
+                dataset_id=dataset, page_size=limit))
+            names = [im.name for im in listed.images]
         # Every image is cached now: these calls are cache hits, answered without any model call.
         results = [(await client.call("Prepass", pb.PrepassRequest(dataset_id=dataset, dataset_image=n,
                                                                    config=config))).result
