@@ -3,7 +3,10 @@
 A head is two files in one directory: `head.safetensors` (the arrays) and
 `head.json` (classes, background classes, the backbone id, version hash and
 pooling it was trained on, the normalisation flag, head type, context
-padding, validation accuracy, seed). Heads are never pickles (`.pkl` /
+padding, validation accuracy, seed). A head trained by this service adds a
+third, `trained_on.json`: the SHA-256 of every image it was fitted or
+validated on, which the calibration's leakage check compares with its test
+split (a registry head's record is in the registry instead). Heads are never pickles (`.pkl` /
 `.joblib`): loading one could run arbitrary code; safetensors and JSON cannot.
 
 Math: optional L2 normalisation, standardisation (`input.mean`,
@@ -21,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from tator_core.hashing import atomic_write_bytes, atomic_write_text
+from tator_core.registry import TrainingRecord
 
 BG_PREFIX = "__bg_"
 FORMAT = "tator.classifier.head"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "head.safetensors"
 META_FILE = "head.json"
+TRAINED_ON_FILE = "trained_on.json"
 HEAD_TYPES = ("logreg", "mlp")
 
 
@@ -53,6 +58,7 @@ class Head:
     seed: int = 0
     extra: dict = field(default_factory=dict)   # train/val counts, dataset, ...
     version: str = ""                            # sha256 of the saved files; "" until saved
+    trained_on: TrainingRecord | None = None     # the images it was fitted and validated on; None: unknown
 
     def __post_init__(self) -> None:
         self.validate()
@@ -124,6 +130,10 @@ class Head:
         directory.mkdir(parents=True, exist_ok=True)
         blob = save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sorted(self.arrays.items())})
         atomic_write_bytes(directory / WEIGHTS_FILE, blob)
+        if self.trained_on is not None:
+            atomic_write_text(directory / TRAINED_ON_FILE, json.dumps(self.trained_on.to_dict(), indent=1) + "\n")
+        else:  # a record of an earlier head under this id would describe other training data
+            (directory / TRAINED_ON_FILE).unlink(missing_ok=True)
         atomic_write_text(directory / META_FILE, json.dumps(self.meta(), indent=2, sort_keys=True) + "\n")
         return directory
 
@@ -151,6 +161,7 @@ def load_head(path: Path, head_id: str | None = None) -> Head:
         arrays = {k: v.astype(np.float64) for k, v in load_file(str(directory / WEIGHTS_FILE)).items()}
     except (OSError, ValueError, SafetensorError) as exc:
         raise HeadError(f"head {directory.name}: cannot read head files ({type(exc).__name__})") from exc
+    trained_on = _read_trained_on(directory)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise HeadError(f"head {directory.name}/{META_FILE}: not a {FORMAT} file")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
@@ -165,9 +176,22 @@ def load_head(path: Path, head_id: str | None = None) -> Head:
             backbone_pooling=str(backbone.get("pooling", "")), normalize=bool(meta.get("normalize_embeddings")),
             context_padding=float(meta.get("context_padding", 0.1)),
             val_accuracy=float(val) if val is not None and math.isfinite(float(val)) else None,
-            seed=int(meta.get("seed", 0)), extra=dict(meta.get("extra") or {}),
+            seed=int(meta.get("seed", 0)), extra=dict(meta.get("extra") or {}), trained_on=trained_on,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, HeadError):
             raise
         raise HeadError(f"head {directory.name}/{META_FILE}: malformed ({type(exc).__name__})") from exc
+
+
+def _read_trained_on(directory: Path) -> TrainingRecord | None:
+    """The head's training record, None when it has none; an unreadable one is a HeadError (a head whose
+    training data cannot be told must not pass the leakage check as 'unknown')."""
+    path = directory / TRAINED_ON_FILE
+    if not path.is_file():
+        return None
+    try:
+        return TrainingRecord.parse(json.loads(path.read_text()), f"head {directory.name}/{TRAINED_ON_FILE}")
+    except (OSError, ValueError) as exc:  # RegistryError is a ValueError
+        raise HeadError(f"head {directory.name}/{TRAINED_ON_FILE}: unreadable training record "
+                        f"({type(exc).__name__})") from exc

@@ -66,7 +66,7 @@ class HeadSlot:
     source: str                   # registry | trained
     backbone_hint: str = ""       # the registry entry's options.backbone
     head: Head | None = None
-    trained_on: TrainingRecord | None = None  # the registry entry's record
+    trained_on: TrainingRecord | None = None  # the registry entry's record (a trained head carries its own)
     error: str = ""
     held_down: bool = False       # unloaded by UnloadModel: not loaded on use until LoadModel
 
@@ -227,7 +227,7 @@ class ClassifierRuntime:
         directory = head.save(self.heads_dir / head.id)
         head.version = path_version(directory)
         with self._lock:
-            self._heads[head.id] = HeadSlot(head.id, directory, "trained", head=head)
+            self._heads[head.id] = HeadSlot(head.id, directory, "trained", head=head, trained_on=head.trained_on)
             if make_default or not self.default_head_id:
                 self.default_head_id = head.id
         log.info("head registered", extra={"fields": {"head": head.id, "val_accuracy": head.val_accuracy,
@@ -314,7 +314,7 @@ class ClassifierRuntime:
         return ModelStatus(id=slot.id, family="head", version=version, device="cpu", state=state,
                            is_default=slot.id == self.default_head_id, loaded=head is not None,
                            labelmap=list(head.classes) if head else [], reason=reason, extra=extra,
-                           trained_on=slot.trained_on)
+                           trained_on=slot.trained_on or (head.trained_on if head else None))
 
     async def close(self) -> None:
         await self.backbones.close()

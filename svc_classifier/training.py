@@ -9,13 +9,16 @@ the same code directly.
 Background crops are sampled only from scene images (YOLO/COCO), never from a
 crop-folder dataset, whose `__bg_*` folders give background crops directly.
 Validation uses the dataset's val split; a dataset without one (flat YOLO)
-holds out a seeded 20% of its images. Background crops (class
+holds out a seeded 20% of its images. The head records the SHA-256 of every
+image of both (`Head.trained_on`), so no calibration reports numbers on them.
+Background crops (class
 `__bg_background`) are squares of object size that overlap no
 labelled box by more than 10%.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -34,6 +37,7 @@ from tator_core import errors
 from tator_core.geometry import XYXY, box_area
 from tator_core.hashing import stable_hash
 from tator_core.images import decode_image
+from tator_core.registry import TrainingRecord
 
 log = logging.getLogger("tator.classifier.training")
 
@@ -257,7 +261,7 @@ def train_head(params: TrainParams, *, backbone_id: str, backbone_version: str, 
         id=head_id or params.head_id or derive_head_id(params, backbone_id), head_type=params.head_type,
         classes=fitted.classes, arrays=fitted.arrays, backbone_id=backbone_id, backbone_version=backbone_version,
         backbone_pooling=backbone_pooling, normalize=params.normalize, context_padding=params.context_padding,
-        seed=params.seed,
+        seed=params.seed, trained_on=training_record(params, ds.layout, train_items, val_items),
     )
     accuracy = val_accuracy(head, x_val, y_val, classes)
     head.val_accuracy = accuracy if np.isfinite(accuracy) else None
@@ -267,6 +271,21 @@ def train_head(params: TrainParams, *, backbone_id: str, backbone_version: str, 
     progress(Progress("fit", fit_total, fit_total, f"val accuracy {accuracy:.3f} on {len(y_val)} crops "
                                    f"({time.perf_counter() - started:.1f} s)"))
     return TrainOutcome(head, int(len(y_train)), int(len(y_val)), accuracy, fitted.dropped)
+
+
+def training_record(params: TrainParams, layout: str, train: Sequence[Annotated],
+                    val: Sequence[Annotated]) -> TrainingRecord:
+    """Every image the head was fitted on or validated on (the validation accuracy is what a caller
+    picks heads by), by the SHA-256 of the file bytes: what the orchestrator can hash for any dataset."""
+    shas = set()
+    for item in (*train, *val):
+        try:
+            with open(item.image, "rb") as fh:
+                shas.add(hashlib.file_digest(fh, "sha256").hexdigest())
+        except OSError:   # an image that cannot be read gave no crops either
+            continue
+    return TrainingRecord(f"TrainHead on dataset {params.dataset_dir.name!r} ({layout}): {len(train)} train and "
+                          f"{len(val)} validation images, seed {params.seed}", frozenset(shas))
 
 
 def val_accuracy(head: Head, x: np.ndarray, y: np.ndarray, classes: list[str]) -> float:

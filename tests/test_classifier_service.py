@@ -369,6 +369,57 @@ async def test_train_from_crop_folders(client, world, tmp_path):
     assert done.val_accuracy > 0.5 and done.val_crops > 0
 
 
+async def test_trained_head_records_its_training_images_and_the_leakage_check_sees_them(client, world):
+    """A head trained at run time lists (ModelInfo.trained_on) the SHA-256 of every train and val image
+    of its dataset, after a restart too; a calibration whose test split holds one of them is refused
+    naming that head, and one on a dataset drawn with another seed passes."""
+    from svc_classifier.runtime import ClassifierRuntime
+    from svc_orchestrator.calibration import leakage
+    from svc_orchestrator.calibration.flow import plan_split, resolve
+    from svc_orchestrator.datasets import load_dataset
+    from tator_core.errors import TatorError
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as opb
+    from tator_fixtures.synth import generate
+
+    _, done = await train(client, dataset_dir=str(world.data), head_id="t-leak", seed=5)
+    fitted = [p for s in ("train", "val") for p in sorted((world.data / s / "images").glob("*.png"))]
+    test_only = sorted((world.data / "test" / "images").glob("*.png"))
+    assert fitted and test_only
+    rec = done.model.trained_on
+    assert set(rec.image_sha256) == {leakage.file_sha256(p) for p in fitted}
+    assert rec.images == len(fitted) and not set(rec.image_sha256) & {leakage.file_sha256(p) for p in test_only}
+    restarted = ClassifierRuntime(settings_for(world))   # read back from the head's directory
+    assert restarted.head_info("t-leak").trained_on.image_sha256 == frozenset(rec.image_sha256)
+    await restarted.close()
+
+    listed = await client.call("ListModels", pb.ListModelsRequest())
+    models = opb.ListModelsResponse(services=[opb.ServiceModels(service="classifier", models=list(listed.models))])
+    config = opb.CalibrationConfig(prepass=opb.PrepassConfig(classifier_id="t-leak", enable_yolo=False,
+                                                             enable_rfdetr=False, enable_sam3_text=False,
+                                                             enable_sam3_similarity=False))
+    used = leakage.used_models(models, config.prepass)
+    assert [m.id for m in used] == ["t-leak"]
+
+    def found_in(root: Path) -> dict:
+        ds = load_dataset(root)
+        _, split = plan_split(ds, resolve(config))
+        return leakage.overlap(ds, split, used)
+
+    same = found_in(world.data)    # the calibration re-splits all images: its test split holds fitted ones
+    assert same["t-leak"]["overlap"]["test"]
+    with pytest.raises(TatorError) as err:
+        leakage.check(same, allow=False)
+    assert (err.value.code.name, err.value.reason) == ("FAILED_PRECONDITION", "TRAINING_DATA_OVERLAP")
+    assert err.value.metadata["model_id"] == "t-leak"
+    assert any(w.startswith("LEAKAGE") and "t-leak" in w for w in leakage.check(same, allow=True))
+    unseen = world.root / "data" / "unseen-leak"
+    if not unseen.exists():
+        generate(unseen, seed=11, images=12)
+    other = found_in(unseen)
+    assert other["t-leak"]["known"] and not any(other["t-leak"]["overlap"].values())
+    assert leakage.check(other, allow=False) == []
+
+
 @pytest.mark.parametrize("kw,expected", [
     ({"dataset_dir": "not-here"}, ("NOT_FOUND", "DATASET_NOT_FOUND")),
     ({"dataset_dir": "/definitely/not/here"}, ("INVALID_ARGUMENT", "INVALID_FIELD")),

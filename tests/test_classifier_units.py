@@ -111,6 +111,21 @@ def test_head_roundtrip_is_exact_and_not_pickle(tmp_path):
     assert back.val_accuracy == 0.75 and back.backbone_pooling == "fake"
 
 
+def test_head_training_record_round_trips_and_a_damaged_one_is_refused(tmp_path):
+    from tator_core.registry import TrainingRecord
+
+    head = make_head()
+    head.trained_on = TrainingRecord("two images", frozenset({"a" * 64, "b" * 64}))
+    d = head.save(tmp_path / "h")
+    assert load_head(d).trained_on == head.trained_on
+    (d / "trained_on.json").write_text(json.dumps({"image_sha256": ["not-a-digest"]}))
+    with pytest.raises(HeadError, match="training record"):   # never read back as "unknown"
+        load_head(d)
+    head.trained_on = None
+    head.save(d)   # a head saved without a record under that id drops the old one
+    assert load_head(d).trained_on is None and not (d / "trained_on.json").exists()
+
+
 @pytest.mark.parametrize("damage", ["pickle", "truncated", "bad_shape", "wrong_format", "nan"])
 def test_damaged_heads_are_refused(tmp_path, damage):
     head = make_head()
