@@ -148,11 +148,12 @@ class Orchestrator:
         if request.WhichOneof("source") == "dataset_image":
             item = ctx.dataset.item(request.dataset_image)
             data: bytes | None = await asyncio.to_thread(item.path.read_bytes)
-            result = await self.runner.run(ctx, data=data, name=item.name, refresh=request.refresh)
+            result = await self.runner.run(ctx, data=data, name=item.name, refresh=request.refresh, request=request)
         else:
             ref = request.image
             data = ref.data if ref.HasField("data") else None
-            result = await self.runner.run(ctx, data=data, sha256=ref.sha256, refresh=request.refresh)
+            result = await self.runner.run(ctx, data=data, sha256=ref.sha256, refresh=request.refresh,
+                                           request=request)
         if request.calibration_id:
             await self.apply_calibration(request.calibration_id, result, data)
         return result

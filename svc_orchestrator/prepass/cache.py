@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from svc_orchestrator.store import SQLITE_FILE
-from svc_orchestrator.store.base import CacheRow, Store
+from svc_orchestrator.store.base import CacheRow, ReplayRow, Store
 from svc_orchestrator.store.sql import META_SQL, meta_dict
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import stable_hash
@@ -86,13 +86,14 @@ class PrepassCache:
         result.ParseFromString(payload)
         return result
 
-    def put(self, key: str, meta: CacheMeta, result: pb.PrepassResult, dataset_id: str) -> None:
-        """Meta (first time) and entry in one transaction: both land or neither does."""
+    def put(self, key: str, meta: CacheMeta, result: pb.PrepassResult, dataset_id: str,
+            replay: ReplayRow | None = None) -> None:
+        """Meta (first time), entry and the run's replay record in one transaction: all land or none does."""
         m = {"glossary_text": meta.glossary_text, "glossary_hash": meta.glossary_hash, "labelmap": meta.labelmap,
              "labelmap_hash": meta.labelmap_hash, "config": meta.config, "config_hash": meta.config_hash,
              "versions": meta.versions, "pipeline_version": meta.pipeline_version}
         self.store.cache_put(CacheRow(key, meta.meta_key, m, result.image_sha256, result.image_name, dataset_id,
-                                      result.SerializeToString(deterministic=True)), time.time())
+                                      result.SerializeToString(deterministic=True)), time.time(), replay)
 
     def meta_for(self, key: str) -> dict | None:
         """The meta record behind an entry (glossary text/hash, labelmap, config, versions)."""
@@ -107,5 +108,6 @@ class PrepassCache:
     async def aget(self, key: str) -> pb.PrepassResult | None:
         return await asyncio.to_thread(self.get, key)
 
-    async def aput(self, key: str, meta: CacheMeta, result: pb.PrepassResult, dataset_id: str) -> None:
-        await asyncio.to_thread(self.put, key, meta, result, dataset_id)
+    async def aput(self, key: str, meta: CacheMeta, result: pb.PrepassResult, dataset_id: str,
+                   replay: ReplayRow | None = None) -> None:
+        await asyncio.to_thread(self.put, key, meta, result, dataset_id, replay)

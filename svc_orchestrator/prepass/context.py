@@ -6,7 +6,7 @@ glossary is parsed into terms once here and nothing is copied field by field per
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from svc_orchestrator.datasets import Dataset
 from svc_orchestrator.prepass import prompts
@@ -24,6 +24,9 @@ class PrepassContext:
     config: ResolvedConfig
     config_hash: str
     terms: dict[str, list[str]]  # the glossary's terms per label
+    # The request fields this context was built from (dataset, config as sent, glossary name, recipe) with no
+    # image: a run's replay record adds the image it ran on.
+    request: pb.PrepassRequest = field(default_factory=pb.PrepassRequest)
 
     @property
     def labelmap_hash(self) -> str:

@@ -18,6 +18,7 @@ from svc_orchestrator.prepass.config import ServiceCaps, merge, resolve
 from svc_orchestrator.prepass.context import PrepassContext
 from svc_orchestrator.prepass.flow import FlowInput, ImageInput, SynonymCache, run_prepass
 from svc_orchestrator.prepass.plan import ModelPlan, needed_services, resolve_plan
+from svc_orchestrator.prepass.replay import replay_record, sent_request
 from tator_core import errors, tracing
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import decode_image, sha256_hex
@@ -61,8 +62,12 @@ class PrepassRunner:
         if glossary_name:
             glossary_text = self.glossary_lookup(glossary_name)
         resolved = resolve(cfg_pb, caps=self.caps)
+        request = pb.PrepassRequest(dataset_id=dataset_id, glossary_name=glossary_name, recipe_id=recipe_id)
+        if config is not None:
+            request.config.CopyFrom(config)
         return PrepassContext(dataset, list(dataset.labelmap), glossary_text, glossary_hash(glossary_text), cfg_pb,
-                              resolved, resolved.config_hash(), prompts.glossary_terms(glossary_text, dataset.labelmap))
+                              resolved, resolved.config_hash(), prompts.glossary_terms(glossary_text, dataset.labelmap),
+                              request)
 
     async def plan(self, ctx: PrepassContext) -> tuple[ModelPlan, CacheMeta]:
         states = await self.clients.states(needed_services(ctx.config, ctx.wants_expansion))
@@ -72,15 +77,16 @@ class PrepassRunner:
         return plan, meta
 
     async def run(self, ctx: PrepassContext, *, data: bytes | None, sha256: str = "", name: str = "",
-                  refresh: bool = False) -> pb.PrepassResult:
-        """One `prepass` span per image, holding the stage spans and the model calls."""
+                  refresh: bool = False, request: pb.PrepassRequest | None = None) -> pb.PrepassResult:
+        """One `prepass` span per image, holding the stage spans and the model calls. `request` is what the
+        caller sent, kept in the run's replay record (default: the context's request naming `name`)."""
         with tracing.span("prepass", dataset=ctx.dataset.id, image_bytes=len(data or b"")) as span:
-            result = await self._run(ctx, data=data, sha256=sha256, name=name, refresh=refresh)
+            result = await self._run(ctx, data=data, sha256=sha256, name=name, refresh=refresh, request=request)
             span.set_attribute("tator.cache_hit", result.cache_hit)
             return result
 
     async def _run(self, ctx: PrepassContext, *, data: bytes | None, sha256: str = "", name: str = "",
-                   refresh: bool = False) -> pb.PrepassResult:
+                   refresh: bool = False, request: pb.PrepassRequest | None = None) -> pb.PrepassResult:
         """Cache hit, or run and store. Without bytes only a hit can answer (else IMAGE_NOT_CACHED)."""
         started = time.perf_counter()
         sha = sha256_hex(data) if data is not None else sha256
@@ -99,7 +105,18 @@ class PrepassRunner:
         flow_input = FlowInput(ImageInput(sha, data, name, img.width, img.height), ctx, plan)
         result = await run_prepass(self.clients, flow_input, self.synonyms)
         result.cache_key = key
-        await self.cache.aput(key, meta, result, ctx.dataset.id)
+        record = replay_record(result, request or sent_request(ctx, name=name, sha256=sha), meta, ctx.dataset.id)
+        await self.cache.aput(key, meta, result, ctx.dataset.id, record)
+        return result
+
+    async def recompute(self, ctx: PrepassContext, plan: ModelPlan, meta: CacheMeta, *, data: bytes, sha256: str,
+                        name: str) -> pb.PrepassResult:
+        """The prepass run again from scratch for Replay: no cache lookup, nothing written (neither the
+        cache nor a replay record), and a synonym cache of its own so Qwen is asked again too."""
+        img = await asyncio.to_thread(decode_image, data, max_pixels=self.max_image_pixels, sha256=sha256)
+        result = await run_prepass(self.clients, FlowInput(ImageInput(sha256, data, name, img.width, img.height),
+                                                           ctx, plan), SynonymCache())
+        result.cache_key = meta.key(sha256)
         return result
 
     async def run_item(self, ctx: PrepassContext, item: ImageItem, *, refresh: bool = False) -> pb.PrepassResult:

@@ -137,6 +137,29 @@ class CacheRow:
     payload: bytes
 
 
+@dataclass(frozen=True)
+class ReplayRow:
+    """What Replay needs of one computed prepass run, keyed by its run_id. `request` is the serialized
+    PrepassRequest as the caller sent it without image bytes; `candidates` a serialized PrepassResult
+    holding only the run's candidates (the diff's "before"), `candidates_digest` their hash."""
+
+    run_id: str
+    cache_key: str
+    image_sha256: str
+    dataset_id: str
+    image_name: str
+    request: bytes
+    config: dict
+    config_hash: str
+    versions: dict[str, str]
+    glossary_hash: str
+    labelmap_hash: str
+    pipeline_version: str
+    candidates_digest: str
+    candidates: bytes
+    created_at: float = 0.0
+
+
 class Store(ABC):
     dialect: str
 
@@ -239,8 +262,15 @@ class Store(ABC):
     def cache_get(self, key: str) -> bytes | None: ...
 
     @abstractmethod
-    def cache_put(self, row: CacheRow, now: float) -> None:
-        """Meta (first time) and entry in one transaction: both land or neither does."""
+    def cache_put(self, row: CacheRow, now: float, replay: ReplayRow | None = None) -> None:
+        """Meta (first time), entry and the run's replay record in one transaction: all land or none does.
+        A replay record whose run_id exists is replaced (the same run computed again)."""
+
+    @abstractmethod
+    def replay_get(self, run_id: str) -> ReplayRow | None: ...
+
+    @abstractmethod
+    def replay_count(self) -> int: ...
 
     @abstractmethod
     def cache_import(self, metas: Sequence[Sequence], entries: Sequence[Sequence]) -> int:

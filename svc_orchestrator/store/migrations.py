@@ -83,6 +83,19 @@ _UNIT_ERROR = "ALTER TABLE work_units ADD COLUMN error TEXT NOT NULL DEFAULT ''"
 # Jobs whose old events were pruned (`Store.prune_events` visits each ended job once).
 _PRUNED = "ALTER TABLE jobs ADD COLUMN events_pruned INTEGER NOT NULL DEFAULT 0"
 
+# One row per computed prepass run, keyed by its run_id, for Replay: the request as the caller sent it
+# (image bytes removed: the image is named by its sha256 and where it came from), what the run
+# resolved (config, model versions, glossary, labelmap, pipeline) and its candidates with their digest.
+_REPLAYS = """
+CREATE TABLE replays (
+  run_id TEXT PRIMARY KEY, cache_key TEXT NOT NULL, image_sha256 TEXT NOT NULL, dataset_id TEXT NOT NULL,
+  image_name TEXT NOT NULL, request {blob} NOT NULL, config_json TEXT NOT NULL, config_hash TEXT NOT NULL,
+  versions_json TEXT NOT NULL, glossary_hash TEXT NOT NULL, labelmap_hash TEXT NOT NULL,
+  pipeline_version TEXT NOT NULL, candidates_digest TEXT NOT NULL, candidates {blob} NOT NULL,
+  created_at {real} NOT NULL
+)
+"""
+
 _SQLITE = {"real": "REAL", "blob": "BLOB", "empty_blob": "X''", "serial": "INTEGER"}
 _PG = {"real": "DOUBLE PRECISION", "blob": "BYTEA", "empty_blob": "''::bytea", "serial": "BIGINT"}
 
@@ -92,6 +105,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "per-job unit counter, claim index", _COUNTERS, _COUNTERS),
     Migration(4, "error of a failed work unit", _UNIT_ERROR, _UNIT_ERROR),
     Migration(5, "jobs whose events were pruned", _PRUNED, _PRUNED),
+    Migration(6, "replay records of prepass runs", _REPLAYS.format(**_SQLITE), _REPLAYS.format(**_PG)),
 )
 LATEST = MIGRATIONS[-1].version
 _VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "

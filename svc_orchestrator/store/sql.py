@@ -19,6 +19,7 @@ from svc_orchestrator.store.base import (
     TERMINAL,
     CacheRow,
     JobRecord,
+    ReplayRow,
     Store,
     job_from_row,
     job_row,
@@ -55,6 +56,30 @@ def meta_dict(row: Sequence) -> dict:
     return {"glossary_text": row[0], "glossary_hash": row[1], "labelmap": json.loads(row[2]),
             "labelmap_hash": row[3], "config": json.loads(row[4]), "config_hash": row[5],
             "versions": json.loads(row[6]), "pipeline_version": row[7], "created_at": row[8]}
+
+
+_REPLAY_COLUMNS = ("run_id", "cache_key", "image_sha256", "dataset_id", "image_name", "request", "config_json",
+                   "config_hash", "versions_json", "glossary_hash", "labelmap_hash", "pipeline_version",
+                   "candidates_digest", "candidates", "created_at")
+
+
+_REPLAY_UPSERT = (f"INSERT INTO replays ({', '.join(_REPLAY_COLUMNS)}) VALUES ({', '.join('?' * len(_REPLAY_COLUMNS))}) "
+                  "ON CONFLICT (run_id) DO UPDATE SET "
+                  + ", ".join(f"{c} = excluded.{c}" for c in _REPLAY_COLUMNS[1:]))
+
+
+def _replay_values(r: ReplayRow, now: float) -> list:
+    return [r.run_id, r.cache_key, r.image_sha256, r.dataset_id, r.image_name, r.request, canonical_json(r.config),
+            r.config_hash, canonical_json(r.versions), r.glossary_hash, r.labelmap_hash, r.pipeline_version,
+            r.candidates_digest, r.candidates, now]
+
+
+def _replay_row(row: Sequence) -> ReplayRow:
+    v = dict(zip(_REPLAY_COLUMNS, row))
+    return ReplayRow(v["run_id"], v["cache_key"], v["image_sha256"], v["dataset_id"], v["image_name"],
+                     bytes(v["request"]), json.loads(v["config_json"]), v["config_hash"],
+                     json.loads(v["versions_json"]), v["glossary_hash"], v["labelmap_hash"], v["pipeline_version"],
+                     v["candidates_digest"], bytes(v["candidates"]), float(v["created_at"]))
 
 
 def _job(row: Sequence) -> pb.Job:
@@ -197,7 +222,7 @@ class SqlStore(UnitQueries, Store):
             row = t.q("SELECT payload FROM entries WHERE key = ?", (key,)).fetchone()
         return bytes(row[0]) if row else None
 
-    def cache_put(self, row: CacheRow, now):
+    def cache_put(self, row: CacheRow, now, replay: ReplayRow | None = None):
         m = row.meta
         with self.tx() as t:
             t.q("INSERT INTO meta VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (meta_key) DO NOTHING",
@@ -209,6 +234,8 @@ class SqlStore(UnitQueries, Store):
                 "image_name = excluded.image_name, dataset_id = excluded.dataset_id, "
                 "created_at = excluded.created_at, payload = excluded.payload, writes = entries.writes + 1",
                 (row.key, row.meta_key, row.image_sha256, row.image_name, row.dataset_id, now, row.payload))
+            if replay is not None:
+                t.q(_REPLAY_UPSERT, _replay_values(replay, now))
 
     def cache_import(self, metas, entries):
         added = 0
@@ -225,6 +252,14 @@ class SqlStore(UnitQueries, Store):
             row = t.q(META_SQL, (key,)).fetchone()
         return meta_dict(row) if row else None
 
+    def replay_get(self, run_id):
+        with self.read() as t:
+            row = t.q(f"SELECT {', '.join(_REPLAY_COLUMNS)} FROM replays WHERE run_id = ?", (run_id,)).fetchone()
+        return _replay_row(row) if row else None
+
+    def replay_count(self):
+        with self.read() as t:
+            return int(t.q("SELECT COUNT(*) FROM replays").fetchone()[0])
 
     def cache_stats(self):
         with self.read() as t:
