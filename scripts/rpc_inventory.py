@@ -6,8 +6,8 @@ the regression fixtures, tests, benchmarks and load configs, and the web UI.
 
 A caller is a file that names the RPC the way its language calls it (Python: `"Detect"` given to
 ServiceClient.call/stream, or `stub.Detect(`; TypeScript: `client.detect(`; ghz: the full method
-name) and also names the service (its pb2 module, stub or full name), so `ListModels`, which every
-service has, is counted per service. The exit code is 0 either way: this is a report.
+name) and also names the service (its pb2 module, stub or full name), so `ListModels`, which the
+orchestrator and the shared model management both have, is counted per service. The exit code is 0 either way: this is a report.
 """
 
 from __future__ import annotations

@@ -108,10 +108,6 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
                 train_crops=event.train_crops, val_crops=event.val_crops, classes=head.classes,
                 model=model_info_pb(info)))
 
-    async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
-        infos = await asyncio.to_thread(self.runtime.model_infos)
-        return pb.ListModelsResponse(models=[model_info_pb(m) for m in infos])
-
 
 async def warmup(runtime: ClassifierRuntime) -> None:
     """Load the default backbone and head and score one box; missing or mismatched

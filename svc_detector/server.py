@@ -11,7 +11,7 @@ from svc_detector.detect import Det, DetectResult, detect
 from svc_detector.models import DetectorModels
 from svc_detector.params import resolve_params
 from svc_detector.settings import DetectorSettings
-from tator_core.convert import StageTime, box_pb, model_info_pb, timing_pb, window_pb
+from tator_core.convert import StageTime, box_pb, timing_pb, window_pb
 from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
@@ -84,10 +84,6 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
                               max_tiles=self.settings.max_tiles)
         result.warnings[:0] = warnings
         return response_pb(result, decode_ms, (time.perf_counter() - start) * 1000)
-
-    async def ListModels(self, request, context):
-        statuses = await self.manager.astatuses()
-        return detector_pb2.ListModelsResponse(models=[model_info_pb(s) for s in statuses])
 
 
 def build_spec(settings: DetectorSettings) -> ServiceSpec:

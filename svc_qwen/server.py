@@ -15,7 +15,7 @@ from svc_qwen.models import FAMILY, GENERATED_TOKENS, VISION_REGIONS, make_repos
 from svc_qwen.prompts import Vocabulary
 from svc_qwen.settings import QwenSettings
 from svc_qwen.synonyms import ResultCache, SynonymJob, SynonymResult, expand
-from tator_core.convert import StageTime, model_info_pb, timing_pb
+from tator_core.convert import StageTime, timing_pb
 from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
 from tator_core.hashing import stable_hash
 from tator_core.images import ImageStore
@@ -101,9 +101,6 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         GENERATED_TOKENS.labels(mid, "ExpandSynonyms").inc(result.generated_tokens)
         self.synonym_cache.put(key, result)
         return result, [StageTime("generate", stats.compute_ms, batch_size=1)], stats.queue_ms
-
-    async def ListModels(self, request: qwen_pb2.ListModelsRequest, context) -> qwen_pb2.ListModelsResponse:
-        return qwen_pb2.ListModelsResponse(models=[model_info_pb(s) for s in await self.models.astatuses()])
 
 
 def build_spec(settings: QwenSettings) -> ServiceSpec:

@@ -11,7 +11,7 @@ from svc_sam3.backends.sam3 import Sam3Backend
 from svc_sam3.models import FAMILY, make_repository
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import window_proto
-from tator_core.convert import box_pb, box_xyxy, model_info_pb, timing_pb
+from tator_core.convert import box_pb, box_xyxy, timing_pb
 from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.sam3.v1 import sam3_pb2, sam3_pb2_grpc
@@ -96,9 +96,6 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
                                       _options(request, segment.SIMILARITY_SCORE), self.settings.max_prompt_runs)
         result = await self._on_device(self.engine.run_exemplars, plan)
         return _response(sam3_pb2.SegmentExemplarsResponse, result, started)
-
-    async def ListModels(self, request: sam3_pb2.ListModelsRequest, context) -> sam3_pb2.ListModelsResponse:
-        return sam3_pb2.ListModelsResponse(models=[model_info_pb(s) for s in await self.models.astatuses()])
 
 
 def make_servicer(settings: Sam3Settings) -> Sam3Servicer:

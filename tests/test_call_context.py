@@ -12,6 +12,8 @@ import pytest
 from tator_core import errors
 from tator_core.client import ServiceClient
 from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
 from tator_core.gen.tator.detector.v1 import detector_pb2 as pb
 from tator_core.gen.tator.detector.v1 import detector_pb2_grpc as pbg
 from tator_core.logs import detach, downstream_timeout, request_id_var
@@ -23,7 +25,7 @@ FULL = "tator.detector.v1.DetectorService"
 DETECT = pb.DetectRequest(image=common_pb2.ImageRef(sha256="0" * 64))
 
 
-class Back(pbg.DetectorServiceServicer):
+class Back(pbg.DetectorServiceServicer, mpbg.ModelManagementServiceServicer):
     def __init__(self) -> None:
         self.seen: list[tuple[str, float | None]] = []
         self.started = asyncio.Event()
@@ -31,7 +33,7 @@ class Back(pbg.DetectorServiceServicer):
 
     async def ListModels(self, request, context):
         self.seen.append((dict(context.invocation_metadata())["x-request-id"], context.time_remaining()))
-        return pb.ListModelsResponse()
+        return mpb.ListModelsResponse()
 
     async def Detect(self, request, context):  # blocks until the caller goes away
         self.detect_remaining = context.time_remaining()
@@ -44,13 +46,13 @@ class Back(pbg.DetectorServiceServicer):
         return pb.DetectResponse()
 
 
-class Front(pbg.DetectorServiceServicer):
+class Front(pbg.DetectorServiceServicer, mpbg.ModelManagementServiceServicer):
     def __init__(self, back: ServiceClient) -> None:
         self.back = back
 
     async def ListModels(self, request, context):
-        await self.back.call("ListModels", pb.ListModelsRequest())
-        return pb.ListModelsResponse()
+        await self.back.list_models()
+        return mpb.ListModelsResponse()
 
     async def Detect(self, request, context):
         try:
@@ -61,10 +63,19 @@ class Front(pbg.DetectorServiceServicer):
 
 
 async def _serve(servicer, name: str):
-    spec = ServiceSpec(name, FULL, lambda s: pbg.add_DetectorServiceServicer_to_server(servicer, s))
+    def add(server) -> None:  # Detect, and ListModels of the model management served next to it
+        pbg.add_DetectorServiceServicer_to_server(servicer, server)
+        mpbg.add_ModelManagementServiceServicer_to_server(servicer, server)
+
+    spec = ServiceSpec(name, FULL, add)
     running = await start_server(spec, ServiceSettings(host="127.0.0.1", port=0, metrics_port=-1, warmup=False))
     await running.ready.wait()
     return running
+
+
+async def list_models(client: ServiceClient, **kwargs):
+    stub = mpbg.ModelManagementServiceStub(client.channel)
+    return await client.call("ListModels", mpb.ListModelsRequest(), stub=stub, **kwargs)
 
 
 @pytest.fixture
@@ -83,18 +94,18 @@ async def pair():
 
 async def test_request_id_and_deadline_reach_the_downstream_call(pair) -> None:
     back, client = pair
-    await client.call("ListModels", pb.ListModelsRequest(), request_id="req-42", timeout_s=5)
+    await list_models(client, request_id="req-42", timeout_s=5)
     rid, remaining = back.seen[-1]
     assert rid == "req-42"  # the caller's id, not a new one per hop
     assert remaining is not None and remaining < 5 - 0.1  # 5 s less the hop and the margin
-    await client.call("ListModels", pb.ListModelsRequest(), timeout_s=100)
+    await list_models(client, timeout_s=100)
     # the client's own 120 s default is cut to the caller's 100 s (grpc sends coarse timeouts: ~1 s slack)
     assert back.seen[-1][1] < 110
 
 
 async def test_an_overlong_request_id_is_replaced_not_forwarded(pair) -> None:
     back, client = pair
-    await client.call("ListModels", pb.ListModelsRequest(), request_id="x" * 500)
+    await list_models(client, request_id="x" * 500)
     rid = back.seen[-1][0]
     assert rid != "x" * 500 and 0 < len(rid) <= 64
 

@@ -140,8 +140,7 @@ def assert_distribution(r, n_classes: int) -> None:
 # --- listing -----------------------------------------------------------------------
 
 async def test_list_models(client):
-    resp = await client.call("ListModels", pb.ListModelsRequest())
-    models = {m.id: m for m in resp.models}
+    models = {m.id: m for m in await client.list_models()}
     state = cpb.ModelState.Name
     assert models["clip-tiny"].is_default and state(models["clip-tiny"].state) == "MODEL_STATE_READY"
     assert models["clip-tiny"].version and models["clip-tiny"].extra["pooling"] == "cls_grid"
@@ -159,8 +158,7 @@ async def test_head_beats_chance_on_val_split(client, world):
     Classify on the val split's labelled boxes agrees."""
     from svc_classifier.datasets import read_dataset
 
-    resp = await client.call("ListModels", pb.ListModelsRequest())
-    val_acc = float({m.id: m for m in resp.models}["synth-clip-head"].extra["val_accuracy"])
+    val_acc = float({m.id: m for m in await client.list_models()}["synth-clip-head"].extra["val_accuracy"])
     ds = read_dataset(world.data)
     hits = total = 0
     counts = np.zeros(3)

@@ -13,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
+from stand_in import one_model
 
 from tator_core import errors
 from tator_core.client import ServiceClient, image_ref
@@ -34,9 +35,6 @@ class Fake(pbg.DetectorServiceServicer):
         self.store = ImageStore(max_items=4)
         self.gate = asyncio.Event()
         self.gate.set()
-
-    async def ListModels(self, request, context):
-        return pb.ListModelsResponse(models=[common_pb2.ModelInfo(id="m", family="yolo")])
 
     async def Detect(self, request, context):
         img = self.store.resolve(request.image)
@@ -62,7 +60,8 @@ async def server():
     async def warmup():
         await warm.wait()
 
-    spec = ServiceSpec("detector", FULL, lambda s: pbg.add_DetectorServiceServicer_to_server(fake, s), warmup)
+    spec = ServiceSpec("detector", FULL, lambda s: pbg.add_DetectorServiceServicer_to_server(fake, s), warmup,
+                       models=one_model(family="yolo"))
     running = await start_server(spec, ServiceSettings(metrics_port=0, max_in_flight=2))
     running.fake = fake
     running.warm = warm
@@ -171,7 +170,7 @@ async def test_client_sends_bytes_once_and_resends_after_eviction(server):
 
 async def test_metrics_endpoint(server):
     running, client = server
-    await client.call("ListModels", pb.ListModelsRequest())
+    assert [m.id for m in await client.list_models()] == ["m"]  # the model management, served next to Detect
     body = await asyncio.to_thread(
         lambda: urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics").read().decode())
     assert 'tator_rpc_total{code="OK",method="ListModels",service="detector"}' in body

@@ -272,11 +272,13 @@ def test_cors_preflight(envoy_port: int) -> None:
 
 
 def test_model_services_are_not_exposed(envoy_port: int) -> None:
-    """Only the orchestrator is routed; a browser cannot reach a model service."""
-    conn = http.client.HTTPConnection("127.0.0.1", envoy_port, timeout=10)
-    conn.request("POST", "/tator.detector.v1.DetectorService/ListModels", body=b"\x00\x00\x00\x00\x00",
-                  headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"})
-    resp = conn.getresponse()
-    resp.read()
-    conn.close()
-    assert resp.status == 404
+    """Only the orchestrator is routed; a browser cannot reach a model service or its model management."""
+    for path in ("/tator.detector.v1.DetectorService/Detect", "/tator.common.v1.ModelManagementService/ListModels",
+                 "/tator.common.v1.ModelManagementService/UnloadModel"):
+        conn = http.client.HTTPConnection("127.0.0.1", envoy_port, timeout=10)
+        conn.request("POST", path, body=b"\x00\x00\x00\x00\x00",
+                     headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        assert resp.status == 404, path

@@ -122,8 +122,7 @@ def detect_request(data: bytes, **fields) -> pb.DetectRequest:
 # --- model control ------------------------------------------------------------------
 
 async def test_list_models_reports_state_version_labelmap_and_defaults(service, models_dir):
-    resp = await service.call("ListModels", pb.ListModelsRequest())
-    info = {m.id: m for m in resp.models}
+    info = {m.id: m for m in await service.list_models()}
     assert set(info) == {YOLO_ID, "rfdetr-nano", "gone", "broken", "yolo-wrongmap"}
     for mid in (YOLO_ID, "rfdetr-nano"):  # the warm-up loaded each family's default
         m = info[mid]
@@ -306,7 +305,7 @@ async def test_default_tiles_are_each_models_input_size(service, scene):
     req = detect_request(data, mode=pb.DETECT_MODE_TILED, conf=0.99)
     resp = await service.call("Detect", req, image_data=data)
     sizes = {r.model_id: r.tile_size for r in resp.runs}
-    rfdetr = next(m for m in (await service.call("ListModels", pb.ListModelsRequest())).models
+    rfdetr = next(m for m in await service.list_models()
                   if m.id == "rfdetr-nano")
     assert sizes == {YOLO_ID: 160, "rfdetr-nano": int(rfdetr.extra["resolution"])}
     assert resp.tile_plan.size == 0
@@ -453,8 +452,7 @@ async def test_runs_on_the_configured_cuda_device(models_dir, scene):
     data, _, _ = scene
     running, client = await start(models_dir / "registry.yaml", device="cuda:0")
     try:
-        listing = await client.call("ListModels", pb.ListModelsRequest())
-        assert {m.device for m in listing.models} == {"cuda:0"}
+        assert {m.device for m in await client.list_models()} == {"cuda:0"}
         req = detect_request(data, model_ids=[YOLO_ID, "rfdetr-nano"], mode=pb.DETECT_MODE_BOTH, conf=0.02,
                              tile_plan={"size": 128})
         resp = await client.call("Detect", req, image_data=data)

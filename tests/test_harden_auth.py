@@ -16,13 +16,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from stand_in import one_model
 
 from tator_core.auth import generate_tokens, is_admin_method
 from tator_core.client import ServiceClient
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pbg
-from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
 from tator_core.server import ServiceSpec, start_server
 from tator_core.settings import ServiceSettings
 
@@ -33,12 +35,11 @@ class Fake(pbg.ClassifierServiceServicer):
     async def TrainHead(self, request, context):
         yield pb.TrainHeadResponse()
 
-    async def ListModels(self, request, context):
-        return pb.ListModelsResponse(models=[common_pb2.ModelInfo(id="m", family="clip")])
-
 
 async def serve(**settings):
-    spec = ServiceSpec("classifier", FULL, lambda s: pbg.add_ClassifierServiceServicer_to_server(Fake(), s))
+    # ListModels is the shared model-management service's, served next to the fake by the bootstrap.
+    spec = ServiceSpec("classifier", FULL, lambda s: pbg.add_ClassifierServiceServicer_to_server(Fake(), s),
+                       models=one_model())
     running = await start_server(spec, ServiceSettings(warmup=False, **settings))
     await running.ready.wait()
     return running
@@ -87,9 +88,10 @@ async def test_no_token_gets_nothing_but_health_and_reflection(tokens):
     try:
         async with grpc.aio.insecure_channel(running.address) as ch:
             stub = pbg.ClassifierServiceStub(ch)
+            manage = mpbg.ModelManagementServiceStub(ch)
             for meta in ((), (("authorization", "Bearer wrong-token-0123456789"),), (("authorization", "Basic x"),)):
                 with pytest.raises(grpc.aio.AioRpcError) as ei:
-                    await stub.ListModels(pb.ListModelsRequest(), metadata=meta, timeout=5)
+                    await manage.ListModels(mpb.ListModelsRequest(), metadata=meta, timeout=5)
                 err = parse_rpc_error(ei.value)
                 assert (err.code, err.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
             assert await code_of(first(stub.TrainHead(train_request()))) == grpc.StatusCode.UNAUTHENTICATED
@@ -105,7 +107,7 @@ async def test_no_token_gets_nothing_but_health_and_reflection(tokens):
 
             read = (("authorization", f"Bearer {toks.read[0]}"),)
             admin = (("authorization", f"Bearer {toks.admin[0]}"),)
-            assert (await stub.ListModels(pb.ListModelsRequest(), metadata=read, timeout=5)).models[0].id == "m"
+            assert (await manage.ListModels(mpb.ListModelsRequest(), metadata=read, timeout=5)).models[0].id == "m"
             with pytest.raises(grpc.aio.AioRpcError) as ei:
                 await first(stub.TrainHead(train_request(), metadata=read))
             err = parse_rpc_error(ei.value)
@@ -122,12 +124,12 @@ async def test_clients_find_their_token_like_the_cli(tokens, monkeypatch):
         admin = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=5)
         read = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=5, role="read")
         assert admin.token == toks.admin[0] and read.token == toks.read[0]
-        assert (await read.call("ListModels", pb.ListModelsRequest())).models[0].id == "m"
+        assert (await read.list_models())[0].id == "m"
         assert await code_of(first(read.stream("TrainHead", train_request()))) == grpc.StatusCode.PERMISSION_DENIED
         assert await code_of(first(admin.stream("TrainHead", train_request()))) == grpc.StatusCode.OK
         monkeypatch.setenv("TATOR_TOKEN", "not-a-known-token-at-all")
         stranger = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=5)
-        assert await code_of(stranger.call("ListModels", pb.ListModelsRequest())) == grpc.StatusCode.UNAUTHENTICATED
+        assert await code_of(stranger.list_models()) == grpc.StatusCode.UNAUTHENTICATED
         for c in (admin, read, stranger):
             await c.close()
     finally:
@@ -159,14 +161,14 @@ async def test_tls_and_mutual_tls(tmp_path, monkeypatch):
                           tls_client_ca_file=pki / "ca.pem")
     try:
         plain = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=3)
-        assert await code_of(plain.call("ListModels", pb.ListModelsRequest())) == grpc.StatusCode.UNAVAILABLE
+        assert await code_of(plain.list_models()) == grpc.StatusCode.UNAVAILABLE
         monkeypatch.setenv("TATOR_TLS_CA_FILE", str(pki / "ca.pem"))
         no_cert = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=3)
-        assert await code_of(no_cert.call("ListModels", pb.ListModelsRequest())) == grpc.StatusCode.UNAVAILABLE
+        assert await code_of(no_cert.list_models()) == grpc.StatusCode.UNAVAILABLE
         monkeypatch.setenv("TATOR_TLS_CERT_FILE", str(pki / "client.pem"))
         monkeypatch.setenv("TATOR_TLS_KEY_FILE", str(pki / "client.key"))
         mutual = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=5)
-        assert (await mutual.call("ListModels", pb.ListModelsRequest())).models[0].id == "m"
+        assert (await mutual.list_models())[0].id == "m"
         for c in (plain, no_cert, mutual):
             await c.close()
     finally:

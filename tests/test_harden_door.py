@@ -2,8 +2,8 @@
 bytes, undefined enum numbers, control characters, and oversized request ids.
 
 A real server built by `start_server` with a minimal classifier servicer (TrainHead is the
-server stream, Classify the unary call): the checks live in the interceptor, so they hold for
-every service without model weights here.
+server stream, Classify and the model-management ListModels the unary calls): the checks live in
+the interceptor, so they hold for every service without model weights here.
 """
 
 from __future__ import annotations
@@ -12,16 +12,20 @@ import asyncio
 
 import grpc
 import pytest
+from stand_in import one_model
 
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pbg
 from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
 from tator_core.server import ServiceSpec, start_server
 from tator_core.settings import ServiceSettings
 from tator_core.text import bad_char, message_error
 
 FULL = "tator.classifier.v1.ClassifierService"
+MANAGE = "tator.common.v1.ModelManagementService"
 
 
 class Fake(pbg.ClassifierServiceServicer):
@@ -32,14 +36,12 @@ class Fake(pbg.ClassifierServiceServicer):
         yield pb.TrainHeadResponse()
         await self.release.wait()
 
-    async def ListModels(self, request, context):
-        return pb.ListModelsResponse(models=[common_pb2.ModelInfo(id="m", family="clip")])
-
 
 @pytest.fixture
 async def server():
     fake = Fake()
-    spec = ServiceSpec("classifier", FULL, lambda s: pbg.add_ClassifierServiceServicer_to_server(fake, s))
+    spec = ServiceSpec("classifier", FULL, lambda s: pbg.add_ClassifierServiceServicer_to_server(fake, s),
+                       models=one_model())
     running = await start_server(spec, ServiceSettings(max_in_flight=2, max_streams=2, warmup=False))
     await running.ready.wait()
     channel = grpc.aio.insecure_channel(running.address)
@@ -52,6 +54,7 @@ async def server():
 async def test_idle_streams_do_not_lock_out_unary_calls(server):
     _, fake, channel = server
     stub = pbg.ClassifierServiceStub(channel)
+    manage = mpbg.ModelManagementServiceStub(channel)
     streams = [stub.TrainHead(pb.TrainHeadRequest(dataset_dir="d", backbone_id="b", head_id="h"))
                for _ in range(3)]
     firsts = await asyncio.gather(*(s.read() for s in streams), return_exceptions=True)
@@ -59,7 +62,7 @@ async def test_idle_streams_do_not_lock_out_unary_calls(server):
     assert len(refused) == 1 and refused[0].code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     # Two streams hold their whole budget; unary calls still have all of theirs.
     for _ in range(3):
-        assert (await stub.ListModels(pb.ListModelsRequest(), timeout=5)).models[0].id == "m"
+        assert (await manage.ListModels(mpb.ListModelsRequest(), timeout=5)).models[0].id == "m"
     fake.release.set()
     for s in streams:
         s.cancel()
@@ -67,7 +70,7 @@ async def test_idle_streams_do_not_lock_out_unary_calls(server):
 
 async def test_malformed_bytes_are_invalid_argument_without_parser_text(server):
     _, _, channel = server
-    raw = channel.unary_unary(f"/{FULL}/ListModels", request_serializer=lambda b: b,
+    raw = channel.unary_unary(f"/{MANAGE}/ListModels", request_serializer=lambda b: b,
                               response_deserializer=lambda b: b)
     for junk in (b"\xff\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f", b"\x08" + b"\xff" * 11):
         with pytest.raises(grpc.aio.AioRpcError) as ei:
@@ -100,12 +103,12 @@ async def test_control_characters_in_any_string_are_invalid_argument(server, hos
 
 async def test_long_request_id_is_not_echoed(server):
     _, _, channel = server
-    stub = pbg.ClassifierServiceStub(channel)
-    call = stub.ListModels(pb.ListModelsRequest(), metadata=(("x-request-id", "A" * 5000),))
+    stub = mpbg.ModelManagementServiceStub(channel)
+    call = stub.ListModels(mpb.ListModelsRequest(), metadata=(("x-request-id", "A" * 5000),))
     await call
     echoed = dict(await call.trailing_metadata())["x-request-id"]
     assert len(echoed) <= 64 and "AAAA" not in echoed
-    call = stub.ListModels(pb.ListModelsRequest(), metadata=(("x-request-id", "job-42.a"),))
+    call = stub.ListModels(mpb.ListModelsRequest(), metadata=(("x-request-id", "job-42.a"),))
     await call
     assert dict(await call.trailing_metadata())["x-request-id"] == "job-42.a"
 

@@ -15,14 +15,16 @@ from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pbg
 from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
 from tator_core.server import ServiceSpec, start_server
 from tator_core.settings import ServiceSettings
 
 FULL = "tator.classifier.v1.ClassifierService"
 
 
-class Back(pbg.ClassifierServiceServicer):
-    """The downstream service: slow, or refusing with a given code."""
+class Back(pbg.ClassifierServiceServicer, mpbg.ModelManagementServiceServicer):
+    """The downstream service: its ListModels (model management) slow, or refusing with a given code."""
 
     code = grpc.StatusCode.OK
 
@@ -31,21 +33,22 @@ class Back(pbg.ClassifierServiceServicer):
             raise errors.TatorError(self.code, "OVERLOADED" if self.code == grpc.StatusCode.RESOURCE_EXHAUSTED
                                     else "MODEL_MISSING", "refused")
         await asyncio.sleep(3)
-        return pb.ListModelsResponse()
+        return mpb.ListModelsResponse()
 
 
-class Front(pbg.ClassifierServiceServicer):
+class Front(pbg.ClassifierServiceServicer, mpbg.ModelManagementServiceServicer):
     """Handlers that map nothing: each lets its downstream failure through as it comes."""
 
     def __init__(self, address: str) -> None:
-        self.back = ServiceClient(address, pbg.ClassifierServiceStub, timeout_s=0.3)
+        self.back = ServiceClient(address, mpbg.ModelManagementServiceStub, timeout_s=0.3)
 
     async def ListModels(self, request, context):  # a raw grpc error
-        return await self.back.call("ListModels", pb.ListModelsRequest())
+        return await self.back.call("ListModels", mpb.ListModelsRequest())
 
     async def Embed(self, request, context):  # the clients' wrapped error
         try:
-            return await self.back.call("ListModels", pb.ListModelsRequest())
+            await self.back.call("ListModels", mpb.ListModelsRequest())
+            return pb.EmbedResponse()
         except grpc.aio.AioRpcError as exc:
             raise errors.DownstreamError("classifier", "ListModels", parse_rpc_error(exc)) from exc
 
@@ -54,7 +57,11 @@ class Front(pbg.ClassifierServiceServicer):
 
 
 async def serve(servicer) -> object:
-    spec = ServiceSpec("classifier", FULL, lambda s: pbg.add_ClassifierServiceServicer_to_server(servicer, s))
+    def add(server) -> None:
+        pbg.add_ClassifierServiceServicer_to_server(servicer, server)
+        mpbg.add_ModelManagementServiceServicer_to_server(servicer, server)
+
+    spec = ServiceSpec("classifier", FULL, add)
     running = await start_server(spec, ServiceSettings(warmup=False))
     await running.ready.wait()
     return running
@@ -73,7 +80,7 @@ async def test_downstream_failures_keep_their_meaning_through_an_unmapping_handl
     front = await serve(front_impl)
     client = ServiceClient(front.address, pbg.ClassifierServiceStub, timeout_s=10)
     try:
-        raw = await failure(client.call("ListModels", pb.ListModelsRequest()))
+        raw = await failure(client.list_models())
         assert (raw.code, raw.reason) == (grpc.StatusCode.DEADLINE_EXCEEDED, "STAGE_FAILED")
         assert raw.metadata["upstream_code"] == "DEADLINE_EXCEEDED" and raw.metadata["request_id"]
         wrapped = await failure(client.call("Embed", pb.EmbedRequest(image=_image())))

@@ -13,9 +13,10 @@ from tator_core import errors
 from tator_core.client import ServiceClient
 from tator_core.convert import ModelStatus, model_info_pb
 from tator_core.errors import parse_rpc_error, scrub_paths
-from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 from tator_core.gen.tator.classifier.v1 import classifier_pb2_grpc as pbg
 from tator_core.gen.tator.common.v1 import common_pb2
+from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
 from tator_core.gen.tator.sam3.v1 import sam3_pb2 as sam3_pb
 from tator_core.gen.tator.sam3.v1 import sam3_pb2_grpc as sam3_pbg
 from tator_core.server import ServiceSpec, start_server
@@ -34,7 +35,7 @@ def test_scrub_paths(text, expected):
     assert scrub_paths(text) == expected
 
 
-class Leaky(pbg.ClassifierServiceServicer):
+class Leaky(mpbg.ModelManagementServiceServicer):
     async def ListModels(self, request, context):
         raise errors.invalid_argument("dataset_dir", "/srv/tator/data/../../etc is outside the data root",
                                       path="/srv/tator/data")
@@ -42,13 +43,13 @@ class Leaky(pbg.ClassifierServiceServicer):
 
 async def test_error_statuses_carry_no_server_path():
     spec = ServiceSpec("classifier", "tator.classifier.v1.ClassifierService",
-                       lambda s: pbg.add_ClassifierServiceServicer_to_server(Leaky(), s))
+                       lambda s: mpbg.add_ModelManagementServiceServicer_to_server(Leaky(), s))
     running = await start_server(spec, ServiceSettings(warmup=False))
     await running.ready.wait()
-    client = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=10, token="")
+    client = ServiceClient(running.address, mpbg.ModelManagementServiceStub, timeout_s=10, token="")
     try:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await client.call("ListModels", pb.ListModelsRequest())
+            await client.call("ListModels", mpb.ListModelsRequest())
         err = parse_rpc_error(info.value)
         text = " ".join([err.message, *err.metadata.values(), *(d for _, d in err.field_violations)])
         assert "/srv" not in text and "…/etc is outside" in err.message
@@ -82,7 +83,8 @@ async def test_list_models_of_a_real_service_names_a_missing_file_without_its_pa
     await running.ready.wait()
     client = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=30, token="")
     try:
-        resp = await client.call("ListModels", pb.ListModelsRequest())
+        stub = mpbg.ModelManagementServiceStub(client.channel)
+        resp = await client.call("ListModels", mpb.ListModelsRequest(), stub=stub)
         reasons = {m.id: m.reason for m in resp.models}
         assert set(reasons) >= {"clip-gone", "head-gone"}
         for mid in ("clip-gone", "head-gone"):
@@ -93,7 +95,7 @@ async def test_list_models_of_a_real_service_names_a_missing_file_without_its_pa
         await running.stop(0)
 
 
-class AnySam3(sam3_pbg.Sam3ServiceServicer):
+class AnySam3(sam3_pbg.Sam3ServiceServicer, mpbg.ModelManagementServiceServicer):
     async def SegmentText(self, request, context):
         return sam3_pb.SegmentTextResponse()
 
@@ -106,8 +108,11 @@ class AnySam3(sam3_pbg.Sam3ServiceServicer):
 async def test_a_request_with_a_thousand_bad_items_still_gets_its_invalid_argument():
     """The status details travel in a trailer that gRPC clients refuse past 16 KiB (the call then fails
     RESOURCE_EXHAUSTED, "received metadata size exceeds hard limit"): they are capped."""
-    spec = ServiceSpec("sam3", "tator.sam3.v1.Sam3Service",
-                       lambda s: sam3_pbg.add_Sam3ServiceServicer_to_server(AnySam3(), s))
+    def add(server) -> None:
+        sam3_pbg.add_Sam3ServiceServicer_to_server(AnySam3(), server)
+        mpbg.add_ModelManagementServiceServicer_to_server(AnySam3(), server)
+
+    spec = ServiceSpec("sam3", "tator.sam3.v1.Sam3Service", add)
     running = await start_server(spec, ServiceSettings(warmup=False))
     await running.ready.wait()
     client = ServiceClient(running.address, sam3_pbg.Sam3ServiceStub, timeout_s=10, token="")
@@ -116,7 +121,7 @@ async def test_a_request_with_a_thousand_bad_items_still_gets_its_invalid_argume
         request = sam3_pb.SegmentTextRequest(
             image=common_pb2.ImageRef(sha256="0" * 64),
             labels=[sam3_pb.LabelPrompts(label=f"l{j}", prompts=[""] * 64) for j in range(3)])
-        for call in (client.call("SegmentText", request), client.call("ListModels", sam3_pb.ListModelsRequest())):
+        for call in (client.call("SegmentText", request), client.list_models()):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await call
             err = parse_rpc_error(info.value)

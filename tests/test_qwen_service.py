@@ -125,8 +125,7 @@ async def svc(models_dir):
 
 
 async def test_list_models_states(svc):
-    resp = await svc.call("ListModels", pb.ListModelsRequest())
-    by_id = {m.id: m for m in resp.models}
+    by_id = {m.id: m for m in await svc.list_models()}
     assert set(by_id) == {"qwen-tiny", "qwen3-tiny", "qwen-gone", "qwen-broken"}
     ready = by_id["qwen-tiny"]
     assert (ready.state, ready.is_default, ready.loaded, ready.family) == (cpb.MODEL_STATE_READY, True, True, "qwen")
@@ -204,7 +203,7 @@ async def test_caption_explicit_windows_and_other_architecture(svc):
                                                  model_id="qwen3-tiny"), image_data=data)
     assert [w.window.name for w in resp.windows] == ["left", "win_1"]
     assert (resp.windows[1].window.box.x2, resp.windows[1].window.box.y2) == (W, H)
-    models = {m.id: m for m in (await svc.call("ListModels", pb.ListModelsRequest())).models}
+    models = {m.id: m for m in await svc.list_models()}
     assert models["qwen3-tiny"].state == cpb.MODEL_STATE_READY and models["qwen3-tiny"].extra["model_type"] == "qwen3_vl"
 
 
@@ -225,7 +224,7 @@ async def test_caption_errors(svc):
     info = await expect_error(svc.call("Caption", caption_req(data, model_id="qwen-broken"), image_data=data),
                               grpc.StatusCode.FAILED_PRECONDITION, "MODEL_LOAD_FAILED")
     assert "bert" in info.message
-    models = {m.id: m for m in (await svc.call("ListModels", pb.ListModelsRequest())).models}
+    models = {m.id: m for m in await svc.list_models()}
     assert models["qwen-broken"].state == cpb.MODEL_STATE_FAILED and "bert" in models["qwen-broken"].reason
     bad_hint = [pb.LabelHint(label="circle", box=cpb.Box(x1=math.nan, y1=0, x2=1, y2=1))]
     await expect_error(svc.call("Caption", caption_req(data, hints=bad_hint), image_data=data),
@@ -292,7 +291,7 @@ async def test_expand_synonyms_without_model_call_and_errors(svc):
 async def test_service_without_models(models_dir):
     running, client = await serve(models_dir / "empty.yaml")
     try:
-        assert list((await client.call("ListModels", pb.ListModelsRequest())).models) == []
+        assert list(await client.list_models()) == []
         data = scene(7)
         await expect_error(client.call("Caption", caption_req(data), image_data=data),
                            grpc.StatusCode.FAILED_PRECONDITION, "MODEL_MISSING")

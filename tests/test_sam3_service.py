@@ -114,8 +114,7 @@ def check_detections(resp, *, labels: set[str], threshold: float, source: str, w
 
 
 async def test_list_models_states(svc):
-    resp = await svc.call("ListModels", pb.ListModelsRequest())
-    by_id = {m.id: m for m in resp.models}
+    by_id = {m.id: m for m in await svc.list_models()}
     assert set(by_id) == {"sam3-tiny", "sam3-gone"}
     tiny = by_id["sam3-tiny"]
     assert tiny.state == cpb.MODEL_STATE_READY and tiny.loaded and tiny.is_default
@@ -382,7 +381,7 @@ async def test_cli_segment_against_live_service(svc, tmp_path):
 
 
 async def test_model_management_unload_stays_unloaded_until_load(svc):
-    """tator.common.v1.ModelManagementService on SAM3: the same models as ListModels; an unloaded
+    """tator.common.v1.ModelManagementService on SAM3: its models in id order; an unloaded
     model is refused by name (no silent reload) until LoadModel."""
     from tator_core.gen.tator.common.v1 import models_pb2 as mpb
     from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg

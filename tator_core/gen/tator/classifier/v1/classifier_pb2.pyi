@@ -177,13 +177,3 @@ class TrainHeadResponse(_message.Message):
     progress: TrainHeadProgress
     done: TrainedHead
     def __init__(self, progress: _Optional[_Union[TrainHeadProgress, _Mapping]] = ..., done: _Optional[_Union[TrainedHead, _Mapping]] = ...) -> None: ...
-
-class ListModelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
-class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
-    MODELS_FIELD_NUMBER: _ClassVar[int]
-    models: _containers.RepeatedCompositeFieldContainer[_common_pb2.ModelInfo]
-    def __init__(self, models: _Optional[_Iterable[_Union[_common_pb2.ModelInfo, _Mapping]]] = ...) -> None: ...

@@ -27,6 +27,8 @@ if _version_not_supported:
 
 class ClassifierServiceStub:
     """Classifier service.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     def __init__(self, channel):
@@ -50,15 +52,12 @@ class ClassifierServiceStub:
                 request_serializer=tator_dot_classifier_dot_v1_dot_classifier__pb2.TrainHeadRequest.SerializeToString,
                 response_deserializer=tator_dot_classifier_dot_v1_dot_classifier__pb2.TrainHeadResponse.FromString,
                 _registered_method=True)
-        self.ListModels = channel.unary_unary(
-                '/tator.classifier.v1.ClassifierService/ListModels',
-                request_serializer=tator_dot_classifier_dot_v1_dot_classifier__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=tator_dot_classifier_dot_v1_dot_classifier__pb2.ListModelsResponse.FromString,
-                _registered_method=True)
 
 
 class ClassifierServiceServicer:
     """Classifier service.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     def Classify(self, request, context):
@@ -82,14 +81,6 @@ class ClassifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListModels(self, request, context):
-        """Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
-        which this service serves too and every client calls; removed before v1.0.0.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_ClassifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,11 +99,6 @@ def add_ClassifierServiceServicer_to_server(servicer, server):
                     request_deserializer=tator_dot_classifier_dot_v1_dot_classifier__pb2.TrainHeadRequest.FromString,
                     response_serializer=tator_dot_classifier_dot_v1_dot_classifier__pb2.TrainHeadResponse.SerializeToString,
             ),
-            'ListModels': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListModels,
-                    request_deserializer=tator_dot_classifier_dot_v1_dot_classifier__pb2.ListModelsRequest.FromString,
-                    response_serializer=tator_dot_classifier_dot_v1_dot_classifier__pb2.ListModelsResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tator.classifier.v1.ClassifierService', rpc_method_handlers)
@@ -123,6 +109,8 @@ def add_ClassifierServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ClassifierService:
     """Classifier service.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     @staticmethod
@@ -196,33 +184,6 @@ class ClassifierService:
             '/tator.classifier.v1.ClassifierService/TrainHead',
             tator_dot_classifier_dot_v1_dot_classifier__pb2.TrainHeadRequest.SerializeToString,
             tator_dot_classifier_dot_v1_dot_classifier__pb2.TrainHeadResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListModels(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tator.classifier.v1.ClassifierService/ListModels',
-            tator_dot_classifier_dot_v1_dot_classifier__pb2.ListModelsRequest.SerializeToString,
-            tator_dot_classifier_dot_v1_dot_classifier__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

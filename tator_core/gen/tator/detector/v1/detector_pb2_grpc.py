@@ -28,6 +28,8 @@ if _version_not_supported:
 class DetectorServiceStub:
     """Detector service. Named DetectorService (not Detector) so that buf's DEFAULT
     lint rules (SERVICE_SUFFIX) pass unmodified.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     def __init__(self, channel):
@@ -41,28 +43,17 @@ class DetectorServiceStub:
                 request_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.DetectRequest.SerializeToString,
                 response_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.DetectResponse.FromString,
                 _registered_method=True)
-        self.ListModels = channel.unary_unary(
-                '/tator.detector.v1.DetectorService/ListModels',
-                request_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsResponse.FromString,
-                _registered_method=True)
 
 
 class DetectorServiceServicer:
     """Detector service. Named DetectorService (not Detector) so that buf's DEFAULT
     lint rules (SERVICE_SUFFIX) pass unmodified.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     def Detect(self, request, context):
         """Run one or several detectors on one image, full frame and/or SAHI tiles.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListModels(self, request, context):
-        """Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
-        which this service serves too and every client calls; removed before v1.0.0.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -76,11 +67,6 @@ def add_DetectorServiceServicer_to_server(servicer, server):
                     request_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.DetectRequest.FromString,
                     response_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.DetectResponse.SerializeToString,
             ),
-            'ListModels': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListModels,
-                    request_deserializer=tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsRequest.FromString,
-                    response_serializer=tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tator.detector.v1.DetectorService', rpc_method_handlers)
@@ -92,6 +78,8 @@ def add_DetectorServiceServicer_to_server(servicer, server):
 class DetectorService:
     """Detector service. Named DetectorService (not Detector) so that buf's DEFAULT
     lint rules (SERVICE_SUFFIX) pass unmodified.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     @staticmethod
@@ -111,33 +99,6 @@ class DetectorService:
             '/tator.detector.v1.DetectorService/Detect',
             tator_dot_detector_dot_v1_dot_detector__pb2.DetectRequest.SerializeToString,
             tator_dot_detector_dot_v1_dot_detector__pb2.DetectResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListModels(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tator.detector.v1.DetectorService/ListModels',
-            tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsRequest.SerializeToString,
-            tator_dot_detector_dot_v1_dot_detector__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

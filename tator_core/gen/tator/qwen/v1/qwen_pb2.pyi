@@ -136,13 +136,3 @@ class ExpandSynonymsResponse(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     timing: _common_pb2.Timing
     def __init__(self, labels: _Optional[_Iterable[_Union[LabelTerms, _Mapping]]] = ..., raw_output: _Optional[str] = ..., parsed_json: _Optional[bool] = ..., dropped_by_cap: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ...) -> None: ...
-
-class ListModelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
-class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
-    MODELS_FIELD_NUMBER: _ClassVar[int]
-    models: _containers.RepeatedCompositeFieldContainer[_common_pb2.ModelInfo]
-    def __init__(self, models: _Optional[_Iterable[_Union[_common_pb2.ModelInfo, _Mapping]]] = ...) -> None: ...

@@ -27,6 +27,8 @@ if _version_not_supported:
 
 class Sam3ServiceStub:
     """SAM3 service.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     def __init__(self, channel):
@@ -45,15 +47,12 @@ class Sam3ServiceStub:
                 request_serializer=tator_dot_sam3_dot_v1_dot_sam3__pb2.SegmentExemplarsRequest.SerializeToString,
                 response_deserializer=tator_dot_sam3_dot_v1_dot_sam3__pb2.SegmentExemplarsResponse.FromString,
                 _registered_method=True)
-        self.ListModels = channel.unary_unary(
-                '/tator.sam3.v1.Sam3Service/ListModels',
-                request_serializer=tator_dot_sam3_dot_v1_dot_sam3__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=tator_dot_sam3_dot_v1_dot_sam3__pb2.ListModelsResponse.FromString,
-                _registered_method=True)
 
 
 class Sam3ServiceServicer:
     """SAM3 service.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     def SegmentText(self, request, context):
@@ -65,14 +64,6 @@ class Sam3ServiceServicer:
 
     def SegmentExemplars(self, request, context):
         """Segment objects similar to exemplar boxes, per label.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListModels(self, request, context):
-        """Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
-        which this service serves too and every client calls; removed before v1.0.0.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -91,11 +82,6 @@ def add_Sam3ServiceServicer_to_server(servicer, server):
                     request_deserializer=tator_dot_sam3_dot_v1_dot_sam3__pb2.SegmentExemplarsRequest.FromString,
                     response_serializer=tator_dot_sam3_dot_v1_dot_sam3__pb2.SegmentExemplarsResponse.SerializeToString,
             ),
-            'ListModels': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListModels,
-                    request_deserializer=tator_dot_sam3_dot_v1_dot_sam3__pb2.ListModelsRequest.FromString,
-                    response_serializer=tator_dot_sam3_dot_v1_dot_sam3__pb2.ListModelsResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tator.sam3.v1.Sam3Service', rpc_method_handlers)
@@ -106,6 +92,8 @@ def add_Sam3ServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Sam3Service:
     """SAM3 service.
+    Its models are listed, loaded, unloaded and made default through
+    tator.common.v1.ModelManagementService, served on the same port.
     """
 
     @staticmethod
@@ -152,33 +140,6 @@ class Sam3Service:
             '/tator.sam3.v1.Sam3Service/SegmentExemplars',
             tator_dot_sam3_dot_v1_dot_sam3__pb2.SegmentExemplarsRequest.SerializeToString,
             tator_dot_sam3_dot_v1_dot_sam3__pb2.SegmentExemplarsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListModels(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tator.sam3.v1.Sam3Service/ListModels',
-            tator_dot_sam3_dot_v1_dot_sam3__pb2.ListModelsRequest.SerializeToString,
-            tator_dot_sam3_dot_v1_dot_sam3__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

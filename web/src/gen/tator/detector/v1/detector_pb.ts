@@ -7,7 +7,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
-import type { Detection, DetectionSource, ImageRef, ModelInfo, TilePlan, Timing } from "../../common/v1/common_pb";
+import type { Detection, DetectionSource, ImageRef, TilePlan, Timing } from "../../common/v1/common_pb";
 import { file_tator_common_v1_common } from "../../common/v1/common_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tator/detector/v1/detector.proto.
  */
 export const file_tator_detector_v1_detector: GenFile = /*@__PURE__*/
-  fileDesc("CiB0YXRvci9kZXRlY3Rvci92MS9kZXRlY3Rvci5wcm90bxIRdGF0b3IuZGV0ZWN0b3IudjEiagoNTWVyZ2VTZXR0aW5ncxIuCgZtZXRob2QYASABKA4yHi50YXRvci5kZXRlY3Rvci52MS5NZXJnZU1ldGhvZBIhCgNpb3UYAiABKAJCD7pIDAoKHQAAgD8tAAAAAEgAiAEBQgYKBF9pb3UinwMKDURldGVjdFJlcXVlc3QSMAoFaW1hZ2UYASABKAsyGS50YXRvci5jb21tb24udjEuSW1hZ2VSZWZCBrpIA8gBARIkCgltb2RlbF9pZHMYAiADKAlCEbpIDpIBCxAIIgdyBRABGIABEisKBG1vZGUYAyABKA4yHS50YXRvci5kZXRlY3Rvci52MS5EZXRlY3RNb2RlEiwKCXRpbGVfcGxhbhgEIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbhIiCgRjb25mGAUgASgCQg+6SAwKCh0AAIA/LQAAAABIAIgBARIhCgNpb3UYBiABKAJCD7pIDAoKHQAAgD8tAAAAAEgBiAEBEiAKB21heF9kZXQYByABKAVCCrpIBxoFGJBOKAFIAogBARIkChFleHBlY3RlZF9sYWJlbG1hcBgIIAMoCUIJukgGkgEDEJBOEi8KBW1lcmdlGAkgASgLMiAudGF0b3IuZGV0ZWN0b3IudjEuTWVyZ2VTZXR0aW5nc0IHCgVfY29uZkIGCgRfaW91QgoKCF9tYXhfZGV0IoYCCghNb2RlbFJ1bhIQCghtb2RlbF9pZBgBIAEoCRIwCgZzb3VyY2UYCyABKA4yIC50YXRvci5jb21tb24udjEuRGV0ZWN0aW9uU291cmNlEikKBGtpbmQYCSABKA4yGy50YXRvci5kZXRlY3Rvci52MS5QYXNzS2luZBINCgV0aWxlcxgEIAEoBRIWCg5yYXdfZGV0ZWN0aW9ucxgFIAEoBRIXCg9rZXB0X2RldGVjdGlvbnMYBiABKAUSEgoKY29tcHV0ZV9tcxgHIAEoARISCgpiYXRjaF9zaXplGAggASgFEhEKCXRpbGVfc2l6ZRgKIAEoBUoECAIQA0oECAMQBFIEcGFzcyLeAgoORGV0ZWN0UmVzcG9uc2USLgoKZGV0ZWN0aW9ucxgBIAMoCzIaLnRhdG9yLmNvbW1vbi52MS5EZXRlY3Rpb24SKQoEcnVucxgCIAMoCzIbLnRhdG9yLmRldGVjdG9yLnYxLk1vZGVsUnVuEi8KBW1lcmdlGAMgASgLMiAudGF0b3IuZGV0ZWN0b3IudjEuTWVyZ2VTZXR0aW5ncxIMCgRjb25mGAQgASgCEgsKA2lvdRgFIAEoAhIPCgdtYXhfZGV0GAYgASgFEiwKCXRpbGVfcGxhbhgHIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbhIrCgRtb2RlGAggASgOMh0udGF0b3IuZGV0ZWN0b3IudjEuRGV0ZWN0TW9kZRInCgZ0aW1pbmcYCSABKAsyFy50YXRvci5jb21tb24udjEuVGltaW5nEhAKCHdhcm5pbmdzGAogAygJIhMKEUxpc3RNb2RlbHNSZXF1ZXN0IkAKEkxpc3RNb2RlbHNSZXNwb25zZRIqCgZtb2RlbHMYASADKAsyGi50YXRvci5jb21tb24udjEuTW9kZWxJbmZvKmwKCkRldGVjdE1vZGUSGwoXREVURUNUX01PREVfVU5TUEVDSUZJRUQQABIUChBERVRFQ1RfTU9ERV9GVUxMEAESFQoRREVURUNUX01PREVfVElMRUQQAhIUChBERVRFQ1RfTU9ERV9CT1RIEAMqVwoLTWVyZ2VNZXRob2QSHAoYTUVSR0VfTUVUSE9EX1VOU1BFQ0lGSUVEEAASFAoQTUVSR0VfTUVUSE9EX05NUxABEhQKEE1FUkdFX01FVEhPRF9XQkYQAipOCghQYXNzS2luZBIZChVQQVNTX0tJTkRfVU5TUEVDSUZJRUQQABISCg5QQVNTX0tJTkRfRlVMTBABEhMKD1BBU1NfS0lORF9USUxFRBACMrsBCg9EZXRlY3RvclNlcnZpY2USTQoGRGV0ZWN0EiAudGF0b3IuZGV0ZWN0b3IudjEuRGV0ZWN0UmVxdWVzdBohLnRhdG9yLmRldGVjdG9yLnYxLkRldGVjdFJlc3BvbnNlElkKCkxpc3RNb2RlbHMSJC50YXRvci5kZXRlY3Rvci52MS5MaXN0TW9kZWxzUmVxdWVzdBolLnRhdG9yLmRldGVjdG9yLnYxLkxpc3RNb2RlbHNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_tator_common_v1_common]);
+  fileDesc("CiB0YXRvci9kZXRlY3Rvci92MS9kZXRlY3Rvci5wcm90bxIRdGF0b3IuZGV0ZWN0b3IudjEiagoNTWVyZ2VTZXR0aW5ncxIuCgZtZXRob2QYASABKA4yHi50YXRvci5kZXRlY3Rvci52MS5NZXJnZU1ldGhvZBIhCgNpb3UYAiABKAJCD7pIDAoKHQAAgD8tAAAAAEgAiAEBQgYKBF9pb3UinwMKDURldGVjdFJlcXVlc3QSMAoFaW1hZ2UYASABKAsyGS50YXRvci5jb21tb24udjEuSW1hZ2VSZWZCBrpIA8gBARIkCgltb2RlbF9pZHMYAiADKAlCEbpIDpIBCxAIIgdyBRABGIABEisKBG1vZGUYAyABKA4yHS50YXRvci5kZXRlY3Rvci52MS5EZXRlY3RNb2RlEiwKCXRpbGVfcGxhbhgEIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbhIiCgRjb25mGAUgASgCQg+6SAwKCh0AAIA/LQAAAABIAIgBARIhCgNpb3UYBiABKAJCD7pIDAoKHQAAgD8tAAAAAEgBiAEBEiAKB21heF9kZXQYByABKAVCCrpIBxoFGJBOKAFIAogBARIkChFleHBlY3RlZF9sYWJlbG1hcBgIIAMoCUIJukgGkgEDEJBOEi8KBW1lcmdlGAkgASgLMiAudGF0b3IuZGV0ZWN0b3IudjEuTWVyZ2VTZXR0aW5nc0IHCgVfY29uZkIGCgRfaW91QgoKCF9tYXhfZGV0IoYCCghNb2RlbFJ1bhIQCghtb2RlbF9pZBgBIAEoCRIwCgZzb3VyY2UYCyABKA4yIC50YXRvci5jb21tb24udjEuRGV0ZWN0aW9uU291cmNlEikKBGtpbmQYCSABKA4yGy50YXRvci5kZXRlY3Rvci52MS5QYXNzS2luZBINCgV0aWxlcxgEIAEoBRIWCg5yYXdfZGV0ZWN0aW9ucxgFIAEoBRIXCg9rZXB0X2RldGVjdGlvbnMYBiABKAUSEgoKY29tcHV0ZV9tcxgHIAEoARISCgpiYXRjaF9zaXplGAggASgFEhEKCXRpbGVfc2l6ZRgKIAEoBUoECAIQA0oECAMQBFIEcGFzcyLeAgoORGV0ZWN0UmVzcG9uc2USLgoKZGV0ZWN0aW9ucxgBIAMoCzIaLnRhdG9yLmNvbW1vbi52MS5EZXRlY3Rpb24SKQoEcnVucxgCIAMoCzIbLnRhdG9yLmRldGVjdG9yLnYxLk1vZGVsUnVuEi8KBW1lcmdlGAMgASgLMiAudGF0b3IuZGV0ZWN0b3IudjEuTWVyZ2VTZXR0aW5ncxIMCgRjb25mGAQgASgCEgsKA2lvdRgFIAEoAhIPCgdtYXhfZGV0GAYgASgFEiwKCXRpbGVfcGxhbhgHIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbhIrCgRtb2RlGAggASgOMh0udGF0b3IuZGV0ZWN0b3IudjEuRGV0ZWN0TW9kZRInCgZ0aW1pbmcYCSABKAsyFy50YXRvci5jb21tb24udjEuVGltaW5nEhAKCHdhcm5pbmdzGAogAygJKmwKCkRldGVjdE1vZGUSGwoXREVURUNUX01PREVfVU5TUEVDSUZJRUQQABIUChBERVRFQ1RfTU9ERV9GVUxMEAESFQoRREVURUNUX01PREVfVElMRUQQAhIUChBERVRFQ1RfTU9ERV9CT1RIEAMqVwoLTWVyZ2VNZXRob2QSHAoYTUVSR0VfTUVUSE9EX1VOU1BFQ0lGSUVEEAASFAoQTUVSR0VfTUVUSE9EX05NUxABEhQKEE1FUkdFX01FVEhPRF9XQkYQAipOCghQYXNzS2luZBIZChVQQVNTX0tJTkRfVU5TUEVDSUZJRUQQABISCg5QQVNTX0tJTkRfRlVMTBABEhMKD1BBU1NfS0lORF9USUxFRBACMmAKD0RldGVjdG9yU2VydmljZRJNCgZEZXRlY3QSIC50YXRvci5kZXRlY3Rvci52MS5EZXRlY3RSZXF1ZXN0GiEudGF0b3IuZGV0ZWN0b3IudjEuRGV0ZWN0UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_tator_common_v1_common]);
 
 /**
  * Merge settings; echoed resolved in the response.
@@ -290,42 +290,6 @@ export const DetectResponseSchema: GenMessage<DetectResponse> = /*@__PURE__*/
   messageDesc(file_tator_detector_v1_detector, 3);
 
 /**
- * List detectors.
- *
- * @generated from message tator.detector.v1.ListModelsRequest
- */
-export type ListModelsRequest = Message<"tator.detector.v1.ListModelsRequest"> & {
-};
-
-/**
- * Describes the message tator.detector.v1.ListModelsRequest.
- * Use `create(ListModelsRequestSchema)` to create a new message.
- */
-export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_tator_detector_v1_detector, 4);
-
-/**
- * Detectors in the registry.
- *
- * @generated from message tator.detector.v1.ListModelsResponse
- */
-export type ListModelsResponse = Message<"tator.detector.v1.ListModelsResponse"> & {
-  /**
-   * Models.
-   *
-   * @generated from field: repeated tator.common.v1.ModelInfo models = 1;
-   */
-  models: ModelInfo[];
-};
-
-/**
- * Describes the message tator.detector.v1.ListModelsResponse.
- * Use `create(ListModelsResponseSchema)` to create a new message.
- */
-export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_tator_detector_v1_detector, 5);
-
-/**
  * Which passes run.
  *
  * @generated from enum tator.detector.v1.DetectMode
@@ -437,6 +401,8 @@ export const PassKindSchema: GenEnum<PassKind> = /*@__PURE__*/
 /**
  * Detector service. Named DetectorService (not Detector) so that buf's DEFAULT
  * lint rules (SERVICE_SUFFIX) pass unmodified.
+ * Its models are listed, loaded, unloaded and made default through
+ * tator.common.v1.ModelManagementService, served on the same port.
  *
  * @generated from service tator.detector.v1.DetectorService
  */
@@ -450,17 +416,6 @@ export const DetectorService: GenService<{
     methodKind: "unary";
     input: typeof DetectRequestSchema;
     output: typeof DetectResponseSchema;
-  },
-  /**
-   * Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
-   * which this service serves too and every client calls; removed before v1.0.0.
-   *
-   * @generated from rpc tator.detector.v1.DetectorService.ListModels
-   */
-  listModels: {
-    methodKind: "unary";
-    input: typeof ListModelsRequestSchema;
-    output: typeof ListModelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tator_detector_v1_detector, 0);

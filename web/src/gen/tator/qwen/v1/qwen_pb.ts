@@ -7,7 +7,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
-import type { Box, GenerationSettings, ImageRef, ModelInfo, Timing, Window, WindowSpec } from "../../common/v1/common_pb";
+import type { Box, GenerationSettings, ImageRef, Timing, Window, WindowSpec } from "../../common/v1/common_pb";
 import { file_tator_common_v1_common } from "../../common/v1/common_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tator/qwen/v1/qwen.proto.
  */
 export const file_tator_qwen_v1_qwen: GenFile = /*@__PURE__*/
-  fileDesc("Chh0YXRvci9xd2VuL3YxL3F3ZW4ucHJvdG8SDXRhdG9yLnF3ZW4udjEiaQoJTGFiZWxIaW50EhkKBWxhYmVsGAEgASgJQgq6SAdyBRABGMgBEiEKA2JveBgCIAEoCzIULnRhdG9yLmNvbW1vbi52MS5Cb3gSHgoFc2NvcmUYAyABKAJCD7pIDAoKHQAAgD8tAAAAACLqAgoOQ2FwdGlvblJlcXVlc3QSMAoFaW1hZ2UYASABKAsyGS50YXRvci5jb21tb24udjEuSW1hZ2VSZWZCBrpIA8gBARIoCgRtb2RlGAIgASgOMhoudGF0b3IucXdlbi52MS5DYXB0aW9uTW9kZRIsCgd3aW5kb3dzGAMgASgLMhsudGF0b3IuY29tbW9uLnYxLldpbmRvd1NwZWMSKAoMYXZvaWRfbGFiZWxzGAQgAygJQhK6SA+SAQwQ6AciB3IFEAEYyAESMgoFaGludHMYBSADKAsyGC50YXRvci5xd2VuLnYxLkxhYmVsSGludEIJukgGkgEDEPQDEjcKCmdlbmVyYXRpb24YBiABKAsyIy50YXRvci5jb21tb24udjEuR2VuZXJhdGlvblNldHRpbmdzEhoKCG1vZGVsX2lkGAcgASgJQgi6SAVyAxiAARIbCghnbG9zc2FyeRgIIAEoCUIJukgGcgQYgIBAIn4KDVdpbmRvd0NhcHRpb24SJwoGd2luZG93GAEgASgLMhcudGF0b3IuY29tbW9uLnYxLldpbmRvdxIPCgdjYXB0aW9uGAIgASgJEhkKEWRlZ2VuZXJhdGVfcmVhc29uGAMgASgJEhgKEGdlbmVyYXRlZF90b2tlbnMYBCABKAUi3AIKD0NhcHRpb25SZXNwb25zZRIPCgdjYXB0aW9uGAEgASgJEhkKEWRlZ2VuZXJhdGVfcmVhc29uGAIgASgJEi0KB3dpbmRvd3MYAyADKAsyHC50YXRvci5xd2VuLnYxLldpbmRvd0NhcHRpb24SGAoQcmV3cml0dGVuX3Rva2VucxgEIAMoCRIWCg5mbGFnZ2VkX3Rva2VucxgFIAMoCRIYChBnZW5lcmF0ZWRfdG9rZW5zGAYgASgFEicKBnRpbWluZxgHIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmcSKAoEbW9kZRgIIAEoDjIaLnRhdG9yLnF3ZW4udjEuQ2FwdGlvbk1vZGUSEAoId2FybmluZ3MYCSADKAkSHgoWdmlzaW9uX3JlZ2lvbnNfZW5jb2RlZBgKIAEoBRIdChV2aXNpb25fcmVnaW9uc19jYWNoZWQYCyABKAUi9AEKFUV4cGFuZFN5bm9ueW1zUmVxdWVzdBIkCgZsYWJlbHMYASADKAlCFLpIEZIBDggBEOgHIgdyBRABGMgBEhsKCGdsb3NzYXJ5GAIgASgJQgm6SAZyBBiAgEASKwoTbWF4X3Rlcm1zX3Blcl9jbGFzcxgDIAEoBUIJukgGGgQYZCgASACIAQESNwoKZ2VuZXJhdGlvbhgEIAEoCzIjLnRhdG9yLmNvbW1vbi52MS5HZW5lcmF0aW9uU2V0dGluZ3MSGgoIbW9kZWxfaWQYBSABKAlCCLpIBXIDGIABQhYKFF9tYXhfdGVybXNfcGVyX2NsYXNzImoKCkxhYmVsVGVybXMSDQoFbGFiZWwYASABKAkSDQoFdGVybXMYAiADKAkSMAoMdGVybXNfb3JpZ2luGAQgASgOMhoudGF0b3IucXdlbi52MS5UZXJtc09yaWdpbkoECAMQBFIGb3JpZ2luIr8BChZFeHBhbmRTeW5vbnltc1Jlc3BvbnNlEikKBmxhYmVscxgBIAMoCzIZLnRhdG9yLnF3ZW4udjEuTGFiZWxUZXJtcxISCgpyYXdfb3V0cHV0GAIgASgJEhMKC3BhcnNlZF9qc29uGAMgASgIEhYKDmRyb3BwZWRfYnlfY2FwGAQgASgFEhAKCHdhcm5pbmdzGAUgAygJEicKBnRpbWluZxgGIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmciEwoRTGlzdE1vZGVsc1JlcXVlc3QiQAoSTGlzdE1vZGVsc1Jlc3BvbnNlEioKBm1vZGVscxgBIAMoCzIaLnRhdG9yLmNvbW1vbi52MS5Nb2RlbEluZm8qXQoLQ2FwdGlvbk1vZGUSHAoYQ0FQVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASFQoRQ0FQVElPTl9NT0RFX0ZVTEwQARIZChVDQVBUSU9OX01PREVfV0lORE9XRUQQAip4CgtUZXJtc09yaWdpbhIcChhURVJNU19PUklHSU5fVU5TUEVDSUZJRUQQABIZChVURVJNU19PUklHSU5fR0xPU1NBUlkQARIWChJURVJNU19PUklHSU5fTU9ERUwQAhIYChRURVJNU19PUklHSU5fREVGQVVMVBADMokCCgtRd2VuU2VydmljZRJICgdDYXB0aW9uEh0udGF0b3IucXdlbi52MS5DYXB0aW9uUmVxdWVzdBoeLnRhdG9yLnF3ZW4udjEuQ2FwdGlvblJlc3BvbnNlEl0KDkV4cGFuZFN5bm9ueW1zEiQudGF0b3IucXdlbi52MS5FeHBhbmRTeW5vbnltc1JlcXVlc3QaJS50YXRvci5xd2VuLnYxLkV4cGFuZFN5bm9ueW1zUmVzcG9uc2USUQoKTGlzdE1vZGVscxIgLnRhdG9yLnF3ZW4udjEuTGlzdE1vZGVsc1JlcXVlc3QaIS50YXRvci5xd2VuLnYxLkxpc3RNb2RlbHNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_tator_common_v1_common]);
+  fileDesc("Chh0YXRvci9xd2VuL3YxL3F3ZW4ucHJvdG8SDXRhdG9yLnF3ZW4udjEiaQoJTGFiZWxIaW50EhkKBWxhYmVsGAEgASgJQgq6SAdyBRABGMgBEiEKA2JveBgCIAEoCzIULnRhdG9yLmNvbW1vbi52MS5Cb3gSHgoFc2NvcmUYAyABKAJCD7pIDAoKHQAAgD8tAAAAACLqAgoOQ2FwdGlvblJlcXVlc3QSMAoFaW1hZ2UYASABKAsyGS50YXRvci5jb21tb24udjEuSW1hZ2VSZWZCBrpIA8gBARIoCgRtb2RlGAIgASgOMhoudGF0b3IucXdlbi52MS5DYXB0aW9uTW9kZRIsCgd3aW5kb3dzGAMgASgLMhsudGF0b3IuY29tbW9uLnYxLldpbmRvd1NwZWMSKAoMYXZvaWRfbGFiZWxzGAQgAygJQhK6SA+SAQwQ6AciB3IFEAEYyAESMgoFaGludHMYBSADKAsyGC50YXRvci5xd2VuLnYxLkxhYmVsSGludEIJukgGkgEDEPQDEjcKCmdlbmVyYXRpb24YBiABKAsyIy50YXRvci5jb21tb24udjEuR2VuZXJhdGlvblNldHRpbmdzEhoKCG1vZGVsX2lkGAcgASgJQgi6SAVyAxiAARIbCghnbG9zc2FyeRgIIAEoCUIJukgGcgQYgIBAIn4KDVdpbmRvd0NhcHRpb24SJwoGd2luZG93GAEgASgLMhcudGF0b3IuY29tbW9uLnYxLldpbmRvdxIPCgdjYXB0aW9uGAIgASgJEhkKEWRlZ2VuZXJhdGVfcmVhc29uGAMgASgJEhgKEGdlbmVyYXRlZF90b2tlbnMYBCABKAUi3AIKD0NhcHRpb25SZXNwb25zZRIPCgdjYXB0aW9uGAEgASgJEhkKEWRlZ2VuZXJhdGVfcmVhc29uGAIgASgJEi0KB3dpbmRvd3MYAyADKAsyHC50YXRvci5xd2VuLnYxLldpbmRvd0NhcHRpb24SGAoQcmV3cml0dGVuX3Rva2VucxgEIAMoCRIWCg5mbGFnZ2VkX3Rva2VucxgFIAMoCRIYChBnZW5lcmF0ZWRfdG9rZW5zGAYgASgFEicKBnRpbWluZxgHIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmcSKAoEbW9kZRgIIAEoDjIaLnRhdG9yLnF3ZW4udjEuQ2FwdGlvbk1vZGUSEAoId2FybmluZ3MYCSADKAkSHgoWdmlzaW9uX3JlZ2lvbnNfZW5jb2RlZBgKIAEoBRIdChV2aXNpb25fcmVnaW9uc19jYWNoZWQYCyABKAUi9AEKFUV4cGFuZFN5bm9ueW1zUmVxdWVzdBIkCgZsYWJlbHMYASADKAlCFLpIEZIBDggBEOgHIgdyBRABGMgBEhsKCGdsb3NzYXJ5GAIgASgJQgm6SAZyBBiAgEASKwoTbWF4X3Rlcm1zX3Blcl9jbGFzcxgDIAEoBUIJukgGGgQYZCgASACIAQESNwoKZ2VuZXJhdGlvbhgEIAEoCzIjLnRhdG9yLmNvbW1vbi52MS5HZW5lcmF0aW9uU2V0dGluZ3MSGgoIbW9kZWxfaWQYBSABKAlCCLpIBXIDGIABQhYKFF9tYXhfdGVybXNfcGVyX2NsYXNzImoKCkxhYmVsVGVybXMSDQoFbGFiZWwYASABKAkSDQoFdGVybXMYAiADKAkSMAoMdGVybXNfb3JpZ2luGAQgASgOMhoudGF0b3IucXdlbi52MS5UZXJtc09yaWdpbkoECAMQBFIGb3JpZ2luIr8BChZFeHBhbmRTeW5vbnltc1Jlc3BvbnNlEikKBmxhYmVscxgBIAMoCzIZLnRhdG9yLnF3ZW4udjEuTGFiZWxUZXJtcxISCgpyYXdfb3V0cHV0GAIgASgJEhMKC3BhcnNlZF9qc29uGAMgASgIEhYKDmRyb3BwZWRfYnlfY2FwGAQgASgFEhAKCHdhcm5pbmdzGAUgAygJEicKBnRpbWluZxgGIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmcqXQoLQ2FwdGlvbk1vZGUSHAoYQ0FQVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASFQoRQ0FQVElPTl9NT0RFX0ZVTEwQARIZChVDQVBUSU9OX01PREVfV0lORE9XRUQQAip4CgtUZXJtc09yaWdpbhIcChhURVJNU19PUklHSU5fVU5TUEVDSUZJRUQQABIZChVURVJNU19PUklHSU5fR0xPU1NBUlkQARIWChJURVJNU19PUklHSU5fTU9ERUwQAhIYChRURVJNU19PUklHSU5fREVGQVVMVBADMrYBCgtRd2VuU2VydmljZRJICgdDYXB0aW9uEh0udGF0b3IucXdlbi52MS5DYXB0aW9uUmVxdWVzdBoeLnRhdG9yLnF3ZW4udjEuQ2FwdGlvblJlc3BvbnNlEl0KDkV4cGFuZFN5bm9ueW1zEiQudGF0b3IucXdlbi52MS5FeHBhbmRTeW5vbnltc1JlcXVlc3QaJS50YXRvci5xd2VuLnYxLkV4cGFuZFN5bm9ueW1zUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_tator_common_v1_common]);
 
 /**
  * A detection offered to the captioner as a hint.
@@ -400,42 +400,6 @@ export const ExpandSynonymsResponseSchema: GenMessage<ExpandSynonymsResponse> = 
   messageDesc(file_tator_qwen_v1_qwen, 6);
 
 /**
- * List Qwen models.
- *
- * @generated from message tator.qwen.v1.ListModelsRequest
- */
-export type ListModelsRequest = Message<"tator.qwen.v1.ListModelsRequest"> & {
-};
-
-/**
- * Describes the message tator.qwen.v1.ListModelsRequest.
- * Use `create(ListModelsRequestSchema)` to create a new message.
- */
-export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_tator_qwen_v1_qwen, 7);
-
-/**
- * Qwen models.
- *
- * @generated from message tator.qwen.v1.ListModelsResponse
- */
-export type ListModelsResponse = Message<"tator.qwen.v1.ListModelsResponse"> & {
-  /**
-   * Models.
-   *
-   * @generated from field: repeated tator.common.v1.ModelInfo models = 1;
-   */
-  models: ModelInfo[];
-};
-
-/**
- * Describes the message tator.qwen.v1.ListModelsResponse.
- * Use `create(ListModelsResponseSchema)` to create a new message.
- */
-export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_tator_qwen_v1_qwen, 8);
-
-/**
  * Caption mode.
  *
  * @generated from enum tator.qwen.v1.CaptionMode
@@ -512,6 +476,8 @@ export const TermsOriginSchema: GenEnum<TermsOrigin> = /*@__PURE__*/
 
 /**
  * Qwen-VL service.
+ * Its models are listed, loaded, unloaded and made default through
+ * tator.common.v1.ModelManagementService, served on the same port.
  *
  * @generated from service tator.qwen.v1.QwenService
  */
@@ -535,17 +501,6 @@ export const QwenService: GenService<{
     methodKind: "unary";
     input: typeof ExpandSynonymsRequestSchema;
     output: typeof ExpandSynonymsResponseSchema;
-  },
-  /**
-   * Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
-   * which this service serves too and every client calls; removed before v1.0.0.
-   *
-   * @generated from rpc tator.qwen.v1.QwenService.ListModels
-   */
-  listModels: {
-    methodKind: "unary";
-    input: typeof ListModelsRequestSchema;
-    output: typeof ListModelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tator_qwen_v1_qwen, 0);

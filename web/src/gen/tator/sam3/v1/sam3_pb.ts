@@ -7,7 +7,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
-import type { Box, Detection, ImageRef, ModelInfo, Timing, Warning, WindowSpec } from "../../common/v1/common_pb";
+import type { Box, Detection, ImageRef, Timing, Warning, WindowSpec } from "../../common/v1/common_pb";
 import { file_tator_common_v1_common } from "../../common/v1/common_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tator/sam3/v1/sam3.proto.
  */
 export const file_tator_sam3_v1_sam3: GenFile = /*@__PURE__*/
-  fileDesc("Chh0YXRvci9zYW0zL3YxL3NhbTMucHJvdG8SDXRhdG9yLnNhbTMudjEiTwoMTGFiZWxQcm9tcHRzEhkKBWxhYmVsGAEgASgJQgq6SAdyBRABGMgBEiQKB3Byb21wdHMYAiADKAlCE7pIEJIBDQgBEEAiB3IFEAEYyAEi1QEKDFNlZ21lbnRTdGF0cxIiChp2aXNpb25fZW1iZWRkaW5nc19jb21wdXRlZBgBIAEoBRIgChh2aXNpb25fZW1iZWRkaW5nc19jYWNoZWQYAiABKAUSIAoYdGV4dF9lbWJlZGRpbmdzX2NvbXB1dGVkGAMgASgFEh4KFnRleHRfZW1iZWRkaW5nc19jYWNoZWQYBCABKAUSEAoIY29udGV4dHMYBSABKAUSEwoLcHJvbXB0X3J1bnMYBiABKAUSFgoOcmF3X2RldGVjdGlvbnMYByABKAUixgMKElNlZ21lbnRUZXh0UmVxdWVzdBIwCgVpbWFnZRgBIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5JbWFnZVJlZkIGukgDyAEBEjcKBmxhYmVscxgCIAMoCzIbLnRhdG9yLnNhbTMudjEuTGFiZWxQcm9tcHRzQgq6SAeSAQQIARBAEiwKB3dpbmRvd3MYAyABKAsyGy50YXRvci5jb21tb24udjEuV2luZG93U3BlYxItCg9zY29yZV90aHJlc2hvbGQYBCABKAJCD7pIDAoKHQAAgD8tAAAAAEgAiAEBEiwKDm1hc2tfdGhyZXNob2xkGAUgASgCQg+6SAwKCh0AAIA/LQAAAABIAYgBARIUCgxyZXR1cm5fbWFza3MYBiABKAgSGgoIbW9kZWxfaWQYByABKAlCCLpIBXIDGIABEicKCW1lcmdlX2lvdRgIIAEoAkIPukgMCgodAACAPy0AAAAASAKIAQESKgoWbWF4X3Jlc3VsdHNfcGVyX3Byb21wdBgJIAEoBUIKukgHGgUY6AcoAEISChBfc2NvcmVfdGhyZXNob2xkQhEKD19tYXNrX3RocmVzaG9sZEIMCgpfbWVyZ2VfaW91IswBChNTZWdtZW50VGV4dFJlc3BvbnNlEi4KCmRldGVjdGlvbnMYASADKAsyGi50YXRvci5jb21tb24udjEuRGV0ZWN0aW9uEioKBXN0YXRzGAIgASgLMhsudGF0b3Iuc2FtMy52MS5TZWdtZW50U3RhdHMSJwoGdGltaW5nGAMgASgLMhcudGF0b3IuY29tbW9uLnYxLlRpbWluZxIqCgh3YXJuaW5ncxgFIAMoCzIYLnRhdG9yLmNvbW1vbi52MS5XYXJuaW5nSgQIBBAFIqgBCgtFeGVtcGxhclNldBIZCgVsYWJlbBgBIAEoCUIKukgHcgUQARjIARIzCglwb3NpdGl2ZXMYAiADKAsyFC50YXRvci5jb21tb24udjEuQm94Qgq6SAeSAQQIARBAEjEKCW5lZ2F0aXZlcxgDIAMoCzIULnRhdG9yLmNvbW1vbi52MS5Cb3hCCLpIBZIBAhBAEhYKBHRleHQYBCABKAlCCLpIBXIDGMgBIqEDChdTZWdtZW50RXhlbXBsYXJzUmVxdWVzdBIwCgVpbWFnZRgBIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5JbWFnZVJlZkIGukgDyAEBEjkKCWV4ZW1wbGFycxgCIAMoCzIaLnRhdG9yLnNhbTMudjEuRXhlbXBsYXJTZXRCCrpIB5IBBAgBEEASLAoHd2luZG93cxgDIAEoCzIbLnRhdG9yLmNvbW1vbi52MS5XaW5kb3dTcGVjEi0KD3Njb3JlX3RocmVzaG9sZBgEIAEoAkIPukgMCgodAACAPy0AAAAASACIAQESLAoObWFza190aHJlc2hvbGQYBSABKAJCD7pIDAoKHQAAgD8tAAAAAEgBiAEBEhQKDHJldHVybl9tYXNrcxgGIAEoCBIaCghtb2RlbF9pZBgHIAEoCUIIukgFcgMYgAESJwoJbWVyZ2VfaW91GAggASgCQg+6SAwKCh0AAIA/LQAAAABIAogBAUISChBfc2NvcmVfdGhyZXNob2xkQhEKD19tYXNrX3RocmVzaG9sZEIMCgpfbWVyZ2VfaW91ItEBChhTZWdtZW50RXhlbXBsYXJzUmVzcG9uc2USLgoKZGV0ZWN0aW9ucxgBIAMoCzIaLnRhdG9yLmNvbW1vbi52MS5EZXRlY3Rpb24SKgoFc3RhdHMYAiABKAsyGy50YXRvci5zYW0zLnYxLlNlZ21lbnRTdGF0cxInCgZ0aW1pbmcYAyABKAsyFy50YXRvci5jb21tb24udjEuVGltaW5nEioKCHdhcm5pbmdzGAUgAygLMhgudGF0b3IuY29tbW9uLnYxLldhcm5pbmdKBAgEEAUiEwoRTGlzdE1vZGVsc1JlcXVlc3QiQAoSTGlzdE1vZGVsc1Jlc3BvbnNlEioKBm1vZGVscxgBIAMoCzIaLnRhdG9yLmNvbW1vbi52MS5Nb2RlbEluZm8ymwIKC1NhbTNTZXJ2aWNlElQKC1NlZ21lbnRUZXh0EiEudGF0b3Iuc2FtMy52MS5TZWdtZW50VGV4dFJlcXVlc3QaIi50YXRvci5zYW0zLnYxLlNlZ21lbnRUZXh0UmVzcG9uc2USYwoQU2VnbWVudEV4ZW1wbGFycxImLnRhdG9yLnNhbTMudjEuU2VnbWVudEV4ZW1wbGFyc1JlcXVlc3QaJy50YXRvci5zYW0zLnYxLlNlZ21lbnRFeGVtcGxhcnNSZXNwb25zZRJRCgpMaXN0TW9kZWxzEiAudGF0b3Iuc2FtMy52MS5MaXN0TW9kZWxzUmVxdWVzdBohLnRhdG9yLnNhbTMudjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_tator_common_v1_common]);
+  fileDesc("Chh0YXRvci9zYW0zL3YxL3NhbTMucHJvdG8SDXRhdG9yLnNhbTMudjEiTwoMTGFiZWxQcm9tcHRzEhkKBWxhYmVsGAEgASgJQgq6SAdyBRABGMgBEiQKB3Byb21wdHMYAiADKAlCE7pIEJIBDQgBEEAiB3IFEAEYyAEi1QEKDFNlZ21lbnRTdGF0cxIiChp2aXNpb25fZW1iZWRkaW5nc19jb21wdXRlZBgBIAEoBRIgChh2aXNpb25fZW1iZWRkaW5nc19jYWNoZWQYAiABKAUSIAoYdGV4dF9lbWJlZGRpbmdzX2NvbXB1dGVkGAMgASgFEh4KFnRleHRfZW1iZWRkaW5nc19jYWNoZWQYBCABKAUSEAoIY29udGV4dHMYBSABKAUSEwoLcHJvbXB0X3J1bnMYBiABKAUSFgoOcmF3X2RldGVjdGlvbnMYByABKAUixgMKElNlZ21lbnRUZXh0UmVxdWVzdBIwCgVpbWFnZRgBIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5JbWFnZVJlZkIGukgDyAEBEjcKBmxhYmVscxgCIAMoCzIbLnRhdG9yLnNhbTMudjEuTGFiZWxQcm9tcHRzQgq6SAeSAQQIARBAEiwKB3dpbmRvd3MYAyABKAsyGy50YXRvci5jb21tb24udjEuV2luZG93U3BlYxItCg9zY29yZV90aHJlc2hvbGQYBCABKAJCD7pIDAoKHQAAgD8tAAAAAEgAiAEBEiwKDm1hc2tfdGhyZXNob2xkGAUgASgCQg+6SAwKCh0AAIA/LQAAAABIAYgBARIUCgxyZXR1cm5fbWFza3MYBiABKAgSGgoIbW9kZWxfaWQYByABKAlCCLpIBXIDGIABEicKCW1lcmdlX2lvdRgIIAEoAkIPukgMCgodAACAPy0AAAAASAKIAQESKgoWbWF4X3Jlc3VsdHNfcGVyX3Byb21wdBgJIAEoBUIKukgHGgUY6AcoAEISChBfc2NvcmVfdGhyZXNob2xkQhEKD19tYXNrX3RocmVzaG9sZEIMCgpfbWVyZ2VfaW91IswBChNTZWdtZW50VGV4dFJlc3BvbnNlEi4KCmRldGVjdGlvbnMYASADKAsyGi50YXRvci5jb21tb24udjEuRGV0ZWN0aW9uEioKBXN0YXRzGAIgASgLMhsudGF0b3Iuc2FtMy52MS5TZWdtZW50U3RhdHMSJwoGdGltaW5nGAMgASgLMhcudGF0b3IuY29tbW9uLnYxLlRpbWluZxIqCgh3YXJuaW5ncxgFIAMoCzIYLnRhdG9yLmNvbW1vbi52MS5XYXJuaW5nSgQIBBAFIqgBCgtFeGVtcGxhclNldBIZCgVsYWJlbBgBIAEoCUIKukgHcgUQARjIARIzCglwb3NpdGl2ZXMYAiADKAsyFC50YXRvci5jb21tb24udjEuQm94Qgq6SAeSAQQIARBAEjEKCW5lZ2F0aXZlcxgDIAMoCzIULnRhdG9yLmNvbW1vbi52MS5Cb3hCCLpIBZIBAhBAEhYKBHRleHQYBCABKAlCCLpIBXIDGMgBIqEDChdTZWdtZW50RXhlbXBsYXJzUmVxdWVzdBIwCgVpbWFnZRgBIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5JbWFnZVJlZkIGukgDyAEBEjkKCWV4ZW1wbGFycxgCIAMoCzIaLnRhdG9yLnNhbTMudjEuRXhlbXBsYXJTZXRCCrpIB5IBBAgBEEASLAoHd2luZG93cxgDIAEoCzIbLnRhdG9yLmNvbW1vbi52MS5XaW5kb3dTcGVjEi0KD3Njb3JlX3RocmVzaG9sZBgEIAEoAkIPukgMCgodAACAPy0AAAAASACIAQESLAoObWFza190aHJlc2hvbGQYBSABKAJCD7pIDAoKHQAAgD8tAAAAAEgBiAEBEhQKDHJldHVybl9tYXNrcxgGIAEoCBIaCghtb2RlbF9pZBgHIAEoCUIIukgFcgMYgAESJwoJbWVyZ2VfaW91GAggASgCQg+6SAwKCh0AAIA/LQAAAABIAogBAUISChBfc2NvcmVfdGhyZXNob2xkQhEKD19tYXNrX3RocmVzaG9sZEIMCgpfbWVyZ2VfaW91ItEBChhTZWdtZW50RXhlbXBsYXJzUmVzcG9uc2USLgoKZGV0ZWN0aW9ucxgBIAMoCzIaLnRhdG9yLmNvbW1vbi52MS5EZXRlY3Rpb24SKgoFc3RhdHMYAiABKAsyGy50YXRvci5zYW0zLnYxLlNlZ21lbnRTdGF0cxInCgZ0aW1pbmcYAyABKAsyFy50YXRvci5jb21tb24udjEuVGltaW5nEioKCHdhcm5pbmdzGAUgAygLMhgudGF0b3IuY29tbW9uLnYxLldhcm5pbmdKBAgEEAUyyAEKC1NhbTNTZXJ2aWNlElQKC1NlZ21lbnRUZXh0EiEudGF0b3Iuc2FtMy52MS5TZWdtZW50VGV4dFJlcXVlc3QaIi50YXRvci5zYW0zLnYxLlNlZ21lbnRUZXh0UmVzcG9uc2USYwoQU2VnbWVudEV4ZW1wbGFycxImLnRhdG9yLnNhbTMudjEuU2VnbWVudEV4ZW1wbGFyc1JlcXVlc3QaJy50YXRvci5zYW0zLnYxLlNlZ21lbnRFeGVtcGxhcnNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_tator_common_v1_common]);
 
 /**
  * The prompts of one label.
@@ -389,43 +389,9 @@ export const SegmentExemplarsResponseSchema: GenMessage<SegmentExemplarsResponse
   messageDesc(file_tator_sam3_v1_sam3, 6);
 
 /**
- * List SAM3 models.
- *
- * @generated from message tator.sam3.v1.ListModelsRequest
- */
-export type ListModelsRequest = Message<"tator.sam3.v1.ListModelsRequest"> & {
-};
-
-/**
- * Describes the message tator.sam3.v1.ListModelsRequest.
- * Use `create(ListModelsRequestSchema)` to create a new message.
- */
-export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_tator_sam3_v1_sam3, 7);
-
-/**
- * SAM3 models.
- *
- * @generated from message tator.sam3.v1.ListModelsResponse
- */
-export type ListModelsResponse = Message<"tator.sam3.v1.ListModelsResponse"> & {
-  /**
-   * Models.
-   *
-   * @generated from field: repeated tator.common.v1.ModelInfo models = 1;
-   */
-  models: ModelInfo[];
-};
-
-/**
- * Describes the message tator.sam3.v1.ListModelsResponse.
- * Use `create(ListModelsResponseSchema)` to create a new message.
- */
-export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_tator_sam3_v1_sam3, 8);
-
-/**
  * SAM3 service.
+ * Its models are listed, loaded, unloaded and made default through
+ * tator.common.v1.ModelManagementService, served on the same port.
  *
  * @generated from service tator.sam3.v1.Sam3Service
  */
@@ -449,17 +415,6 @@ export const Sam3Service: GenService<{
     methodKind: "unary";
     input: typeof SegmentExemplarsRequestSchema;
     output: typeof SegmentExemplarsResponseSchema;
-  },
-  /**
-   * Superseded by tator.common.v1.ModelManagementService.ListModels (paged),
-   * which this service serves too and every client calls; removed before v1.0.0.
-   *
-   * @generated from rpc tator.sam3.v1.Sam3Service.ListModels
-   */
-  listModels: {
-    methodKind: "unary";
-    input: typeof ListModelsRequestSchema;
-    output: typeof ListModelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tator_sam3_v1_sam3, 0);
