@@ -26,6 +26,7 @@ from svc_orchestrator.prepass.cache import PrepassCache
 from svc_orchestrator.prepass.config import ServiceCaps
 from svc_orchestrator.prepass.context import PrepassContext
 from svc_orchestrator.prepass.plan import remote_stage_failed
+from svc_orchestrator.prepass.replay import replay
 from svc_orchestrator.prepass.runner import PrepassRunner
 from svc_orchestrator.prepass.sharding import merge_summaries, split_units
 from svc_orchestrator.settings import OrchestratorSettings
@@ -157,6 +158,9 @@ class Orchestrator:
         if request.calibration_id:
             await self.apply_calibration(request.calibration_id, result, data)
         return result
+
+    async def replay(self, request: pb.ReplayRequest) -> pb.ReplayResponse:
+        return await replay(self.runner, self.store, self.browser, request)
 
     def calibration_job(self, job_id: str) -> pb.Job:
         """The succeeded calibration job `job_id`, else NOT_FOUND / INVALID_ARGUMENT / FAILED_PRECONDITION."""

@@ -62,6 +62,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     async def Prepass(self, request, context):
         return pb.PrepassResponse(result=await self.app.prepass(request))
 
+    async def Replay(self, request, context):
+        return await self.app.replay(request)
+
     async def StartPrepassJob(self, request, context):
         return pb.StartPrepassJobResponse(job=self.app.start_prepass_job(request))
 

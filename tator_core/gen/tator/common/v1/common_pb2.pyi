@@ -56,6 +56,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_TRAINING_DATA_OVERLAP: _ClassVar[ErrorReason]
     ERROR_REASON_STORE_FULL: _ClassVar[ErrorReason]
     ERROR_REASON_MODEL_UNLOADED: _ClassVar[ErrorReason]
+    ERROR_REASON_REPLAY_INPUT_CHANGED: _ClassVar[ErrorReason]
 DETECTION_SOURCE_UNSPECIFIED: DetectionSource
 DETECTION_SOURCE_YOLO: DetectionSource
 DETECTION_SOURCE_RFDETR: DetectionSource
@@ -96,6 +97,7 @@ ERROR_REASON_PERMISSION_DENIED: ErrorReason
 ERROR_REASON_TRAINING_DATA_OVERLAP: ErrorReason
 ERROR_REASON_STORE_FULL: ErrorReason
 ERROR_REASON_MODEL_UNLOADED: ErrorReason
+ERROR_REASON_REPLAY_INPUT_CHANGED: ErrorReason
 
 class ImageRef(_message.Message):
     __slots__ = ("sha256", "data")

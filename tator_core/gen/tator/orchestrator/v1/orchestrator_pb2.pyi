@@ -65,6 +65,15 @@ class PromptOriginKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROMPT_ORIGIN_KIND_GLOSSARY: _ClassVar[PromptOriginKind]
     PROMPT_ORIGIN_KIND_QWEN: _ClassVar[PromptOriginKind]
 
+class ReplayDifferenceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REPLAY_DIFFERENCE_KIND_UNSPECIFIED: _ClassVar[ReplayDifferenceKind]
+    REPLAY_DIFFERENCE_KIND_MISSING: _ClassVar[ReplayDifferenceKind]
+    REPLAY_DIFFERENCE_KIND_EXTRA: _ClassVar[ReplayDifferenceKind]
+    REPLAY_DIFFERENCE_KIND_BOX: _ClassVar[ReplayDifferenceKind]
+    REPLAY_DIFFERENCE_KIND_SCORE: _ClassVar[ReplayDifferenceKind]
+    REPLAY_DIFFERENCE_KIND_OTHER: _ClassVar[ReplayDifferenceKind]
+
 class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_KIND_UNSPECIFIED: _ClassVar[JobKind]
@@ -126,6 +135,12 @@ PROMPT_ORIGIN_KIND_UNSPECIFIED: PromptOriginKind
 PROMPT_ORIGIN_KIND_BASE: PromptOriginKind
 PROMPT_ORIGIN_KIND_GLOSSARY: PromptOriginKind
 PROMPT_ORIGIN_KIND_QWEN: PromptOriginKind
+REPLAY_DIFFERENCE_KIND_UNSPECIFIED: ReplayDifferenceKind
+REPLAY_DIFFERENCE_KIND_MISSING: ReplayDifferenceKind
+REPLAY_DIFFERENCE_KIND_EXTRA: ReplayDifferenceKind
+REPLAY_DIFFERENCE_KIND_BOX: ReplayDifferenceKind
+REPLAY_DIFFERENCE_KIND_SCORE: ReplayDifferenceKind
+REPLAY_DIFFERENCE_KIND_OTHER: ReplayDifferenceKind
 JOB_KIND_UNSPECIFIED: JobKind
 JOB_KIND_PREPASS: JobKind
 JOB_KIND_CALIBRATION: JobKind
@@ -667,6 +682,60 @@ class PrepassResponse(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     result: PrepassResult
     def __init__(self, result: _Optional[_Union[PrepassResult, _Mapping]] = ...) -> None: ...
+
+class ReplayRequest(_message.Message):
+    __slots__ = ("run_id", "image", "max_differences")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    image: bytes
+    max_differences: int
+    def __init__(self, run_id: _Optional[str] = ..., image: _Optional[bytes] = ..., max_differences: _Optional[int] = ...) -> None: ...
+
+class ReplayDifference(_message.Message):
+    __slots__ = ("kind", "stored", "replayed", "fields")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    kind: ReplayDifferenceKind
+    stored: Candidate
+    replayed: Candidate
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[_Union[ReplayDifferenceKind, str]] = ..., stored: _Optional[_Union[Candidate, _Mapping]] = ..., replayed: _Optional[_Union[Candidate, _Mapping]] = ..., fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReplayResponse(_message.Message):
+    __slots__ = ("identical", "run_id", "new_run_id", "stored_candidates", "replayed_candidates", "difference_count", "differences", "stored_digest", "replayed_digest", "image_sha256", "image_name", "dataset_id", "stored_time", "stages")
+    IDENTICAL_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STORED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
+    STORED_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_NAME_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    STORED_TIME_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    identical: bool
+    run_id: str
+    new_run_id: str
+    stored_candidates: int
+    replayed_candidates: int
+    difference_count: int
+    differences: _containers.RepeatedCompositeFieldContainer[ReplayDifference]
+    stored_digest: str
+    replayed_digest: str
+    image_sha256: str
+    image_name: str
+    dataset_id: str
+    stored_time: _timestamp_pb2.Timestamp
+    stages: _containers.RepeatedCompositeFieldContainer[StageReport]
+    def __init__(self, identical: _Optional[bool] = ..., run_id: _Optional[str] = ..., new_run_id: _Optional[str] = ..., stored_candidates: _Optional[int] = ..., replayed_candidates: _Optional[int] = ..., difference_count: _Optional[int] = ..., differences: _Optional[_Iterable[_Union[ReplayDifference, _Mapping]]] = ..., stored_digest: _Optional[str] = ..., replayed_digest: _Optional[str] = ..., image_sha256: _Optional[str] = ..., image_name: _Optional[str] = ..., dataset_id: _Optional[str] = ..., stored_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageReport, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "kind", "state", "dataset_id", "done", "total", "eta", "message", "error", "failed_stage", "create_time", "update_time", "result")

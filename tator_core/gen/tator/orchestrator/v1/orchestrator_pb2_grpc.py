@@ -85,6 +85,11 @@ class OrchestratorServiceStub:
                 request_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PrepassRequest.SerializeToString,
                 response_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PrepassResponse.FromString,
                 _registered_method=True)
+        self.Replay = channel.unary_unary(
+                '/tator.orchestrator.v1.OrchestratorService/Replay',
+                request_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReplayRequest.SerializeToString,
+                response_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReplayResponse.FromString,
+                _registered_method=True)
         self.StartPrepassJob = channel.unary_unary(
                 '/tator.orchestrator.v1.OrchestratorService/StartPrepassJob',
                 request_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartPrepassJobRequest.SerializeToString,
@@ -221,6 +226,14 @@ class OrchestratorServiceServicer:
 
     def Prepass(self, request, context):
         """Prepass of one image.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Replay(self, request, context):
+        """Run a recorded prepass run again from its stored request, without the
+        cache, and compare its candidates with the stored ones.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -369,6 +382,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.Prepass,
                     request_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PrepassRequest.FromString,
                     response_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PrepassResponse.SerializeToString,
+            ),
+            'Replay': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replay,
+                    request_deserializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReplayRequest.FromString,
+                    response_serializer=tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReplayResponse.SerializeToString,
             ),
             'StartPrepassJob': grpc.unary_unary_rpc_method_handler(
                     servicer.StartPrepassJob,
@@ -707,6 +725,33 @@ class OrchestratorService:
             '/tator.orchestrator.v1.OrchestratorService/Prepass',
             tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PrepassRequest.SerializeToString,
             tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PrepassResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tator.orchestrator.v1.OrchestratorService/Replay',
+            tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReplayRequest.SerializeToString,
+            tator_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReplayResponse.FromString,
             options,
             channel_credentials,
             insecure,

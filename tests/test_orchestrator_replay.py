@@ -1,0 +1,163 @@
+"""Replay(run_id) against the live local stack (all four model services in-process, tiny models).
+
+A prepass of a dataset image replays identical (same run_id, same candidates) and the replay really ran
+the models again (the detector and SAM3 served new calls; the cache took no write); an unknown run id is
+NOT_FOUND; a changed glossary, a glossary that is gone, another default detector, and an image the
+client held all refuse with FAILED_PRECONDITION naming what changed; with the client's bytes the replay
+runs. The stack's models directory is a copy (hard links, the registry a real copy), because this
+module changes the detector's default.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import grpc
+import pytest
+import pytest_asyncio
+from stack_fixture import Stack, build_models, make_datasets, rpc_counts, start_stack
+
+from tator_core.client import ServiceClient, image_ref
+from tator_core.errors import parse_rpc_error
+from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from tator_core.registry import add_entry
+from tator_fixtures import YOLO_FIXTURE
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.stack]
+
+# Low thresholds so the tiny random models produce candidates from every stage.
+RICH = dict(detector_conf=0.02, similarity_min_exemplar_score=0.0, similarity_score=0.05)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory, stack_models) -> Stack:
+    home = tmp_path_factory.mktemp("replay-home")
+    make_datasets(home / "data")
+    build_models(stack_models, home / "data" / "synth")
+    models = tmp_path_factory.mktemp("replay-models") / "models"
+    shutil.copytree(stack_models, models, copy_function=os.link)
+    (models / "registry.yaml").unlink()  # edited below: a file of its own, not a link to the shared one
+    shutil.copyfile(stack_models / "registry.yaml", models / "registry.yaml")
+    s = await start_stack(home, models, models_ttl_s=0.0)
+    yield s
+    await s.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def orch(stack: Stack) -> ServiceClient:
+    client = ServiceClient(stack.orchestrator.address, pb_grpc.OrchestratorServiceStub, timeout_s=300)
+    yield client
+    await client.close()
+
+
+async def expect_error(coro, code: grpc.StatusCode, reason: str):
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await coro
+    err = parse_rpc_error(exc.value)
+    assert (err.code, err.reason) == (code, reason), err
+    return err
+
+
+def dataset_image(stack: Stack, i: int) -> str:
+    return stack.app.datasets.get("synth").items()[i].name
+
+
+async def test_replay_of_a_dataset_image_is_identical_and_runs_the_models_again(stack: Stack, orch: ServiceClient):
+    req = pb.PrepassRequest(dataset_id="synth", dataset_image=dataset_image(stack, 0), config=pb.PrepassConfig(**RICH))
+    res = (await orch.call("Prepass", req)).result
+    assert not res.cache_hit and res.candidates and len(res.run_id) == 64
+    hit = (await orch.call("Prepass", req)).result
+    assert hit.cache_hit and hit.run_id == res.run_id  # a lookup now would not run a thing
+    calls, cache = rpc_counts(), stack.app.store.cache_stats()
+    records = stack.app.store.replay_count()
+
+    out = await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id))
+    assert out.identical and out.new_run_id == out.run_id == res.run_id
+    assert out.stored_candidates == out.replayed_candidates == len(res.candidates)
+    assert out.difference_count == 0 and not out.differences and out.stored_digest == out.replayed_digest
+    assert (out.image_sha256, out.image_name, out.dataset_id) == (res.image_sha256, res.image_name, "synth")
+    assert out.stored_time.seconds > 0
+    # it ran the models again (not the cache): new Detect / SegmentText / SegmentExemplars / Classify calls
+    after = rpc_counts()
+    for service, method in (("detector", "Detect"), ("sam3", "SegmentText"), ("sam3", "SegmentExemplars"),
+                            ("classifier", "Classify")):
+        assert after.get((service, method), 0) > calls.get((service, method), 0), (service, method)
+    stages = {pb.PrepassStage.Name(s.stage): s for s in out.stages}
+    assert stages["PREPASS_STAGE_DETECTORS"].calls >= 1 and "PREPASS_STAGE_CACHE" not in stages
+    # and wrote nothing: no cache write, no new replay record
+    assert stack.app.store.cache_stats() == cache and stack.app.store.replay_count() == records
+
+
+async def test_replay_of_an_unknown_or_malformed_run_id(orch: ServiceClient):
+    err = await expect_error(orch.call("Replay", pb.ReplayRequest(run_id="0" * 64)), grpc.StatusCode.NOT_FOUND,
+                             "NOT_FOUND")
+    assert "0" * 64 in err.message
+    err = await expect_error(orch.call("Replay", pb.ReplayRequest(run_id="not-a-run")),
+                             grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    assert "run_id" in str(err)
+
+
+async def test_replay_refuses_a_changed_or_deleted_glossary(stack: Stack, orch: ServiceClient):
+    await orch.call("PutGlossary", pb.PutGlossaryRequest(name="replay shapes", text='{"circle": ["orb"]}'))
+    req = pb.PrepassRequest(dataset_id="synth", dataset_image=dataset_image(stack, 1), glossary_name="replay shapes")
+    res = (await orch.call("Prepass", req)).result
+    assert (await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id))).identical
+    await orch.call("PutGlossary", pb.PutGlossaryRequest(name="replay shapes", text='{"circle": ["ball"]}'))
+    before = rpc_counts()
+    err = await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=res.run_id)),
+                             grpc.StatusCode.FAILED_PRECONDITION, "REPLAY_INPUT_CHANGED")
+    assert "glossary" in err.metadata["changed"].split(",") and "glossary 'replay shapes' changed" in err.message
+    assert {k: v for k, v in rpc_counts().items() if k[1] != "ListModels"} == \
+        {k: v for k, v in before.items() if k[1] != "ListModels"}  # refused before any model ran
+    await orch.call("DeleteGlossary", pb.DeleteGlossaryRequest(name="replay shapes"))
+    err = await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=res.run_id)),
+                             grpc.StatusCode.FAILED_PRECONDITION, "REPLAY_INPUT_CHANGED")
+    assert err.metadata["changed"] == "glossary" and "replay shapes" in err.message
+
+
+async def test_replay_of_a_client_image_needs_its_bytes(stack: Stack, orch: ServiceClient):
+    import io
+
+    from tator_fixtures.synth import render_scene
+
+    image, _ = render_scene(9191, 0)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    data = buf.getvalue()
+    res = (await orch.call("Prepass", pb.PrepassRequest(image=image_ref(data), dataset_id="synth",
+                                                        config=pb.PrepassConfig(**RICH)))).result
+    record = stack.app.store.replay_get(res.run_id)
+    assert data not in record.request and record.image_name == ""  # the hash is kept, not the bytes
+    assert pb.PrepassRequest.FromString(record.request).image.sha256 == res.image_sha256
+    err = await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=res.run_id)),
+                             grpc.StatusCode.FAILED_PRECONDITION, "IMAGE_NOT_CACHED")
+    assert res.image_sha256 in err.message
+    await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=res.run_id, image=data + b"x")),
+                       grpc.StatusCode.INVALID_ARGUMENT, "IMAGE_SHA_MISMATCH")
+    out = await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id, image=data))
+    assert out.identical and out.new_run_id == res.run_id and out.replayed_candidates == len(res.candidates) > 0
+
+
+@pytest.mark.skipif(not YOLO_FIXTURE.is_file(), reason="the committed YOLO fixture is absent")
+async def test_replay_refuses_another_default_detector(stack: Stack, orch: ServiceClient):
+    req = pb.PrepassRequest(dataset_id="synth", dataset_image=dataset_image(stack, 2), config=pb.PrepassConfig(**RICH))
+    res = (await orch.call("Prepass", req)).result
+    assert "yolo-synth" in res.model_versions
+    add_entry(stack.registry, {"id": "yolo-replay", "family": "yolo", "path": "yolo-synth/best.pt",
+                               "labelmap": ["circle", "square", "triangle"], "options": {"imgsz": 160}})
+    manage = ServiceClient(stack.servers["detector"].address, models_pb2_grpc.ModelManagementServiceStub,
+                           timeout_s=120)
+    try:
+        await manage.call("SetDefaultModel", models_pb2.SetDefaultModelRequest(model_id="yolo-replay"))
+        err = await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=res.run_id)),
+                                 grpc.StatusCode.FAILED_PRECONDITION, "REPLAY_INPUT_CHANGED")
+        assert err.metadata["changed"] == "models", err
+        assert "yolo-synth" in err.message and "no longer used" in err.message and "yolo-replay" in err.message
+    finally:
+        await manage.call("SetDefaultModel", models_pb2.SetDefaultModelRequest(model_id="yolo-synth"))
+        await manage.close()
+    # the same models as the run again: replayable and identical
+    assert (await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id))).identical
