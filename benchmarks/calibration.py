@@ -52,10 +52,11 @@ async def main(quick: bool) -> dict:
     from svc_orchestrator.calibration import models as mdl
     from svc_orchestrator.calibration.candidates import build_table
     from svc_orchestrator.calibration.evaluate import evaluate
-    from svc_orchestrator.calibration.report import method_name
+    from svc_orchestrator.calibration.inputs import PrepassChoice
     from svc_orchestrator.calibration.simulate import SimulatedEnv
+    from svc_orchestrator.convert.calibration import calibration_request
+    from svc_orchestrator.convert.calibration_report import method_name, save_report_pb
     from svc_orchestrator.datasets import DatasetCatalog
-    from tator_core.convert import box_xyxy
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
     from tator_fixtures.synth import generate
 
@@ -69,7 +70,7 @@ async def main(quick: bool) -> dict:
     # the stalls measured below are then the calibration's own. Likewise the one-time imports of the
     # fitting and plotting libraries are timed separately.
     for item in ds.items():
-        await env.prepass(ds, item, pb.PrepassConfig())
+        await env.prepass(ds, item, PrepassChoice())
     t = time.perf_counter()
     for module in ("matplotlib.backends.backend_agg", "matplotlib.figure", "sklearn.metrics", "xgboost"):
         importlib.import_module(module)
@@ -82,9 +83,11 @@ async def main(quick: bool) -> dict:
     stop = asyncio.Event()
     tick = asyncio.create_task(_ticker(gaps, stop))
     t0 = time.perf_counter()
-    rep = await run_calibration(env, ds, pb.CalibrationConfig(model=pb.CALIBRATION_MODEL_BOTH, seed=0),
-                                job_id="bench", job_dir=job_dir, progress=progress, cancelled=lambda: False)
+    config = calibration_request(pb.CalibrationConfig(model=pb.CALIBRATION_MODEL_BOTH, seed=0))
+    doc = await run_calibration(env, ds, config, job_id="bench", job_dir=job_dir, progress=progress,
+                                cancelled=lambda: False)
     wall = time.perf_counter() - t0
+    rep = save_report_pb(job_dir, doc)
     stop.set()
     await tick
     doc = json.loads((job_dir / "report.json").read_text())
@@ -104,10 +107,9 @@ async def main(quick: bool) -> dict:
     test = set(doc["split"]["images"]["test"])
     per_image = []
     for name in sorted(test):
-        res = await env.prepass(ds, ds.item(name), pb.PrepassConfig())
+        res = await env.prepass(ds, ds.item(name), PrepassChoice())
         per_image.append((name, res))
-    table = build_table([(name, [(c.label, box_xyxy(c.box), c.score, tuple(source_name(s) for s in c.sources))
-                                 for c in res.candidates],
+    table = build_table([(name, [(c.label, c.box, c.score, c.sources) for c in res.candidates],
                           [(g.label, g.box) for g in ds.ground_truth(ds.item(name))]) for name, res in per_image])
     accept = np.ones(len(table), dtype=bool)
     reps = 20 if quick else 50

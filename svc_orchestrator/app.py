@@ -14,7 +14,8 @@ import asyncio
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from svc_orchestrator.browse import ImageBrowser
 from svc_orchestrator.clients import RemoteCallError, ServiceClients
@@ -40,6 +41,9 @@ from tator_core.enums import source_name
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import sha256_hex
 
+if TYPE_CHECKING:
+    from svc_orchestrator.calibration.inputs import ImagePrepass, PrepassChoice, ServiceModels
+
 EMBED_BOXES_PER_CALL = 4096
 
 
@@ -51,6 +55,14 @@ def calibration_module() -> Any:
     except ImportError as exc:
         raise errors.failed_precondition("MODEL_REQUIRED", f"calibration is not available: {exc}") from exc
     return calibration
+
+
+def calibration_convert() -> Any:
+    """The calibration's message conversions (inputs, report), imported on first use like the package."""
+    calibration_module()
+    from svc_orchestrator.convert import calibration, calibration_report
+
+    return SimpleNamespace(inputs=calibration, report=calibration_report)
 
 
 class JobSummary:
@@ -183,7 +195,8 @@ class Orchestrator:
                                                  "image bytes", sha256=result.image_sha256)
             boxes = [box_xyxy(c.box) for c in result.candidates]
             embeddings = await self.embed_boxes(result.image_sha256, data, boxes)
-        decisions = await asyncio.to_thread(cal.apply_accept_model, job_dir, result, embeddings=embeddings)
+        view = calibration_convert().inputs.image_prepass(result)
+        decisions = await asyncio.to_thread(cal.apply_accept_model, job_dir, view, embeddings=embeddings)
         for cand, (prob, accepted) in zip(result.candidates, decisions):
             cand.accept_prob, cand.accepted = float(prob), bool(accepted)
 
@@ -272,13 +285,12 @@ class Orchestrator:
 
     async def start_calibration(self, request: pb.StartCalibrationRequest) -> pb.Job:
         dataset = self.datasets.get(request.dataset_id)
-        cal = calibration_module()
+        cal, conv = calibration_module(), calibration_convert()
         env = CalibrationEnv(self)
         models = await env.list_models()
-        cal.check_guards(models, dataset, request.config)
-        await cal.check_leakage(env, models, dataset, request.config)
-        config = pb.CalibrationConfig()
-        config.CopyFrom(request.config)
+        config = conv.inputs.calibration_request(request.config)
+        cal.check_guards(models, dataset, config)
+        await cal.check_leakage(models, dataset, config)
 
         async def body(handle: JobHandle) -> pb.JobResult:
             async def progress(done: int, total: int, message: str) -> None:
@@ -286,13 +298,12 @@ class Orchestrator:
 
             job_dir = self.calibration_dir(handle.job_id)
             job_dir.mkdir(parents=True, exist_ok=True)
-            report = await cal.run_calibration(env, dataset, config, job_id=handle.job_id, job_dir=job_dir,
-                                               progress=progress, cancelled=handle.cancelled)
+            doc = await cal.run_calibration(env, dataset, config, job_id=handle.job_id, job_dir=job_dir,
+                                            progress=progress, cancelled=handle.cancelled)
+            report = await asyncio.to_thread(conv.report.save_report_pb, job_dir, doc)
             handle.check_cancelled()
-            default = next((t.model for t in report.thresholds if t.is_default), pb.ACCEPT_METHOD_UNSPECIFIED)
-            return pb.JobResult(calibration=pb.CalibrationJobSummary(
-                artifacts=report.artifacts, split_images=report.split_images,
-                feature_schema_hash=report.feature_schema_hash, default_model=default))
+            summary: pb.JobResult = conv.report.summary_pb(report)
+            return summary
 
         return self.jobs.start(pb.JOB_KIND_CALIBRATION, dataset.id, 0, body)
 
@@ -303,7 +314,8 @@ class Orchestrator:
         if job.state != pb.JOB_STATE_SUCCEEDED:
             raise errors.failed_precondition("JOB_NOT_DONE", f"calibration {job_id} is "
                                              f"{pb.JobState.Name(job.state)}", job_id=job_id)
-        return calibration_module().load_report(self.calibration_dir(job_id))
+        report: pb.CalibrationReport = calibration_convert().report.load_report(self.calibration_dir(job_id))
+        return report
 
 
 class CalibrationEnv:
@@ -312,12 +324,15 @@ class CalibrationEnv:
     def __init__(self, app: Orchestrator) -> None:
         self.app = app
 
-    async def list_models(self) -> pb.ListModelsResponse:
-        return await list_models(self.app.clients)
+    async def list_models(self) -> list[ServiceModels]:
+        models: list[ServiceModels] = calibration_convert().inputs.service_models(await list_models(self.app.clients))
+        return models
 
-    async def prepass(self, dataset: Dataset, item: ImageItem, config: pb.PrepassConfig) -> pb.PrepassResult:
-        ctx = self.app.runner.context(dataset.id, config)
-        return await self.app.runner.run_item(ctx, item)
+    async def prepass(self, dataset: Dataset, item: ImageItem, config: PrepassChoice) -> ImagePrepass:
+        conv = calibration_convert().inputs
+        ctx = self.app.runner.context(dataset.id, conv.prepass_config_pb(config))
+        view: ImagePrepass = conv.image_prepass(await self.app.runner.run_item(ctx, item))
+        return view
 
     async def embed(self, dataset: Dataset, item: ImageItem,
                     boxes: list[tuple[float, float, float, float]]) -> list[list[float]]:

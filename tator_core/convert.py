@@ -92,3 +92,13 @@ def model_info_pb(s: ModelStatus) -> common_pb2.ModelInfo:
         state=_STATES[s.state], reason=scrub_paths(s.reason), is_default=s.is_default, loaded=s.loaded,
         extra={k: scrub_paths(v) for k, v in s.extra.items()},
         trained_on=training_pb(s.trained_on))
+
+
+def model_status(m: common_pb2.ModelInfo) -> ModelStatus:
+    """ModelInfo -> ModelStatus (the inverse of `model_info_pb`, for a client of a model service)."""
+    trained = (TrainingRecord(m.trained_on.description, frozenset(m.trained_on.image_sha256))
+               if m.HasField("trained_on") else None)
+    return ModelStatus(id=m.id, family=m.family, version=m.version, device=m.device,
+                       state=common_pb2.ModelState.Name(m.state).removeprefix("MODEL_STATE_"), reason=m.reason,
+                       is_default=m.is_default, loaded=m.loaded, labelmap=list(m.labelmap), extra=dict(m.extra),
+                       trained_on=trained)

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from svc_orchestrator.calibration.evaluate import Counts
-from svc_orchestrator.calibration.report import method_proto
+from svc_orchestrator.convert.calibration_report import method_proto
 from tator_cli.main import app
 from tator_core import errors
 from tator_core.gen.tator.common.v1 import common_pb2

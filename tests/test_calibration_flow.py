@@ -10,18 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 
-from svc_orchestrator.calibration import apply_accept_model, load_report, needs_embeddings, pipeline, run_calibration
+from svc_orchestrator.calibration import apply_accept_model, needs_embeddings, pipeline, run_calibration
 from svc_orchestrator.calibration.accept_model import load as load_accept
 from svc_orchestrator.calibration.evaluate import Prediction, evaluate_predictions
 from svc_orchestrator.calibration.features import fit_size_prior
-from svc_orchestrator.calibration.report import REPORT_JSON, method_name
+from svc_orchestrator.calibration.inputs import PrepassChoice
+from svc_orchestrator.calibration.report import REPORT_JSON
 from svc_orchestrator.calibration.simulate import SimParams, SimulatedEnv
+from svc_orchestrator.convert.calibration import calibration_request
+from svc_orchestrator.convert.calibration_report import load_report, method_name, save_report_pb
 from svc_orchestrator.datasets import DatasetCatalog
 from svc_orchestrator.jobs import JobCancelled
 from tator_core.enums import source_name
@@ -49,10 +53,11 @@ class Recorder:
 
 async def _run(ds, job_dir: Path, config: pb.CalibrationConfig, env: SimulatedEnv | None = None,
                cancelled=lambda: False) -> tuple[pb.CalibrationReport, Recorder]:
+    """The job as the orchestrator runs it: the config converted in, the report's message saved out."""
     rec = Recorder()
-    rep = await run_calibration(env or SimulatedEnv(ds), ds, config, job_id=job_dir.name, job_dir=job_dir,
-                                progress=rec, cancelled=cancelled)
-    return rep, rec
+    doc = await run_calibration(env or SimulatedEnv(ds), ds, calibration_request(config), job_id=job_dir.name,
+                                job_dir=job_dir, progress=rec, cancelled=cancelled)
+    return save_report_pb(job_dir, doc), rec
 
 
 @pytest.fixture(scope="module")
@@ -236,11 +241,11 @@ async def test_accept_model_reproduces_the_reported_decisions(both, ds) -> None:
     preds, gt = [], {}
     for name in report["split"]["images"]["test"]:
         item = ds.item(name)
-        res = await env.prepass(ds, item, pb.PrepassConfig())
+        res = await env.prepass(ds, item, PrepassChoice())
         decisions = apply_accept_model(job_dir, res)
         assert len(decisions) == len(res.candidates)
         assert all(0.0 <= p <= 1.0 for p, _ in decisions)
-        preds += [Prediction(name, c.label, (c.box.x1, c.box.y1, c.box.x2, c.box.y2), p)
+        preds += [Prediction(name, c.label, c.box, p)
                   for c, (p, ok) in zip(res.candidates, decisions) if ok]
         gt[name] = [(g.label, g.box) for g in ds.ground_truth(item)]
     again = evaluate_predictions(preds, gt, labelmap=ds.labelmap, images=list(gt), eval_iou=0.5, dedupe_iou=0.75)
@@ -253,26 +258,26 @@ async def test_version_and_schema_mismatch_are_refused(both, ds) -> None:
     item = ds.items()[0]
     env = SimulatedEnv(ds)
     env.model_versions = {**env.model_versions, "yolo-sim": "z" * 64}
-    res = await env.prepass(ds, item, pb.PrepassConfig())
+    res = await env.prepass(ds, item, PrepassChoice())
     with pytest.raises(TatorError) as exc:
         apply_accept_model(job_dir, res)
     assert (exc.value.code, exc.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CALIBRATION_VERSION_MISMATCH")
     assert "yolo-sim" in exc.value.message
-    res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
+    res = await SimulatedEnv(ds).prepass(ds, item, PrepassChoice())
     del res.model_versions["sam3-sim"]
     with pytest.raises(TatorError) as exc:
         apply_accept_model(job_dir, res)
     assert exc.value.reason == "CALIBRATION_VERSION_MISMATCH" and "sam3-sim" in exc.value.message
-    res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
-    res.classifier_classes.append("__bg_1")
+    res = await SimulatedEnv(ds).prepass(ds, item, PrepassChoice())
+    res = replace(res, classifier_classes=(*res.classifier_classes, "__bg_1"))
     with pytest.raises(TatorError) as exc:
         apply_accept_model(job_dir, res)
     assert exc.value.reason == "CALIBRATION_VERSION_MISMATCH" and "feature schema" in exc.value.message
     # Same models, other prepass config or glossary: other candidates and scores than it was trained on.
     for field, message in (("config_hash", "config hash"), ("glossary_hash", "glossary hash")):
-        res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
+        res = await SimulatedEnv(ds).prepass(ds, item, PrepassChoice())
         trained = getattr(res, field)
-        setattr(res, field, "f" * 64)
+        res = replace(res, **{field: "f" * 64})
         with pytest.raises(TatorError) as exc:
             apply_accept_model(job_dir, res)
         assert (exc.value.code, exc.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
@@ -280,7 +285,7 @@ async def test_version_and_schema_mismatch_are_refused(both, ds) -> None:
         assert message in exc.value.message
         assert exc.value.metadata[f"trained_{field}"] == trained
         assert exc.value.metadata[f"result_{field}"] == "f" * 64
-    res = await SimulatedEnv(ds).prepass(ds, item, pb.PrepassConfig())
+    res = await SimulatedEnv(ds).prepass(ds, item, PrepassChoice())
     ok = apply_accept_model(job_dir, res, kind="mlp")
     assert len(ok) == len(res.candidates)
 
@@ -312,11 +317,11 @@ async def test_embedding_projection_block(ds, tmp_path: Path) -> None:
     assert needs_embeddings(tmp_path / "emb")
     env = SimulatedEnv(ds)
     item = ds.items()[1]
-    res = await env.prepass(ds, item, pb.PrepassConfig())
+    res = await env.prepass(ds, item, PrepassChoice())
     with pytest.raises(TatorError) as exc:
         apply_accept_model(tmp_path / "emb", res)
     assert exc.value.reason == "MODEL_REQUIRED"
-    boxes = [(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in res.candidates]
+    boxes = [c.box for c in res.candidates]
     out = apply_accept_model(tmp_path / "emb", res, embeddings=await env.embed(ds, item, boxes))
     assert len(out) == len(res.candidates)
 
@@ -367,3 +372,21 @@ async def test_prepass_failure_fails_the_job_instead_of_caching_empty(ds, tmp_pa
     assert exc.value.reason == "STAGE_FAILED"
     assert env.prepass_calls <= 4  # one per worker at most: the first failure stops the rest
     assert np.all([not (tmp_path / "f" / n).exists() for n in ("report.pb", "accept_model")])
+
+
+async def test_the_message_forms_carry_what_the_calibration_reads(ds) -> None:
+    """The orchestrator converts each prepass result and the request's prepass config at the boundary:
+    through the message and back, nothing the calibration reads changes, and the prepass runs with the
+    exact config the request gave."""
+    from svc_orchestrator.convert.calibration import image_prepass, prepass_choice, prepass_config_pb, prepass_result_pb
+
+    env = SimulatedEnv(ds)
+    for item in ds.items()[:5]:
+        view = await env.prepass(ds, item, PrepassChoice())
+        assert view.candidates and view.atoms
+        assert image_prepass(prepass_result_pb(view)) == view
+    config = pb.PrepassConfig(enable_yolo=False, detector_conf=0.3, sahi_overlap_ratio=0.21, yolo_id="y",
+                              sam3_text_synonym_budget=0, enable_caption=True)
+    choice = prepass_choice(config)
+    assert (choice.yolo, choice.rfdetr, choice.caption, choice.sam3_text_synonym_budget) == (False, True, True, 0)
+    assert prepass_config_pb(choice) == config

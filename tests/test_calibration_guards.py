@@ -10,13 +10,19 @@ import grpc
 import pytest
 from PIL import Image
 
-from svc_orchestrator.calibration import check_guards
+from svc_orchestrator.calibration import check_guards as check_plain
+from svc_orchestrator.convert.calibration import calibration_request, service_models
 from svc_orchestrator.datasets import load_dataset
 from tator_core.errors import TatorError
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 LM = ["circle", "square", "triangle"]
+
+
+def check_guards(models: pb.ListModelsResponse, ds, config: pb.CalibrationConfig) -> None:
+    """The guards on the messages the orchestrator receives, converted as it converts them."""
+    check_plain(service_models(models), ds, calibration_request(config))
 
 
 def _dataset(root: Path, *, with_gt: bool, images: int = 4):

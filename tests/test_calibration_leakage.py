@@ -11,7 +11,8 @@ import yaml
 from PIL import Image
 
 from svc_orchestrator.calibration import leakage
-from svc_orchestrator.calibration.flow import plan_split, resolve
+from svc_orchestrator.calibration.flow import plan_split
+from svc_orchestrator.convert.calibration import calibration_request, service_models
 from svc_orchestrator.datasets import load_dataset
 from tator_core.errors import TatorError
 from tator_core.gen.tator.common.v1 import common_pb2
@@ -51,9 +52,9 @@ def _models(yolo_trained_on: list[str] | None, head_trained_on: list[str] | None
 
 
 def _found(ds, models, config=None):
-    config = config or pb.CalibrationConfig()
-    _, split = plan_split(ds, resolve(config))
-    return split, leakage.overlap(ds, split, leakage.used_models(models, config.prepass))
+    request = calibration_request(config or pb.CalibrationConfig())
+    _, split = plan_split(ds, request.settings)
+    return split, leakage.overlap(ds, split, leakage.used_models(service_models(models), request.prepass))
 
 
 def test_test_split_overlap_is_refused_naming_the_model(ds) -> None:

@@ -16,6 +16,7 @@ from sklearn.metrics import precision_recall_fscore_support
 from svc_orchestrator.calibration.candidates import build_table
 from svc_orchestrator.calibration.evaluate import BACKGROUND, MISSED, Counts, Prediction, evaluate_predictions, prf
 from svc_orchestrator.calibration.features import FeatureSchema, SizePrior, fit_size_prior, image_features
+from svc_orchestrator.calibration.inputs import ImagePrepass
 from svc_orchestrator.calibration.labeling import label_candidates
 from svc_orchestrator.calibration.split import select_images, split_images
 from svc_orchestrator.calibration.thresholds import (
@@ -26,6 +27,7 @@ from svc_orchestrator.calibration.thresholds import (
     tune_global,
     tune_thresholds,
 )
+from svc_orchestrator.convert.calibration import image_prepass
 from tator_core.enums import source_value
 from tator_core.errors import TatorError
 from tator_core.gen.tator.common.v1 import common_pb2
@@ -214,7 +216,8 @@ def test_select_images_prefers_held_out_splits() -> None:
 
 # --- features --------------------------------------------------------------------------
 
-def _result() -> pb.PrepassResult:
+def _result() -> ImagePrepass:
+    """A hand-made result in its message form, read the way the orchestrator hands it to the calibration."""
     def det(box, label, score, source):
         return common_pb2.Detection(box=common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]), label=label,
                                     score=score, source=source_value(source))
@@ -233,8 +236,8 @@ def _result() -> pb.PrepassResult:
              pb.Candidate(index=1, box=common_pb2.Box(x1=60, y1=60, x2=64, y2=64), label="square", score=0.4,
                           source_primary=RFDETR, sources=[RFDETR], source_scores=[pb.SourceScore(source=RFDETR, score=0.4)],
                           atom_ids=["a4"])]
-    return pb.PrepassResult(image_name="x", width=100, height=50, atoms=atoms, candidates=cands,
-                            classifier_classes=["circle", "square", "triangle", "__bg_0"])
+    return image_prepass(pb.PrepassResult(image_name="x", width=100, height=50, atoms=atoms, candidates=cands,
+                                          classifier_classes=["circle", "square", "triangle", "__bg_0"]))
 
 
 def test_feature_schema_documents_every_column_and_hashes_what_matters() -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 
 import svc_orchestrator.app as app_mod
 from svc_orchestrator.calibration.simulate import SimulatedEnv
+from svc_orchestrator.convert.calibration import prepass_choice, prepass_result_pb
 from tator_core.client import ServiceClient
 from tator_core.errors import TatorError, parse_rpc_error
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -125,11 +126,12 @@ async def test_finished_job_report_and_accept_model_applied_by_the_orchestrator(
     assert Path(report.artifacts[0]).is_file() and Path(report.artifacts[0]).parent == app.calibration_dir(job.id)
     ds = app.datasets.get("synth")
     env = SimulatedEnv(ds)
-    result = await env.prepass(ds, ds.items()[0], light_prepass(pb))
+    choice = prepass_choice(light_prepass(pb))
+    result = prepass_result_pb(await env.prepass(ds, ds.items()[0], choice))
     await app.apply_calibration(job.id, result, None)
     assert result.candidates and all(c.HasField("accept_prob") and c.HasField("accepted") for c in result.candidates)
     env.model_versions = {**env.model_versions, "head-sim": "0" * 64}
-    other = await env.prepass(ds, ds.items()[0], light_prepass(pb))
+    other = prepass_result_pb(await env.prepass(ds, ds.items()[0], choice))
     with pytest.raises(TatorError) as exc:
         await app.apply_calibration(job.id, other, None)
     assert exc.value.reason == "CALIBRATION_VERSION_MISMATCH" and "head-sim" in exc.value.message

@@ -146,3 +146,40 @@ def test_no_module_is_over_the_size_limit() -> None:
              for top in SIZE_CHECKED for p in _python_files(top)}
     over = {path: n for path, n in sizes.items() if n > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines: {over}"
+
+
+#: Orchestrator modules that may import generated messages: the transport, the conversion package and the
+#: typed clients of the model services (their answers are the model services' own messages; the callers
+#: convert what they keep).
+ORCHESTRATOR_PROTO_LAYER = ("svc_orchestrator/server.py", "svc_orchestrator/convert/", "svc_orchestrator/clients.py")
+#: Modules still working on messages, to be moved onto plain types; the test below fails when one of them
+#: no longer needs its entry, so the list only shrinks.
+ORCHESTRATOR_PROTO_PENDING = {
+    "svc_orchestrator/app.py", "svc_orchestrator/browse.py", "svc_orchestrator/jobs.py", "svc_orchestrator/legacy.py",
+    "svc_orchestrator/recipes.py", "svc_orchestrator/shared_docs.py", "svc_orchestrator/workers.py",
+    "svc_orchestrator/store/base.py", "svc_orchestrator/store/sql.py", "svc_orchestrator/store/units.py",
+    "svc_orchestrator/prepass/cache.py", "svc_orchestrator/prepass/config.py", "svc_orchestrator/prepass/context.py",
+    "svc_orchestrator/prepass/flow.py", "svc_orchestrator/prepass/plan.py", "svc_orchestrator/prepass/prompts.py",
+    "svc_orchestrator/prepass/provenance.py", "svc_orchestrator/prepass/runner.py",
+    "svc_orchestrator/prepass/sharding.py",
+}
+
+
+def _imports_messages(e: Edge) -> bool:
+    return any(part.endswith("_pb2") or part.endswith("_pb2_grpc") for part in e.target.split("."))
+
+
+def test_the_orchestrator_works_on_plain_types_behind_one_conversion_layer() -> None:
+    """Only the transport, the conversion package and the typed clients import generated messages;
+    the domain (catalogs, calibration, ...) gets plain Python objects from them."""
+    importing = {e.source for e in edges("svc_orchestrator") if _imports_messages(e)}
+    bad = sorted(p for p in importing - ORCHESTRATOR_PROTO_PENDING if not p.startswith(ORCHESTRATOR_PROTO_LAYER))
+    assert not bad, f"modules importing generated messages outside the conversion layer: {bad}"
+    stale = sorted(ORCHESTRATOR_PROTO_PENDING - importing)
+    assert not stale, f"no longer import messages; drop them from ORCHESTRATOR_PROTO_PENDING: {stale}"
+
+
+def test_the_message_check_sees_message_imports() -> None:
+    assert _imports_messages(Edge("x.py", 1, "tator_core.gen.tator.orchestrator.v1.orchestrator_pb2"))
+    assert _imports_messages(Edge("x.py", 1, "google.protobuf.timestamp_pb2.Timestamp"))
+    assert not _imports_messages(Edge("x.py", 1, "svc_orchestrator.calibration.inputs"))

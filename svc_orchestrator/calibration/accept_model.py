@@ -27,9 +27,9 @@ from svc_orchestrator.calibration import models as mdl
 from svc_orchestrator.calibration.candidates import build_table
 from svc_orchestrator.calibration.evaluate import dedupe_frame
 from svc_orchestrator.calibration.features import FeatureSchema, SizePrior, image_features
+from svc_orchestrator.calibration.inputs import ImagePrepass
 from svc_orchestrator.calibration.thresholds import accept_mask
 from tator_core import errors
-from tator_core.convert import box_xyxy
 from tator_core.hashing import atomic_write_bytes, atomic_write_text
 from tator_core.labels import labelmap_hash
 
@@ -113,7 +113,7 @@ def load(job_dir: Path) -> AcceptModel:
     return accept
 
 
-def check_compatible(accept: AcceptModel, result) -> None:
+def check_compatible(accept: AcceptModel, result: ImagePrepass) -> None:
     """Refuse a prepass result the accept model was not trained for (see module doc)."""
     got = dict(result.model_versions)
     if got != accept.model_versions:
@@ -151,7 +151,7 @@ def needs_embeddings(job_dir: Path) -> bool:
     return load(job_dir).schema.embedding_dims > 0
 
 
-def apply(accept: AcceptModel, result, *, embeddings=None, kind: str | None = None) -> list[tuple[float, bool]]:
+def apply(accept: AcceptModel, result: ImagePrepass, *, embeddings=None, kind: str | None = None) -> list[tuple[float, bool]]:
     check_compatible(accept, result)
     kind = kind or accept.default
     if kind not in accept.models:
@@ -167,11 +167,11 @@ def apply(accept: AcceptModel, result, *, embeddings=None, kind: str | None = No
     labels = [c.label for c in cands]
     ok = accept_mask(labels, probs, accept.thresholds[kind])
     table = build_table([(result.image_name or "image",
-                          [(c.label, box_xyxy(c.box), 0.0, ()) for c in cands], [])])
+                          [(c.label, c.box, 0.0, ()) for c in cands], [])])
     kept = set(dedupe_frame(table.frames[0], table.labels, ok, probs, accept.dedupe_iou))
     return [(float(p), i in kept) for i, p in enumerate(probs)]
 
 
-def apply_accept_model(job_dir: Path, result, *, embeddings=None, kind: str | None = None) -> list[tuple[float, bool]]:
+def apply_accept_model(job_dir: Path, result: ImagePrepass, *, embeddings=None, kind: str | None = None) -> list[tuple[float, bool]]:
     """Per candidate (accept_prob, accepted); see module doc for the refusals."""
     return apply(load(job_dir), result, embeddings=embeddings, kind=kind)

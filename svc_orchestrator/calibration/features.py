@@ -28,15 +28,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tator_core.convert import box_xyxy
-from tator_core.enums import short_name, source_name
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.geometry import iou_matrix
 from tator_core.hashing import stable_hash
 from tator_core.labels import match_key
+
+if TYPE_CHECKING:  # inputs imports the pipeline, which imports this module
+    from svc_orchestrator.calibration.inputs import ImagePrepass
 
 FEATURE_VERSION = 1
 SOURCES = ("yolo", "rfdetr", "sam3_text", "sam3_similarity")
@@ -110,13 +111,8 @@ def is_background(name: str) -> bool:
     return name.startswith("__bg") or match_key(name) in ("background", "bg")
 
 
-def _source(atom) -> str:
-    """An atom's source short name (an atom without one falls back to its stage's name)."""
-    return source_name(atom.detection.source) or short_name(pb.PrepassStage, atom.stage)
-
-
 # The run bucket suffix of each atom pass (detectors' tiles were "sahi" runs).
-_PASS_RUN = {pb.ATOM_PASS_FULL: "full", pb.ATOM_PASS_TILED: "sahi", pb.ATOM_PASS_WINDOWED: "windowed"}
+_PASS_RUN = {"full": "full", "tiled": "sahi", "windowed": "windowed"}
 
 
 def run_bucket(run: str, source: str) -> str:
@@ -246,9 +242,9 @@ def fit_size_prior(gt: Sequence[tuple[str, Sequence[float], int, int]]) -> SizeP
 
 # --- the builder ---------------------------------------------------------------------
 
-def image_features(result, schema: FeatureSchema, prior: SizePrior,
+def image_features(result: ImagePrepass, schema: FeatureSchema, prior: SizePrior,
                    embeddings: Sequence[Sequence[float]] | None = None) -> np.ndarray:
-    """(candidates, schema.width) float32 features of one `orchestrator_pb2.PrepassResult`.
+    """(candidates, schema.width) float32 features of one image's prepass result.
 
     The result's classifier classes must be the schema's (the flow checks it
     once per image); embeddings, when the schema has an embedding block, are
@@ -262,10 +258,10 @@ def image_features(result, schema: FeatureSchema, prior: SizePrior,
     W, H = max(int(result.width), 1), max(int(result.height), 1)
     atoms = {a.atom_id: a for a in result.atoms}
     atom_list = list(result.atoms)
-    atom_src = [_source(a) for a in atom_list]
-    atom_lab = [a.detection.label for a in atom_list]
-    cand_boxes = [box_xyxy(c.box) for c in cands]
-    ca = iou_matrix(cand_boxes, [box_xyxy(a.detection.box) for a in atom_list]).numpy()
+    atom_src = [a.source for a in atom_list]
+    atom_lab = [a.label for a in atom_list]
+    cand_boxes = [c.box for c in cands]
+    ca = iou_matrix(cand_boxes, [a.box for a in atom_list]).numpy()
     cc = iou_matrix(cand_boxes, cand_boxes).numpy()
     clf_pos = {match_key(c): k for k, c in enumerate(schema.classifier_classes)}
     bg = np.array([is_background(c) for c in schema.classifier_classes], dtype=bool)
@@ -288,14 +284,14 @@ def image_features(result, schema: FeatureSchema, prior: SizePrior,
             row[ix["clf_missing"]] = 1.0
         # sources
         own = [atoms[a] for a in cand.atom_ids if a in atoms]
-        own_scores = [float(a.detection.score) for a in own]
-        best = {source_name(ss.source): ss.score for ss in cand.source_scores}
-        srcs = {source_name(s) for s in cand.sources} | {_source(a) for a in own}
-        primary = source_name(cand.source_primary)
+        own_scores = [float(a.score) for a in own]
+        best = cand.source_scores
+        srcs = set(cand.sources) | {a.source for a in own}
+        primary = cand.primary
         for s in SOURCES:
             row[ix[f"src_has::{s}"]] = float(s in srcs)
             row[ix[f"src_score::{s}"]] = float(best.get(s, 0.0))
-            row[ix[f"src_atoms::{s}"]] = sum(1 for a in own if _source(a) == s)
+            row[ix[f"src_atoms::{s}"]] = sum(1 for a in own if a.source == s)
             row[ix[f"src_primary::{s}"]] = float(primary == s)
         row[ix["src_n"]] = len(srcs & set(SOURCES))
         row[ix["cand_score"]] = float(cand.score)
@@ -304,10 +300,10 @@ def image_features(result, schema: FeatureSchema, prior: SizePrior,
             row[ix["atom_score_mean"]] = float(np.mean(own_scores))
             row[ix["atom_score_std"]] = float(np.std(own_scores))
         for a in own:
-            b = run_bucket(_PASS_RUN.get(a.pass_kind, ""), _source(a))
+            b = run_bucket(_PASS_RUN.get(a.pass_kind, ""), a.source)
             if b:
                 row[ix[f"run_n::{b}"]] += 1
-                row[ix[f"run_max::{b}"]] = max(row[ix[f"run_max::{b}"]], float(a.detection.score))
+                row[ix[f"run_max::{b}"]] = max(row[ix[f"run_max::{b}"]], float(a.score))
         # geometry
         x1, y1, x2, y2 = cand_boxes[i]
         bw, bh = max(x2 - x1, 0.0), max(y2 - y1, 0.0)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from google.protobuf import json_format
 
 from svc_orchestrator.calibration import accept_model as am
 from svc_orchestrator.calibration import leakage
@@ -33,17 +32,15 @@ from svc_orchestrator.calibration import pipeline as pl
 from svc_orchestrator.calibration.candidates import build_table
 from svc_orchestrator.calibration.features import FeatureSchema, fit_size_prior, image_features
 from svc_orchestrator.calibration.guards import check_guards
+from svc_orchestrator.calibration.inputs import CalibrationRequest, ImagePrepass, PrepassChoice, ServiceModels
 from svc_orchestrator.calibration.labeling import label_candidates
-from svc_orchestrator.calibration.report import load_report, save_report
+from svc_orchestrator.calibration.report import ReportDoc, save_report
 from svc_orchestrator.calibration.split import Split, select_images, split_images
 from svc_orchestrator.jobs import JobCancelled
 from tator_core import errors
-from tator_core.convert import box_xyxy
-from tator_core.enums import source_name
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
 
-__all__ = ["CalibrationEnv", "check_guards", "check_leakage", "run_calibration", "load_report", "apply_accept_model", "resolve"]
+__all__ = ["CalibrationEnv", "check_guards", "check_leakage", "run_calibration", "apply_accept_model"]
 
 apply_accept_model = am.apply_accept_model
 #: Images prepassed concurrently; the model services micro-batch across them.
@@ -52,26 +49,14 @@ Progress = Callable[[int, int, str], Awaitable[None]]
 
 
 class CalibrationEnv(Protocol):
-    async def list_models(self) -> pb.ListModelsResponse: ...
+    """What the flow asks of the orchestrator: the model services' state, one image's prepass with
+    the request's prepass choices, and the classifier embeddings of boxes."""
 
-    async def prepass(self, dataset, item, config: pb.PrepassConfig) -> pb.PrepassResult: ...
+    async def list_models(self) -> list[ServiceModels]: ...
+
+    async def prepass(self, dataset, item, config: PrepassChoice) -> ImagePrepass: ...
 
     async def embed(self, dataset, item, boxes: list[tuple[float, float, float, float]]) -> list[list[float]]: ...
-
-
-def resolve(config: pb.CalibrationConfig) -> pl.Settings:
-    kinds = {pb.CALIBRATION_MODEL_MLP: ("mlp",), pb.CALIBRATION_MODEL_XGB: ("xgb",)}.get(config.model, ("mlp", "xgb"))
-    ious = tuple(dict.fromkeys(round(float(v), 4) for v in config.eval_ious)) or (0.5,)
-    d = pl.Settings()
-    return pl.Settings(
-        kinds=kinds, eval_ious=ious,
-        label_iou=round(config.label_iou, 4) if config.HasField("label_iou") else d.label_iou,
-        dedupe_iou=round(config.dedupe_iou, 4) if config.HasField("dedupe_iou") else d.dedupe_iou,
-        recall_floor=round(config.recall_floor, 4) if config.HasField("recall_floor") else d.recall_floor,
-        seed=int(config.seed) if config.HasField("seed") else d.seed,
-        val_fraction=round(config.val_fraction, 4) if config.HasField("val_fraction") else d.val_fraction,
-        test_fraction=round(config.test_fraction, 4) if config.HasField("test_fraction") else d.test_fraction,
-        max_images=int(config.max_images), embedding_dims=int(config.embedding_dims))
 
 
 def plan_split(dataset, s: pl.Settings) -> tuple[list[str], Split]:
@@ -83,12 +68,11 @@ def plan_split(dataset, s: pl.Settings) -> tuple[list[str], Split]:
     return names, split_images(names, val_fraction=s.val_fraction, test_fraction=s.test_fraction, seed=s.seed)
 
 
-async def check_leakage(env: CalibrationEnv, models: pb.ListModelsResponse, dataset,
-                        config: pb.CalibrationConfig) -> None:
+async def check_leakage(models: Sequence[ServiceModels], dataset, request: CalibrationRequest) -> None:
     """Refuse (before the job starts) a test split a model of the stack was trained on."""
-    _, split = plan_split(dataset, resolve(config))
-    found = await asyncio.to_thread(leakage.overlap, dataset, split, leakage.used_models(models, config.prepass))
-    leakage.check(found, allow=config.allow_training_overlap)
+    _, split = plan_split(dataset, request.settings)
+    found = await asyncio.to_thread(leakage.overlap, dataset, split, leakage.used_models(models, request.prepass))
+    leakage.check(found, allow=request.allow_training_overlap)
 
 
 def _large_scenes(dataset, names: Sequence[str]) -> set[str]:
@@ -100,11 +84,11 @@ def _check(cancelled: Callable[[], bool]) -> None:
         raise JobCancelled("calibration cancelled")
 
 
-async def _prepass_all(env: CalibrationEnv, dataset, names: list[str], config: pb.PrepassConfig,
+async def _prepass_all(env: CalibrationEnv, dataset, names: list[str], config: PrepassChoice,
                        embedding_dims: int, progress: Callable[[str], Awaitable[None]],
-                       cancelled: Callable[[], bool]) -> tuple[list[pb.PrepassResult], list[list | None]]:
+                       cancelled: Callable[[], bool]) -> tuple[list[ImagePrepass], list[list | None]]:
     """Prepass (and embed) every image, a few at a time, keeping image order; the first failure stops all."""
-    results: list[pb.PrepassResult | None] = [None] * len(names)
+    results: list[ImagePrepass | None] = [None] * len(names)
     embeds: list[list | None] = [None] * len(names)
     queue = list(range(len(names)))[::-1]
     failure: list[BaseException] = []
@@ -118,7 +102,7 @@ async def _prepass_all(env: CalibrationEnv, dataset, names: list[str], config: p
             try:
                 res = await env.prepass(dataset, item, config)
                 if embedding_dims and res.candidates:
-                    boxes = [box_xyxy(c.box) for c in res.candidates]
+                    boxes = [c.box for c in res.candidates]
                     embeds[k] = await env.embed(dataset, item, boxes)
             except BaseException as exc:  # re-raised below, after the other workers stopped
                 failure.append(exc)
@@ -133,7 +117,7 @@ async def _prepass_all(env: CalibrationEnv, dataset, names: list[str], config: p
     return [r for r in results if r is not None], embeds
 
 
-def _consistent(results: list[pb.PrepassResult]) -> tuple[dict[str, str], tuple[str, ...], str, str]:
+def _consistent(results: list[ImagePrepass]) -> tuple[dict[str, str], tuple[str, ...], str, str]:
     """The model versions, classifier classes, config hash and glossary hash every result must share: the
     accept model records them and refuses results that differ in any of them."""
     versions = dict(results[0].model_versions)
@@ -164,7 +148,7 @@ def _consistent(results: list[pb.PrepassResult]) -> tuple[dict[str, str], tuple[
     return versions, classes, results[0].config_hash, results[0].glossary_hash
 
 
-def _build_features(dataset, names: list[str], results: list[pb.PrepassResult], embeds: list, schema: FeatureSchema,
+def _build_features(dataset, names: list[str], results: list[ImagePrepass], embeds: list, schema: FeatureSchema,
                     train: Sequence[str], cancelled: Callable[[], bool]):
     """(size prior, X, table); reads GT files and image headers, so it runs in a worker thread."""
     prior = fit_size_prior([(g.label, g.box, *dataset.image_size(it)) for it in map(dataset.item, train)
@@ -174,24 +158,24 @@ def _build_features(dataset, names: list[str], results: list[pb.PrepassResult], 
         if cancelled():
             return None
         blocks.append(image_features(res, schema, prior, emb))
-        cands = [(c.label, box_xyxy(c.box), c.score, tuple(source_name(s) for s in c.sources))
-                 for c in res.candidates]
+        cands = [(c.label, c.box, c.score, c.sources) for c in res.candidates]
         gts = [(g.label, g.box) for g in dataset.ground_truth(dataset.item(name))]
         per_image.append((name, cands, gts))
     X = np.concatenate(blocks) if blocks else np.zeros((0, schema.width), dtype=np.float32)
     return prior, X, build_table(per_image)
 
 
-async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationConfig, *, job_id: str, job_dir: Path,
-                          progress: Progress, cancelled: Callable[[], bool]) -> pb.CalibrationReport:
-    s = resolve(config)
+async def run_calibration(env: CalibrationEnv, dataset, request: CalibrationRequest, *, job_id: str, job_dir: Path,
+                          progress: Progress, cancelled: Callable[[], bool]) -> ReportDoc:
+    """The job: its report document (also saved as report.json next to the accept model)."""
+    s = request.settings
     job_dir = Path(job_dir)
     timing: dict[str, float] = {}
     t_all = time.perf_counter()
     names, split = plan_split(dataset, s)
     models = await env.list_models()
-    found = await asyncio.to_thread(leakage.overlap, dataset, split, leakage.used_models(models, config.prepass))
-    warnings = leakage.check(found, allow=config.allow_training_overlap)
+    found = await asyncio.to_thread(leakage.overlap, dataset, split, leakage.used_models(models, request.prepass))
+    warnings = leakage.check(found, allow=request.allow_training_overlap)
     steps = ["features", "labels", *(f"train {k}" for k in s.kinds), "thresholds", "evaluate", "report"]
     total, done = len(names) + len(steps), 0
 
@@ -205,7 +189,7 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
 
     await progress(0, total, f"prepass of {len(names)} images ({split.sizes()})")
     t = time.perf_counter()
-    results, embeds = await _prepass_all(env, dataset, names, config.prepass, s.embedding_dims,
+    results, embeds = await _prepass_all(env, dataset, names, request.prepass, s.embedding_dims,
                                          lambda n: step_done(f"prepass: {n}"), cancelled)
     timing["prepass"] = time.perf_counter() - t
     versions, classes, config_hash, glossary = _consistent(results)
@@ -258,16 +242,16 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
                                                                                            for tr in trained}})
     report = {
         "job_id": job_id, "dataset_id": dataset.id, "created_at": time.time(), "labelmap": list(dataset.labelmap),
-        "settings": s.as_dict(), "prepass_config": json_format.MessageToDict(config.prepass),
+        "settings": s.as_dict(), "prepass_config": dict(request.prepass.recorded),
         "prepass_config_hash": config_hash, "model_versions": versions,
         "glossary_hash": glossary,
         "split": {"sizes": split.sizes(), "images": split.as_dict()},
-        "leakage": {"forced": bool(config.allow_training_overlap), "models": leakage.summary(found)},
+        "leakage": {"forced": request.allow_training_overlap, "models": leakage.summary(found)},
         "warnings": warnings,
         "prepass": {"images": len(results), "cache_hits": sum(int(r.cache_hit) for r in results),
                     "run_ids": [r.run_id for r in results],
                     "candidates": len(table), "atoms": sum(len(r.atoms) for r in results),
-                    "warnings": sum(len(r.warnings) for r in results)},
+                    "warnings": sum(r.warnings for r in results)},
         "data": {**pl.data_summary(table, labels.y, split, masks, large), "labels": labels.as_summary()},
         "feature_schema": {"hash": schema.hash, "width": schema.width, "columns": schema.describe()},
         "size_prior": prior.to_dict(),
@@ -280,7 +264,7 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
         "comparison": pl.comparison(evaluation["results"], s.kinds, s.primary_iou),
     }
 
-    def persist() -> pb.CalibrationReport:
+    def persist() -> ReportDoc:
         am.save(job_dir, accept)
         np.savez_compressed(job_dir / "features.npz", X=X, y=labels.y, image_index=table.image_index,
                             names=np.asarray(schema.names), images=np.asarray(table.images))
@@ -290,6 +274,6 @@ async def run_calibration(env: CalibrationEnv, dataset, config: pb.CalibrationCo
         return save_report(job_dir, report)
 
     job_dir.mkdir(parents=True, exist_ok=True)
-    proto = await asyncio.to_thread(persist)
+    doc = await asyncio.to_thread(persist)
     await step_done("report saved")
-    return proto
+    return doc

@@ -14,71 +14,64 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from svc_orchestrator.calibration.features import is_background
+from svc_orchestrator.calibration.inputs import CalibrationRequest, ServiceModels
 from svc_orchestrator.calibration.split import MIN_IMAGES
 from tator_core import errors
-from tator_core.gen.tator.common.v1 import common_pb2
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.convert import ModelStatus
 from tator_core.labels import labelmap_diff, match_key
 
-_READY = common_pb2.MODEL_STATE_READY
 
-
-def _flag(msg, name: str, default: bool = True) -> bool:
-    return getattr(msg, name) if msg.HasField(name) else default
-
-
-def _service(models: pb.ListModelsResponse, name: str, why: str) -> pb.ServiceModels:
-    svc = next((s for s in models.services if s.service == name), None)
-    if svc is None or svc.health != pb.SERVICE_HEALTH_SERVING:
-        state = ("not configured" if svc is None
-                 else f"{pb.ServiceHealth.Name(svc.health).removeprefix('SERVICE_HEALTH_')} at {svc.address}")
+def _service(models: Sequence[ServiceModels], name: str, why: str) -> ServiceModels:
+    svc = next((s for s in models if s.service == name), None)
+    if svc is None or svc.health != "SERVING":
+        state = "not configured" if svc is None else f"{svc.health} at {svc.address}"
         raise errors.failed_precondition("SERVICE_UNAVAILABLE", f"{name} service is {state}; calibration needs it {why}",
                                          service=name)
     return svc
 
 
-def _pick(svc: pb.ServiceModels, families: Sequence[str], model_id: str) -> common_pb2.ModelInfo | None:
+def pick_model(svc: ServiceModels, families: Sequence[str], model_id: str) -> ModelStatus | None:
+    """The model `model_id` of one of `families`, else the service's default of them, else the first."""
     members = [m for m in svc.models if m.family in families]
     if model_id:
         return next((m for m in members if m.id == model_id), None)
     return next((m for m in members if m.is_default), members[0] if members else None)
 
 
-def _require_usable(m: common_pb2.ModelInfo, what: str, *, loaded: bool) -> None:
+def _require_usable(m: ModelStatus, what: str, *, loaded: bool) -> None:
     """MISSING -> MODEL_MISSING; FAILED -> MODEL_LOAD_FAILED; not loaded (when required) -> MODEL_MISSING."""
-    state = common_pb2.ModelState.Name(m.state).removeprefix("MODEL_STATE_")
-    if m.state == common_pb2.MODEL_STATE_MISSING:
+    state = m.state
+    if m.state == "MISSING":
         raise errors.failed_precondition("MODEL_MISSING", f"{what} {m.id!r} is missing: {m.reason or 'no weights'}",
                                          model_id=m.id)
-    if m.state == common_pb2.MODEL_STATE_FAILED:
+    if m.state == "FAILED":
         raise errors.failed_precondition("MODEL_LOAD_FAILED", f"{what} {m.id!r} failed to load: {m.reason}",
                                          model_id=m.id)
-    if loaded and not (m.state == _READY or m.loaded):
+    if loaded and not (m.state == "READY" or m.loaded):
         raise errors.failed_precondition("MODEL_MISSING", f"{what} {m.id!r} is not loaded (state {state}); "
                                          "load it in its service first", model_id=m.id, state=state)
 
 
-def check_guards(models: pb.ListModelsResponse, dataset, config: pb.CalibrationConfig) -> None:
+def check_guards(models: Sequence[ServiceModels], dataset, request: CalibrationRequest) -> None:
     """Raise the first unmet precondition of a calibration of `dataset` (a datasets.Dataset)."""
-    prep = config.prepass
-    if not _flag(prep, "enable_classifier"):
+    prep = request.prepass
+    if not prep.classifier:
         raise errors.invalid_argument("config.prepass.enable_classifier",
                                       "calibration features need the classifier; leave it enabled")
     clf = _service(models, "classifier", "for the classifier features")
-    head = _pick(clf, ("head",), prep.classifier_id)
+    head = pick_model(clf, ("head",), prep.classifier_id)
     if head is None:
         which = f"classifier head {prep.classifier_id!r}" if prep.classifier_id else "a classifier head"
         raise errors.failed_precondition("MODEL_REQUIRED", f"calibration needs {which}; none is registered "
                                          "(train one with the classifier's TrainHead)", model_id=prep.classifier_id)
     _require_usable(head, "classifier head", loaded=False)
 
-    detectors: list[common_pb2.ModelInfo] = []
-    for family, enabled, model_id in (("yolo", _flag(prep, "enable_yolo"), prep.yolo_id),
-                                      ("rfdetr", _flag(prep, "enable_rfdetr"), prep.rfdetr_id)):
+    detectors: list[ModelStatus] = []
+    for family, enabled, model_id in (("yolo", prep.yolo, prep.yolo_id), ("rfdetr", prep.rfdetr, prep.rfdetr_id)):
         if not enabled:
             continue
         det = _service(models, "detector", f"for {family}")
-        m = _pick(det, (family,), model_id)
+        m = pick_model(det, (family,), model_id)
         if m is None:
             name = f"{family} detector {model_id!r}" if model_id else f"a {family} detector"
             raise errors.failed_precondition("MODEL_MISSING", f"{name} is not in the registry (disable it in "
@@ -87,16 +80,14 @@ def check_guards(models: pb.ListModelsResponse, dataset, config: pb.CalibrationC
         _require_usable(m, f"{family} detector", loaded=True)
         detectors.append(m)
 
-    if _flag(prep, "enable_sam3_text") or _flag(prep, "enable_sam3_similarity"):
+    if prep.sam3_text or prep.sam3_similarity:
         sam = _service(models, "sam3", "for the SAM3 stages (or disable them in config.prepass)")
-        m = _pick(sam, ("sam3",), "")
+        m = pick_model(sam, ("sam3",), "")
         if m is None:
             raise errors.failed_precondition("MODEL_MISSING", "no sam3 model in the registry", family="sam3")
         _require_usable(m, "sam3 model", loaded=False)
 
-    expands = _flag(prep, "enable_sam3_text") and (prep.sam3_text_synonym_budget if prep.HasField(
-        "sam3_text_synonym_budget") else 10) > 0
-    if expands or _flag(prep, "enable_caption", default=False):
+    if (prep.sam3_text and prep.sam3_text_synonym_budget > 0) or prep.caption:
         _service(models, "qwen", "for synonym expansion / captions (or set config.prepass.sam3_text_synonym_budget "
                  "to 0 and leave captions off)")
 
@@ -118,5 +109,5 @@ def check_guards(models: pb.ListModelsResponse, dataset, config: pb.CalibrationC
     if len(dataset.items()) < MIN_IMAGES:
         raise errors.invalid_argument("dataset_id", f"dataset {dataset.id!r} has {len(dataset.items())} images; "
                                       f"calibration needs at least {MIN_IMAGES} (train, val, test)")
-    if 0 < config.max_images < MIN_IMAGES:
+    if 0 < request.settings.max_images < MIN_IMAGES:
         raise errors.invalid_argument("config.max_images", f"calibration needs at least {MIN_IMAGES} images")

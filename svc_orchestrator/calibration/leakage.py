@@ -14,34 +14,29 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from svc_orchestrator.calibration.guards import pick_model
+from svc_orchestrator.calibration.inputs import PrepassChoice, ServiceModels
 from svc_orchestrator.calibration.split import Split
 from tator_core import errors
-from tator_core.gen.tator.common.v1 import common_pb2
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.convert import ModelStatus
 
 SPLITS = ("train", "val", "test")
 
 
-def _flag(msg, name: str, default: bool = True) -> bool:
-    return getattr(msg, name) if msg.HasField(name) else default
-
-
-def used_models(models: pb.ListModelsResponse, prep: pb.PrepassConfig) -> list[common_pb2.ModelInfo]:
+def used_models(models: Sequence[ServiceModels], prep: PrepassChoice) -> list[ModelStatus]:
     """The models whose output a calibration with this prepass config feeds on."""
     wanted: list[tuple[str, tuple[str, ...], str, bool]] = [
-        ("detector", ("yolo",), prep.yolo_id, _flag(prep, "enable_yolo")),
-        ("detector", ("rfdetr",), prep.rfdetr_id, _flag(prep, "enable_rfdetr")),
+        ("detector", ("yolo",), prep.yolo_id, prep.yolo),
+        ("detector", ("rfdetr",), prep.rfdetr_id, prep.rfdetr),
         ("classifier", ("head",), prep.classifier_id, True),
-        ("sam3", ("sam3",), "", _flag(prep, "enable_sam3_text") or _flag(prep, "enable_sam3_similarity")),
+        ("sam3", ("sam3",), "", prep.sam3_text or prep.sam3_similarity),
     ]
     out = []
     for service, families, model_id, enabled in wanted:
-        svc = next((s for s in models.services if s.service == service), None)
+        svc = next((s for s in models if s.service == service), None)
         if not enabled or svc is None:
             continue
-        members = [m for m in svc.models if m.family in families]
-        pick = (next((m for m in members if m.id == model_id), None) if model_id
-                else next((m for m in members if m.is_default), members[0] if members else None))
+        pick = pick_model(svc, families, model_id)
         if pick is not None:
             out.append(pick)
     return out
@@ -52,18 +47,18 @@ def file_sha256(path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def overlap(dataset, split: Split, models: Sequence[common_pb2.ModelInfo]) -> dict:
+def overlap(dataset, split: Split, models: Sequence[ModelStatus]) -> dict:
     """Per model: its training record and which images of each calibration split it was trained on.
     Models without a record are listed with `known: false`."""
     sha = {name: file_sha256(dataset.item(name).path) for part in SPLITS for name in split.of(part)}
     out: dict[str, dict] = {}
     for m in models:
-        if not m.HasField("trained_on"):
+        if m.trained_on is None:
             out[m.id] = {"family": m.family, "known": False}
             continue
-        seen = set(m.trained_on.image_sha256)
+        seen = m.trained_on.image_sha256
         out[m.id] = {"family": m.family, "known": True, "description": m.trained_on.description,
-                     "training_images": m.trained_on.images, "list_sha256": m.trained_on.list_sha256,
+                     "training_images": len(seen), "list_sha256": m.trained_on.list_sha256,
                      "overlap": {part: sorted(n for n in split.of(part) if sha[n] in seen) for part in SPLITS}}
     return out
 

@@ -1,5 +1,7 @@
-"""Orchestrator values on Python types -> their contract messages: the one place the catalogs'
-answers become protos (the server calls these; the catalogs themselves import no proto)."""
+"""The orchestrator's conversion layer: its contract messages <-> the plain Python values its domain
+works on. This module holds the catalogs' conversions (the server calls them); `calibration` converts
+what the calibration reads and `calibration_report` its report, both imported on first use like the
+calibration package itself (it pulls in xgboost and scikit-learn). Domain modules import no message."""
 
 from __future__ import annotations
 
