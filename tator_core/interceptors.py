@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from tator_core import errors
+from tator_core import errors, limits
 from tator_core.auth import Authenticator
 from tator_core.logs import deadline_var, request_id_var
 from tator_core.metrics import IN_FLIGHT, RPC_LATENCY, RPC_TOTAL
@@ -65,8 +65,10 @@ def request_id(metadata: Any) -> str:
 
 class TatorServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, service: str, max_in_flight: int = 64, max_streams: int = 32, *,
-                 authenticator: Authenticator | None = None) -> None:
+                 authenticator: Authenticator | None = None,
+                 max_request_items: int = limits.MAX_REQUEST_ITEMS) -> None:
         self.service = service
+        self.max_request_items = max_request_items
         self.authenticator = authenticator
         self.limits = {"unary": max_in_flight, "stream": max_streams}
         self.active = {"unary": 0, "stream": 0}
@@ -199,7 +201,8 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
                 raise refused
             try:
                 invalid = (errors.invalid_argument("(request)", f"the request bytes are not a valid {request.type_name}")
-                           if isinstance(request, Malformed) else validation_error(request))
+                           if isinstance(request, Malformed)
+                           else validation_error(request, self.max_request_items))
                 if invalid is not None:
                     raise invalid
                 yield

@@ -16,3 +16,7 @@ TILE_MAX = 8192
 DETECTOR_MAX_TILES = 256
 #: Prompt runs (prompts x contexts) one SAM3 call may plan (svc_sam3 `max_prompt_runs`).
 SAM3_MAX_PROMPT_RUNS = 256
+#: Repeated-field items one request may hold, every level together (every service's `max_request_items`):
+#: far above any request the services make of each other (SAM3: 64 labels x 64 prompts; the classifier:
+#: 4,096 boxes).
+MAX_REQUEST_ITEMS = 20_000

@@ -87,7 +87,7 @@ async def start_server(spec: ServiceSpec, settings: ServiceSettings) -> RunningS
     max_bytes = settings.max_message_mb * 1024 * 1024
     authenticator = Authenticator(load_tokens(settings.auth_tokens_file)) if settings.auth_tokens_file else None
     interceptor = TatorServerInterceptor(spec.name, settings.max_in_flight, settings.max_streams,
-                                         authenticator=authenticator)
+                                         authenticator=authenticator, max_request_items=settings.max_request_items)
     server = grpc.aio.server(
         # The tracing interceptor is outermost, so the Tator interceptor's log
         # lines (and the handler's) carry the RPC's trace id.

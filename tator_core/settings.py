@@ -12,6 +12,8 @@ from typing import Any, ClassVar, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, Field
 
+from tator_core import limits
+
 S = TypeVar("S", bound="ServiceSettings")
 
 
@@ -34,6 +36,11 @@ class ServiceSettings(BaseModel):
     registry: Path | None = Field(None, description="model registry YAML")
     max_message_mb: int = Field(64, ge=1, le=2048, description="max gRPC message size, both directions")
     max_in_flight: int = Field(64, ge=1, description="concurrent unary RPCs before RESOURCE_EXHAUSTED")
+    max_request_items: int = Field(
+        limits.MAX_REQUEST_ITEMS, ge=1, le=10_000_000,
+        description="repeated-field items (every level, map entries too) one request may hold; over it "
+                    "INVALID_ARGUMENT naming the field, before any rule is evaluated (checking a request "
+                    "costs time and memory per item, on the event loop)")
     max_streams: int = Field(32, ge=1, description="concurrent server-streaming RPCs before RESOURCE_EXHAUSTED "
                              "(a budget of their own, so idle streams never starve unary calls)")
     max_image_pixels: int = Field(50_000_000, ge=1, description="pixels of one image (decompression-bomb limit)")
