@@ -64,6 +64,13 @@ CALLS: dict[str, dict] = {
               "config": {"enable_caption": False, "stage_timeout_s": 300}},
         notes=["The whole prepass of one image (every detector, SAM3 text + similarity, classifier); refresh skips "
                "the prepass cache. The bytes travel in every call: the orchestrator keeps no image store."]),
+    "replay": dict(
+        call="tator.orchestrator.v1.OrchestratorService.Replay", total=20, concurrency=1, timeout="600s",
+        gpu_p95_ms=5000, data={"run_id": "0" * 64},
+        notes=["Replace run_id with the run_id of a Prepass result on a dataset image (`tator prepass IMG --dataset "
+               "ID --json`, or a prepass job's images): as written every call answers NOT_FOUND. Each call re-runs "
+               "the whole prepass without the cache, so it costs what a Prepass with refresh costs; concurrency 1 "
+               "because a replay is a check, not serving traffic."]),
     # --- the web UI's reads (orchestrator only, no model) ------------------------------------------
     "list_datasets": dict(call="tator.orchestrator.v1.OrchestratorService.ListDatasets", data={}),
     "get_dataset": dict(call="tator.orchestrator.v1.OrchestratorService.GetDataset", data={"dataset_id": "synth"}),

@@ -52,8 +52,9 @@ def default_address() -> str:
     return load_config()["orchestrator"].address
 
 
-def run_rpc(coro_fn: Callable[[Any], Awaitable[Any]], address: str | None, timeout_s: float = 600.0) -> Any:
-    """Run `coro_fn(client)` against the orchestrator; a failed RPC prints its status and exits 1."""
+def run_rpc(coro_fn: Callable[[Any], Awaitable[Any]], address: str | None, timeout_s: float = 600.0,
+            exit_code: int = 1) -> Any:
+    """Run `coro_fn(client)` against the orchestrator; a failed RPC prints its status and exits `exit_code`."""
     import grpc
 
     from tator_core.client import ServiceClient
@@ -70,7 +71,7 @@ def run_rpc(coro_fn: Callable[[Any], Awaitable[Any]], address: str | None, timeo
     try:
         return asyncio.run(main())
     except grpc.aio.AioRpcError as exc:
-        fail_rpc(exc, err_console)
+        fail_rpc(exc, err_console, exit_code)
 
 
 def dump_json(msg: Any) -> None:

@@ -135,9 +135,9 @@ async def test_replay_of_a_client_image_needs_its_bytes(stack: Stack, orch: Serv
     err = await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=res.run_id)),
                              grpc.StatusCode.FAILED_PRECONDITION, "IMAGE_NOT_CACHED")
     assert res.image_sha256 in err.message
-    await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=res.run_id, image=data + b"x")),
+    await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=res.run_id, image_data=data + b"x")),
                        grpc.StatusCode.INVALID_ARGUMENT, "IMAGE_SHA_MISMATCH")
-    out = await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id, image=data))
+    out = await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id, image_data=data))
     assert out.identical and out.new_run_id == res.run_id and out.replayed_candidates == len(res.candidates) > 0
 
 
@@ -161,3 +161,58 @@ async def test_replay_refuses_another_default_detector(stack: Stack, orch: Servi
         await manage.close()
     # the same models as the run again: replayable and identical
     assert (await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id))).identical
+
+
+async def test_a_replay_that_differs_lists_typed_differences_and_the_cli_exit_codes(stack: Stack, orch: ServiceClient):
+    import asyncio
+    import json
+
+    from typer.testing import CliRunner
+
+    from svc_orchestrator.prepass.replay import candidates_digest
+    from tator_cli.main import app
+
+    req = pb.PrepassRequest(dataset_id="synth", dataset_image=dataset_image(stack, 3), config=pb.PrepassConfig(**RICH))
+    res = (await orch.call("Prepass", req)).result
+    assert len(res.candidates) >= 3
+    runner, addr = CliRunner(), ["--address", stack.orchestrator.address]
+
+    async def cli(*args: str):
+        return await asyncio.to_thread(runner.invoke, app, list(args))  # the CLI runs its own event loop
+
+    out = await cli("replay", res.run_id, *addr)
+    assert out.exit_code == 0 and "identical" in out.stdout, out.output
+    out = await cli("replay", "0" * 64, *addr)
+    assert out.exit_code == 2 and "NOT_FOUND" in out.output, out.output
+
+    # The record of a run whose backend was not deterministic: its candidates are not what this stack gives.
+    # One box moved, one score changed, one candidate never there.
+    stored = list(res.candidates)
+    moved, rescored = pb.Candidate(), pb.Candidate()
+    moved.CopyFrom(stored[0])
+    moved.box.x1 += 1.0
+    rescored.CopyFrom(stored[1])
+    rescored.score = 0.123
+    tampered = [moved, rescored, *stored[3:]]
+    with stack.app.store.tx() as t:
+        t.q("UPDATE replays SET candidates = ?, candidates_digest = ? WHERE run_id = ?",
+            (pb.PrepassResult(candidates=tampered).SerializeToString(), candidates_digest(tampered), res.run_id))
+    diff = await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id, max_differences=2))
+    assert not diff.identical and diff.new_run_id == res.run_id  # same inputs, other candidates
+    assert (diff.stored_candidates, diff.replayed_candidates) == (len(stored) - 1, len(stored))
+    assert diff.difference_count >= 3 and len(diff.differences) == 2  # capped at max_differences
+    first, second = diff.differences
+    assert first.kind == pb.REPLAY_DIFFERENCE_KIND_BOX and "box" in first.fields
+    assert (first.stored.box.x1, first.replayed.box.x1) == (moved.box.x1, stored[0].box.x1)
+    assert second.kind == pb.REPLAY_DIFFERENCE_KIND_SCORE and "score" in second.fields
+    assert second.stored.score == pytest.approx(0.123) and second.replayed.score == stored[1].score
+    everything = await orch.call("Replay", pb.ReplayRequest(run_id=res.run_id, max_differences=1000))
+    extra = [d for d in everything.differences if d.kind == pb.REPLAY_DIFFERENCE_KIND_EXTRA]
+    assert [d.replayed for d in extra] == [stored[2]]
+    out = await cli("replay", res.run_id, "--json", *addr)
+    assert out.exit_code == 1, out.output
+    doc = json.loads(out.stdout)
+    assert not doc.get("identical", False)  # proto JSON leaves a false bool out
+    assert [d["kind"] for d in doc["differences"][:2]] == ["REPLAY_DIFFERENCE_KIND_BOX", "REPLAY_DIFFERENCE_KIND_SCORE"]
+    out = await cli("replay", res.run_id, *addr)
+    assert out.exit_code == 1 and "differs" in out.stdout and "box" in out.stdout, out.output

@@ -219,7 +219,7 @@ async def _image(row: ReplayRow, request: pb.PrepassRequest, ctx: PrepassContext
         return data, item.name
     if sent:
         if sha256_hex(sent) != row.image_sha256:
-            raise errors.invalid_argument("image", f"bytes hash to {sha256_hex(sent)}, the run's image is "
+            raise errors.invalid_argument("image_data", f"bytes hash to {sha256_hex(sent)}, the run's image is "
                                           f"{row.image_sha256}", "IMAGE_SHA_MISMATCH")
         return sent, ""
     try:
@@ -227,7 +227,7 @@ async def _image(row: ReplayRow, request: pb.PrepassRequest, ctx: PrepassContext
     except errors.TatorError as exc:
         raise errors.failed_precondition(
             "IMAGE_NOT_CACHED", f"the run's image {row.image_sha256} was sent by the client and the orchestrator "
-            "keeps only its hash: send its bytes in ReplayRequest.image", sha256=row.image_sha256) from exc
+            "keeps only its hash: send its bytes in ReplayRequest.image_data", sha256=row.image_sha256) from exc
     return await asyncio.to_thread(item.path.read_bytes), ""
 
 
@@ -247,7 +247,7 @@ async def replay(runner: PrepassRunner, store: Store, browser: ImageBrowser,
     changes = input_changes(row, ctx, meta)
     if changes:
         raise _changed(changes)
-    data, name = await _image(row, stored_request, ctx, browser, request.image)
+    data, name = await _image(row, stored_request, ctx, browser, request.image_data)
     result = await runner.recompute(ctx, plan, meta, data=data, sha256=row.image_sha256, name=name)
     before = pb.PrepassResult.FromString(row.candidates).candidates
     digest = candidates_digest(result.candidates)

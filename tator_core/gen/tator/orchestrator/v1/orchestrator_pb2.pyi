@@ -684,14 +684,14 @@ class PrepassResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[PrepassResult, _Mapping]] = ...) -> None: ...
 
 class ReplayRequest(_message.Message):
-    __slots__ = ("run_id", "image", "max_differences")
+    __slots__ = ("run_id", "image_data", "max_differences")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DATA_FIELD_NUMBER: _ClassVar[int]
     MAX_DIFFERENCES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
-    image: bytes
+    image_data: bytes
     max_differences: int
-    def __init__(self, run_id: _Optional[str] = ..., image: _Optional[bytes] = ..., max_differences: _Optional[int] = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ..., image_data: _Optional[bytes] = ..., max_differences: _Optional[int] = ...) -> None: ...
 
 class ReplayDifference(_message.Message):
     __slots__ = ("kind", "stored", "replayed", "fields")
