@@ -160,7 +160,7 @@ ORCHESTRATOR_PROTO_PENDING = {
     "svc_orchestrator/store/base.py", "svc_orchestrator/store/sql.py", "svc_orchestrator/store/units.py",
     "svc_orchestrator/prepass/cache.py", "svc_orchestrator/prepass/config.py", "svc_orchestrator/prepass/context.py",
     "svc_orchestrator/prepass/flow.py", "svc_orchestrator/prepass/plan.py", "svc_orchestrator/prepass/prompts.py",
-    "svc_orchestrator/prepass/provenance.py", "svc_orchestrator/prepass/runner.py",
+    "svc_orchestrator/prepass/provenance.py", "svc_orchestrator/prepass/replay.py", "svc_orchestrator/prepass/runner.py",
     "svc_orchestrator/prepass/sharding.py",
 }
 
