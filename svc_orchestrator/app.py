@@ -2,10 +2,10 @@
 
 `Orchestrator` owns the typed clients, the dataset catalog, the glossary library, the recipe store,
 the prepass cache and runner, and the job manager. Layout under the state dir:
-`orchestrator.sqlite` (jobs, job events, prepass cache, glossaries and recipes; PostgreSQL instead when
-`store_url` names one, shared by every replica) and `calibration/<job_id>/`. The `glossaries/` and
-`recipes/` files and the `jobs.sqlite` / `prepass_cache.sqlite` of an older layout are imported into
-the store at the first start.
+`orchestrator.sqlite` (jobs, job events, prepass cache and replay records, glossaries and recipes;
+PostgreSQL instead when `store_url` names one, shared by every replica) and `calibration/<job_id>/`.
+The `glossaries/` and `recipes/` files and the `jobs.sqlite` / `prepass_cache.sqlite` of an older
+layout are imported into the store at the first start.
 """
 
 from __future__ import annotations
