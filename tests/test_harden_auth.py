@@ -78,7 +78,7 @@ def test_tokens_file_is_private_and_roles_cover_the_state_changers(tokens):
     for method in ("LoadModel", "UnloadModel", "SetDefaultModel", "TrainHead", "PutGlossary", "DeleteRecipe", "ImportRecipe",
                    "CancelJob"):
         assert is_admin_method(method), method
-    for method in ("Detect", "Classify", "ListModels", "GetJob", "WatchJob", "Prepass", "ExportRecipe"):
+    for method in ("Detect", "Classify", "ListModels", "GetJob", "WatchJob", "Prepass", "Replay", "ExportRecipe"):
         assert not is_admin_method(method), method
 
 

@@ -141,6 +141,29 @@ async def test_replay_of_a_client_image_needs_its_bytes(stack: Stack, orch: Serv
     assert out.identical and out.new_run_id == res.run_id and out.replayed_candidates == len(res.candidates) > 0
 
 
+async def test_a_job_image_run_with_a_recipe_replays_and_an_edited_recipe_refuses(stack: Stack, orch: ServiceClient):
+    recipe = pb.Recipe(id="replay-recipe", name="replay", config=pb.PrepassConfig(**RICH),
+                       glossary='{"circle": ["orb"], "square": ["block"], "triangle": ["wedge"]}')
+    await orch.call("PutRecipe", pb.PutRecipeRequest(recipe=recipe))
+    job = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(
+        dataset_id="fuzz_pack", recipe_id="replay-recipe", max_images=1, refresh=True))).job
+    async for ev in orch.stream("WatchJob", pb.WatchJobRequest(job_id=job.id)):
+        last = ev.job
+    assert last.state == pb.JOB_STATE_SUCCEEDED, last
+    with stack.app.store.read() as t:  # the job's image left a record (jobs do not return run ids)
+        [(run_id, name)] = t.q("SELECT run_id, image_name FROM replays WHERE dataset_id = ?", ("fuzz_pack",)).fetchall()
+    record = stack.app.store.replay_get(run_id)
+    stored = pb.PrepassRequest.FromString(record.request)
+    assert (stored.dataset_id, stored.dataset_image, stored.recipe_id) == ("fuzz_pack", name, "replay-recipe")
+    out = await orch.call("Replay", pb.ReplayRequest(run_id=run_id))
+    assert out.identical and out.new_run_id == run_id and out.image_name == name
+    recipe.config.detector_conf = 0.5  # the recipe the job ran with is edited afterwards
+    await orch.call("PutRecipe", pb.PutRecipeRequest(recipe=recipe))
+    err = await expect_error(orch.call("Replay", pb.ReplayRequest(run_id=run_id)),
+                             grpc.StatusCode.FAILED_PRECONDITION, "REPLAY_INPUT_CHANGED")
+    assert err.metadata["changed"] == "config" and "detector_conf: 0.02 -> 0.5" in err.message, err
+
+
 @pytest.mark.skipif(not YOLO_FIXTURE.is_file(), reason="the committed YOLO fixture is absent")
 async def test_replay_refuses_another_default_detector(stack: Stack, orch: ServiceClient):
     req = pb.PrepassRequest(dataset_id="synth", dataset_image=dataset_image(stack, 2), config=pb.PrepassConfig(**RICH))
