@@ -183,8 +183,44 @@ def test_cache_key_covers_every_input(tmp_path):
     assert key != base.key("other")
     for over in (dict(glossary_hash="g2"), dict(labelmap_hash="l2"), dict(config_hash="c2"),
                  dict(versions={"yolo-synth": "v2"}), dict(versions={"yolo-synth": "v1", "sam3-tiny": "s"}),
-                 dict(pipeline_version="999")):
+                 dict(pipeline_version="999"), dict(result_schema="another schema")):
         assert _meta(**over).key("sha") != key, over
+        assert _meta(**over).meta_key != base.meta_key, over
+
+
+def _schema_pool(source_type: int):
+    """A pool with one file: Result { repeated Det dets = 1 }, Det { <source_type> source = 11 }."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    f = descriptor_pb2.FileDescriptorProto(name="schema_t.proto", package="schema_t", syntax="proto3")
+    f.enum_type.add(name="Src").value.add(name="SRC_UNSPECIFIED", number=0)
+    det = f.message_type.add(name="Det")
+    det.field.add(name="source", number=11, type=source_type, label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+                  type_name=".schema_t.Src" if source_type == descriptor_pb2.FieldDescriptorProto.TYPE_ENUM else None)
+    f.message_type.add(name="Result").field.add(name="dets", number=1, type_name=".schema_t.Det",
+                                                 type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                                                 label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(f)
+    return pool
+
+
+def test_result_schema_fingerprint_follows_every_reachable_message():
+    """A string field of a nested message turned into an enum (old bytes would parse, losing it)
+    changes the root's fingerprint; the same schema built again gives the same one."""
+    from google.protobuf import descriptor_pb2
+
+    from svc_orchestrator.prepass.cache import RESULT_SCHEMA
+    from tator_core.version import schema_fingerprint
+
+    as_string = _schema_pool(descriptor_pb2.FieldDescriptorProto.TYPE_STRING)
+    as_enum = _schema_pool(descriptor_pb2.FieldDescriptorProto.TYPE_ENUM)
+    root = schema_fingerprint(as_string.FindMessageTypeByName("schema_t.Result"))
+    assert root == schema_fingerprint(_schema_pool(descriptor_pb2.FieldDescriptorProto.TYPE_STRING)
+                                      .FindMessageTypeByName("schema_t.Result"))
+    assert root != schema_fingerprint(as_enum.FindMessageTypeByName("schema_t.Result"))
+    assert RESULT_SCHEMA == schema_fingerprint(pb.PrepassResult.DESCRIPTOR) != schema_fingerprint(
+        pb.PrepassConfig.DESCRIPTOR)
 
 
 # --- glossary library ------------------------------------------------------------------------------

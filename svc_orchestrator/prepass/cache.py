@@ -1,8 +1,8 @@
 """Prepass cache: entries in the orchestrator's store (SQLite or PostgreSQL), one transaction per entry.
 
 Key = stable_hash(image sha, config_hash, version of every model used, glossary hash, labelmap
-hash, PIPELINE_VERSION): a new version of any model or of the pipeline never answers from an
-older result. An entry is written only for a finished prepass (a failed image is never cached as
+hash, PIPELINE_VERSION, fingerprint of the PrepassResult schema): a new version of any model, of
+the pipeline or of the stored message never answers from an older result. An entry is written only for a finished prepass (a failed image is never cached as
 an empty success), its meta record (glossary text and
 hash, labelmap, resolved config, versions) is written once in the same transaction and never
 rewritten, and a crash mid-write leaves the previous state (the database's atomic commit).
@@ -21,10 +21,13 @@ from svc_orchestrator.store.base import CacheRow, ReplayRow, Store
 from svc_orchestrator.store.sql import META_SQL, meta_dict
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import stable_hash
-from tator_core.version import PIPELINE_VERSION
+from tator_core.version import PIPELINE_VERSION, schema_fingerprint
 
 #: The SQLite store file under the orchestrator's state dir, which holds the cache by default.
 CACHE_FILE = SQLITE_FILE
+#: The stored PrepassResult's schema: an entry written before a contract change is a miss, not a result
+#: parsed with fields silently gone (e.g. detection sources, which the calibration's features read).
+RESULT_SCHEMA = schema_fingerprint(pb.PrepassResult.DESCRIPTOR)
 
 
 @dataclass(frozen=True)
@@ -39,16 +42,18 @@ class CacheMeta:
     config_hash: str
     versions: dict[str, str]
     pipeline_version: str = PIPELINE_VERSION
+    result_schema: str = RESULT_SCHEMA
 
     @property
     def meta_key(self) -> str:
         return stable_hash({"config": self.config_hash, "models": self.versions, "glossary": self.glossary_hash,
-                            "labelmap": self.labelmap_hash, "pipeline": self.pipeline_version})
+                            "labelmap": self.labelmap_hash, "pipeline": self.pipeline_version,
+                            "schema": self.result_schema})
 
     def key(self, image_sha256: str) -> str:
         return stable_hash({"image": image_sha256, "config": self.config_hash, "models": self.versions,
                             "glossary": self.glossary_hash, "labelmap": self.labelmap_hash,
-                            "pipeline": self.pipeline_version})
+                            "pipeline": self.pipeline_version, "schema": self.result_schema})
 
 
 def read_meta(path: Path, key: str) -> dict | None:
