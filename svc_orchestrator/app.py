@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from svc_orchestrator.browse import ImageBrowser
 from svc_orchestrator.clients import RemoteCallError, ServiceClients
 from svc_orchestrator.convert import list_models
+from svc_orchestrator.convert.jobs import result_column
 from svc_orchestrator.datasets import Dataset, DatasetCatalog, ImageItem
+from svc_orchestrator.job_types import Job, JobKind, JobState
 from svc_orchestrator.jobs import JobHandle, JobManager
 from svc_orchestrator.legacy import import_legacy
 from svc_orchestrator.prepass.cache import PrepassCache
@@ -33,7 +35,6 @@ from svc_orchestrator.prepass.sharding import merge_summaries, split_units
 from svc_orchestrator.settings import OrchestratorSettings
 from svc_orchestrator.shared_docs import StoreGlossaries, StoreRecipes, import_files
 from svc_orchestrator.store import JobRecord, WorkUnit, open_store
-from svc_orchestrator.store.base import result_column
 from svc_orchestrator.workers import UnitProgress, UnitWorkers
 from tator_core import errors
 from tator_core.convert import box_xyxy
@@ -174,12 +175,12 @@ class Orchestrator:
     async def replay(self, request: pb.ReplayRequest) -> pb.ReplayResponse:
         return await replay(self.runner, self.store, self.browser, request)
 
-    def calibration_job(self, job_id: str) -> pb.Job:
+    def calibration_job(self, job_id: str) -> Job:
         """The succeeded calibration job `job_id`, else NOT_FOUND / INVALID_ARGUMENT / FAILED_PRECONDITION."""
         job = self.jobs.get(job_id)
-        if job.kind != pb.JOB_KIND_CALIBRATION:
+        if job.kind != JobKind.CALIBRATION:
             raise errors.invalid_argument("calibration_id", f"job {job_id} is not a calibration job")
-        if job.state != pb.JOB_STATE_SUCCEEDED:
+        if job.state != JobState.SUCCEEDED:
             raise errors.failed_precondition("JOB_NOT_DONE", f"calibration {job_id} has not succeeded", job_id=job_id)
         return job
 
@@ -226,13 +227,13 @@ class Orchestrator:
             items = [items[i] for i in sorted(order[:max_images])]
         return items
 
-    def start_prepass_job(self, request: pb.StartPrepassJobRequest) -> pb.Job:
+    def start_prepass_job(self, request: pb.StartPrepassJobRequest) -> Job:
         """A sharded job: its units wait in the store for the workers of every replica."""
         ctx = self.runner.context(request.dataset_id, request.config if request.HasField("config") else None,
                                   glossary_name=request.glossary_name, recipe_id=request.recipe_id)
         items = self.select_items(ctx, request.split, request.max_images)
         units = split_units([item.name for item in items], self.settings.unit_images)
-        job = self.jobs.start_sharded(pb.JOB_KIND_PREPASS, ctx.dataset.id, units, request.SerializeToString())
+        job = self.jobs.start_sharded(JobKind.PREPASS, ctx.dataset.id, units, request.SerializeToString())
         self.workers.start()
         self.workers.wake()
         return job
@@ -283,7 +284,7 @@ class Orchestrator:
     def calibration_dir(self, job_id: str) -> Path:
         return self.calibration_root / job_id
 
-    async def start_calibration(self, request: pb.StartCalibrationRequest) -> pb.Job:
+    async def start_calibration(self, request: pb.StartCalibrationRequest) -> Job:
         dataset = self.datasets.get(request.dataset_id)
         cal, conv = calibration_module(), calibration_convert()
         env = CalibrationEnv(self)
@@ -292,7 +293,7 @@ class Orchestrator:
         cal.check_guards(models, dataset, config)
         await cal.check_leakage(models, dataset, config)
 
-        async def body(handle: JobHandle) -> pb.JobResult:
+        async def body(handle: JobHandle) -> str:
             async def progress(done: int, total: int, message: str) -> None:
                 await handle.progress(done, total, message)
 
@@ -302,16 +303,15 @@ class Orchestrator:
                                             progress=progress, cancelled=handle.cancelled)
             report = await asyncio.to_thread(conv.report.save_report_pb, job_dir, doc)
             handle.check_cancelled()
-            summary: pb.JobResult = conv.report.summary_pb(report)
-            return summary
+            return result_column(conv.report.summary_pb(report))
 
-        return self.jobs.start(pb.JOB_KIND_CALIBRATION, dataset.id, 0, body)
+        return self.jobs.start(JobKind.CALIBRATION, dataset.id, 0, body)
 
     def calibration_report(self, job_id: str) -> pb.CalibrationReport:
         job = self.jobs.get(job_id)
-        if job.kind != pb.JOB_KIND_CALIBRATION:
+        if job.kind != JobKind.CALIBRATION:
             raise errors.not_found("NOT_FOUND", f"job {job_id} is not a calibration job", job_id=job_id)
-        if job.state != pb.JOB_STATE_SUCCEEDED:
+        if job.state != JobState.SUCCEEDED:
             raise errors.failed_precondition("JOB_NOT_DONE", f"calibration {job_id} is "
                                              f"{pb.JobState.Name(job.state)}", job_id=job_id)
         report: pb.CalibrationReport = calibration_convert().report.load_report(self.calibration_dir(job_id))

@@ -1,7 +1,7 @@
 """Jobs: stored in the orchestrator's store (SQLite or PostgreSQL), watched through stored events.
 
 Two kinds of job:
-- a *local* job is one `async def body(handle) -> pb.JobResult` run as an asyncio task on the replica
+- a *local* job is one `async def body(handle) -> str` (its result document) run as an asyncio task on the replica
   that started it (calibration). It reports with `await handle.progress(done, total, message, image)`
   and calls `handle.check_cancelled()` between units, so a cancel takes effect within one unit. A body
   that raises a TatorError fails the job with its message and, when the error names a stage
@@ -26,14 +26,12 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from svc_orchestrator.job_types import TERMINAL, Job, JobKind, JobState
 from svc_orchestrator.store import Store
-from svc_orchestrator.store.base import TERMINAL, result_column, time_column
 from tator_core import errors
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.logs import detach
 from tator_core.paging import DEFAULT_PAGE_SIZE, decode_token, encode_token
 
@@ -70,7 +68,8 @@ class JobHandle:
         await self.manager._update(self.job_id, image=image, done=done, total=total, eta_s=eta, message=message)
 
 
-JobBody = Callable[[JobHandle], Awaitable[pb.JobResult]]
+#: A local job's body; it returns the job's result document (see Job.result_json).
+JobBody = Callable[[JobHandle], Awaitable[str]]
 
 
 class JobManager:
@@ -120,7 +119,7 @@ class JobManager:
                 log.error("could not record that job %s failed (%s): %s", job_id, fields.get("error"), exc)
         self.notify(job_id)
 
-    async def _update(self, job_id: str, *, image: str = "", **fields: object) -> pb.Job | None:
+    async def _update(self, job_id: str, *, image: str = "", **fields: object) -> Job | None:
         async with self._update_lock:
             fields.setdefault("updated_at", time.time())
             job = await asyncio.to_thread(self.store.update_job, job_id, fields, image=image, only_active=True)
@@ -128,16 +127,16 @@ class JobManager:
         return job
 
     # --- API ------------------------------------------------------------------------------------
-    def get(self, job_id: str) -> pb.Job:
+    def get(self, job_id: str) -> Job:
         rec = self.store.job(job_id)
         if rec is None:
             raise errors.not_found("JOB_NOT_FOUND", f"no job {job_id!r}", job_id=job_id)
         return rec.job
 
-    def list(self, limit: int = 50) -> builtins.list[pb.Job]:
+    def list(self, limit: int = 50) -> builtins.list[Job]:
         return self.page(limit or DEFAULT_PAGE_SIZE, "")[0]
 
-    def page(self, size: int, token: str) -> tuple[builtins.list[pb.Job], str]:
+    def page(self, size: int, token: str) -> tuple[builtins.list[Job], str]:
         """Newest first, by a (created_at, id) keyset: jobs started while a client pages through do
         not shift or repeat the later pages."""
         size = size or DEFAULT_PAGE_SIZE
@@ -151,15 +150,14 @@ class JobManager:
         rows = self.store.list_jobs(size + 1, before)
         jobs = rows[:size]
         more = len(rows) > size
-        return jobs, encode_token(_PAGE_QUERY, [time_column(jobs[-1].create_time), jobs[-1].id]) if more else ""
+        return jobs, encode_token(_PAGE_QUERY, [jobs[-1].created_at, jobs[-1].id]) if more else ""
 
-    def _new(self, kind: pb.JobKind, dataset_id: str, total: int, message: str) -> pb.Job:
-        now = Timestamp()
-        now.FromMicroseconds(time.time_ns() // 1000)  # the store keeps microseconds
-        return pb.Job(id=f"job-{uuid.uuid4().hex[:12]}", kind=kind, state=pb.JOB_STATE_QUEUED, dataset_id=dataset_id,
-                      total=total, message=message, create_time=now, update_time=now)
+    def _new(self, kind: JobKind, dataset_id: str, total: int, message: str) -> Job:
+        now = (time.time_ns() // 1000) / 1e6  # the store keeps microseconds
+        return Job(id=f"job-{uuid.uuid4().hex[:12]}", kind=kind, state=JobState.QUEUED, dataset_id=dataset_id,
+                   total=total, message=message, created_at=now, updated_at=now)
 
-    def start(self, kind: pb.JobKind, dataset_id: str, total: int, body: JobBody, *, message: str = "queued") -> pb.Job:
+    def start(self, kind: JobKind, dataset_id: str, total: int, body: JobBody, *, message: str = "queued") -> Job:
         """A local job: `body` runs here, as an asyncio task."""
         job = self._new(kind, dataset_id, total, message)
         self.store.insert_job(job, owner=self.replica_id, lease_until=time.time() + self.lease_s)
@@ -167,8 +165,8 @@ class JobManager:
         self._ensure_keeper()
         return job
 
-    def start_sharded(self, kind: pb.JobKind, dataset_id: str, units: Sequence[Sequence[str]], spec: bytes, *,
-                      message: str = "queued") -> pb.Job:
+    def start_sharded(self, kind: JobKind, dataset_id: str, units: Sequence[Sequence[str]], spec: bytes, *,
+                      message: str = "queued") -> Job:
         """A sharded job: its units wait in the store for any replica's workers."""
         job = self._new(kind, dataset_id, sum(len(u) for u in units), message)
         self.store.insert_job(job, owner=self.replica_id, lease_until=0.0, spec=spec, units=units)
@@ -180,35 +178,35 @@ class JobManager:
         try:
             async with self._slots:
                 if job_id in self._cancel:
-                    await self._update(job_id, state=pb.JOB_STATE_CANCELLED, message="cancelled before it started",
+                    await self._update(job_id, state=JobState.CANCELLED, message="cancelled before it started",
                                        eta_s=0.0)
                     return
-                await self._update(job_id, state=pb.JOB_STATE_RUNNING, message="running")
+                await self._update(job_id, state=JobState.RUNNING, message="running")
                 try:
                     result = await body(JobHandle(self, job_id))
                 except JobCancelled:
-                    await self._update(job_id, state=pb.JOB_STATE_CANCELLED, message="cancelled", eta_s=0.0)
+                    await self._update(job_id, state=JobState.CANCELLED, message="cancelled", eta_s=0.0)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # recorded on the job; unexpected ones with a traceback in the log
                     known = errors.from_exception(exc)
                     if known is not None:  # a TatorError, a failed downstream call, a timeout
                         stage = "store" if known.reason == "STORE_FULL" else known.metadata.get("stage", "")
-                        await self._end(job_id, {"state": pb.JOB_STATE_FAILED, "error": str(errors.public(known)),
+                        await self._end(job_id, {"state": JobState.FAILED, "error": str(errors.public(known)),
                                                  "failed_stage": stage, "eta_s": 0.0,
                                                  "message": f"failed in stage {stage}" if stage else "failed"})
                     else:
                         log.error("job %s failed", job_id, exc_info=exc)
-                        await self._update(job_id, state=pb.JOB_STATE_FAILED, message="failed", eta_s=0.0,
+                        await self._update(job_id, state=JobState.FAILED, message="failed", eta_s=0.0,
                                            error=f"internal error ({errors.public_text(exc)}); the orchestrator "
                                            "log has the details")
                 else:
-                    await self._update(job_id, state=pb.JOB_STATE_SUCCEEDED, result_json=result_column(result),
+                    await self._update(job_id, state=JobState.SUCCEEDED, result_json=result,
                                        message="done",
                                        eta_s=0.0)
         except asyncio.CancelledError:
             await asyncio.to_thread(self.store.update_job, job_id, {
-                "state": pb.JOB_STATE_INTERRUPTED, "error": "the orchestrator stopped", "eta_s": 0.0,
+                "state": JobState.INTERRUPTED, "error": "the orchestrator stopped", "eta_s": 0.0,
                 "updated_at": time.time()}, only_active=True)
             self.notify(job_id)
             raise
@@ -216,7 +214,7 @@ class JobManager:
             self._tasks.pop(job_id, None)
             self._cancel.discard(job_id)
 
-    def cancel(self, job_id: str) -> pb.Job:
+    def cancel(self, job_id: str) -> Job:
         rec = self.store.job(job_id)
         if rec is None:
             raise errors.not_found("JOB_NOT_FOUND", f"no job {job_id!r}", job_id=job_id)
@@ -224,7 +222,7 @@ class JobManager:
             return rec.job
         if rec.sharded:
             # Nothing to wait for: every worker checks the job's state before and after each image.
-            job = self.store.update_job(job_id, {"state": pb.JOB_STATE_CANCELLED, "message": "cancelled",
+            job = self.store.update_job(job_id, {"state": JobState.CANCELLED, "message": "cancelled",
                                                  "eta_s": 0.0, "updated_at": time.time()}, only_active=True)
             self.on_cancel(job_id)
             self.notify(job_id)
@@ -232,11 +230,9 @@ class JobManager:
         self.store.request_cancel(job_id)
         if job_id in self._tasks:
             self._cancel.add(job_id)
-        job = rec.job
-        job.message = "cancelling"
-        return job
+        return replace(rec.job, message="cancelling")
 
-    async def watch(self, job_id: str) -> AsyncIterator[tuple[pb.Job, str]]:
+    async def watch(self, job_id: str) -> AsyncIterator[tuple[Job, str]]:
         """The job now, then every change until it ends."""
         ev = self._changed.setdefault(job_id, asyncio.Event())
         self._watching[job_id] = self._watching.get(job_id, 0) + 1
@@ -263,7 +259,7 @@ class JobManager:
                 self._watching.pop(job_id)
                 self._changed.pop(job_id, None)
 
-    async def wait(self, job_id: str) -> pb.Job:
+    async def wait(self, job_id: str) -> Job:
         async for job, _ in self.watch(job_id):
             last = job
         return last

@@ -22,11 +22,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from google.protobuf import json_format
-
+from svc_orchestrator.convert.jobs import result_readable
+from svc_orchestrator.job_types import Job, JobState
 from svc_orchestrator.store import Store
 from svc_orchestrator.store.base import ACTIVE, JOB_COLUMNS, job_from_row
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 log = logging.getLogger("tator.orchestrator.legacy")
 JOBS_FILE, CACHE_FILE = "jobs.sqlite", "prepass_cache.sqlite"
@@ -56,14 +55,12 @@ def _import_cache(store: Store, path: Path) -> int:
         db.close()
 
 
-def _old_job(row: tuple, now: float) -> pb.Job:
+def _old_job(row: tuple, now: float) -> Job:
     values = dict(zip(JOB_COLUMNS, row))
     if values["state"] in ACTIVE:
-        values.update(state=pb.JOB_STATE_INTERRUPTED, eta_s=0.0, updated_at=now,
+        values.update(state=JobState.INTERRUPTED, eta_s=0.0, updated_at=now,
                       error="the orchestrator stopped while this job was queued or running")
-    try:
-        json_format.Parse(values["result_json"] or "{}", pb.JobResult())
-    except (json_format.ParseError, ValueError):
+    if not result_readable(values["result_json"] or "{}"):
         values["result_json"] = ""  # an old free-form summary: not a JobResult
     return job_from_row([values[c] for c in JOB_COLUMNS])
 

@@ -6,6 +6,7 @@ import asyncio
 
 from svc_orchestrator.app import Orchestrator
 from svc_orchestrator.convert import dataset_pb, glossary_pb, list_models
+from svc_orchestrator.convert.jobs import job_pb
 from svc_orchestrator.settings import OrchestratorSettings
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -66,24 +67,24 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         return await self.app.replay(request)
 
     async def StartPrepassJob(self, request, context):
-        return pb.StartPrepassJobResponse(job=self.app.start_prepass_job(request))
+        return pb.StartPrepassJobResponse(job=job_pb(self.app.start_prepass_job(request)))
 
     async def StartCalibration(self, request, context):
-        return pb.StartCalibrationResponse(job=await self.app.start_calibration(request))
+        return pb.StartCalibrationResponse(job=job_pb(await self.app.start_calibration(request)))
 
     async def WatchJob(self, request, context):
         async for job, image in self.app.jobs.watch(request.job_id):
-            yield pb.WatchJobResponse(job=job, image=image)
+            yield pb.WatchJobResponse(job=job_pb(job), image=image)
 
     async def GetJob(self, request, context):
-        return pb.GetJobResponse(job=self.app.jobs.get(request.job_id))
+        return pb.GetJobResponse(job=job_pb(self.app.jobs.get(request.job_id)))
 
     async def ListJobs(self, request, context):
         jobs, token = self.app.jobs.page(request.page_size, request.page_token)
-        return pb.ListJobsResponse(jobs=jobs, next_page_token=token)
+        return pb.ListJobsResponse(jobs=[job_pb(j) for j in jobs], next_page_token=token)
 
     async def CancelJob(self, request, context):
-        return pb.CancelJobResponse(job=self.app.jobs.cancel(request.job_id))
+        return pb.CancelJobResponse(job=job_pb(self.app.jobs.cancel(request.job_id)))
 
     async def GetCalibrationReport(self, request, context):
         report = await asyncio.to_thread(self.app.calibration_report, request.job_id)

@@ -19,9 +19,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from svc_orchestrator.job_types import JobState
 from svc_orchestrator.store import JobRecord, Store, WorkUnit
 from tator_core import errors
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.logs import detach
 
 log = logging.getLogger("tator.orchestrator.workers")
@@ -169,7 +169,7 @@ class UnitWorkers:
             if summaries is not None:
                 result = self.finalize(rec, summaries)
                 await asyncio.to_thread(self.store.update_job, unit.job_id, {
-                    "state": pb.JOB_STATE_SUCCEEDED, "result_json": result, "message": "done", "eta_s": 0.0,
+                    "state": JobState.SUCCEEDED, "result_json": result, "message": "done", "eta_s": 0.0,
                     "updated_at": time.time()}, only_active=True)
         except UnitStopped:
             pass
@@ -191,7 +191,7 @@ class UnitWorkers:
     async def _fail(self, job_id: str, error: str, stage: str) -> None:
         try:
             await asyncio.to_thread(self.store.record_end, job_id, {
-                "state": pb.JOB_STATE_FAILED, "error": error, "failed_stage": stage, "eta_s": 0.0,
+                "state": JobState.FAILED, "error": error, "failed_stage": stage, "eta_s": 0.0,
                 "message": f"failed in stage {stage}" if stage else "failed", "updated_at": time.time()})
         except errors.TatorError as exc:  # even the reserve did not help: the job's lease runs out instead
             log.error("could not record that job %s failed (%s): %s", job_id, error, exc)

@@ -19,6 +19,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from svc_orchestrator.convert.jobs import job_from_pb
+from svc_orchestrator.job_types import Job
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.store.sqlite import SqliteStore
 from tator_core import errors
@@ -116,7 +118,7 @@ def small_volume(tmp_path):
 def test_a_full_tmpfs_under_the_store_is_store_full_with_no_partial_rows(tiny_volume: Path):
     store = SqliteStore(tiny_volume / "orchestrator.sqlite")
     cache = PrepassCache(store)
-    job = pb.Job(id="j1", kind=pb.JOB_KIND_PREPASS, state=pb.JOB_STATE_RUNNING, total=3)
+    job = job_from_pb(pb.Job(id="j1", kind=pb.JOB_KIND_PREPASS, state=pb.JOB_STATE_RUNNING, total=3))
     store.insert_job(job, owner="r1", lease_until=time.time() + 60, units=[["a"], ["b"], ["c"]])
     before = _counts(store)
     exc = _fill_until_full(cache, 8_000)
@@ -186,8 +188,8 @@ async def test_a_job_admitted_before_the_volume_fills_ends_failed_store_full(sma
             await progress.advance(i + 1, image=item)
         return "{}"
 
-    def job(job_id: str) -> pb.Job:
-        return pb.Job(id=job_id, kind=pb.JOB_KIND_PREPASS, state=pb.JOB_STATE_QUEUED, total=6)
+    def job(job_id: str) -> Job:
+        return job_from_pb(pb.Job(id=job_id, kind=pb.JOB_KIND_PREPASS, state=pb.JOB_STATE_QUEUED, total=6))
 
     units = [["a", "b"], ["c", "d"], ["e", "f"]]
     store.insert_job(job("j1"), owner="r1", lease_until=0.0, units=units)

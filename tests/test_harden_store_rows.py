@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 from stack_fixture import start_orchestrator_only
 
+from svc_orchestrator.convert.jobs import job_from_pb, job_pb
 from svc_orchestrator.store import open_store
 from tator_core.client import ServiceClient
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -26,7 +27,7 @@ def _job(i: int) -> pb.Job:
 
 def _fill(store, *, typed_columns: bool = False) -> None:
     for i in range(4):
-        store.insert_job(_job(i), owner="r1", lease_until=0.0)
+        store.insert_job(job_from_pb(_job(i)), owner="r1", lease_until=0.0)
     with store.tx() as t:
         t.q("UPDATE jobs SET result_json = ?, state = ? WHERE id = ?", ("{not json", 99, "job-1"))
         if not typed_columns:  # PostgreSQL's columns refuse text in a number column; SQLite's keep it
@@ -40,11 +41,11 @@ def test_the_store_reads_damaged_rows_in_both_implementations(store_url, tmp_pat
         _fill(store, typed_columns=store_url.startswith("postgresql"))
         jobs = {j.id: j for j in store.list_jobs(10)}
         assert set(jobs) >= {"job-0", "job-1", "job-3"}  # job-2's time does not sort in every database
-        bad = store.job("job-1").job
+        bad = job_pb(store.job("job-1").job)
         assert bad.state == pb.JOB_STATE_FAILED and not bad.HasField("result")
         assert "damaged" in bad.error and "result_json" in bad.error and "state" in bad.error
         assert bad.total == 3 and bad.dataset_id == "synth"          # the readable columns are kept
-        good = store.job("job-0").job
+        good = job_pb(store.job("job-0").job)
         assert good.state == pb.JOB_STATE_SUCCEEDED and good.error == ""
         assert store.events_after("job-3", 0) == []                   # the damaged event is skipped
         assert len(store.events_after("job-0", 0)) == 1

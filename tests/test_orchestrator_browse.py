@@ -15,6 +15,7 @@ import pytest_asyncio
 from PIL import Image
 from stack_fixture import start_orchestrator_only
 
+from svc_orchestrator.convert.jobs import result_column
 from svc_orchestrator.datasets import DatasetCatalog
 from tator_core.client import ServiceClient
 from tator_core.errors import parse_rpc_error
@@ -142,8 +143,8 @@ async def test_edited_file_gets_a_new_address(served):
 async def test_list_jobs_pages_newest_first_without_repeats(served):
     client, app, _ = served
 
-    async def body(handle) -> pb.JobResult:
-        return pb.JobResult()
+    async def body(handle) -> str:
+        return result_column(pb.JobResult())
 
     ids = []
     for _ in range(5):

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from svc_orchestrator.convert.jobs import job_pb
 from svc_orchestrator.legacy import CACHE_FILE, JOBS_FILE, import_legacy
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.store import open_store
@@ -99,7 +100,7 @@ def test_old_cache_and_jobs_are_imported_once(store, tmp_path, monkeypatch):
     for i in range(10):
         assert cache.get(META.key(f"sha{i}")) == _result(i)
     assert cache.meta_for(META.key("sha3"))["glossary_text"] == "circle: disc"
-    jobs = {j.id: j for j in store.list_jobs(10)}
+    jobs = {j.id: job_pb(j) for j in store.list_jobs(10)}
     assert jobs["job-old1"].state == pb.JOB_STATE_SUCCEEDED and jobs["job-old1"].result.prepass.images == 3
     assert jobs["job-old2"].state == pb.JOB_STATE_SUCCEEDED and not jobs["job-old2"].HasField("result")
     assert jobs["job-old3"].state == pb.JOB_STATE_INTERRUPTED and jobs["job-old3"].done == 1
@@ -133,6 +134,6 @@ async def test_an_upgraded_orchestrator_finds_its_old_cache(store_url, tmp_path)
     try:
         assert app.cache.get(META.key("sha2")) == _result(2)
         assert app.jobs.get("job-old3").state == pb.JOB_STATE_INTERRUPTED
-        assert time.time() - app.jobs.get("job-old3").update_time.seconds < 600
+        assert time.time() - job_pb(app.jobs.get("job-old3")).update_time.seconds < 600
     finally:
         await app.close()

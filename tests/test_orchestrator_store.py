@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from svc_orchestrator.convert.jobs import job_pb, result_column
 from svc_orchestrator.jobs import JobManager
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.store import open_store
@@ -97,7 +98,7 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
             await handle.progress(i + 1, 3, f"img{i}", image=f"img{i}")
             if i == 0:
                 await release.wait()
-        return pb.JobResult(prepass=pb.PrepassJobSummary(images=3, config_hash="c"))
+        return result_column(pb.JobResult(prepass=pb.PrepassJobSummary(images=3, config_hash="c")))
 
     job = jm.start(pb.JOB_KIND_PREPASS, "ds", 3, body)
     events = []
@@ -112,7 +113,7 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
     await asyncio.wait_for(watcher, 5)
     assert events[-1][0] == pb.JOB_STATE_SUCCEEDED
     assert [e[2] for e in events if e[2]] == ["img0", "img1", "img2"]
-    got = jm.get(job.id)
+    got = job_pb(jm.get(job.id))
     assert got.result.prepass.images == 3 and got.result.prepass.config_hash == "c"  # typed, through the store
     assert not got.HasField("eta") and got.update_time.ToMicroseconds() >= got.create_time.ToMicroseconds() > 0
 
@@ -125,7 +126,7 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
             await handle.progress(i + 1, 100)
             gate.set()
             await asyncio.sleep(0.01)
-        return pb.JobResult()
+        return result_column(pb.JobResult())
 
     job2 = jm.start(pb.JOB_KIND_PREPASS, "ds", 100, slow)
     await gate.wait()
@@ -147,7 +148,7 @@ async def test_jobs_progress_watch_cancel_and_restart(store):
     async def hanging(handle):
         await handle.progress(0, 1)
         await hang.wait()
-        return pb.JobResult()
+        return result_column(pb.JobResult())
 
     job4 = jm.start(pb.JOB_KIND_PREPASS, "ds", 1, hanging)
     for _ in range(200):  # a loaded machine may take a while to run the job's first report
@@ -183,14 +184,14 @@ async def test_concurrent_progress_reports_do_not_overwrite_each_other(store):
     async def body(handle):
         await asyncio.gather(*(handle.progress(k, 20, f"unit {k}") for k in range(1, 21)))
         assert jm.get(handle.job_id).done == 20
-        return pb.JobResult()
+        return result_column(pb.JobResult())
 
     job = jm.start(pb.JOB_KIND_PREPASS, "ds", 20, body)
     events = []
 
     async def watch():
         async for j, _ in jm.watch(job.id):
-            events.append(j.update_time.ToMicroseconds())
+            events.append(job_pb(j).update_time.ToMicroseconds())
 
     await asyncio.wait_for(asyncio.gather(watch(), jm.wait(job.id)), 10)
     assert events == sorted(events)
@@ -209,7 +210,7 @@ async def test_a_local_job_is_watched_and_cancelled_from_another_replica(store_u
             handle.check_cancelled()
             await handle.progress(i + 1, 200, image=f"img{i}")
             await asyncio.sleep(0.02)
-        return pb.JobResult()
+        return result_column(pb.JobResult())
 
     job = a.start(pb.JOB_KIND_CALIBRATION, "ds", 200, slow)
     seen = []
@@ -232,7 +233,7 @@ async def test_a_local_job_is_watched_and_cancelled_from_another_replica(store_u
 
     async def hanging(handle):
         await hang.wait()
-        return pb.JobResult()
+        return result_column(pb.JobResult())
 
     a.lease_s = 0.3
     job2 = a.start(pb.JOB_KIND_CALIBRATION, "ds", 1, hanging)
@@ -323,7 +324,6 @@ class _Replica:
 
     def __init__(self, name, store_url, tmp_path, log, *, lease_s=5.0, delay=0.03):
         from svc_orchestrator.prepass.sharding import merge_summaries
-        from svc_orchestrator.store.base import result_column
         from svc_orchestrator.workers import UnitWorkers
 
         self.store = open_store(store_url, tmp_path)
@@ -365,7 +365,7 @@ async def test_a_sharded_job_runs_on_both_replicas_and_is_watched_on_the_other(s
     final = events[-1]
     assert final[0] == pb.JOB_STATE_SUCCEEDED and final[1] == 20
     assert sorted(item for _, item in log) == items  # every image exactly once
-    result = b.jobs.get(job.id).result.prepass
+    result = job_pb(b.jobs.get(job.id)).result.prepass
     by_replica = {c.key: c.count for c in result.candidates_by_class}
     assert result.images == 20 and sum(by_replica.values()) == 20
     assert set(by_replica) == {"a", "b"}, result  # both replicas took units
@@ -400,3 +400,20 @@ async def test_a_crashed_replica_s_units_are_taken_over_and_a_cancel_reaches_eve
     assert b.jobs.get(job2.id).state == pb.JOB_STATE_CANCELLED
     await b.close()
     await c.close()
+
+
+def test_the_job_enums_are_the_contract_s_and_a_job_round_trips_through_its_message():
+    """The store's kind and state columns hold the contract's numbers; a job converts to its message and
+    back (as every stored event does) without changing."""
+    from svc_orchestrator.convert.jobs import event_blob, event_job, job_from_pb
+    from svc_orchestrator.job_types import Job, JobKind, JobState
+
+    for ours, theirs in ((JobKind, pb.JobKind), (JobState, pb.JobState)):
+        assert {m.name: int(m) for m in ours} == {
+            n.removeprefix("JOB_KIND_").removeprefix("JOB_STATE_"): v for n, v in theirs.items()}
+    job = Job(id="job-1", kind=JobKind.PREPASS, state=JobState.RUNNING, dataset_id="ds", done=2, total=5,
+              eta_s=1.25, message="img", created_at=1_700_000_000.123456, updated_at=1_700_000_001.5,
+              result_json=result_column(pb.JobResult(prepass=pb.PrepassJobSummary(images=2))))
+    assert job_from_pb(job_pb(job)) == job and event_job(event_blob(job)) == job
+    assert job_pb(job).eta.ToMicroseconds() == 1_250_000 and job_pb(job).result.prepass.images == 2
+    assert event_job(b"\xff\xff\xff") is None

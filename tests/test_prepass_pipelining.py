@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from svc_orchestrator.app import Orchestrator
+from svc_orchestrator.convert.jobs import job_pb
 from svc_orchestrator.settings import OrchestratorSettings
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_fixtures.synth import generate
@@ -49,7 +50,7 @@ async def run_job(tmp_path, data_root, in_flight: int, fail_on: str = "") -> tup
 
     app.store.advance_unit = spy
     job = app.start_prepass_job(pb.StartPrepassJobRequest(dataset_id="synth"))
-    done = await asyncio.wait_for(app.jobs.wait(job.id), 60)
+    done = job_pb(await asyncio.wait_for(app.jobs.wait(job.id), 60))
     await app.close()
     assert done.total == 5  # what the seeded 7-image generation keeps in its train split
     return done, peak, seen, progress

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from google.protobuf import json_format
 
-from svc_orchestrator.store.base import result_column
+from svc_orchestrator.convert.jobs import result_column
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 

@@ -13,92 +13,81 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from google.protobuf import json_format
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from svc_orchestrator.convert.jobs import result_readable
+from svc_orchestrator.job_types import ACTIVE, TERMINAL, Job, JobState
 from tator_core import errors
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-ACTIVE = (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING)
-TERMINAL = frozenset({pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED,
-                      pb.JOB_STATE_INTERRUPTED})
-# Columns of the jobs table that hold a pb.Job; `job_from_row` / `job_row` convert. Times are unix
+__all__ = ["ACTIVE", "TERMINAL", "JOB_COLUMNS", "job_from_row", "job_row"]
+# Columns of the jobs table that hold a Job; `job_from_row` / `job_row` convert. Times are unix
 # seconds at microsecond precision (so a Timestamp and its column value convert both ways exactly,
 # which keyset paging on created_at relies on); result_json is the JobResult in protobuf JSON.
 JOB_COLUMNS = ("id", "kind", "state", "dataset_id", "done", "total", "eta_s", "message", "error", "failed_stage",
                "created_at", "updated_at", "result_json")
 
-
-def time_column(ts: Timestamp) -> float:
-    return ts.ToMicroseconds() / 1e6
-
-
-def _ts(seconds: float) -> Timestamp:
-    out = Timestamp()
-    out.FromMicroseconds(round(float(seconds) * 1e6))
-    return out
+#: What a damaged column raises while it is read back (a bad type, a value out of range).
+_UNREADABLE = (TypeError, ValueError, OverflowError, AttributeError)
 
 
-def result_column(result: pb.JobResult | None) -> str:
-    return json_format.MessageToJson(result, indent=None, sort_keys=True) if result is not None else ""
+def _micros(value: object) -> float:
+    """A time column at the microsecond precision the API's timestamps carry."""
+    return round(float(value) * 1e6) / 1e6  # type: ignore[arg-type]  # a column value: checked by float()
 
 
-#: What a damaged column raises while it is read back (a bad type, a value out of range, bad JSON).
-_UNREADABLE = (TypeError, ValueError, OverflowError, json_format.ParseError, AttributeError)
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"not text: {type(value).__name__}")
+    return value
 
 
-def job_from_row(values: Sequence) -> pb.Job:
-    """The pb.Job of a jobs row. A column that does not read back (a row written by another version,
+def _int32(value: object) -> int:
+    """The message's fields are int32: a column beyond them does not read back."""
+    n = int(value)  # type: ignore[call-overload]  # a column value: checked by int()
+    if not -2**31 <= n < 2**31:
+        raise OverflowError(f"{n} does not fit an int32")
+    return n
+
+
+def job_from_row(values: Sequence) -> Job:
+    """The Job of a jobs row. A column that does not read back (a row written by another version,
     edited by hand, damaged on disk) is left at its default and named in the job's `error`, so one bad
     row neither fails the call that reads it nor hides the other jobs; an unknown state reads as FAILED."""
     row = dict(zip(JOB_COLUMNS, values))
-    job = pb.Job()
+    fields: dict = {}
     damaged: list[str] = []
 
-    def read(column: str, apply) -> None:
+    def read(column: str, convert) -> None:
         try:
-            apply(row[column])
+            fields[column] = convert(row[column])
         except _UNREADABLE:
             damaged.append(column)
 
-    def state(value) -> None:
-        # Name() raises ValueError for a number the enum does not define.
-        job.state = pb.JobState.Value(pb.JobState.Name(int(value)))  # type: ignore[assignment]  # stubs: Value -> int
+    def result(value) -> str:
+        if value and not result_readable(value):
+            raise ValueError("not a JobResult")
+        return str(value or "")
 
-    def eta(value) -> None:
-        if value and float(value) > 0:
-            job.eta.FromMicroseconds(round(float(value) * 1e6))
-
-    def result(value) -> None:
-        if value:
-            json_format.Parse(value, job.result)
-
-    read("id", lambda v: setattr(job, "id", v))
+    read("id", _text)
     for column in ("dataset_id", "message", "error", "failed_stage"):
-        read(column, lambda v, c=column: setattr(job, c, v))
+        read(column, _text)
     for column in ("kind", "done", "total"):
-        read(column, lambda v, c=column: setattr(job, c, int(v)))
-    read("state", state)
-    read("eta_s", eta)
-    read("created_at", lambda v: job.create_time.CopyFrom(_ts(v)))
-    read("updated_at", lambda v: job.update_time.CopyFrom(_ts(v)))
+        read(column, _int32)
+    read("state", lambda v: JobState(int(v)))  # ValueError for a number the enum does not define
+    read("eta_s", lambda v: _micros(v) if v and float(v) > 0 else 0.0)
+    read("created_at", _micros)
+    read("updated_at", _micros)
     read("result_json", result)
     if damaged:
-        if "result_json" in damaged:
-            job.ClearField("result")
         if "state" in damaged:
-            job.state = pb.JOB_STATE_FAILED
+            fields["state"] = JobState.FAILED
         note = f"the stored record of this job is damaged (unreadable: {', '.join(damaged)})"
-        job.error = f"{note}; {job.error}" if job.error else note
-    return job
+        fields["error"] = f"{note}; {fields['error']}" if fields.get("error") else note
+    return Job(**{"id": "", **fields})
 
 
-def job_row(job: pb.Job) -> list:
-    """Column values of a pb.Job, in JOB_COLUMNS order."""
-    eta = job.eta.ToMicroseconds() / 1e6 if job.HasField("eta") else 0.0
-    result = result_column(job.result) if job.HasField("result") else ""
-    return [job.id, job.kind, job.state, job.dataset_id, job.done, job.total, eta, job.message, job.error,
-            job.failed_stage, time_column(job.create_time), time_column(job.update_time), result]
+def job_row(job: Job) -> list:
+    """Column values of a Job, in JOB_COLUMNS order."""
+    return [job.id, int(job.kind), int(job.state), job.dataset_id, job.done, job.total, job.eta_s, job.message,
+            job.error, job.failed_stage, job.created_at, job.updated_at, job.result_json]
 
 UNIT_PENDING, UNIT_CLAIMED, UNIT_DONE, UNIT_FAILED = 0, 1, 2, 3
 
@@ -107,7 +96,7 @@ UNIT_PENDING, UNIT_CLAIMED, UNIT_DONE, UNIT_FAILED = 0, 1, 2, 3
 class JobRecord:
     """A job with the bookkeeping that is not part of the API message."""
 
-    job: pb.Job
+    job: Job
     owner: str
     lease_until: float
     cancel_requested: bool
@@ -165,7 +154,7 @@ class Store(ABC):
 
     # --- jobs ---------------------------------------------------------------------------------------
     @abstractmethod
-    def insert_job(self, job: pb.Job, *, owner: str, lease_until: float, spec: bytes = b"",
+    def insert_job(self, job: Job, *, owner: str, lease_until: float, spec: bytes = b"",
                    units: Sequence[Sequence[str]] = ()) -> None:
         """A new job (and, for a sharded job, its work units) in one transaction; event seq 1."""
 
@@ -173,15 +162,15 @@ class Store(ABC):
     def job(self, job_id: str) -> JobRecord | None: ...
 
     @abstractmethod
-    def list_jobs(self, limit: int, before: tuple[float, str] | None = None) -> list[pb.Job]:
+    def list_jobs(self, limit: int, before: tuple[float, str] | None = None) -> list[Job]:
         """Newest first; `before` = (created_at, id) of the last job of the previous page."""
 
     @abstractmethod
-    def update_job(self, job_id: str, fields: dict, *, image: str = "", only_active: bool = False) -> pb.Job | None:
+    def update_job(self, job_id: str, fields: dict, *, image: str = "", only_active: bool = False) -> Job | None:
         """Set fields and append an event; None if missing, or if `only_active` and the job already
         ended (so a late report never overwrites CANCELLED or SUCCEEDED)."""
 
-    def record_end(self, job_id: str, fields: dict) -> pb.Job | None:
+    def record_end(self, job_id: str, fields: dict) -> Job | None:
         """update_job(only_active) for the write that ends a job, which must land even when the volume
         is full (else the job would sit QUEUED or RUNNING with no word of why): on STORE_FULL the
         store's reserve is released and the write tried once more."""
@@ -201,7 +190,7 @@ class Store(ABC):
         """Take the reserve again once there is room (called while the workers idle)."""
 
     @abstractmethod
-    def events_after(self, job_id: str, seq: int, limit: int = 256) -> list[tuple[int, pb.Job, str]]: ...
+    def events_after(self, job_id: str, seq: int, limit: int = 256) -> list[tuple[int, Job, str]]: ...
 
     @abstractmethod
     def prune_events(self, ended_before: float, keep: int) -> int:
@@ -235,7 +224,7 @@ class Store(ABC):
 
     @abstractmethod
     def advance_unit(self, owner: str, job_id: str, unit: int, done: int, now: float, *, message: str = "",
-                     image: str = "") -> pb.Job | None:
+                     image: str = "") -> Job | None:
         """A held unit has `done` images finished: the job's done becomes the sum over its units and an
         event is appended. None when this owner lost the unit or the job ended: stop working on it."""
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 import grpc
-from google.protobuf.message import DecodeError
 
+from svc_orchestrator.convert.jobs import event_blob, event_job
+from svc_orchestrator.job_types import Job, JobState
 from svc_orchestrator.store.base import (
     ACTIVE,
     JOB_COLUMNS,
@@ -26,15 +27,14 @@ from svc_orchestrator.store.base import (
 )
 from svc_orchestrator.store.units import UnitQueries
 from tator_core import errors
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import canonical_json
 
 _JOB_SELECT = f"SELECT {', '.join(JOB_COLUMNS)}, owner, lease_until, cancel_requested, sharded, spec, seq FROM jobs"
 META_SQL = ("SELECT m.glossary_text, m.glossary_hash, m.labelmap_json, m.labelmap_hash, m.config_json, "
              "m.config_hash, m.versions_json, m.pipeline_version, m.created_at FROM entries e "
              "JOIN meta m ON m.meta_key = e.meta_key WHERE e.key = ?")
-_ACTIVE_SQL = f"state IN ({ACTIVE[0]}, {ACTIVE[1]})"
-_TERMINAL_SQL = ", ".join(str(s) for s in sorted(TERMINAL))
+_ACTIVE_SQL = f"state IN ({int(ACTIVE[0])}, {int(ACTIVE[1])})"
+_TERMINAL_SQL = ", ".join(str(int(s)) for s in sorted(TERMINAL))
 
 
 def store_full() -> errors.TatorError:
@@ -82,7 +82,7 @@ def _replay_row(row: Sequence) -> ReplayRow:
                      v["candidates_digest"], bytes(v["candidates"]), float(v["created_at"]))
 
 
-def _job(row: Sequence) -> pb.Job:
+def _job(row: Sequence) -> Job:
     return job_from_row(row[:len(JOB_COLUMNS)])
 
 
@@ -97,13 +97,14 @@ def _record(row: Sequence) -> JobRecord:
     return JobRecord(_job(row), *book)
 
 
-def _event(blob: object) -> pb.Job | None:
+def _event(blob: object) -> Job | None:
     """A stored event's job; None when the blob does not parse (every event holds the whole job, so
     a watcher loses nothing the next event does not bring)."""
     try:
-        return pb.Job.FromString(bytes(blob))  # type: ignore[call-overload]  # a bytes-like column value
-    except (TypeError, ValueError, DecodeError):
+        data = bytes(blob)  # type: ignore[call-overload]  # a bytes-like column value
+    except TypeError:
         return None
+    return event_job(data)
 
 
 class SqlStore(UnitQueries, Store):
@@ -119,10 +120,10 @@ class SqlStore(UnitQueries, Store):
         return self.tx()
 
     # --- jobs ---------------------------------------------------------------------------------------
-    def _event(self, t: Tx, job: pb.Job, image: str) -> None:
+    def _event(self, t: Tx, job: Job, image: str) -> None:
         seq = t.q("UPDATE jobs SET seq = seq + 1 WHERE id = ? RETURNING seq", (job.id,)).fetchone()[0]
         t.q("INSERT INTO job_events (job_id, seq, image, job) VALUES (?, ?, ?, ?)",
-            (job.id, seq, image, job.SerializeToString()))
+            (job.id, seq, image, event_blob(job)))
 
     def insert_job(self, job, *, owner, lease_until, spec=b"", units=()):
         cols = JOB_COLUMNS + ("owner", "lease_until", "sharded", "spec", "units_left")
@@ -212,7 +213,7 @@ class SqlStore(UnitQueries, Store):
                                      f"(owner = ? OR lease_until < ?){self.lock_rows}", (owner, now)).fetchall()]
             n = 0
             for job_id in ids:
-                n += self._update(t, job_id, {"state": pb.JOB_STATE_INTERRUPTED, "error": error, "eta_s": 0.0,
+                n += self._update(t, job_id, {"state": JobState.INTERRUPTED, "error": error, "eta_s": 0.0,
                                               "updated_at": now}, "", True) is not None
         return n
 

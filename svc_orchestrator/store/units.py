@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from svc_orchestrator.job_types import Job, JobState
 from svc_orchestrator.store.base import ACTIVE, UNIT_CLAIMED, UNIT_DONE, UNIT_FAILED, UNIT_PENDING, WorkUnit
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 if TYPE_CHECKING:
     from svc_orchestrator.store.sql import Tx
 
-_ACTIVE_SQL = f"state IN ({ACTIVE[0]}, {ACTIVE[1]})"
+_ACTIVE_SQL = f"state IN ({int(ACTIVE[0])}, {int(ACTIVE[1])})"
 # A failed job's error names at most this many of the poison unit's images (a unit holds up to 4096).
 _NAMED_IMAGES = 50
 
@@ -44,7 +44,7 @@ class UnitQueries:
 
         def read(self) -> AbstractContextManager[Tx]: ...
 
-        def _update(self, t: Tx, job_id: str, fields: dict, image: str, only_active: bool) -> pb.Job | None: ...
+        def _update(self, t: Tx, job_id: str, fields: dict, image: str, only_active: bool) -> Job | None: ...
 
     def _claimable(self, t: Tx, now: float) -> Any:
         return t.q("SELECT u.job_id, u.unit, u.items, u.attempts, u.done, u.owner FROM work_units u "
@@ -67,7 +67,7 @@ class UnitQueries:
                 error = poison_error(int(unit), json.loads(items), int(attempts), last_owner)
                 t.q("UPDATE work_units SET state = ?, owner = '', error = ? WHERE job_id = ? AND unit = ?",
                     (UNIT_FAILED, error, job_id, unit))
-                self._update(t, job_id, {"state": pb.JOB_STATE_FAILED, "error": error, "eta_s": 0.0,
+                self._update(t, job_id, {"state": JobState.FAILED, "error": error, "eta_s": 0.0,
                                          "message": f"failed: work unit {unit} never finished", "updated_at": now},
                              "", True)
             if row is None:
@@ -77,8 +77,8 @@ class UnitQueries:
             t.q("UPDATE work_units SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1, done = 0 "
                 "WHERE job_id = ? AND unit = ?", (UNIT_CLAIMED, owner, lease_until, job_id, unit))
             job = t.q("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if job[0] == pb.JOB_STATE_QUEUED:
-                self._update(t, job_id, {"state": pb.JOB_STATE_RUNNING, "message": "running", "updated_at": now},
+            if job[0] == JobState.QUEUED:
+                self._update(t, job_id, {"state": JobState.RUNNING, "message": "running", "updated_at": now},
                              "", True)
         return WorkUnit(job_id, int(unit), tuple(json.loads(items)), int(attempts) + 1)
 
