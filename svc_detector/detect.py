@@ -25,7 +25,7 @@ from svc_detector.backends import RawDetections
 from svc_detector.models import DetectorModels
 from svc_detector.params import DEFAULT_TILE, MAX_TILE, DetectParams
 from tator_core import errors
-from tator_core.convert import StageTime
+from tator_core.convert import Note, StageTime
 from tator_core.geometry import XYXY, Scored, Win, clip_box, is_valid_box, merge, shift_box, tile_windows
 from tator_core.images import DecodedImage
 from tator_core.labels import labelmap_diff
@@ -67,7 +67,7 @@ class DetectResult:
     detections: list[Det]
     runs: list[PassRun]
     stages: list[StageTime]
-    warnings: list[str]
+    warnings: list[Note]
     params: DetectParams
     model_ids: list[str] = field(default_factory=list)
 
@@ -89,7 +89,7 @@ def plan_windows(width: int, height: int, params: DetectParams, max_tiles: int) 
 
 
 def tile_size_for(width: int, height: int, params: DetectParams, input_size: int, max_tiles: int,
-                  warnings: list[str], model_id: str) -> int:
+                  warnings: list[Note], model_id: str) -> int:
     """The request's tile size, else the model's own input size: a tile then reaches the model at
     its native scale, where a 640 px tile fed to a 160 px model shrinks a 20 px object to 5 px.
     A default that would need more than `max_tiles` tiles grows (with a warning) until it fits; an
@@ -101,8 +101,8 @@ def tile_size_for(width: int, height: int, params: DetectParams, input_size: int
     while size < MAX_TILE and len(tile_windows(width, height, size, params.overlap)) > max_tiles:
         size = min(MAX_TILE, int(size * 1.25) + 1)
     if size != first:
-        warnings.append(f"{model_id}: tiles enlarged from its input size {first} px to {size} px to stay within "
-                        f"{max_tiles} tiles on a {width}x{height} image")
+        warnings.append(Note("tiles_enlarged", model_id, f"tiles enlarged from its input size {first} px to {size} px "
+                             f"to stay within {max_tiles} tiles on a {width}x{height} image"))
     return size
 
 

@@ -27,6 +27,7 @@ from svc_detector.backends import FAMILIES, Backend, RawDetections, load_backend
 from svc_detector.settings import DetectorSettings
 from tator_core import errors
 from tator_core.batching import BatchStats
+from tator_core.convert import Note
 from tator_core.lifecycle import BatchLimits, ModelRepository
 from tator_core.registry import ModelEntry, Registry
 
@@ -110,16 +111,16 @@ class DetectorModels(ModelRepository[Backend]):
                          limits=BatchLimits(settings.max_batch, settings.max_delay_ms, settings.max_queue))
         self.settings = settings
 
-    def select(self, model_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    def select(self, model_ids: Sequence[str]) -> tuple[list[str], list[Note]]:
         """Requested ids (deduplicated, checked) or, when empty, each family's default that is on disk.
 
         Returns (ids, warnings).
         """
-        warnings: list[str] = []
+        warnings: list[Note] = []
         if model_ids:
             ids = list(dict.fromkeys(model_ids))
-            if len(ids) != len(model_ids):
-                warnings.append("duplicate model ids were run once")
+            warnings += [Note("duplicate_model_ids", mid, "named more than once; ran once")
+                         for mid in ids if model_ids.count(mid) > 1]
             for mid in ids:
                 self.entry(mid)
             return ids, warnings
@@ -132,10 +133,12 @@ class DetectorModels(ModelRepository[Backend]):
             if entry.exists:
                 ids.append(entry.id)
             else:
-                warnings.append(f"default {family} model {entry.id} skipped: {entry.missing_reason}")
+                warnings.append(Note("default_model_skipped", entry.id,
+                                     f"default {family} model skipped: {entry.missing_reason}"))
         if not ids:
             raise errors.failed_precondition("MODEL_MISSING", "no detector weights on disk; "
-                                             + ("; ".join(warnings) or "the registry lists no detector"))
+                                             + ("; ".join(f"{w.subject}: {w.message}" for w in warnings)
+                                                or "the registry lists no detector"))
         return ids, warnings
 
     async def infer(self, model_id: str, images: Sequence[np.ndarray], *, conf: float, iou: float,

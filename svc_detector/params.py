@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tator_core import errors, limits
+from tator_core.convert import Note
 from tator_core.labels import LabelmapError, validate_labelmap
 
 MODES = ("full", "tiled", "both")
@@ -60,15 +61,16 @@ def _unit(fld: str, value: float | None, default: float, hi: float = 1.0) -> flo
 def resolve_params(*, mode: str | None = None, conf: float | None = None, iou: float | None = None,
                    max_det: int | None = None, tile_size: int | None = None, overlap: float | None = None,
                    include_full: bool = False, merge_method: str | None = None, merge_iou: float | None = None,
-                   expected_labelmap: Sequence[str] = ()) -> tuple[DetectParams, list[str]]:
+                   expected_labelmap: Sequence[str] = ()) -> tuple[DetectParams, list[Note]]:
     """Defaults for unset values, INVALID_ARGUMENT for bad ones; returns (params, warnings)."""
-    warnings: list[str] = []
+    warnings: list[Note] = []
     mode = (mode or "full").lower()
     if mode not in MODES:
         raise errors.invalid_argument("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "tiled" and include_full:
         mode = "both"
-        warnings.append("tile_plan.include_full with mode TILED ran the full frame too (mode BOTH)")
+        warnings.append(Note("include_full_promoted", "tile_plan.include_full",
+                             "with mode TILED the full frame ran too (mode BOTH)"))
     if max_det is not None and not 1 <= max_det <= MAX_DET_LIMIT:
         raise errors.invalid_argument("max_det", f"must be in [1, {MAX_DET_LIMIT}], got {max_det}")
     size = tile_size or 0

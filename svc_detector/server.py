@@ -11,7 +11,7 @@ from svc_detector.detect import Det, DetectResult, detect
 from svc_detector.models import DetectorModels
 from svc_detector.params import resolve_params
 from svc_detector.settings import DetectorSettings
-from tator_core.convert import StageTime, box_pb, timing_pb, window_pb
+from tator_core.convert import StageTime, box_pb, timing_pb, warnings_pb, window_pb
 from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2, detector_pb2_grpc
@@ -66,7 +66,7 @@ def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> dete
         conf=p.conf, iou=p.iou, max_det=p.max_det,
         tile_plan=common_pb2.TilePlan(size=p.tile_size, overlap=p.overlap, include_full=p.mode == "both"),
         mode=_MODE_ENUMS[p.mode], timing=timing_pb([StageTime("decode", decode_ms), *result.stages], total_ms),
-        warnings=result.warnings)
+        warnings=warnings_pb(result.warnings))
 
 
 class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):

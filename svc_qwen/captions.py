@@ -28,7 +28,7 @@ from PIL import Image
 from svc_qwen.backends.qwen_vl import Generated, GenSettings, VisionFeatures
 from svc_qwen.prompts import Vocabulary, caption_prompt, hint_counts, merge_instruction, merge_prompt
 from svc_qwen.sanitize import NO_USABLE_WINDOWS, PassOutcome, finish_caption
-from tator_core.convert import StageTime
+from tator_core.convert import Note, StageTime
 from tator_core.geometry import XYXY, Win, intersects
 from tator_core.images import DecodedImage
 
@@ -60,8 +60,11 @@ class CaptionJob:
     include_full: bool = False
     hints: list[Hint] = field(default_factory=list)
     window_batch: int = 8
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
 
+
+#: What a sanitizer note (PassOutcome.notes) means, for the warning that carries it.
+_NOTES = {"repetition_cut": "a repeated phrase was cut from the text"}
 
 @dataclass
 class WindowResult:
@@ -82,7 +85,7 @@ class CaptionResult:
     flagged: list[str] = field(default_factory=list)
     generated_tokens: int = 0
     stages: list[StageTime] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
     encoded_regions: int = 0
     cached_regions: int = 0
 
@@ -96,11 +99,12 @@ class CaptionResult:
             if token not in self.flagged:
                 self.flagged.append(token)
         for note in outcome.notes:
-            self._warn(f"{note}:{what}")
+            self._warn(Note(note, what, _NOTES.get(note, "")))
         if gen.hit_limit:
-            self._warn(f"max_new_tokens_reached:{what}")
+            self._warn(Note("max_new_tokens_reached", what, "generation stopped at max_new_tokens; the text may end "
+                                                            "mid-way"))
 
-    def _warn(self, note: str) -> None:
+    def _warn(self, note: Note) -> None:
         if note not in self.warnings and len(self.warnings) < 100:
             self.warnings.append(note)
 

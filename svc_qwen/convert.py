@@ -17,7 +17,7 @@ from svc_qwen.captions import FULL, WINDOWED, CaptionResult, Hint
 from svc_qwen.prompts import one_line
 from svc_qwen.synonyms import SynonymResult
 from tator_core import errors
-from tator_core.convert import box_xyxy, window_pb
+from tator_core.convert import box_xyxy, warnings_pb, window_pb
 from tator_core.enums import from_short
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.qwen.v1 import qwen_pb2
@@ -133,7 +133,7 @@ def caption_response(res: CaptionResult, timing: common_pb2.Timing) -> qwen_pb2.
                                         caption=w.caption, degenerate_reason=w.degenerate_reason,
                                         generated_tokens=w.generated_tokens) for w in res.windows],
         rewritten_tokens=res.rewritten, flagged_tokens=res.flagged, generated_tokens=res.generated_tokens,
-        timing=timing, warnings=res.warnings,
+        timing=timing, warnings=warnings_pb(res.warnings),
         mode=qwen_pb2.CAPTION_MODE_WINDOWED if res.mode == WINDOWED else qwen_pb2.CAPTION_MODE_FULL)
 
 
@@ -142,4 +142,4 @@ def synonyms_response(res: SynonymResult, timing: common_pb2.Timing) -> qwen_pb2
         labels=[qwen_pb2.LabelTerms(label=lt.label, terms=lt.terms,
                                   terms_origin=from_short(qwen_pb2.TermsOrigin, lt.origin)) for lt in res.labels],
         raw_output=res.raw_output, parsed_json=res.parsed_json, dropped_by_cap=res.dropped_by_cap,
-        warnings=res.warnings, timing=timing)
+        warnings=warnings_pb(res.warnings), timing=timing)

@@ -15,7 +15,7 @@ from svc_qwen.models import FAMILY, GENERATED_TOKENS, VISION_REGIONS, make_repos
 from svc_qwen.prompts import Vocabulary
 from svc_qwen.settings import QwenSettings
 from svc_qwen.synonyms import ResultCache, SynonymJob, SynonymResult, expand
-from tator_core.convert import StageTime, timing_pb
+from tator_core.convert import Note, StageTime, timing_pb
 from tator_core.gen.tator.qwen.v1 import qwen_pb2, qwen_pb2_grpc
 from tator_core.hashing import stable_hash
 from tator_core.images import ImageStore
@@ -55,7 +55,7 @@ class QwenServicer(qwen_pb2_grpc.QwenServiceServicer):
         job = CaptionJob(image, convert.mode_of(request.mode), vocab, gen, hints=hints,
                          window_batch=self.settings.window_batch)
         if job.mode == FULL and request.HasField("windows"):
-            job.warnings.append("windows_ignored_in_full_mode")
+            job.warnings.append(Note("windows_ignored_in_full_mode", "windows", "mode FULL captions the whole image"))
         elif job.mode != FULL:
             job.windows, job.include_full = convert.windows_from(request.windows, image.width, image.height,
                                                                  self.settings.max_windows)

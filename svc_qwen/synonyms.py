@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from svc_qwen.parsing import cap_terms, parse_synonyms
 from svc_qwen.prompts import synonyms_prompt
 from tator_core.cache import BoundedLRU
+from tator_core.convert import Note
 from tator_core.labels import natural_label
 
 GLOSSARY, MODEL, DEFAULT = "glossary", "model", "default"
@@ -54,7 +55,7 @@ class SynonymResult:
     raw_output: str = ""
     parsed_json: bool = False
     dropped_by_cap: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
     generated_tokens: int = 0
 
 
@@ -67,12 +68,14 @@ def finish(job: SynonymJob, raw_output: str | None) -> SynonymResult:
         parsed = parse_synonyms(raw_output, asked, job.labels)
         model_terms, res.parsed_json = parsed.terms, parsed.parsed_json
         if parsed.truncated:
-            res.warnings.append("model_output_truncated")
-        res.warnings.extend(f"unmatched_key:{k}" for k in parsed.unmatched_keys[:10])
-        res.warnings.extend(f"other_label_term_dropped:{lb}:{t}" for lb, t in parsed.cross_label_dropped[:10])
+            res.warnings.append(Note("model_output_truncated", "", "the model's output ended before its JSON closed"))
+        res.warnings.extend(Note("unmatched_key", k, "names no asked label") for k in parsed.unmatched_keys[:10])
+        res.warnings.extend(Note("other_label_term_dropped", lb, f"term {t!r} is another label's name")
+                            for lb, t in parsed.cross_label_dropped[:10])
     not_asked = [lb for lb in job.labels if not job.glossary.get(lb) and lb not in asked]
     if not_asked and job.cap > 0:
-        res.warnings.append(f"labels_not_expanded:{len(not_asked)} (over the {job.max_labels}-label call cap)")
+        res.warnings.append(Note("labels_not_expanded", "", f"{len(not_asked)} labels over the {job.max_labels}-label "
+                                 "call cap kept their default term"))
     defaulted = 0
     for label in job.labels:
         if job.glossary.get(label):
@@ -87,7 +90,8 @@ def finish(job: SynonymJob, raw_output: str | None) -> SynonymResult:
         res.dropped_by_cap += dropped
         res.labels.append(LabelTermsResult(label, kept, origin))
     if defaulted:
-        res.warnings.append(f"model_gave_no_terms:{defaulted}")
+        res.warnings.append(Note("model_gave_no_terms", "", f"{defaulted} asked labels got no term from the model "
+                                 "and kept their default term"))
     return res
 
 

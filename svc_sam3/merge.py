@@ -5,8 +5,24 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tator_core import geometry
+
+
+@dataclass(frozen=True)
+class ExemplarHandle:
+    """The exemplars of one label that one prompt run used: indexes into the set's positives (those
+    intersecting the window) and those boxes in full-image pixels. Frozen, so a merge can tell repeats."""
+
+    label: str
+    indexes: tuple[int, ...]
+    positives: tuple[geometry.XYXY, ...]
+    text: str = ""
+
+
+#: The prompt behind a raw detection: a text as the request spelled it, or exemplars.
+Prompt = str | ExemplarHandle
 
 
 class BestRaw:
@@ -38,11 +54,12 @@ class BestRaw:
         return [item for *_, item in sorted(self._heap, key=lambda e: -e[1])]
 
 
-def merged_prompts(kept: Sequence[geometry.Scored], raw: Sequence[geometry.Scored], iou_thr: float) -> list[list[str]]:
+def merged_prompts(kept: Sequence[geometry.Scored], raw: Sequence[geometry.Scored],
+                   iou_thr: float) -> list[list[Prompt]]:
     """Per kept detection (NMS order), its own prompt, then the prompts of the raw detections it
     suppressed: same label, not a better score, IoU > iou_thr with it (the first such kept one, as NMS
     would have suppressed them). Without this a merged detection forgot every prompt but one."""
-    out = [[k.ref[2]] for k in kept]
+    out: list[list[Prompt]] = [[k.ref[2]] for k in kept]
     kept_ids = {id(k) for k in kept}
     by_label: dict[str, list[int]] = {}
     for i, k in enumerate(kept):

@@ -30,7 +30,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from svc_sam3.backends.sam3 import ExemplarBoxes, RawDetection, Sam3Backend, TextEmbedding, VisionEmbedding
-from svc_sam3.merge import BestRaw, merged_prompts
+from svc_sam3.merge import BestRaw, ExemplarHandle, Prompt, merged_prompts
 from svc_sam3.metrics import PROMPT_RUNS, TEXT_EMBEDDINGS, VISION_CACHE_BYTES, VISION_CACHE_ITEMS, VISION_EMBEDDINGS
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import Context, plan_contexts
@@ -70,7 +70,7 @@ class Detection:
     box: geometry.XYXY  # full-image pixels
     score: float
     label: str
-    prompts: list[str]  # prompt texts, or "exemplar:<label>:<positive indexes>"; the kept one first
+    prompts: list[Prompt]  # the kept one's first
     source: str
     model_id: str
     window: Context
@@ -302,7 +302,8 @@ class Engine:
                     continue
                 neg = [b for b in q.negatives if ctx.is_full or geometry.intersects(b, ctx.box)]
                 boxes = ExemplarBoxes([_in_context(b, ctx) for _, b in pos], [_in_context(b, ctx) for b in neg])
-                jobs.append((q, text, f"exemplar:{q.label}:{','.join(str(j) for j, _ in pos)}", boxes))
+                handle = ExemplarHandle(q.label, tuple(j for j, _ in pos), tuple(b for _, b in pos), q.text)
+                jobs.append((q, text, handle, boxes))
             if not jobs:
                 continue
             vision = run.timed("vision_embed", lambda ctx=ctx: self._vision(run.backend, run.model_id, plan.image, ctx,
@@ -351,7 +352,7 @@ class _Run:
         PROMPT_RUNS.labels(self.model_id, kind).inc(len(texts))
         return found
 
-    def add(self, dets: list[RawDetection], ctx: Context, label: str, prompt: str, source: str) -> None:
+    def add(self, dets: list[RawDetection], ctx: Context, label: str, prompt: Prompt, source: str) -> None:
         ox, oy = ctx.origin
         for d in dets:
             self.raw.add(geometry.Scored(geometry.shift_box(d.box, ox, oy), d.score, label, (d, ctx, prompt, source)))
@@ -378,7 +379,7 @@ class _Run:
                   for name, ms in self.stages.items()]
         return Result(detections, self.stats, self.warnings, stages)
 
-    def _detection(self, item: geometry.Scored, prompts: list[str], image: DecodedImage) -> Detection:
+    def _detection(self, item: geometry.Scored, prompts: list[Prompt], image: DecodedImage) -> Detection:
         raw, ctx, _, source = item.ref
         box = geometry.clip_box(item.box, image.width, image.height)
         det = Detection(box, item.score, item.label, prompts, source, self.model_id, ctx)

@@ -8,6 +8,7 @@ import time
 
 from svc_sam3 import segment
 from svc_sam3.backends.sam3 import Sam3Backend
+from svc_sam3.merge import Prompt
 from svc_sam3.models import FAMILY, make_repository
 from svc_sam3.settings import Sam3Settings
 from svc_sam3.windows import window_proto
@@ -37,10 +38,17 @@ def _options(request, default_score: float) -> segment.Options:  # either reques
         max_results=getattr(request, "max_results_per_prompt", 0))
 
 
+def _prompt(p: Prompt) -> common_pb2.Prompt:
+    if isinstance(p, str):
+        return common_pb2.Prompt(text=p)
+    return common_pb2.Prompt(exemplar=common_pb2.ExemplarPrompt(
+        label=p.label, positive_indexes=p.indexes, positives=[box_pb(b) for b in p.positives], text=p.text))
+
+
 def _detection(d: segment.Detection) -> common_pb2.Detection:
     out = common_pb2.Detection(
-        box=box_pb(d.box), label=d.label, class_id=-1,
-        score=d.score, source=source_value(d.source), model_id=d.model_id, window=window_proto(d.window), prompts=d.prompts)
+        box=box_pb(d.box), label=d.label, class_id=-1, score=d.score, source=source_value(d.source),
+        model_id=d.model_id, window=window_proto(d.window), prompts=[_prompt(p) for p in d.prompts])
     if d.mask is not None:
         out.mask.CopyFrom(d.mask)
     return out

@@ -1,7 +1,7 @@
 """Plain Python values every service shares, and their one proto form.
 
 Boxes on Python types are (x1, y1, x2, y2) pixel sequences; a stage of a call is a
-`StageTime`; a model's state is a `ModelStatus`. Each has exactly one conversion
+`StageTime`; a model's state is a `ModelStatus`; a non-fatal note of a call is a `Note`. Each has exactly one conversion
 to its `tator.common.v1` message here, so no server builds these messages by hand.
 This module imports no torch, so the CLI can use it without paying for it.
 """
@@ -102,3 +102,36 @@ def model_status(m: common_pb2.ModelInfo) -> ModelStatus:
                        state=common_pb2.ModelState.Name(m.state).removeprefix("MODEL_STATE_"), reason=m.reason,
                        is_default=m.is_default, loaded=m.loaded, labelmap=list(m.labelmap), extra=dict(m.extra),
                        trained_on=trained)
+
+
+def prompt_text(p: common_pb2.Prompt) -> str:
+    """A SAM3 prompt as one table cell: its text, or "exemplars <label> #<indexes>" for exemplar boxes."""
+    if p.WhichOneof("kind") == "exemplar":
+        return f"exemplars {p.exemplar.label} #{','.join(str(i) for i in p.exemplar.positive_indexes)}"
+    return p.text
+
+
+# --- non-fatal notes ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Note:
+    """A call's non-fatal note: a code the service documents on its response's `warnings` field, what it
+    concerns (a window, a model id, a request field; empty for the whole call), and the detail."""
+
+    code: str
+    subject: str = ""
+    message: str = ""
+
+
+def warning_pb(n: Note) -> common_pb2.Warning:
+    return common_pb2.Warning(code=n.code, subject=n.subject, message=scrub_paths(n.message))
+
+
+def warnings_pb(notes: Iterable[Note]) -> list[common_pb2.Warning]:
+    return [warning_pb(n) for n in notes]
+
+
+def warning_text(w: common_pb2.Warning) -> str:
+    """One line for a person: "code subject: message" (empty parts left out)."""
+    head = " ".join(x for x in (w.code, w.subject) if x)
+    return f"{head}: {w.message}" if head and w.message else head or w.message

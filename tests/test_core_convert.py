@@ -1,9 +1,22 @@
-"""The one proto form of the plain values every service shares: boxes, stage timing, model status."""
+"""The one proto form of the plain values every service shares: boxes, stage timing, model status, notes;
+and the one-line text of a prompt and a warning."""
 
 import numpy as np
 import pytest
 
-from tator_core.convert import ModelStatus, StageTime, box_pb, box_xyxy, model_info_pb, timing_pb, window_pb
+from tator_core.convert import (
+    ModelStatus,
+    Note,
+    StageTime,
+    box_pb,
+    box_xyxy,
+    model_info_pb,
+    prompt_text,
+    timing_pb,
+    warning_pb,
+    warning_text,
+    window_pb,
+)
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.registry import TrainingRecord
 
@@ -48,3 +61,17 @@ def test_model_status_carries_labelmap_extra_and_training_record() -> None:
 def test_unknown_state_is_a_key_error_not_a_silent_default() -> None:
     with pytest.raises(KeyError):
         model_info_pb(ModelStatus(id="m", family="yolo", version="", device="cpu", state="BROKEN"))
+
+
+def test_a_note_becomes_a_typed_warning_without_server_paths() -> None:
+    w = warning_pb(Note("default_model_skipped", "yolo-big", "weights not found at /srv/models/yolo-big/best.pt"))
+    assert (w.code, w.subject, w.message) == ("default_model_skipped", "yolo-big", "weights not found at …/best.pt")
+    assert warning_text(w) == "default_model_skipped yolo-big: weights not found at …/best.pt"
+    assert warning_text(common_pb2.Warning(message="only text")) == "only text"
+    assert warning_text(common_pb2.Warning(code="c")) == "c"
+
+
+def test_prompt_text_shows_text_as_spelled_and_exemplars_by_label_and_indexes() -> None:
+    assert prompt_text(common_pb2.Prompt(text="Orb")) == "Orb"
+    exemplar = common_pb2.ExemplarPrompt(label="circle", positive_indexes=[0, 2], positives=[box_pb((1, 2, 3, 4))] * 2)
+    assert prompt_text(common_pb2.Prompt(exemplar=exemplar)) == "exemplars circle #0,2"

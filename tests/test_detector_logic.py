@@ -16,6 +16,7 @@ from svc_detector.detect import detect, plan_windows, tile_size_for
 from svc_detector.models import DetectorModels
 from svc_detector.params import DetectParams, resolve_params
 from svc_detector.settings import DetectorSettings
+from tator_core.convert import Note
 from tator_core.errors import TatorError
 from tator_core.geometry import tile_windows
 from tator_core.images import DecodedImage
@@ -104,7 +105,8 @@ def test_bad_values_are_invalid_argument_naming_the_field(kwargs, field):
 
 def test_tiled_with_include_full_runs_both_and_says_so():
     params, warnings = resolve_params(mode="tiled", include_full=True)
-    assert params.passes == ("full", "tiled") and warnings
+    assert params.passes == ("full", "tiled")
+    assert [(w.code, w.subject) for w in warnings] == [("include_full_promoted", "tile_plan.include_full")]
 
 
 def test_tile_plan_over_the_cap_is_refused():
@@ -223,8 +225,9 @@ async def test_full_queue_is_resource_exhausted(monkeypatch, weights):
 async def test_default_selection_skips_missing_weights_with_a_warning(monkeypatch, weights):
     manager = manager_with(monkeypatch, weights, FakeBackend())
     ids, warnings = manager.select([])
-    assert ids == ["fake"] and any("gone" in w and "nope.pth" in w for w in warnings)
-    assert manager.select(["fake", "fake"])[0] == ["fake"]
+    assert ids == ["fake"] and [(w.code, w.subject) for w in warnings] == [("default_model_skipped", "gone")]
+    assert "nope.pth" in warnings[0].message
+    assert manager.select(["fake", "fake"]) == (["fake"], [Note("duplicate_model_ids", "fake", "named more than once; ran once")])
     with pytest.raises(TatorError) as err:
         manager.select(["nobody"])
     assert err.value.code.name == "NOT_FOUND" and err.value.reason == "MODEL_NOT_FOUND"
@@ -270,11 +273,12 @@ def test_settings_accept_the_stack_flags_and_own_fields():
 
 
 def test_default_tile_size_is_the_input_size_and_grows_to_fit_the_cap() -> None:
-    warnings: list[str] = []
+    warnings: list[Note] = []
     params = DetectParams(mode="tiled", overlap=0.2)
     assert tile_size_for(1024, 1024, params, 160, 256, warnings, "m") == 160 and not warnings
     grown = tile_size_for(4000, 3000, params, 160, 64, warnings, "m")
     assert len(tile_windows(4000, 3000, grown, 0.2)) <= 64 < len(tile_windows(4000, 3000, 160, 0.2))
-    assert len(warnings) == 1 and "160 px" in warnings[0]
+    [w] = warnings
+    assert (w.code, w.subject) == ("tiles_enlarged", "m") and f"160 px to {grown} px" in w.message
     assert tile_size_for(1024, 1024, params, 0, 256, [], "m") == 640  # no stated input size
     assert tile_size_for(4000, 3000, DetectParams(mode="tiled", tile_size=100), 160, 64, [], "m") == 100

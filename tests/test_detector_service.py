@@ -296,7 +296,17 @@ async def test_tiled_with_no_detections_stays_empty_and_says_what_ran(service, s
     resp = await service.call("Detect", req, image_data=data)
     assert len(resp.detections) == 0
     assert [(_kind(r), r.raw_detections, r.kept_detections) for r in resp.runs] == [("tiled", 0, 0)]
-    assert resp.mode == pb.DETECT_MODE_TILED and not resp.tile_plan.include_full
+    assert resp.mode == pb.DETECT_MODE_TILED and not resp.tile_plan.include_full and not resp.warnings
+
+
+async def test_notes_come_typed_with_their_code_and_subject(service, scene):
+    data, _, _ = scene
+    req = detect_request(data, model_ids=["rfdetr-nano", "rfdetr-nano"], mode=pb.DETECT_MODE_TILED, conf=0.99,
+                         tile_plan={"size": 160, "include_full": True})
+    resp = await service.call("Detect", req, image_data=data)
+    assert [(w.code, w.subject) for w in resp.warnings] == [
+        ("include_full_promoted", "tile_plan.include_full"), ("duplicate_model_ids", "rfdetr-nano")]
+    assert all(w.message for w in resp.warnings) and resp.mode == pb.DETECT_MODE_BOTH
 
 
 async def test_default_tiles_are_each_models_input_size(service, scene):

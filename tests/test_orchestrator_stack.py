@@ -210,7 +210,7 @@ async def test_glossary_change_misses_the_cache_and_meta_records_it(stack: Stack
     for a in alt.atoms:
         if a.stage == pb.PREPASS_STAGE_SAM3_TEXT:
             # every prompt of a merged detection, each with its origin, in the detection's order
-            assert [p.text.lower() for p in a.prompts] == [t.lower() for t in a.detection.prompts]
+            assert [p.text.lower() for p in a.prompts] == [t.text.lower() for t in a.detection.prompts]
             assert all(p in alt.prompts[a.detection.label].prompts for p in a.prompts)
         else:
             assert not a.prompts

@@ -159,6 +159,18 @@ async def test_max_new_tokens_bounds_generated_tokens(svc, n):
     exactly_one(resp.caption, resp.degenerate_reason)
 
 
+async def test_notes_come_typed_with_their_code_and_subject(svc):
+    data = scene(1)
+    resp = await svc.call("Caption", caption_req(data, generation=gen(1), windows=cpb.WindowSpec(include_full=True)),
+                          image_data=data)
+    assert resp.mode == pb.CAPTION_MODE_FULL and not resp.windows
+    notes = [(w.code, w.subject) for w in resp.warnings]
+    assert notes[0] == ("windows_ignored_in_full_mode", "windows") and all(w.message for w in resp.warnings)
+    # one token of budget: the full pass is cut there, unless the model ended on its first token
+    assert set(notes[1:]) <= {("max_new_tokens_reached", "full"), ("repetition_cut", "full")}
+    assert ("max_new_tokens_reached", "full") in notes or resp.generated_tokens < 1
+
+
 async def test_sampling_is_deterministic_for_a_seed(svc):
     data = scene(2)
     a, b, c = [await svc.call("Caption", caption_req(data, generation=gen(16, do_sample=True, seed=s)),

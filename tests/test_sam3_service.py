@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from tator_core import rle
 from tator_core.client import ServiceClient, image_ref
+from tator_core.convert import box_xyxy
 from tator_core.enums import source_name
 from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import common_pb2 as cpb
@@ -107,7 +108,9 @@ def check_detections(resp, *, labels: set[str], threshold: float, source: str, w
         assert threshold <= d.score <= 1.0
         assert source_name(d.source) == source and d.model_id == "sam3-tiny" and d.class_id == -1
         assert 0 <= d.box.x1 < d.box.x2 <= W and 0 <= d.box.y1 < d.box.y2 <= H
-        assert d.prompts and len(set(d.prompts)) == len(d.prompts)
+        kinds = {p.WhichOneof("kind") for p in d.prompts}
+        assert kinds == {"text" if source == "sam3_text" else "exemplar"}  # one kind, always set
+        assert len({p.SerializeToString(deterministic=True) for p in d.prompts}) == len(d.prompts)  # each once
         assert d.window.name in (windows or {"full"})
         wb = d.window.box
         assert wb.x1 <= d.box.x1 and wb.y1 <= d.box.y1 and d.box.x2 <= wb.x2 and d.box.y2 <= wb.y2
@@ -129,7 +132,7 @@ async def test_text_full_frame_schema(svc):
     assert resp.detections, "threshold 0.2 keeps the tiny model's queries (scores ~0.25)"
     check_detections(resp, labels=set(GLOSSARY), threshold=0.2, source="sam3_text")
     prompts = {p for ps in GLOSSARY.values() for p in ps}
-    assert all(p in prompts and p in GLOSSARY[d.label] for d in resp.detections for p in d.prompts)
+    assert all(p.text in prompts and p.text in GLOSSARY[d.label] for d in resp.detections for p in d.prompts)
     assert all(not d.HasField("mask") for d in resp.detections)
     assert [d.score for d in resp.detections] == sorted((d.score for d in resp.detections), reverse=True)
     s = resp.stats
@@ -241,7 +244,13 @@ async def test_exemplars_full_frame(svc):
     resp = await call(svc, "SegmentExemplars", req, data)
     assert resp.detections
     check_detections(resp, labels={"circle", "square"}, threshold=0.2, source="sam3_similarity")
-    assert {p for d in resp.detections for p in d.prompts} <= {"exemplar:circle:0", "exemplar:square:0,1"}
+    used = {(e.label, tuple(e.positive_indexes), tuple(box_xyxy(b) for b in e.positives), e.text)
+            for d in resp.detections for e in (p.exemplar for p in d.prompts)}
+    # each detection names its label's exemplar set: the positives it used (all of them on the full frame),
+    # those boxes in full-image pixels, and the set's text
+    assert used <= {("circle", (0,), ((20, 20, 80, 80),), ""),
+                    ("square", (0, 1), ((140, 30, 200, 90), (10, 100, 50, 140)), "square")}
+    assert {u[0] for u in used} == {d.label for d in resp.detections}
     assert resp.stats.prompt_runs == 2 and resp.stats.contexts == 1
     # default similarity threshold is 0.3
     default = await call(svc, "SegmentExemplars", pb.SegmentExemplarsRequest(
@@ -259,9 +268,11 @@ async def test_exemplars_windowed_use_only_intersecting_boxes(svc):
     skipped = {w.subject for w in resp.warnings if w.code == "similarity_window_skipped"}
     assert skipped == {"A2", "B1"}
     assert resp.stats.contexts == 3 and resp.stats.prompt_runs == 3
-    handles = {(d.window.name, d.prompts[0]) for d in resp.detections}
-    assert handles <= {("full", "exemplar:circle:0,1"), ("A1", "exemplar:circle:0"), ("B2", "exemplar:circle:1")}
-    assert {w for w, _ in handles} == {"full", "A1", "B2"}
+    handles = {(d.window.name, tuple(d.prompts[0].exemplar.positive_indexes),
+                tuple(box_xyxy(b) for b in d.prompts[0].exemplar.positives)) for d in resp.detections}
+    assert handles <= {("full", (0, 1), ((10, 10, 40, 40), (200, 140, 230, 170))),
+                       ("A1", (0,), ((10, 10, 40, 40),)), ("B2", (1,), ((200, 140, 230, 170),))}
+    assert {w for w, *_ in handles} == {"full", "A1", "B2"}
     check_detections(resp, labels={"circle"}, threshold=0.2, source="sam3_similarity",
                      windows={"full", "A1", "B2"})
 

@@ -201,8 +201,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
                      for r in resp.runs)
     reports.record("detectors", stats, detections=len(out), note=runs)
     reports.tiles = sorted((r.model_id, r.kind, r.tile_size, r.tiles) for r in resp.runs)
-    log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_DETECTORS, warning=common_pb2.Warning(message=w))
-               for w in resp.warnings)  # the detector's notes are untyped
+    log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_DETECTORS, warning=w) for w in resp.warnings)
     return out
 
 
@@ -233,7 +232,7 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
             hits += resp.stats.vision_embeddings_cached
             log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_SAM3_TEXT, warning=w) for w in resp.warnings)
             for det in resp.detections:
-                found = [o for p in det.prompts if (o := origin.get((det.label, p.lower()))) is not None]
+                found = [o for p in det.prompts if (o := origin.get((det.label, p.text.lower()))) is not None]
                 out.append((det, pb.PREPASS_STAGE_SAM3_TEXT, sam3_pass(det), found))
     reports.record("sam3_text", total, detections=len(out), cache_hits=hits)
     return out

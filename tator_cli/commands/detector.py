@@ -43,6 +43,7 @@ async def _call(address: str, data: bytes, request, timeout_s: float):
 
 
 def _print_tables(resp) -> None:
+    from tator_core.convert import warning_text
     from tator_core.enums import source_name
     from tator_core.gen.tator.detector.v1 import detector_pb2
 
@@ -64,7 +65,7 @@ def _print_tables(resp) -> None:
                      str(r.kept_detections), f"{r.compute_ms:.1f}", str(r.batch_size))
     out.print(runs)
     for w in resp.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {warning_text(w)}")
 
 
 def detect(

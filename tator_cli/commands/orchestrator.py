@@ -66,6 +66,7 @@ def print_job_summary(console: Console, job: Any) -> dict:
 
 
 def print_result(console: Console, result: Any, limit: int = 30) -> None:
+    from tator_core.convert import warning_text
     from tator_core.enums import source_name
 
     table = Table(title=f"{result.image_name or result.image_sha256[:12]}: {len(result.candidates)} candidates"
@@ -82,8 +83,7 @@ def print_result(console: Console, result: Any, limit: int = 30) -> None:
     console.print(table)
     console.print(stage_table({_stage(s.stage): s.ms for s in result.stages if s.ran}))
     for w in result.warnings:
-        what = " ".join(x for x in (w.warning.code, w.warning.subject) if x)
-        console.print(f"[yellow]warning ({_stage(w.stage)}):[/] {what + ': ' if what else ''}{w.warning.message}")
+        console.print(f"[yellow]warning ({_stage(w.stage)}):[/] {warning_text(w.warning)}")
 
 
 async def watch_with_progress(client: Any, job_id: str, console: Console, description: str = "prepass",

@@ -101,6 +101,8 @@ def _print_caption(response: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tator_core.convert import warning_text
+
     console = Console()
     if response.windows:
         table = Table(title="windows")
@@ -116,7 +118,7 @@ def _print_caption(response: Any) -> None:
     else:
         console.print(f"[bold red]no caption[/bold red]: {response.degenerate_reason}")
     for label, items in (("rewritten", response.rewritten_tokens), ("flagged", response.flagged_tokens),
-                         ("warnings", response.warnings)):
+                         ("warnings", [warning_text(w) for w in response.warnings])):
         if items:
             console.print(f"{label}: {', '.join(items)}")
     console.print(f"tokens: {response.generated_tokens}  total: {response.timing.total_ms:.0f} ms")
@@ -145,6 +147,7 @@ def synonyms(
     from rich.console import Console
     from rich.table import Table
 
+    from tator_core.convert import warning_text
     from tator_core.enums import short_name
     from tator_core.gen.tator.qwen.v1 import qwen_pb2
 
@@ -157,7 +160,7 @@ def synonyms(
     console.print(table)
     console.print(f"parsed_json: {response.parsed_json}  dropped_by_cap: {response.dropped_by_cap}")
     if response.warnings:
-        console.print("warnings: " + ", ".join(response.warnings))
+        console.print("warnings: " + ", ".join(warning_text(w) for w in response.warnings))
 
 
 def register(app: typer.Typer) -> None:

@@ -97,14 +97,16 @@ async def _call(address: str, data: bytes, method: str, request, timeout_s: floa
 def _print(resp) -> None:
     from rich.table import Table
 
+    from tator_core.convert import prompt_text, warning_text
+
     table = Table(title=f"{len(resp.detections)} detections")
     for col in ("label", "score", "x1", "y1", "x2", "y2", "prompt", "window", "mask px"):
         table.add_column(col)
     for d in resp.detections:
         b = d.box
         px = sum(d.mask.counts[1::2]) if d.HasField("mask") else ""
-        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.1f}" for v in (b.x1, b.y1, b.x2, b.y2)), ", ".join(d.prompts),
-                      d.window.name, str(px))
+        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.1f}" for v in (b.x1, b.y1, b.x2, b.y2)),
+                      ", ".join(prompt_text(p) for p in d.prompts), d.window.name, str(px))
     Console().print(table)
     s = resp.stats
     console.print(f"contexts {s.contexts}, prompt runs {s.prompt_runs}, raw detections {s.raw_detections}; "
@@ -112,7 +114,7 @@ def _print(resp) -> None:
                   f"text embeddings computed {s.text_embeddings_computed} / cached {s.text_embeddings_cached}; "
                   f"{resp.timing.total_ms:.0f} ms")
     for w in resp.warnings:
-        console.print(f"[yellow]warning:[/] {w.code} {w.subject}: {w.message}")
+        console.print(f"[yellow]warning:[/] {warning_text(w)}")
 
 
 def segment(

@@ -67,8 +67,10 @@ class _Sam3(StepImage):
         resp = await self.client.call("SegmentText", req, image_data=self.data)
         self.check(resp, TEXT_SCORE, "sam3_text", windows)
         for d in resp.detections:
-            if not d.prompts or any(p not in prompts[d.label] for p in d.prompts) or len(set(d.prompts)) != len(d.prompts):
-                raise AssertionError(f"prompts {list(d.prompts)!r} were not asked for label {d.label!r} (or repeat)")
+            texts = [p.text for p in d.prompts if p.WhichOneof("kind") == "text"]
+            if not texts or len(texts) != len(d.prompts) or any(t not in prompts[d.label] for t in texts) \
+                    or len(set(texts)) != len(texts):
+                raise AssertionError(f"prompts {texts!r} were not asked for label {d.label!r} (or repeat or not text)")
         n = sum(len(v) for v in prompts.values())
         if resp.stats.prompt_runs != n * resp.stats.contexts:
             raise AssertionError(f"{resp.stats.prompt_runs} prompt runs for {n} prompts x {resp.stats.contexts} contexts")
@@ -85,9 +87,13 @@ class _Sam3(StepImage):
                                          windows=windows, score_threshold=SIMILARITY_SCORE)
         resp = await self.client.call("SegmentExemplars", req, image_data=self.data)
         self.check(resp, SIMILARITY_SCORE, "sam3_similarity", windows)
-        if any(not d.prompts or not all(p.startswith(f"exemplar:{d.label}:") for p in d.prompts)
-               for d in resp.detections):
-            raise AssertionError("a similarity detection lacks its exemplar handle")
+        sent = {s.label: len(s.positives) for s in sets}
+        for d in resp.detections:
+            used = [p.exemplar for p in d.prompts if p.WhichOneof("kind") == "exemplar"]
+            if not used or len(used) != len(d.prompts) or any(
+                    e.label != d.label or not e.positive_indexes or len(e.positives) != len(e.positive_indexes)
+                    or not all(0 <= i < sent[d.label] for i in e.positive_indexes) for e in used):
+                raise AssertionError(f"similarity detection {d.label!r} lacks its exemplars (label, indexes, boxes)")
         return resp
 
     def check(self, resp, threshold: float, source: str, windows) -> None:

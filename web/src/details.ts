@@ -2,6 +2,7 @@
 // score) and the classifier's probability vector as bars.
 import { AtomPass, type Candidate, type PrepassResult, PromptOriginKind } from "./gen/tator/orchestrator/v1/orchestrator_pb";
 import { sourceColor, sourceName } from "./logic/colors";
+import { promptText } from "./logic/format";
 import { h } from "./ui";
 
 export function candidateDetails(r: PrepassResult, c: Candidate): HTMLElement {
@@ -21,7 +22,7 @@ export function candidateDetails(r: PrepassResult, c: Candidate): HTMLElement {
       const a = atoms.get(id);
       const d = a?.detection;
       return h("tr", {}, h("td", {}, id), h("td", {}, d ? sourceName(d.source) : ""), h("td", {}, d?.modelId ?? ""),
-        h("td", {}, a ? (AtomPass[a.passKind] ?? "").toLowerCase() : ""), h("td", {}, d?.window?.name || "full"), h("td", {}, (d?.prompts ?? []).join(", ")),
+        h("td", {}, a ? (AtomPass[a.passKind] ?? "").toLowerCase() : ""), h("td", {}, d?.window?.name || "full"), h("td", {}, (d?.prompts ?? []).map(promptText).join(", ")),
         h("td", {}, (a?.prompts ?? []).map((p) => (PromptOriginKind[p.kind] ?? "").toLowerCase()).join(", ")), h("td", {}, (d?.score ?? 0).toFixed(3)));
     }))),
     h("h4", {}, `Classifier: ${c.classifierLabel || "—"} ${c.classifierScore ? c.classifierScore.toFixed(3) : ""}`),

@@ -1,3 +1,5 @@
+import type { Prompt } from "../gen/tator/common/v1/common_pb";
+
 export function eta(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds <= 0) return "";
   if (seconds < 60) return `${Math.ceil(seconds)} s`;
@@ -22,4 +24,11 @@ export function when(unixSeconds: number): string {
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+
+/** A SAM3 prompt as one table cell: its text, or "exemplars <label> #<indexes>" for exemplar boxes. */
+export function promptText(p: Prompt): string {
+  if (p.kind.case === "text") return p.kind.value;
+  if (p.kind.case === "exemplar") return `exemplars ${p.kind.value.label} #${p.kind.value.positiveIndexes.join(",")}`;
+  return "";
 }

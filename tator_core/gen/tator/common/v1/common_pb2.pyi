@@ -192,8 +192,28 @@ class Detection(_message.Message):
     model_id: str
     window: Window
     mask: Mask
-    prompts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[_Union[DetectionSource, str]] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., prompts: _Optional[_Iterable[str]] = ...) -> None: ...
+    prompts: _containers.RepeatedCompositeFieldContainer[Prompt]
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., label: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., source: _Optional[_Union[DetectionSource, str]] = ..., model_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., prompts: _Optional[_Iterable[_Union[Prompt, _Mapping]]] = ...) -> None: ...
+
+class Prompt(_message.Message):
+    __slots__ = ("text", "exemplar")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    EXEMPLAR_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    exemplar: ExemplarPrompt
+    def __init__(self, text: _Optional[str] = ..., exemplar: _Optional[_Union[ExemplarPrompt, _Mapping]] = ...) -> None: ...
+
+class ExemplarPrompt(_message.Message):
+    __slots__ = ("label", "positive_indexes", "positives", "text")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_INDEXES_FIELD_NUMBER: _ClassVar[int]
+    POSITIVES_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    positive_indexes: _containers.RepeatedScalarFieldContainer[int]
+    positives: _containers.RepeatedCompositeFieldContainer[Box]
+    text: str
+    def __init__(self, label: _Optional[str] = ..., positive_indexes: _Optional[_Iterable[int]] = ..., positives: _Optional[_Iterable[_Union[Box, _Mapping]]] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Warning(_message.Message):
     __slots__ = ("code", "subject", "message")

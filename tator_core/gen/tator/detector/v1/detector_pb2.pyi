@@ -111,5 +111,5 @@ class DetectResponse(_message.Message):
     tile_plan: _common_pb2.TilePlan
     mode: DetectMode
     timing: _common_pb2.Timing
-    warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, detections: _Optional[_Iterable[_Union[_common_pb2.Detection, _Mapping]]] = ..., runs: _Optional[_Iterable[_Union[ModelRun, _Mapping]]] = ..., merge: _Optional[_Union[MergeSettings, _Mapping]] = ..., conf: _Optional[float] = ..., iou: _Optional[float] = ..., max_det: _Optional[int] = ..., tile_plan: _Optional[_Union[_common_pb2.TilePlan, _Mapping]] = ..., mode: _Optional[_Union[DetectMode, str]] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Warning]
+    def __init__(self, detections: _Optional[_Iterable[_Union[_common_pb2.Detection, _Mapping]]] = ..., runs: _Optional[_Iterable[_Union[ModelRun, _Mapping]]] = ..., merge: _Optional[_Union[MergeSettings, _Mapping]] = ..., conf: _Optional[float] = ..., iou: _Optional[float] = ..., max_det: _Optional[int] = ..., tile_plan: _Optional[_Union[_common_pb2.TilePlan, _Mapping]] = ..., mode: _Optional[_Union[DetectMode, str]] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.Warning, _Mapping]]] = ...) -> None: ...

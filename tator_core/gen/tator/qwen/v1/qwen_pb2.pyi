@@ -92,10 +92,10 @@ class CaptionResponse(_message.Message):
     generated_tokens: int
     timing: _common_pb2.Timing
     mode: CaptionMode
-    warnings: _containers.RepeatedScalarFieldContainer[str]
+    warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Warning]
     vision_regions_encoded: int
     vision_regions_cached: int
-    def __init__(self, caption: _Optional[str] = ..., degenerate_reason: _Optional[str] = ..., windows: _Optional[_Iterable[_Union[WindowCaption, _Mapping]]] = ..., rewritten_tokens: _Optional[_Iterable[str]] = ..., flagged_tokens: _Optional[_Iterable[str]] = ..., generated_tokens: _Optional[int] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., mode: _Optional[_Union[CaptionMode, str]] = ..., warnings: _Optional[_Iterable[str]] = ..., vision_regions_encoded: _Optional[int] = ..., vision_regions_cached: _Optional[int] = ...) -> None: ...
+    def __init__(self, caption: _Optional[str] = ..., degenerate_reason: _Optional[str] = ..., windows: _Optional[_Iterable[_Union[WindowCaption, _Mapping]]] = ..., rewritten_tokens: _Optional[_Iterable[str]] = ..., flagged_tokens: _Optional[_Iterable[str]] = ..., generated_tokens: _Optional[int] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., mode: _Optional[_Union[CaptionMode, str]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.Warning, _Mapping]]] = ..., vision_regions_encoded: _Optional[int] = ..., vision_regions_cached: _Optional[int] = ...) -> None: ...
 
 class ExpandSynonymsRequest(_message.Message):
     __slots__ = ("labels", "glossary", "max_terms_per_class", "generation", "model_id")
@@ -122,17 +122,17 @@ class LabelTerms(_message.Message):
     def __init__(self, label: _Optional[str] = ..., terms: _Optional[_Iterable[str]] = ..., terms_origin: _Optional[_Union[TermsOrigin, str]] = ...) -> None: ...
 
 class ExpandSynonymsResponse(_message.Message):
-    __slots__ = ("labels", "raw_output", "parsed_json", "dropped_by_cap", "warnings", "timing")
+    __slots__ = ("labels", "raw_output", "parsed_json", "dropped_by_cap", "timing", "warnings")
     LABELS_FIELD_NUMBER: _ClassVar[int]
     RAW_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     PARSED_JSON_FIELD_NUMBER: _ClassVar[int]
     DROPPED_BY_CAP_FIELD_NUMBER: _ClassVar[int]
-    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     labels: _containers.RepeatedCompositeFieldContainer[LabelTerms]
     raw_output: str
     parsed_json: bool
     dropped_by_cap: int
-    warnings: _containers.RepeatedScalarFieldContainer[str]
     timing: _common_pb2.Timing
-    def __init__(self, labels: _Optional[_Iterable[_Union[LabelTerms, _Mapping]]] = ..., raw_output: _Optional[str] = ..., parsed_json: _Optional[bool] = ..., dropped_by_cap: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Warning]
+    def __init__(self, labels: _Optional[_Iterable[_Union[LabelTerms, _Mapping]]] = ..., raw_output: _Optional[str] = ..., parsed_json: _Optional[bool] = ..., dropped_by_cap: _Optional[int] = ..., timing: _Optional[_Union[_common_pb2.Timing, _Mapping]] = ..., warnings: _Optional[_Iterable[_Union[_common_pb2.Warning, _Mapping]]] = ...) -> None: ...

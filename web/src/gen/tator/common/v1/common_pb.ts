@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tator/common/v1/common.proto.
  */
 export const file_tator_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Chx0YXRvci9jb21tb24vdjEvY29tbW9uLnByb3RvEg90YXRvci5jb21tb24udjEiWQoISW1hZ2VSZWYSJQoGc2hhMjU2GAEgASgJQhW6SBJyEDIOXlswLTlhLWZdezY0fSQSHQoEZGF0YRgCIAEoDEIKukgHegUYgICAIEgAiAEBQgcKBV9kYXRhIjUKA0JveBIKCgJ4MRgBIAEoAhIKCgJ5MRgCIAEoAhIKCgJ4MhgDIAEoAhIKCgJ5MhgEIAEoAiI5CgZXaW5kb3cSDAoEbmFtZRgBIAEoCRIhCgNib3gYAiABKAsyFC50YXRvci5jb21tb24udjEuQm94Im0KCFRpbGVQbGFuEhgKBHNpemUYASABKAVCCrpIBxoFGIBAKAASJQoHb3ZlcmxhcBgCIAEoAkIPukgMCgodZmZmPy0AAAAASACIAQESFAoMaW5jbHVkZV9mdWxsGAMgASgIQgoKCF9vdmVybGFwIm8KCEdyaWRTcGVjEhcKBGNvbHMYASABKAVCCbpIBhoEGBAoARIXCgRyb3dzGAIgASgFQgm6SAYaBBgQKAESJQoHb3ZlcmxhcBgDIAEoAkIPukgMCgodZmZmPy0AAAAASACIAQFCCgoIX292ZXJsYXAiqgEKCldpbmRvd1NwZWMSMwoHd2luZG93cxgBIAMoCzIXLnRhdG9yLmNvbW1vbi52MS5XaW5kb3dCCbpIBpIBAxCAAhInCgRncmlkGAIgASgLMhkudGF0b3IuY29tbW9uLnYxLkdyaWRTcGVjEhQKDGluY2x1ZGVfZnVsbBgDIAEoCBIoCgV0aWxlcxgEIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbiJNCgRNYXNrEg4KBmhlaWdodBgBIAEoBRINCgV3aWR0aBgCIAEoBRIOCgZjb3VudHMYAyADKA0SCgoCeDAYBCABKAUSCgoCeTAYBSABKAUiqgIKCURldGVjdGlvbhIhCgNib3gYASABKAsyFC50YXRvci5jb21tb24udjEuQm94Eg0KBWxhYmVsGAIgASgJEhAKCGNsYXNzX2lkGAMgASgFEg0KBXNjb3JlGAQgASgCEjAKBnNvdXJjZRgLIAEoDjIgLnRhdG9yLmNvbW1vbi52MS5EZXRlY3Rpb25Tb3VyY2USEAoIbW9kZWxfaWQYBiABKAkSJwoGd2luZG93GAcgASgLMhcudGF0b3IuY29tbW9uLnYxLldpbmRvdxIjCgRtYXNrGAggASgLMhUudGF0b3IuY29tbW9uLnYxLk1hc2sSDwoHcHJvbXB0cxgMIAMoCUoECAUQBkoECAkQCkoECAoQC1INcHJvYmFiaWxpdGllc1IGcHJvbXB0IjkKB1dhcm5pbmcSDAoEY29kZRgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEg8KB21lc3NhZ2UYAyABKAki0QIKCU1vZGVsSW5mbxIKCgJpZBgBIAEoCRIOCgZmYW1pbHkYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghsYWJlbG1hcBgEIAMoCRIOCgZkZXZpY2UYBSABKAkSKgoFc3RhdGUYBiABKA4yGy50YXRvci5jb21tb24udjEuTW9kZWxTdGF0ZRIOCgZyZWFzb24YByABKAkSEgoKaXNfZGVmYXVsdBgIIAEoCBIOCgZsb2FkZWQYCSABKAgSNAoFZXh0cmEYCiADKAsyJS50YXRvci5jb21tb24udjEuTW9kZWxJbmZvLkV4dHJhRW50cnkSMQoKdHJhaW5lZF9vbhgLIAEoCzIdLnRhdG9yLmNvbW1vbi52MS5UcmFpbmluZ0RhdGEaLAoKRXh0cmFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIl4KDFRyYWluaW5nRGF0YRITCgtkZXNjcmlwdGlvbhgBIAEoCRIOCgZpbWFnZXMYAiABKAUSEwoLbGlzdF9zaGEyNTYYAyABKAkSFAoMaW1hZ2Vfc2hhMjU2GAQgAygJIlYKC1N0YWdlVGltaW5nEg0KBXN0YWdlGAEgASgJEhAKCHF1ZXVlX21zGAIgASgBEhIKCmNvbXB1dGVfbXMYAyABKAESEgoKYmF0Y2hfc2l6ZRgEIAEoBSJICgZUaW1pbmcSLAoGc3RhZ2VzGAEgAygLMhwudGF0b3IuY29tbW9uLnYxLlN0YWdlVGltaW5nEhAKCHRvdGFsX21zGAIgASgBIukBChJHZW5lcmF0aW9uU2V0dGluZ3MSJwoObWF4X25ld190b2tlbnMYASABKAVCCrpIBxoFGIAgKAFIAIgBARIRCglkb19zYW1wbGUYAiABKAgSKQoLdGVtcGVyYXR1cmUYAyABKAJCD7pIDAoKHQAAoEAlAAAAAEgBiAEBEiMKBXRvcF9wGAQgASgCQg+6SAwKCh0AAIA/JQAAAABIAogBARIRCgRzZWVkGAUgASgDSAOIAQFCEQoPX21heF9uZXdfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCBwoFX3NlZWQqsQEKD0RldGVjdGlvblNvdXJjZRIgChxERVRFQ1RJT05fU09VUkNFX1VOU1BFQ0lGSUVEEAASGQoVREVURUNUSU9OX1NPVVJDRV9ZT0xPEAESGwoXREVURUNUSU9OX1NPVVJDRV9SRkRFVFIQAhIeChpERVRFQ1RJT05fU09VUkNFX1NBTTNfVEVYVBADEiQKIERFVEVDVElPTl9TT1VSQ0VfU0FNM19TSU1JTEFSSVRZEAQqpQEKCk1vZGVsU3RhdGUSGwoXTU9ERUxfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNNT0RFTF9TVEFURV9NSVNTSU5HEAESGQoVTU9ERUxfU1RBVEVfQVZBSUxBQkxFEAISFwoTTU9ERUxfU1RBVEVfTE9BRElORxADEhUKEU1PREVMX1NUQVRFX1JFQURZEAQSFgoSTU9ERUxfU1RBVEVfRkFJTEVEEAUqkQgKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiEKHUVSUk9SX1JFQVNPTl9JTUFHRV9OT1RfQ0FDSEVEEAESHgoaRVJST1JfUkVBU09OX0lNQUdFX0lOVkFMSUQQAhIgChxFUlJPUl9SRUFTT05fSU1BR0VfVE9PX0xBUkdFEAMSIwofRVJST1JfUkVBU09OX0lNQUdFX1NIQV9NSVNNQVRDSBAEEiIKHkVSUk9SX1JFQVNPTl9MQUJFTE1BUF9NSVNNQVRDSBAFEh4KGkVSUk9SX1JFQVNPTl9NT0RFTF9NSVNTSU5HEAYSIAocRVJST1JfUkVBU09OX01PREVMX05PVF9GT1VORBAHEiIKHkVSUk9SX1JFQVNPTl9NT0RFTF9MT0FEX0ZBSUxFRBAIEicKI0VSUk9SX1JFQVNPTl9IRUFEX0JBQ0tCT05FX01JU01BVENIEAkSLQopRVJST1JfUkVBU09OX0NBTElCUkFUSU9OX1ZFUlNJT05fTUlTTUFUQ0gQChIbChdFUlJPUl9SRUFTT05fT1ZFUkxPQURFRBALEiQKIEVSUk9SX1JFQVNPTl9GQU5PVVRfQ0FQX0VYQ0VFREVEEAwSHgoaRVJST1JfUkVBU09OX0lOVkFMSURfRklFTEQQDRIdChlFUlJPUl9SRUFTT05fU1RBR0VfRkFJTEVEEA4SIgoeRVJST1JfUkVBU09OX0RBVEFTRVRfTk9UX0ZPVU5EEA8SIAocRVJST1JfUkVBU09OX05PX0dST1VORF9UUlVUSBAQEiQKIEVSUk9SX1JFQVNPTl9TRVJWSUNFX1VOQVZBSUxBQkxFEBESHgoaRVJST1JfUkVBU09OX0pPQl9OT1RfRk9VTkQQEhIaChZFUlJPUl9SRUFTT05fTk9UX0ZPVU5EEBMSGQoVRVJST1JfUkVBU09OX0lOVEVSTkFMEBQSHQoZRVJST1JfUkVBU09OX0pPQl9OT1RfRE9ORRAVEiAKHEVSUk9SX1JFQVNPTl9BUkNISVZFX0lOVkFMSUQQFhIfChtFUlJPUl9SRUFTT05fTU9ERUxfUkVRVUlSRUQQFxIgChxFUlJPUl9SRUFTT05fVU5BVVRIRU5USUNBVEVEEBgSIgoeRVJST1JfUkVBU09OX1BFUk1JU1NJT05fREVOSUVEEBkSJgoiRVJST1JfUkVBU09OX1RSQUlOSU5HX0RBVEFfT1ZFUkxBUBAaEhsKF0VSUk9SX1JFQVNPTl9TVE9SRV9GVUxMEBsSHwobRVJST1JfUkVBU09OX01PREVMX1VOTE9BREVEEBwSJQohRVJST1JfUkVBU09OX1JFUExBWV9JTlBVVF9DSEFOR0VEEB1iBnByb3RvMw", [file_buf_validate_validate]);
+  fileDesc("Chx0YXRvci9jb21tb24vdjEvY29tbW9uLnByb3RvEg90YXRvci5jb21tb24udjEiWQoISW1hZ2VSZWYSJQoGc2hhMjU2GAEgASgJQhW6SBJyEDIOXlswLTlhLWZdezY0fSQSHQoEZGF0YRgCIAEoDEIKukgHegUYgICAIEgAiAEBQgcKBV9kYXRhIjUKA0JveBIKCgJ4MRgBIAEoAhIKCgJ5MRgCIAEoAhIKCgJ4MhgDIAEoAhIKCgJ5MhgEIAEoAiI5CgZXaW5kb3cSDAoEbmFtZRgBIAEoCRIhCgNib3gYAiABKAsyFC50YXRvci5jb21tb24udjEuQm94Im0KCFRpbGVQbGFuEhgKBHNpemUYASABKAVCCrpIBxoFGIBAKAASJQoHb3ZlcmxhcBgCIAEoAkIPukgMCgodZmZmPy0AAAAASACIAQESFAoMaW5jbHVkZV9mdWxsGAMgASgIQgoKCF9vdmVybGFwIm8KCEdyaWRTcGVjEhcKBGNvbHMYASABKAVCCbpIBhoEGBAoARIXCgRyb3dzGAIgASgFQgm6SAYaBBgQKAESJQoHb3ZlcmxhcBgDIAEoAkIPukgMCgodZmZmPy0AAAAASACIAQFCCgoIX292ZXJsYXAiqgEKCldpbmRvd1NwZWMSMwoHd2luZG93cxgBIAMoCzIXLnRhdG9yLmNvbW1vbi52MS5XaW5kb3dCCbpIBpIBAxCAAhInCgRncmlkGAIgASgLMhkudGF0b3IuY29tbW9uLnYxLkdyaWRTcGVjEhQKDGluY2x1ZGVfZnVsbBgDIAEoCBIoCgV0aWxlcxgEIAEoCzIZLnRhdG9yLmNvbW1vbi52MS5UaWxlUGxhbiJNCgRNYXNrEg4KBmhlaWdodBgBIAEoBRINCgV3aWR0aBgCIAEoBRIOCgZjb3VudHMYAyADKA0SCgoCeDAYBCABKAUSCgoCeTAYBSABKAUiyQIKCURldGVjdGlvbhIhCgNib3gYASABKAsyFC50YXRvci5jb21tb24udjEuQm94Eg0KBWxhYmVsGAIgASgJEhAKCGNsYXNzX2lkGAMgASgFEg0KBXNjb3JlGAQgASgCEjAKBnNvdXJjZRgLIAEoDjIgLnRhdG9yLmNvbW1vbi52MS5EZXRlY3Rpb25Tb3VyY2USEAoIbW9kZWxfaWQYBiABKAkSJwoGd2luZG93GAcgASgLMhcudGF0b3IuY29tbW9uLnYxLldpbmRvdxIjCgRtYXNrGAggASgLMhUudGF0b3IuY29tbW9uLnYxLk1hc2sSKAoHcHJvbXB0cxgNIAMoCzIXLnRhdG9yLmNvbW1vbi52MS5Qcm9tcHRKBAgFEAZKBAgJEApKBAgKEAtKBAgMEA1SDXByb2JhYmlsaXRpZXNSBnByb21wdCJVCgZQcm9tcHQSDgoEdGV4dBgBIAEoCUgAEjMKCGV4ZW1wbGFyGAIgASgLMh8udGF0b3IuY29tbW9uLnYxLkV4ZW1wbGFyUHJvbXB0SABCBgoEa2luZCJwCg5FeGVtcGxhclByb21wdBINCgVsYWJlbBgBIAEoCRIYChBwb3NpdGl2ZV9pbmRleGVzGAIgAygFEicKCXBvc2l0aXZlcxgDIAMoCzIULnRhdG9yLmNvbW1vbi52MS5Cb3gSDAoEdGV4dBgEIAEoCSI5CgdXYXJuaW5nEgwKBGNvZGUYASABKAkSDwoHc3ViamVjdBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJItECCglNb2RlbEluZm8SCgoCaWQYASABKAkSDgoGZmFtaWx5GAIgASgJEg8KB3ZlcnNpb24YAyABKAkSEAoIbGFiZWxtYXAYBCADKAkSDgoGZGV2aWNlGAUgASgJEioKBXN0YXRlGAYgASgOMhsudGF0b3IuY29tbW9uLnYxLk1vZGVsU3RhdGUSDgoGcmVhc29uGAcgASgJEhIKCmlzX2RlZmF1bHQYCCABKAgSDgoGbG9hZGVkGAkgASgIEjQKBWV4dHJhGAogAygLMiUudGF0b3IuY29tbW9uLnYxLk1vZGVsSW5mby5FeHRyYUVudHJ5EjEKCnRyYWluZWRfb24YCyABKAsyHS50YXRvci5jb21tb24udjEuVHJhaW5pbmdEYXRhGiwKCkV4dHJhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJeCgxUcmFpbmluZ0RhdGESEwoLZGVzY3JpcHRpb24YASABKAkSDgoGaW1hZ2VzGAIgASgFEhMKC2xpc3Rfc2hhMjU2GAMgASgJEhQKDGltYWdlX3NoYTI1NhgEIAMoCSJWCgtTdGFnZVRpbWluZxINCgVzdGFnZRgBIAEoCRIQCghxdWV1ZV9tcxgCIAEoARISCgpjb21wdXRlX21zGAMgASgBEhIKCmJhdGNoX3NpemUYBCABKAUiSAoGVGltaW5nEiwKBnN0YWdlcxgBIAMoCzIcLnRhdG9yLmNvbW1vbi52MS5TdGFnZVRpbWluZxIQCgh0b3RhbF9tcxgCIAEoASLpAQoSR2VuZXJhdGlvblNldHRpbmdzEicKDm1heF9uZXdfdG9rZW5zGAEgASgFQgq6SAcaBRiAICgBSACIAQESEQoJZG9fc2FtcGxlGAIgASgIEikKC3RlbXBlcmF0dXJlGAMgASgCQg+6SAwKCh0AAKBAJQAAAABIAYgBARIjCgV0b3BfcBgEIAEoAkIPukgMCgodAACAPyUAAAAASAKIAQESEQoEc2VlZBgFIAEoA0gDiAEBQhEKD19tYXhfbmV3X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQgcKBV9zZWVkKrEBCg9EZXRlY3Rpb25Tb3VyY2USIAocREVURUNUSU9OX1NPVVJDRV9VTlNQRUNJRklFRBAAEhkKFURFVEVDVElPTl9TT1VSQ0VfWU9MTxABEhsKF0RFVEVDVElPTl9TT1VSQ0VfUkZERVRSEAISHgoaREVURUNUSU9OX1NPVVJDRV9TQU0zX1RFWFQQAxIkCiBERVRFQ1RJT05fU09VUkNFX1NBTTNfU0lNSUxBUklUWRAEKqUBCgpNb2RlbFN0YXRlEhsKF01PREVMX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTTU9ERUxfU1RBVEVfTUlTU0lORxABEhkKFU1PREVMX1NUQVRFX0FWQUlMQUJMRRACEhcKE01PREVMX1NUQVRFX0xPQURJTkcQAxIVChFNT0RFTF9TVEFURV9SRUFEWRAEEhYKEk1PREVMX1NUQVRFX0ZBSUxFRBAFKpEICgtFcnJvclJlYXNvbhIcChhFUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1FUlJPUl9SRUFTT05fSU1BR0VfTk9UX0NBQ0hFRBABEh4KGkVSUk9SX1JFQVNPTl9JTUFHRV9JTlZBTElEEAISIAocRVJST1JfUkVBU09OX0lNQUdFX1RPT19MQVJHRRADEiMKH0VSUk9SX1JFQVNPTl9JTUFHRV9TSEFfTUlTTUFUQ0gQBBIiCh5FUlJPUl9SRUFTT05fTEFCRUxNQVBfTUlTTUFUQ0gQBRIeChpFUlJPUl9SRUFTT05fTU9ERUxfTUlTU0lORxAGEiAKHEVSUk9SX1JFQVNPTl9NT0RFTF9OT1RfRk9VTkQQBxIiCh5FUlJPUl9SRUFTT05fTU9ERUxfTE9BRF9GQUlMRUQQCBInCiNFUlJPUl9SRUFTT05fSEVBRF9CQUNLQk9ORV9NSVNNQVRDSBAJEi0KKUVSUk9SX1JFQVNPTl9DQUxJQlJBVElPTl9WRVJTSU9OX01JU01BVENIEAoSGwoXRVJST1JfUkVBU09OX09WRVJMT0FERUQQCxIkCiBFUlJPUl9SRUFTT05fRkFOT1VUX0NBUF9FWENFRURFRBAMEh4KGkVSUk9SX1JFQVNPTl9JTlZBTElEX0ZJRUxEEA0SHQoZRVJST1JfUkVBU09OX1NUQUdFX0ZBSUxFRBAOEiIKHkVSUk9SX1JFQVNPTl9EQVRBU0VUX05PVF9GT1VORBAPEiAKHEVSUk9SX1JFQVNPTl9OT19HUk9VTkRfVFJVVEgQEBIkCiBFUlJPUl9SRUFTT05fU0VSVklDRV9VTkFWQUlMQUJMRRAREh4KGkVSUk9SX1JFQVNPTl9KT0JfTk9UX0ZPVU5EEBISGgoWRVJST1JfUkVBU09OX05PVF9GT1VORBATEhkKFUVSUk9SX1JFQVNPTl9JTlRFUk5BTBAUEh0KGUVSUk9SX1JFQVNPTl9KT0JfTk9UX0RPTkUQFRIgChxFUlJPUl9SRUFTT05fQVJDSElWRV9JTlZBTElEEBYSHwobRVJST1JfUkVBU09OX01PREVMX1JFUVVJUkVEEBcSIAocRVJST1JfUkVBU09OX1VOQVVUSEVOVElDQVRFRBAYEiIKHkVSUk9SX1JFQVNPTl9QRVJNSVNTSU9OX0RFTklFRBAZEiYKIkVSUk9SX1JFQVNPTl9UUkFJTklOR19EQVRBX09WRVJMQVAQGhIbChdFUlJPUl9SRUFTT05fU1RPUkVfRlVMTBAbEh8KG0VSUk9SX1JFQVNPTl9NT0RFTF9VTkxPQURFRBAcEiUKIUVSUk9SX1JFQVNPTl9SRVBMQVlfSU5QVVRfQ0hBTkdFRBAdYgZwcm90bzM", [file_buf_validate_validate]);
 
 /**
  * A content-addressed image. Services keep decoded images keyed by sha256, so
@@ -347,14 +347,13 @@ export type Detection = Message<"tator.common.v1.Detection"> & {
   mask?: Mask | undefined;
 
   /**
-   * SAM3 only: the prompt text (text prompts) or exemplar handle
-   * ("exemplar:<label>:<positive indexes>") of every raw detection merged
-   * into this one, the kept (best-scoring) one first, each once. Two prompts
-   * finding the same object give one detection listing both.
+   * SAM3 only: the prompt of every raw detection merged into this one, the
+   * kept (best-scoring) one first, each once. Two prompts finding the same
+   * object give one detection listing both. Empty for the detectors.
    *
-   * @generated from field: repeated string prompts = 12;
+   * @generated from field: repeated tator.common.v1.Prompt prompts = 13;
    */
-  prompts: string[];
+  prompts: Prompt[];
 };
 
 /**
@@ -363,6 +362,88 @@ export type Detection = Message<"tator.common.v1.Detection"> & {
  */
 export const DetectionSchema: GenMessage<Detection> = /*@__PURE__*/
   messageDesc(file_tator_common_v1_common, 7);
+
+/**
+ * A prompt SAM3 ran with: a text, or the exemplar boxes of one label.
+ *
+ * @generated from message tator.common.v1.Prompt
+ */
+export type Prompt = Message<"tator.common.v1.Prompt"> & {
+  /**
+   * Which kind of prompt; one is always set on a SAM3 detection.
+   *
+   * @generated from oneof tator.common.v1.Prompt.kind
+   */
+  kind: {
+    /**
+     * A text prompt, spelled as the request gave it.
+     *
+     * @generated from field: string text = 1;
+     */
+    value: string;
+    case: "text";
+  } | {
+    /**
+     * Exemplar boxes of one label (SegmentExemplars).
+     *
+     * @generated from field: tator.common.v1.ExemplarPrompt exemplar = 2;
+     */
+    value: ExemplarPrompt;
+    case: "exemplar";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message tator.common.v1.Prompt.
+ * Use `create(PromptSchema)` to create a new message.
+ */
+export const PromptSchema: GenMessage<Prompt> = /*@__PURE__*/
+  messageDesc(file_tator_common_v1_common, 8);
+
+/**
+ * The exemplars of one label that SAM3 was prompted with in one window. The
+ * boxes lie on the request's own image, so no image is named.
+ *
+ * @generated from message tator.common.v1.ExemplarPrompt
+ */
+export type ExemplarPrompt = Message<"tator.common.v1.ExemplarPrompt"> & {
+  /**
+   * The exemplar set's label.
+   *
+   * @generated from field: string label = 1;
+   */
+  label: string;
+
+  /**
+   * Indexes into that set's positives of the boxes used: those intersecting
+   * the window (all of them on the full frame), ascending.
+   *
+   * @generated from field: repeated int32 positive_indexes = 2;
+   */
+  positiveIndexes: number[];
+
+  /**
+   * The same positive boxes, full-image pixels, so a client need not keep
+   * the request to draw them.
+   *
+   * @generated from field: repeated tator.common.v1.Box positives = 3;
+   */
+  positives: Box[];
+
+  /**
+   * The set's semantic text; empty when it gave none.
+   *
+   * @generated from field: string text = 4;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message tator.common.v1.ExemplarPrompt.
+ * Use `create(ExemplarPromptSchema)` to create a new message.
+ */
+export const ExemplarPromptSchema: GenMessage<ExemplarPrompt> = /*@__PURE__*/
+  messageDesc(file_tator_common_v1_common, 9);
 
 /**
  * A non-fatal note of a call, typed so that clients need not parse it.
@@ -400,7 +481,7 @@ export type Warning = Message<"tator.common.v1.Warning"> & {
  * Use `create(WarningSchema)` to create a new message.
  */
 export const WarningSchema: GenMessage<Warning> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 8);
+  messageDesc(file_tator_common_v1_common, 10);
 
 /**
  * What a service knows about one model.
@@ -492,7 +573,7 @@ export type ModelInfo = Message<"tator.common.v1.ModelInfo"> & {
  * Use `create(ModelInfoSchema)` to create a new message.
  */
 export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 9);
+  messageDesc(file_tator_common_v1_common, 11);
 
 /**
  * The images a model was fitted or selected on, so an evaluation can refuse
@@ -535,7 +616,7 @@ export type TrainingData = Message<"tator.common.v1.TrainingData"> & {
  * Use `create(TrainingDataSchema)` to create a new message.
  */
 export const TrainingDataSchema: GenMessage<TrainingData> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 10);
+  messageDesc(file_tator_common_v1_common, 12);
 
 /**
  * Time spent in one stage of a request.
@@ -577,7 +658,7 @@ export type StageTiming = Message<"tator.common.v1.StageTiming"> & {
  * Use `create(StageTimingSchema)` to create a new message.
  */
 export const StageTimingSchema: GenMessage<StageTiming> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 11);
+  messageDesc(file_tator_common_v1_common, 13);
 
 /**
  * Per-stage timing of a request.
@@ -605,7 +686,7 @@ export type Timing = Message<"tator.common.v1.Timing"> & {
  * Use `create(TimingSchema)` to create a new message.
  */
 export const TimingSchema: GenMessage<Timing> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 12);
+  messageDesc(file_tator_common_v1_common, 14);
 
 /**
  * Generation settings for text models.
@@ -654,7 +735,7 @@ export type GenerationSettings = Message<"tator.common.v1.GenerationSettings"> &
  * Use `create(GenerationSettingsSchema)` to create a new message.
  */
 export const GenerationSettingsSchema: GenMessage<GenerationSettings> = /*@__PURE__*/
-  messageDesc(file_tator_common_v1_common, 13);
+  messageDesc(file_tator_common_v1_common, 15);
 
 /**
  * The model family (and SAM3 prompt kind) that produced a detection. A closed

@@ -1497,7 +1497,8 @@ export const WindowCaptionTextSchema: GenMessage<WindowCaptionText> = /*@__PURE_
  * no_model (subject: the config field; the stage's family has no model and
  * was skipped), atom_not_clustered (subject: the atom id; invalid box or a
  * label outside the labelmap). Model-service codes are passed on as the
- * service set them; the detector's untyped notes have an empty code.
+ * service set them (see the warnings fields of DetectResponse,
+ * SegmentTextResponse and SegmentExemplarsResponse).
  *
  * @generated from message tator.orchestrator.v1.PrepassWarning
  */

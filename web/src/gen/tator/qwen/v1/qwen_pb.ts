@@ -7,7 +7,7 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../../buf/validate/validate_pb";
-import type { Box, GenerationSettings, ImageRef, Timing, Window, WindowSpec } from "../../common/v1/common_pb";
+import type { Box, GenerationSettings, ImageRef, Timing, Warning, Window, WindowSpec } from "../../common/v1/common_pb";
 import { file_tator_common_v1_common } from "../../common/v1/common_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tator/qwen/v1/qwen.proto.
  */
 export const file_tator_qwen_v1_qwen: GenFile = /*@__PURE__*/
-  fileDesc("Chh0YXRvci9xd2VuL3YxL3F3ZW4ucHJvdG8SDXRhdG9yLnF3ZW4udjEiaQoJTGFiZWxIaW50EhkKBWxhYmVsGAEgASgJQgq6SAdyBRABGMgBEiEKA2JveBgCIAEoCzIULnRhdG9yLmNvbW1vbi52MS5Cb3gSHgoFc2NvcmUYAyABKAJCD7pIDAoKHQAAgD8tAAAAACLqAgoOQ2FwdGlvblJlcXVlc3QSMAoFaW1hZ2UYASABKAsyGS50YXRvci5jb21tb24udjEuSW1hZ2VSZWZCBrpIA8gBARIoCgRtb2RlGAIgASgOMhoudGF0b3IucXdlbi52MS5DYXB0aW9uTW9kZRIsCgd3aW5kb3dzGAMgASgLMhsudGF0b3IuY29tbW9uLnYxLldpbmRvd1NwZWMSKAoMYXZvaWRfbGFiZWxzGAQgAygJQhK6SA+SAQwQ6AciB3IFEAEYyAESMgoFaGludHMYBSADKAsyGC50YXRvci5xd2VuLnYxLkxhYmVsSGludEIJukgGkgEDEPQDEjcKCmdlbmVyYXRpb24YBiABKAsyIy50YXRvci5jb21tb24udjEuR2VuZXJhdGlvblNldHRpbmdzEhoKCG1vZGVsX2lkGAcgASgJQgi6SAVyAxiAARIbCghnbG9zc2FyeRgIIAEoCUIJukgGcgQYgIBAIn4KDVdpbmRvd0NhcHRpb24SJwoGd2luZG93GAEgASgLMhcudGF0b3IuY29tbW9uLnYxLldpbmRvdxIPCgdjYXB0aW9uGAIgASgJEhkKEWRlZ2VuZXJhdGVfcmVhc29uGAMgASgJEhgKEGdlbmVyYXRlZF90b2tlbnMYBCABKAUi3AIKD0NhcHRpb25SZXNwb25zZRIPCgdjYXB0aW9uGAEgASgJEhkKEWRlZ2VuZXJhdGVfcmVhc29uGAIgASgJEi0KB3dpbmRvd3MYAyADKAsyHC50YXRvci5xd2VuLnYxLldpbmRvd0NhcHRpb24SGAoQcmV3cml0dGVuX3Rva2VucxgEIAMoCRIWCg5mbGFnZ2VkX3Rva2VucxgFIAMoCRIYChBnZW5lcmF0ZWRfdG9rZW5zGAYgASgFEicKBnRpbWluZxgHIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmcSKAoEbW9kZRgIIAEoDjIaLnRhdG9yLnF3ZW4udjEuQ2FwdGlvbk1vZGUSEAoId2FybmluZ3MYCSADKAkSHgoWdmlzaW9uX3JlZ2lvbnNfZW5jb2RlZBgKIAEoBRIdChV2aXNpb25fcmVnaW9uc19jYWNoZWQYCyABKAUi9AEKFUV4cGFuZFN5bm9ueW1zUmVxdWVzdBIkCgZsYWJlbHMYASADKAlCFLpIEZIBDggBEOgHIgdyBRABGMgBEhsKCGdsb3NzYXJ5GAIgASgJQgm6SAZyBBiAgEASKwoTbWF4X3Rlcm1zX3Blcl9jbGFzcxgDIAEoBUIJukgGGgQYZCgASACIAQESNwoKZ2VuZXJhdGlvbhgEIAEoCzIjLnRhdG9yLmNvbW1vbi52MS5HZW5lcmF0aW9uU2V0dGluZ3MSGgoIbW9kZWxfaWQYBSABKAlCCLpIBXIDGIABQhYKFF9tYXhfdGVybXNfcGVyX2NsYXNzImoKCkxhYmVsVGVybXMSDQoFbGFiZWwYASABKAkSDQoFdGVybXMYAiADKAkSMAoMdGVybXNfb3JpZ2luGAQgASgOMhoudGF0b3IucXdlbi52MS5UZXJtc09yaWdpbkoECAMQBFIGb3JpZ2luIr8BChZFeHBhbmRTeW5vbnltc1Jlc3BvbnNlEikKBmxhYmVscxgBIAMoCzIZLnRhdG9yLnF3ZW4udjEuTGFiZWxUZXJtcxISCgpyYXdfb3V0cHV0GAIgASgJEhMKC3BhcnNlZF9qc29uGAMgASgIEhYKDmRyb3BwZWRfYnlfY2FwGAQgASgFEhAKCHdhcm5pbmdzGAUgAygJEicKBnRpbWluZxgGIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmcqXQoLQ2FwdGlvbk1vZGUSHAoYQ0FQVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASFQoRQ0FQVElPTl9NT0RFX0ZVTEwQARIZChVDQVBUSU9OX01PREVfV0lORE9XRUQQAip4CgtUZXJtc09yaWdpbhIcChhURVJNU19PUklHSU5fVU5TUEVDSUZJRUQQABIZChVURVJNU19PUklHSU5fR0xPU1NBUlkQARIWChJURVJNU19PUklHSU5fTU9ERUwQAhIYChRURVJNU19PUklHSU5fREVGQVVMVBADMrYBCgtRd2VuU2VydmljZRJICgdDYXB0aW9uEh0udGF0b3IucXdlbi52MS5DYXB0aW9uUmVxdWVzdBoeLnRhdG9yLnF3ZW4udjEuQ2FwdGlvblJlc3BvbnNlEl0KDkV4cGFuZFN5bm9ueW1zEiQudGF0b3IucXdlbi52MS5FeHBhbmRTeW5vbnltc1JlcXVlc3QaJS50YXRvci5xd2VuLnYxLkV4cGFuZFN5bm9ueW1zUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_tator_common_v1_common]);
+  fileDesc("Chh0YXRvci9xd2VuL3YxL3F3ZW4ucHJvdG8SDXRhdG9yLnF3ZW4udjEiaQoJTGFiZWxIaW50EhkKBWxhYmVsGAEgASgJQgq6SAdyBRABGMgBEiEKA2JveBgCIAEoCzIULnRhdG9yLmNvbW1vbi52MS5Cb3gSHgoFc2NvcmUYAyABKAJCD7pIDAoKHQAAgD8tAAAAACLqAgoOQ2FwdGlvblJlcXVlc3QSMAoFaW1hZ2UYASABKAsyGS50YXRvci5jb21tb24udjEuSW1hZ2VSZWZCBrpIA8gBARIoCgRtb2RlGAIgASgOMhoudGF0b3IucXdlbi52MS5DYXB0aW9uTW9kZRIsCgd3aW5kb3dzGAMgASgLMhsudGF0b3IuY29tbW9uLnYxLldpbmRvd1NwZWMSKAoMYXZvaWRfbGFiZWxzGAQgAygJQhK6SA+SAQwQ6AciB3IFEAEYyAESMgoFaGludHMYBSADKAsyGC50YXRvci5xd2VuLnYxLkxhYmVsSGludEIJukgGkgEDEPQDEjcKCmdlbmVyYXRpb24YBiABKAsyIy50YXRvci5jb21tb24udjEuR2VuZXJhdGlvblNldHRpbmdzEhoKCG1vZGVsX2lkGAcgASgJQgi6SAVyAxiAARIbCghnbG9zc2FyeRgIIAEoCUIJukgGcgQYgIBAIn4KDVdpbmRvd0NhcHRpb24SJwoGd2luZG93GAEgASgLMhcudGF0b3IuY29tbW9uLnYxLldpbmRvdxIPCgdjYXB0aW9uGAIgASgJEhkKEWRlZ2VuZXJhdGVfcmVhc29uGAMgASgJEhgKEGdlbmVyYXRlZF90b2tlbnMYBCABKAUi/AIKD0NhcHRpb25SZXNwb25zZRIPCgdjYXB0aW9uGAEgASgJEhkKEWRlZ2VuZXJhdGVfcmVhc29uGAIgASgJEi0KB3dpbmRvd3MYAyADKAsyHC50YXRvci5xd2VuLnYxLldpbmRvd0NhcHRpb24SGAoQcmV3cml0dGVuX3Rva2VucxgEIAMoCRIWCg5mbGFnZ2VkX3Rva2VucxgFIAMoCRIYChBnZW5lcmF0ZWRfdG9rZW5zGAYgASgFEicKBnRpbWluZxgHIAEoCzIXLnRhdG9yLmNvbW1vbi52MS5UaW1pbmcSKAoEbW9kZRgIIAEoDjIaLnRhdG9yLnF3ZW4udjEuQ2FwdGlvbk1vZGUSKgoId2FybmluZ3MYDCADKAsyGC50YXRvci5jb21tb24udjEuV2FybmluZxIeChZ2aXNpb25fcmVnaW9uc19lbmNvZGVkGAogASgFEh0KFXZpc2lvbl9yZWdpb25zX2NhY2hlZBgLIAEoBUoECAkQCiL0AQoVRXhwYW5kU3lub255bXNSZXF1ZXN0EiQKBmxhYmVscxgBIAMoCUIUukgRkgEOCAEQ6AciB3IFEAEYyAESGwoIZ2xvc3NhcnkYAiABKAlCCbpIBnIEGICAQBIrChNtYXhfdGVybXNfcGVyX2NsYXNzGAMgASgFQgm6SAYaBBhkKABIAIgBARI3CgpnZW5lcmF0aW9uGAQgASgLMiMudGF0b3IuY29tbW9uLnYxLkdlbmVyYXRpb25TZXR0aW5ncxIaCghtb2RlbF9pZBgFIAEoCUIIukgFcgMYgAFCFgoUX21heF90ZXJtc19wZXJfY2xhc3MiagoKTGFiZWxUZXJtcxINCgVsYWJlbBgBIAEoCRINCgV0ZXJtcxgCIAMoCRIwCgx0ZXJtc19vcmlnaW4YBCABKA4yGi50YXRvci5xd2VuLnYxLlRlcm1zT3JpZ2luSgQIAxAEUgZvcmlnaW4i3wEKFkV4cGFuZFN5bm9ueW1zUmVzcG9uc2USKQoGbGFiZWxzGAEgAygLMhkudGF0b3IucXdlbi52MS5MYWJlbFRlcm1zEhIKCnJhd19vdXRwdXQYAiABKAkSEwoLcGFyc2VkX2pzb24YAyABKAgSFgoOZHJvcHBlZF9ieV9jYXAYBCABKAUSJwoGdGltaW5nGAYgASgLMhcudGF0b3IuY29tbW9uLnYxLlRpbWluZxIqCgh3YXJuaW5ncxgHIAMoCzIYLnRhdG9yLmNvbW1vbi52MS5XYXJuaW5nSgQIBRAGKl0KC0NhcHRpb25Nb2RlEhwKGENBUFRJT05fTU9ERV9VTlNQRUNJRklFRBAAEhUKEUNBUFRJT05fTU9ERV9GVUxMEAESGQoVQ0FQVElPTl9NT0RFX1dJTkRPV0VEEAIqeAoLVGVybXNPcmlnaW4SHAoYVEVSTVNfT1JJR0lOX1VOU1BFQ0lGSUVEEAASGQoVVEVSTVNfT1JJR0lOX0dMT1NTQVJZEAESFgoSVEVSTVNfT1JJR0lOX01PREVMEAISGAoUVEVSTVNfT1JJR0lOX0RFRkFVTFQQAzK2AQoLUXdlblNlcnZpY2USSAoHQ2FwdGlvbhIdLnRhdG9yLnF3ZW4udjEuQ2FwdGlvblJlcXVlc3QaHi50YXRvci5xd2VuLnYxLkNhcHRpb25SZXNwb25zZRJdCg5FeHBhbmRTeW5vbnltcxIkLnRhdG9yLnF3ZW4udjEuRXhwYW5kU3lub255bXNSZXF1ZXN0GiUudGF0b3IucXdlbi52MS5FeHBhbmRTeW5vbnltc1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_tator_common_v1_common]);
 
 /**
  * A detection offered to the captioner as a hint.
@@ -230,11 +230,14 @@ export type CaptionResponse = Message<"tator.qwen.v1.CaptionResponse"> & {
   mode: CaptionMode;
 
   /**
-   * Non-fatal notes.
+   * Non-fatal notes, at most 100. Codes: windows_ignored_in_full_mode
+   * (subject: windows), repetition_cut (subject: the pass, "full", a window
+   * name or "merge"; a repeated phrase was cut from its text),
+   * max_new_tokens_reached (subject: the pass; its text may end mid-way).
    *
-   * @generated from field: repeated string warnings = 9;
+   * @generated from field: repeated tator.common.v1.Warning warnings = 12;
    */
-  warnings: string[];
+  warnings: Warning[];
 
   /**
    * Image regions (full frame or windows) whose vision features were encoded.
@@ -378,18 +381,25 @@ export type ExpandSynonymsResponse = Message<"tator.qwen.v1.ExpandSynonymsRespon
   droppedByCap: number;
 
   /**
-   * Non-fatal notes.
-   *
-   * @generated from field: repeated string warnings = 5;
-   */
-  warnings: string[];
-
-  /**
    * Timing.
    *
    * @generated from field: tator.common.v1.Timing timing = 6;
    */
   timing?: Timing | undefined;
+
+  /**
+   * Non-fatal notes. Codes: model_output_truncated (the output ended before
+   * its JSON closed), unmatched_key (subject: a key of the model's answer
+   * that names no asked label; at most 10), other_label_term_dropped
+   * (subject: the label; the message names a term given for it that is
+   * another label's name; at most 10), labels_not_expanded (labels over the
+   * per-call cap kept their default term; the message says how many),
+   * model_gave_no_terms (the message says for how many asked labels the
+   * model gave none, so they kept their default term).
+   *
+   * @generated from field: repeated tator.common.v1.Warning warnings = 7;
+   */
+  warnings: Warning[];
 };
 
 /**

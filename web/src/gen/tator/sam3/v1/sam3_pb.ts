@@ -192,7 +192,7 @@ export const SegmentTextRequestSchema: GenMessage<SegmentTextRequest> = /*@__PUR
  */
 export type SegmentTextResponse = Message<"tator.sam3.v1.SegmentTextResponse"> & {
   /**
-   * Detections (source sam3_text), prompt text in Detection.prompt.
+   * Detections (source sam3_text), the prompt texts in Detection.prompts.
    *
    * @generated from field: repeated tator.common.v1.Detection detections = 1;
    */
@@ -350,7 +350,7 @@ export const SegmentExemplarsRequestSchema: GenMessage<SegmentExemplarsRequest> 
  */
 export type SegmentExemplarsResponse = Message<"tator.sam3.v1.SegmentExemplarsResponse"> & {
   /**
-   * Detections (source sam3_similarity).
+   * Detections (source sam3_similarity), the exemplars in Detection.prompts.
    *
    * @generated from field: repeated tator.common.v1.Detection detections = 1;
    */
