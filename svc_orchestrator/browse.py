@@ -10,20 +10,51 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from svc_orchestrator.datasets import Dataset, ImageItem
 from tator_core import errors
 from tator_core.cache import BoundedLRU
-from tator_core.convert import box_pb
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.convert import Corners
 from tator_core.images import sha256_hex
 from tator_core.paging import DEFAULT_PAGE_SIZE, decode_offset, encode_token
 
 THUMB_CACHE_ENTRIES = 1024  # JPEG thumbnails of a few KB each: a few MB at most
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff",
          "MPO": "image/jpeg"}
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """One listed image: its content address, size and ground-truth boxes (label, corners)."""
+
+    name: str
+    split: str
+    sha256: str
+    width: int
+    height: int
+    ground_truth: tuple[tuple[str, Corners], ...] = ()
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    images: tuple[ImageView, ...]
+    total_size: int
+    next_page_token: str = ""
+
+
+@dataclass(frozen=True)
+class ImageBytes:
+    """An image (or its JPEG thumbnail) with its content address; `mime_type` names `data`'s format."""
+
+    name: str
+    sha256: str
+    width: int
+    height: int
+    data: bytes
+    mime_type: str
 
 
 class ImageBrowser:
@@ -57,49 +88,46 @@ class ImageBrowser:
                                dataset_id=ds.id, sha256=sha)
 
     # --- listing -------------------------------------------------------------------------------
-    def image_pb(self, ds: Dataset, item: ImageItem) -> pb.DatasetImage:
+    def view(self, ds: Dataset, item: ImageItem) -> ImageView:
         w, h = ds.image_size(item)
-        gt = [pb.GroundTruthBox(label=g.label, box=box_pb(g.box))
-              for g in ds.ground_truth(item)]
-        return pb.DatasetImage(name=item.name, split=item.split, sha256=self.sha256(item), width=w, height=h,
-                               ground_truth=gt)
+        return ImageView(name=item.name, split=item.split, sha256=self.sha256(item), width=w, height=h,
+                         ground_truth=tuple((g.label, g.box) for g in ds.ground_truth(item)))
 
-    def list_images(self, ds: Dataset, request: pb.ListDatasetImagesRequest) -> pb.ListDatasetImagesResponse:
-        if request.split and request.split not in ds.splits:
-            raise errors.invalid_argument("split", f"dataset {ds.id!r} has no split {request.split!r} "
+    def list_images(self, ds: Dataset, *, split: str = "", page_size: int = 0, page_token: str = "") -> ImagePage:
+        if split and split not in ds.splits:
+            raise errors.invalid_argument("split", f"dataset {ds.id!r} has no split {split!r} "
                                           f"(splits: {', '.join(sorted(ds.splits))})")
-        items = ds.items(request.split or None)
-        query = {"dataset": ds.id, "split": request.split}
-        start = decode_offset(request.page_token, query)
-        size = request.page_size or DEFAULT_PAGE_SIZE
+        items = ds.items(split or None)
+        query = {"dataset": ds.id, "split": split}
+        start = decode_offset(page_token, query)
+        size = page_size or DEFAULT_PAGE_SIZE
         page = items[start:start + size]
         end = start + len(page)
-        return pb.ListDatasetImagesResponse(images=[self.image_pb(ds, it) for it in page], total_size=len(items),
-                                            next_page_token=encode_token(query, end) if end < len(items) else "")
+        return ImagePage(images=tuple(self.view(ds, it) for it in page), total_size=len(items),
+                         next_page_token=encode_token(query, end) if end < len(items) else "")
 
     # --- bytes ---------------------------------------------------------------------------------
-    def get_image(self, ds: Dataset, request: pb.GetImageRequest) -> pb.GetImageResponse:
-        which = request.WhichOneof("image")
-        if which == "sha256":
-            item = self.find(ds, request.sha256)
-        elif which == "name":
-            item = ds.item(request.name)
+    def get_image(self, ds: Dataset, *, name: str | None = None, sha256: str | None = None,
+                  max_side: int = 0) -> ImageBytes:
+        """By content address or by name (None: not asked; the request sets exactly one of them)."""
+        if sha256 is not None:
+            item = self.find(ds, sha256)
+        elif name is not None:
+            item = ds.item(name)
         else:
             raise errors.invalid_argument("image", "set name or sha256")
         sha = self.sha256(item)
         w, h = ds.image_size(item)
-        out = pb.GetImageResponse(sha256=sha, width=w, height=h, name=item.name)
-        if request.max_side:
-            out.data, out.mime_type = self.thumbnail(item, sha, request.max_side), "image/jpeg"
-            return out
+        if max_side:
+            return ImageBytes(name=item.name, sha256=sha, width=w, height=h,
+                              data=self.thumbnail(item, sha, max_side), mime_type="image/jpeg")
         size = item.path.stat().st_size
         if size > self.max_message_bytes - 4096:
             raise errors.resource_exhausted(f"image {item.name!r} is {size} bytes, over the message limit; "
                                             "ask for a thumbnail (max_side)", dataset_id=ds.id, image=item.name)
         data = item.path.read_bytes()
-        out.data = data
-        out.mime_type = _MIME.get(_format(data), "application/octet-stream")
-        return out
+        return ImageBytes(name=item.name, sha256=sha, width=w, height=h, data=data,
+                          mime_type=_MIME.get(_format(data), "application/octet-stream"))
 
     def thumbnail(self, item: ImageItem, sha: str, max_side: int) -> bytes:
         key = (sha, max_side)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from svc_orchestrator.app import Orchestrator
-from svc_orchestrator.convert import dataset_pb, glossary_pb, list_models
+from svc_orchestrator.convert import dataset_pb, glossary_pb, image_bytes_pb, image_page_pb, list_models
 from svc_orchestrator.convert.jobs import job_pb
 from svc_orchestrator.settings import OrchestratorSettings
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -34,12 +34,19 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         return pb.GetDatasetResponse(dataset=dataset)
 
     async def ListDatasetImages(self, request, context):
-        return await asyncio.to_thread(
-            lambda: self.app.browser.list_images(self.app.datasets.get(request.dataset_id), request))
+        page = await asyncio.to_thread(
+            lambda: self.app.browser.list_images(self.app.datasets.get(request.dataset_id), split=request.split,
+                                                 page_size=request.page_size, page_token=request.page_token))
+        return image_page_pb(page)
 
     async def GetImage(self, request, context):
-        return await asyncio.to_thread(
-            lambda: self.app.browser.get_image(self.app.datasets.get(request.dataset_id), request))
+        which = request.WhichOneof("image")
+        image = await asyncio.to_thread(
+            lambda: self.app.browser.get_image(self.app.datasets.get(request.dataset_id),
+                                               name=request.name if which == "name" else None,
+                                               sha256=request.sha256 if which == "sha256" else None,
+                                               max_side=request.max_side))
+        return image_bytes_pb(image)
 
     async def ListModels(self, request, context):
         return await list_models(self.app.clients)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from svc_orchestrator.browse import ImageBytes, ImagePage
 from svc_orchestrator.catalogs import Glossary
 from svc_orchestrator.clients import ServiceClients, ServiceState
 from svc_orchestrator.datasets import Dataset
+from tator_core.convert import box_pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 
@@ -18,6 +20,19 @@ def dataset_pb(ds: Dataset) -> pb.Dataset:
                       glossary_hash=ds.glossary_hash, labelmap_hash=ds.labelmap_hash, images_per_split=ds.splits,
                       image_count=len(ds.items()), annotation_count=ds.annotation_count(),
                       has_ground_truth=ds.has_ground_truth)
+
+
+def image_page_pb(page: ImagePage) -> pb.ListDatasetImagesResponse:
+    return pb.ListDatasetImagesResponse(
+        images=[pb.DatasetImage(name=v.name, split=v.split, sha256=v.sha256, width=v.width, height=v.height,
+                                ground_truth=[pb.GroundTruthBox(label=label, box=box_pb(box))
+                                              for label, box in v.ground_truth]) for v in page.images],
+        total_size=page.total_size, next_page_token=page.next_page_token)
+
+
+def image_bytes_pb(image: ImageBytes) -> pb.GetImageResponse:
+    return pb.GetImageResponse(sha256=image.sha256, width=image.width, height=image.height, name=image.name,
+                               data=image.data, mime_type=image.mime_type)
 
 
 def glossary_pb(g: Glossary) -> pb.Glossary:
