@@ -14,12 +14,21 @@ transformers ~15-25 s, building the tiny models ~17-25 s (once per session; `mak
 $TATOR_HOME/test-models), starting the five services ~5 s, then the 120 requests ~3 s and the parser
 properties ~5 s. Only the last two are this module's own; the rest is shared with the other stack tests.
 
-Open finding of the long profile (`make fuzz`, 3000 random requests): no UNKNOWN or INTERNAL, but a
-peak RSS growth of the in-process stack of 5437 MB, over the bound, transient (RSS after each request
-stayed under 1.9 GB); the big jumps came with sam3.SegmentText requests holding ~1,400 prompts. One
-suspect was fixed (svc_sam3 keeps at most `max_raw_detections` per call, and mask slices no longer pin
-their whole batch: tests/test_sam3_memory.py), but a rerun after that fix (commit 7b8135a) grew by the
-same 5437 MB, so the cause of the peak is still unknown and `make fuzz` fails this check.
+The long profile's memory finding (`make fuzz`, 3000 random requests), and its cause: a peak RSS growth
+of 5437 MB, measured again after SAM3's raw-detection cap (which did not help: SAM3 never ran). A log of
+every request (VmRSS before and after, VmHWM reset before each call) put both big jumps on one
+request class: sam3.SegmentText of 3 MB holding 300 labels x 5,000 empty prompts, +5.3 GB each,
+answered after 65 s and 133 s against a 5 s deadline. The time and memory were the interceptor's
+protovalidate pass, before any handler: it evaluated all 1.5 million prompts and kept a violation of
+~4 KB for each (alone, outside the stack: 64 x 5,000 empty prompts = 320,000 violations, 1.3 GB, 33 s),
+synchronously on the event loop, so no deadline or cancel could stop it and SAM3's `max_prompt_runs`
+never saw the call. glibc kept most of it afterwards (RSS after each such call +0.7-1.0 GB). Now a
+field over its contract's max_items is refused without its items being read, `max_request_items` bounds
+a request's items in all, and only the first violation is listed past FULL_REPORT_ITEMS items
+(tests/test_harden_request_items.py); the same requests answer INVALID_ARGUMENT in 0.1-0.3 s with
+under 120 MB of growth (their wire bytes, parsed message and the client's own copy). A rerun of
+`make fuzz` with the fix: 3000 requests (INVALID_ARGUMENT 2511, NOT_FOUND 399, OK 82,
+FAILED_PRECONDITION 8), peak growth 70 MB against the bound's ~1077 MB.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from hypothesis import strategies as st
 from rpc_strategies import message, odd_images
 from stack_fixture import MODEL_SERVICES, Stack, build_models, make_datasets
 
-from tator_core import errors
+from tator_core import errors, validation
 from tator_core.auth import generate_tokens
 from tator_core.gen.tator.classifier.v1 import classifier_pb2
 from tator_core.gen.tator.common.v1 import models_pb2
@@ -90,13 +99,16 @@ BUDGET = {"image_pixels": 16_000_000, "decode_pixels": 20_000_000, "image_cache_
 SERVICE_BUDGETS = {"max_image_pixels": BUDGET["image_pixels"], "max_decode_pixels": BUDGET["decode_pixels"],
                    "image_cache_mb": BUDGET["image_cache_mb"], "max_message_mb": BUDGET["message_mb"]}
 _DECODE_MB = BUDGET["decode_pixels"] * 3 / 2**20  # RGB, one byte a channel
+# Checking one request (one at a time: it runs on the event loop) holds at most FULL_REPORT_ITEMS
+# protovalidate violations, measured at ~4.7 KB each.
+_VALIDATION_MB = validation.FULL_REPORT_ITEMS * 4.7 / 1024
 # Four model services each hold an image cache and a decode budget, the orchestrator a decode budget,
 # SAM3 its vision cache; one request in flight at a time costs at most its message thrice (wire bytes,
-# parsed message, the service's copy); 256 MB for what no setting bounds (allocator arenas, torch's
-# per-shape kernels and workspaces, gRPC and Python object overhead), from the measured growth (tens
-# of MB over the quick profile, see the printout).
+# parsed message, the service's copy) and its check; 256 MB for what no setting bounds (allocator
+# arenas, torch's per-shape kernels and workspaces, gRPC and Python object overhead), from the measured
+# growth (tens of MB over the quick profile, see the printout).
 GROWTH_BOUND_MB = (4 * (BUDGET["image_cache_mb"] + _DECODE_MB) + _DECODE_MB + BUDGET["sam3_vision_cache_mb"]
-                   + 3 * BUDGET["message_mb"] + 256)
+                   + 3 * BUDGET["message_mb"] + _VALIDATION_MB + 256)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
