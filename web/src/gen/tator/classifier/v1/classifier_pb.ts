@@ -24,7 +24,8 @@ export const file_tator_classifier_v1_classifier: GenFile = /*@__PURE__*/
  */
 export type ClassifyRequest = Message<"tator.classifier.v1.ClassifyRequest"> & {
   /**
-   * The image.
+   * The image: its sha256, with the bytes unless this service already holds it
+   * (IMAGE_NOT_CACHED otherwise).
    *
    * @generated from field: tator.common.v1.ImageRef image = 1;
    */
@@ -207,7 +208,8 @@ export type ClassifyResponse = Message<"tator.classifier.v1.ClassifyResponse"> &
   batchSizeUsed: number;
 
   /**
-   * Timing.
+   * Where the call's time went: milliseconds per stage (queue and compute) and
+   * the wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 7;
    */
@@ -249,7 +251,8 @@ export type Embedding = Message<"tator.classifier.v1.Embedding"> & {
   error: string;
 
   /**
-   * Values.
+   * The vector, EmbedResponse.dim floats (unit length when normalize was set);
+   * empty when ok is false.
    *
    * @generated from field: repeated float values = 4;
    */
@@ -270,7 +273,8 @@ export const EmbeddingSchema: GenMessage<Embedding> = /*@__PURE__*/
  */
 export type EmbedRequest = Message<"tator.classifier.v1.EmbedRequest"> & {
   /**
-   * The image.
+   * The image: its sha256, with the bytes unless this service already holds it
+   * (IMAGE_NOT_CACHED otherwise).
    *
    * @generated from field: tator.common.v1.ImageRef image = 1;
    */
@@ -347,14 +351,16 @@ export type EmbedResponse = Message<"tator.classifier.v1.EmbedResponse"> & {
   backboneId: string;
 
   /**
-   * Backbone version hash.
+   * SHA-256 of the backbone's weights: embeddings of two versions do not
+   * compare.
    *
    * @generated from field: string backbone_version = 4;
    */
   backboneVersion: string;
 
   /**
-   * Timing.
+   * Where the call's time went: milliseconds per stage (queue and compute) and
+   * the wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 5;
    */
@@ -403,7 +409,8 @@ export type TrainHeadRequest = Message<"tator.classifier.v1.TrainHeadRequest"> &
   headId: string;
 
   /**
-   * Background class names added to the labelmap (crops with no object).
+   * Crops without an object sampled per image as a background class (0: none;
+   * crop-layout datasets have none to sample).
    *
    * @generated from field: int32 background_crops_per_image = 5;
    */
@@ -424,7 +431,8 @@ export type TrainHeadRequest = Message<"tator.classifier.v1.TrainHeadRequest"> &
   normalizeEmbeddings: boolean;
 
   /**
-   * Seed.
+   * Seeds the train/val split, the background crops and the fit: the same
+   * dataset and seed give the same head.
    *
    * @generated from field: int64 seed = 8;
    */
@@ -466,14 +474,14 @@ export type TrainHeadProgress = Message<"tator.classifier.v1.TrainHeadProgress">
   phase: string;
 
   /**
-   * Units done.
+   * Units of the phase done: crops embedded (embed) or epochs fitted (fit).
    *
    * @generated from field: int32 done = 2;
    */
   done: number;
 
   /**
-   * Units in total.
+   * Units of the phase in all; done == total when the phase ends.
    *
    * @generated from field: int32 total = 3;
    */
@@ -529,7 +537,8 @@ export type TrainedHead = Message<"tator.classifier.v1.TrainedHead"> & {
   valCrops: number;
 
   /**
-   * Classes.
+   * The head's classes in probability-vector order, background classes
+   * included.
    *
    * @generated from field: repeated string classes = 5;
    */
@@ -563,7 +572,7 @@ export type TrainHeadResponse = Message<"tator.classifier.v1.TrainHeadResponse">
    */
   event: {
     /**
-     * Progress.
+     * Progress of a phase; sent several times per phase.
      *
      * @generated from field: tator.classifier.v1.TrainHeadProgress progress = 1;
      */

@@ -162,14 +162,14 @@ export const TilePlanSchema: GenMessage<TilePlan> = /*@__PURE__*/
  */
 export type GridSpec = Message<"tator.common.v1.GridSpec"> & {
   /**
-   * Number of columns.
+   * Columns of the grid, 1-16.
    *
    * @generated from field: int32 cols = 1;
    */
   cols: number;
 
   /**
-   * Number of rows.
+   * Rows of the grid, 1-16.
    *
    * @generated from field: int32 rows = 2;
    */
@@ -490,7 +490,8 @@ export const WarningSchema: GenMessage<Warning> = /*@__PURE__*/
  */
 export type ModelInfo = Message<"tator.common.v1.ModelInfo"> & {
   /**
-   * Registry id.
+   * Id of the model in the service's model registry file; what requests name in
+   * model_id.
    *
    * @generated from field: string id = 1;
    */
@@ -525,7 +526,7 @@ export type ModelInfo = Message<"tator.common.v1.ModelInfo"> & {
   device: string;
 
   /**
-   * Current state.
+   * Its state now; MISSING and FAILED say why in reason.
    *
    * @generated from field: tator.common.v1.ModelState state = 6;
    */
@@ -553,7 +554,9 @@ export type ModelInfo = Message<"tator.common.v1.ModelInfo"> & {
   loaded: boolean;
 
   /**
-   * Family-specific facts (e.g. a head's backbone id).
+   * Family-specific facts for people and tools, values as text. Keys other
+   * services read: a head's "backbone" and "backbone_version" (the
+   * orchestrator records that backbone's version with its results).
    *
    * @generated from field: map<string, string> extra = 10;
    */
@@ -590,7 +593,7 @@ export type TrainingData = Message<"tator.common.v1.TrainingData"> & {
   description: string;
 
   /**
-   * Number of images.
+   * How many images; the length of image_sha256.
    *
    * @generated from field: int32 images = 2;
    */
@@ -625,7 +628,8 @@ export const TrainingDataSchema: GenMessage<TrainingData> = /*@__PURE__*/
  */
 export type StageTiming = Message<"tator.common.v1.StageTiming"> & {
   /**
-   * Stage name.
+   * The stage as the service names it (e.g. decode, vision_embed, merge); an
+   * open set, per service.
    *
    * @generated from field: string stage = 1;
    */
@@ -709,7 +713,8 @@ export type GenerationSettings = Message<"tator.common.v1.GenerationSettings"> &
   doSample: boolean;
 
   /**
-   * Sampling temperature.
+   * Sampling temperature, used only with do_sample; unset: the model's own
+   * default, else 1.
    *
    * @generated from field: optional float temperature = 3;
    */

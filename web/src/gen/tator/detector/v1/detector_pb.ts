@@ -24,7 +24,7 @@ export const file_tator_detector_v1_detector: GenFile = /*@__PURE__*/
  */
 export type MergeSettings = Message<"tator.detector.v1.MergeSettings"> & {
   /**
-   * Method.
+   * How overlapping boxes of one class become one; unset means NMS.
    *
    * @generated from field: tator.detector.v1.MergeMethod method = 1;
    */
@@ -52,7 +52,8 @@ export const MergeSettingsSchema: GenMessage<MergeSettings> = /*@__PURE__*/
  */
 export type DetectRequest = Message<"tator.detector.v1.DetectRequest"> & {
   /**
-   * The image.
+   * The image: its sha256, with the bytes unless this service already holds it
+   * (IMAGE_NOT_CACHED otherwise).
    *
    * @generated from field: tator.common.v1.ImageRef image = 1;
    */
@@ -233,28 +234,30 @@ export type DetectResponse = Message<"tator.detector.v1.DetectResponse"> & {
   merge?: MergeSettings | undefined;
 
   /**
-   * Resolved confidence threshold.
+   * The confidence threshold the call ran with (the request's, or the default
+   * 0.45).
    *
    * @generated from field: float conf = 4;
    */
   conf: number;
 
   /**
-   * Resolved NMS IoU.
+   * The NMS IoU the models ran with (the request's, or the default 0.45).
    *
    * @generated from field: float iou = 5;
    */
   iou: number;
 
   /**
-   * Resolved max detections.
+   * The per-model detection cap the call ran with (the request's, or 300).
    *
    * @generated from field: int32 max_det = 6;
    */
   maxDet: number;
 
   /**
-   * Resolved tile plan.
+   * The tile plan that ran; size 0 when each model tiled at its own input size
+   * (ModelRun.tile_size).
    *
    * @generated from field: tator.common.v1.TilePlan tile_plan = 7;
    */
@@ -268,7 +271,8 @@ export type DetectResponse = Message<"tator.detector.v1.DetectResponse"> & {
   mode: DetectMode;
 
   /**
-   * Timing per stage.
+   * Where the call's time went: milliseconds per stage (queue and compute) and
+   * the wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 9;
    */

@@ -138,7 +138,7 @@ export const ListDatasetsRequestSchema: GenMessage<ListDatasetsRequest> = /*@__P
  */
 export type ListDatasetsResponse = Message<"tator.orchestrator.v1.ListDatasetsResponse"> & {
   /**
-   * Datasets, by id.
+   * Datasets of this page, ordered by id.
    *
    * @generated from field: repeated tator.orchestrator.v1.Dataset datasets = 1;
    */
@@ -166,7 +166,7 @@ export const ListDatasetsResponseSchema: GenMessage<ListDatasetsResponse> = /*@_
  */
 export type GetDatasetRequest = Message<"tator.orchestrator.v1.GetDatasetRequest"> & {
   /**
-   * Dataset id.
+   * A dataset's id: its directory name under the data root (ListDatasets).
    *
    * @generated from field: string dataset_id = 1;
    */
@@ -187,7 +187,7 @@ export const GetDatasetRequestSchema: GenMessage<GetDatasetRequest> = /*@__PURE_
  */
 export type GetDatasetResponse = Message<"tator.orchestrator.v1.GetDatasetResponse"> & {
   /**
-   * The dataset.
+   * The dataset with its split counts and hashes.
    *
    * @generated from field: tator.orchestrator.v1.Dataset dataset = 1;
    */
@@ -292,7 +292,7 @@ export const DatasetImageSchema: GenMessage<DatasetImage> = /*@__PURE__*/
  */
 export type ListDatasetImagesRequest = Message<"tator.orchestrator.v1.ListDatasetImagesRequest"> & {
   /**
-   * Dataset id.
+   * A dataset's id: its directory name under the data root (ListDatasets).
    *
    * @generated from field: string dataset_id = 1;
    */
@@ -497,7 +497,8 @@ export type ServiceModels = Message<"tator.orchestrator.v1.ServiceModels"> & {
   health: ServiceHealth;
 
   /**
-   * Models.
+   * The service's models, by id (all pages of its
+   * ModelManagementService.ListModels); empty when unreachable.
    *
    * @generated from field: repeated tator.common.v1.ModelInfo models = 4;
    */
@@ -561,14 +562,15 @@ export type Glossary = Message<"tator.orchestrator.v1.Glossary"> & {
   name: string;
 
   /**
-   * Normalised glossary text.
+   * The glossary as stored: a JSON object becomes `label: t1, t2` lines; other
+   * text is kept as given, stripped. Its exact text is what gets hashed.
    *
    * @generated from field: string text = 2;
    */
   text: string;
 
   /**
-   * Hash of text.
+   * SHA-256 of text: what results and calibrations record as glossary_hash.
    *
    * @generated from field: string hash = 3;
    */
@@ -596,7 +598,7 @@ export const GlossarySchema: GenMessage<Glossary> = /*@__PURE__*/
  */
 export type Terms = Message<"tator.orchestrator.v1.Terms"> & {
   /**
-   * Terms.
+   * The terms for this key, in glossary order.
    *
    * @generated from field: repeated string terms = 1;
    */
@@ -645,7 +647,7 @@ export const ListGlossariesRequestSchema: GenMessage<ListGlossariesRequest> = /*
  */
 export type ListGlossariesResponse = Message<"tator.orchestrator.v1.ListGlossariesResponse"> & {
   /**
-   * Glossaries, by name.
+   * Glossaries of this page, ordered by name.
    *
    * @generated from field: repeated tator.orchestrator.v1.Glossary glossaries = 1;
    */
@@ -673,7 +675,7 @@ export const ListGlossariesResponseSchema: GenMessage<ListGlossariesResponse> = 
  */
 export type GetGlossaryRequest = Message<"tator.orchestrator.v1.GetGlossaryRequest"> & {
   /**
-   * Name.
+   * A glossary's name (whitespace collapsed; no path separators).
    *
    * @generated from field: string name = 1;
    */
@@ -715,7 +717,7 @@ export const GetGlossaryResponseSchema: GenMessage<GetGlossaryResponse> = /*@__P
  */
 export type PutGlossaryRequest = Message<"tator.orchestrator.v1.PutGlossaryRequest"> & {
   /**
-   * Name.
+   * A glossary's name (whitespace collapsed; no path separators).
    *
    * @generated from field: string name = 1;
    */
@@ -764,7 +766,7 @@ export const PutGlossaryResponseSchema: GenMessage<PutGlossaryResponse> = /*@__P
  */
 export type DeleteGlossaryRequest = Message<"tator.orchestrator.v1.DeleteGlossaryRequest"> & {
   /**
-   * Name.
+   * A glossary's name (whitespace collapsed; no path separators).
    *
    * @generated from field: string name = 1;
    */
@@ -1110,7 +1112,7 @@ export const PromptOriginSchema: GenMessage<PromptOrigin> = /*@__PURE__*/
  */
 export type PromptList = Message<"tator.orchestrator.v1.PromptList"> & {
   /**
-   * The prompts.
+   * Each prompt with its origin; at most 64 per label (the SegmentText cap).
    *
    * @generated from field: repeated tator.orchestrator.v1.PromptOrigin prompts = 1;
    */
@@ -1153,7 +1155,8 @@ export type Atom = Message<"tator.orchestrator.v1.Atom"> & {
   passKind: AtomPass;
 
   /**
-   * The detection.
+   * The detection as the model service returned it (source, model, window,
+   * prompts).
    *
    * @generated from field: tator.common.v1.Detection detection = 4;
    */
@@ -1196,7 +1199,7 @@ export type Candidate = Message<"tator.orchestrator.v1.Candidate"> & {
   box?: Box | undefined;
 
   /**
-   * Label.
+   * Class name from the dataset's labelmap.
    *
    * @generated from field: string label = 3;
    */
@@ -1231,7 +1234,7 @@ export type Candidate = Message<"tator.orchestrator.v1.Candidate"> & {
   sourceScores: SourceScore[];
 
   /**
-   * Atom ids.
+   * Ids of the atoms merged into it (PrepassResult.atoms), ascending.
    *
    * @generated from field: repeated string atom_ids = 8;
    */
@@ -1259,7 +1262,7 @@ export type Candidate = Message<"tator.orchestrator.v1.Candidate"> & {
   classifierScore: number;
 
   /**
-   * Classifier margin.
+   * Classifier argmax minus runner-up probability; small means unsure.
    *
    * @generated from field: float classifier_margin = 12;
    */
@@ -1301,7 +1304,7 @@ export const CandidateSchema: GenMessage<Candidate> = /*@__PURE__*/
  */
 export type SourceScore = Message<"tator.orchestrator.v1.SourceScore"> & {
   /**
-   * The source.
+   * A source that found the candidate.
    *
    * @generated from field: tator.common.v1.DetectionSource source = 1;
    */
@@ -1329,7 +1332,7 @@ export const SourceScoreSchema: GenMessage<SourceScore> = /*@__PURE__*/
  */
 export type StageReport = Message<"tator.orchestrator.v1.StageReport"> & {
   /**
-   * The stage.
+   * The stage this row reports.
    *
    * @generated from field: tator.orchestrator.v1.PrepassStage stage = 11;
    */
@@ -1371,14 +1374,16 @@ export type StageReport = Message<"tator.orchestrator.v1.StageReport"> & {
   ran: boolean;
 
   /**
-   * Detections it produced.
+   * What the stage produced: detections (atoms) for the model stages, clusters
+   * for dedupe, candidates scored for the classifier; 0 when nothing.
    *
    * @generated from field: int32 detections = 7;
    */
   detections: number;
 
   /**
-   * Non-fatal note.
+   * A line for people about what the stage did (e.g. models and passes that
+   * ran, why it was skipped); not for parsing.
    *
    * @generated from field: string note = 8;
    */
@@ -1436,7 +1441,8 @@ export const PrepassCostSchema: GenMessage<PrepassCost> = /*@__PURE__*/
  */
 export type CaptionResult = Message<"tator.orchestrator.v1.CaptionResult"> & {
   /**
-   * Final caption.
+   * The Qwen caption of the image (merged over windows in windowed mode); empty
+   * when degenerate.
    *
    * @generated from field: string caption = 1;
    */
@@ -1471,14 +1477,14 @@ export const CaptionResultSchema: GenMessage<CaptionResult> = /*@__PURE__*/
  */
 export type WindowCaptionText = Message<"tator.orchestrator.v1.WindowCaptionText"> & {
   /**
-   * Window.
+   * The window the caption describes, full-image pixels.
    *
    * @generated from field: tator.common.v1.Window window = 1;
    */
   window?: Window | undefined;
 
   /**
-   * Caption.
+   * That window's caption; empty when degenerate.
    *
    * @generated from field: string caption = 2;
    */
@@ -1504,7 +1510,7 @@ export const WindowCaptionTextSchema: GenMessage<WindowCaptionText> = /*@__PURE_
  */
 export type PrepassWarning = Message<"tator.orchestrator.v1.PrepassWarning"> & {
   /**
-   * The stage.
+   * The stage that raised it.
    *
    * @generated from field: tator.orchestrator.v1.PrepassStage stage = 1;
    */
@@ -1546,21 +1552,22 @@ export type PrepassResult = Message<"tator.orchestrator.v1.PrepassResult"> & {
   imageName: string;
 
   /**
-   * Image width.
+   * Image width in pixels.
    *
    * @generated from field: int32 width = 3;
    */
   width: number;
 
   /**
-   * Image height.
+   * Image height in pixels.
    *
    * @generated from field: int32 height = 4;
    */
   height: number;
 
   /**
-   * Final candidates.
+   * Deduplicated candidates by descending score (ties: box, then label);
+   * Candidate.index is the position.
    *
    * @generated from field: repeated tator.orchestrator.v1.Candidate candidates = 5;
    */
@@ -1581,7 +1588,7 @@ export type PrepassResult = Message<"tator.orchestrator.v1.PrepassResult"> & {
   classifierClasses: string[];
 
   /**
-   * Caption (when enabled).
+   * The caption stage's output; unset when the caption stage did not run.
    *
    * @generated from field: tator.orchestrator.v1.CaptionResult caption = 8;
    */
@@ -1604,7 +1611,9 @@ export type PrepassResult = Message<"tator.orchestrator.v1.PrepassResult"> & {
   cacheHit: boolean;
 
   /**
-   * Cache key.
+   * Key of the result in the prepass cache: a hash over the image, resolved
+   * config, model versions, glossary, labelmap, pipeline version and result
+   * schema.
    *
    * @generated from field: string cache_key = 11;
    */
@@ -1625,21 +1634,22 @@ export type PrepassResult = Message<"tator.orchestrator.v1.PrepassResult"> & {
   modelVersions: { [key: string]: string };
 
   /**
-   * Glossary hash.
+   * SHA-256 of the normalised glossary text the prepass ran with.
    *
    * @generated from field: string glossary_hash = 14;
    */
   glossaryHash: string;
 
   /**
-   * Labelmap hash.
+   * SHA-256 of the labelmap the prepass ran with.
    *
    * @generated from field: string labelmap_hash = 15;
    */
   labelmapHash: string;
 
   /**
-   * Pipeline version.
+   * Version of the orchestrator's prepass code; part of the cache key, so a new
+   * version computes afresh.
    *
    * @generated from field: string pipeline_version = 16;
    */
@@ -1726,7 +1736,8 @@ export type PrepassRequest = Message<"tator.orchestrator.v1.PrepassRequest"> & {
   datasetId: string;
 
   /**
-   * Config.
+   * Overrides of the prepass config; unset fields take the recipe's (recipe_id,
+   * when given), else the defaults.
    *
    * @generated from field: tator.orchestrator.v1.PrepassConfig config = 4;
    */
@@ -1775,7 +1786,7 @@ export const PrepassRequestSchema: GenMessage<PrepassRequest> = /*@__PURE__*/
  */
 export type PrepassResponse = Message<"tator.orchestrator.v1.PrepassResponse"> & {
   /**
-   * The result.
+   * The prepass result of the image.
    *
    * @generated from field: tator.orchestrator.v1.PrepassResult result = 1;
    */
@@ -2178,7 +2189,7 @@ export const CountSchema: GenMessage<Count> = /*@__PURE__*/
  */
 export type StageTotals = Message<"tator.orchestrator.v1.StageTotals"> & {
   /**
-   * The stage.
+   * The stage these totals are of.
    *
    * @generated from field: tator.orchestrator.v1.PrepassStage stage = 6;
    */
@@ -2234,7 +2245,7 @@ export type PrepassJobSummary = Message<"tator.orchestrator.v1.PrepassJobSummary
   split: string;
 
   /**
-   * Images processed.
+   * Images the job finished (from the cache or computed).
    *
    * @generated from field: int32 images = 2;
    */
@@ -2384,14 +2395,15 @@ export const CalibrationJobSummarySchema: GenMessage<CalibrationJobSummary> = /*
  */
 export type StartPrepassJobRequest = Message<"tator.orchestrator.v1.StartPrepassJobRequest"> & {
   /**
-   * Dataset id.
+   * A dataset's id: its directory name under the data root (ListDatasets).
    *
    * @generated from field: string dataset_id = 1;
    */
   datasetId: string;
 
   /**
-   * Config.
+   * Overrides of the prepass config; unset fields take the recipe's (recipe_id,
+   * when given), else the defaults.
    *
    * @generated from field: tator.orchestrator.v1.PrepassConfig config = 2;
    */
@@ -2447,7 +2459,7 @@ export const StartPrepassJobRequestSchema: GenMessage<StartPrepassJobRequest> = 
  */
 export type StartPrepassJobResponse = Message<"tator.orchestrator.v1.StartPrepassJobResponse"> & {
   /**
-   * The job.
+   * The job as stored now.
    *
    * @generated from field: tator.orchestrator.v1.Job job = 1;
    */
@@ -2599,7 +2611,7 @@ export const StartCalibrationRequestSchema: GenMessage<StartCalibrationRequest> 
  */
 export type StartCalibrationResponse = Message<"tator.orchestrator.v1.StartCalibrationResponse"> & {
   /**
-   * The job.
+   * The job as stored now.
    *
    * @generated from field: tator.orchestrator.v1.Job job = 1;
    */
@@ -2620,7 +2632,7 @@ export const StartCalibrationResponseSchema: GenMessage<StartCalibrationResponse
  */
 export type WatchJobRequest = Message<"tator.orchestrator.v1.WatchJobRequest"> & {
   /**
-   * Job id.
+   * A job's id as StartPrepassJob or StartCalibration returned it.
    *
    * @generated from field: string job_id = 1;
    */
@@ -2669,7 +2681,7 @@ export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*
  */
 export type GetJobRequest = Message<"tator.orchestrator.v1.GetJobRequest"> & {
   /**
-   * Job id.
+   * A job's id as StartPrepassJob or StartCalibration returned it.
    *
    * @generated from field: string job_id = 1;
    */
@@ -2690,7 +2702,7 @@ export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
  */
 export type GetJobResponse = Message<"tator.orchestrator.v1.GetJobResponse"> & {
   /**
-   * The job.
+   * The job as stored now.
    *
    * @generated from field: tator.orchestrator.v1.Job job = 1;
    */
@@ -2739,7 +2751,7 @@ export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
  */
 export type ListJobsResponse = Message<"tator.orchestrator.v1.ListJobsResponse"> & {
   /**
-   * Jobs, newest first.
+   * Jobs of this page, newest first (create_time, then id).
    *
    * @generated from field: repeated tator.orchestrator.v1.Job jobs = 1;
    */
@@ -2767,7 +2779,7 @@ export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*
  */
 export type CancelJobRequest = Message<"tator.orchestrator.v1.CancelJobRequest"> & {
   /**
-   * Job id.
+   * A job's id as StartPrepassJob or StartCalibration returned it.
    *
    * @generated from field: string job_id = 1;
    */
@@ -3143,14 +3155,14 @@ export const ReliabilityBinSchema: GenMessage<ReliabilityBin> = /*@__PURE__*/
  */
 export type TrainingOverlap = Message<"tator.orchestrator.v1.TrainingOverlap"> & {
   /**
-   * Model id.
+   * Registry id of the model.
    *
    * @generated from field: string model_id = 1;
    */
   modelId: string;
 
   /**
-   * Its family.
+   * Its family (yolo, rfdetr, sam3, qwen, clip, dinov3, head).
    *
    * @generated from field: string family = 2;
    */
@@ -3264,7 +3276,7 @@ export const AcceptModelSummarySchema: GenMessage<AcceptModelSummary> = /*@__PUR
  */
 export type CalibrationReport = Message<"tator.orchestrator.v1.CalibrationReport"> & {
   /**
-   * Calibration job id.
+   * Id of the calibration job that wrote the report.
    *
    * @generated from field: string job_id = 1;
    */
@@ -3624,7 +3636,7 @@ export const PrCurveSchema: GenMessage<PrCurve> = /*@__PURE__*/
  */
 export type GetCalibrationReportRequest = Message<"tator.orchestrator.v1.GetCalibrationReportRequest"> & {
   /**
-   * Calibration job id.
+   * Id of a calibration job (StartCalibration).
    *
    * @generated from field: string job_id = 1;
    */
@@ -3645,7 +3657,7 @@ export const GetCalibrationReportRequestSchema: GenMessage<GetCalibrationReportR
  */
 export type GetCalibrationReportResponse = Message<"tator.orchestrator.v1.GetCalibrationReportResponse"> & {
   /**
-   * Report.
+   * The report as the calibration wrote it.
    *
    * @generated from field: tator.orchestrator.v1.CalibrationReport report = 1;
    */
@@ -3666,35 +3678,36 @@ export const GetCalibrationReportResponseSchema: GenMessage<GetCalibrationReport
  */
 export type Recipe = Message<"tator.orchestrator.v1.Recipe"> & {
   /**
-   * Id ([A-Za-z0-9._-]).
+   * Recipe id, [A-Za-z0-9._-]; what PrepassRequest.recipe_id names.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * Display name.
+   * Name shown to people; need not be unique.
    *
    * @generated from field: string name = 2;
    */
   name: string;
 
   /**
-   * Description.
+   * What the recipe is for, free text.
    *
    * @generated from field: string description = 3;
    */
   description: string;
 
   /**
-   * Prepass config.
+   * The prepass config the recipe applies; unset fields keep the defaults.
    *
    * @generated from field: tator.orchestrator.v1.PrepassConfig config = 4;
    */
   config?: PrepassConfig | undefined;
 
   /**
-   * Glossary text.
+   * Glossary text the recipe applies (JSON object, JSON list or lines); empty
+   * keeps the dataset's.
    *
    * @generated from field: string glossary = 5;
    */
@@ -3764,7 +3777,7 @@ export const ListRecipesRequestSchema: GenMessage<ListRecipesRequest> = /*@__PUR
  */
 export type ListRecipesResponse = Message<"tator.orchestrator.v1.ListRecipesResponse"> & {
   /**
-   * Recipes, by id.
+   * Recipes of this page, ordered by id.
    *
    * @generated from field: repeated tator.orchestrator.v1.Recipe recipes = 1;
    */
@@ -3792,7 +3805,7 @@ export const ListRecipesResponseSchema: GenMessage<ListRecipesResponse> = /*@__P
  */
 export type GetRecipeRequest = Message<"tator.orchestrator.v1.GetRecipeRequest"> & {
   /**
-   * Id.
+   * A recipe id ([A-Za-z0-9._-]).
    *
    * @generated from field: string id = 1;
    */
@@ -3813,7 +3826,7 @@ export const GetRecipeRequestSchema: GenMessage<GetRecipeRequest> = /*@__PURE__*
  */
 export type GetRecipeResponse = Message<"tator.orchestrator.v1.GetRecipeResponse"> & {
   /**
-   * Recipe.
+   * The recipe as stored.
    *
    * @generated from field: tator.orchestrator.v1.Recipe recipe = 1;
    */
@@ -3876,7 +3889,7 @@ export const PutRecipeResponseSchema: GenMessage<PutRecipeResponse> = /*@__PURE_
  */
 export type DeleteRecipeRequest = Message<"tator.orchestrator.v1.DeleteRecipeRequest"> & {
   /**
-   * Id.
+   * A recipe id ([A-Za-z0-9._-]).
    *
    * @generated from field: string id = 1;
    */
@@ -3961,7 +3974,7 @@ export const ImportRecipeResponseSchema: GenMessage<ImportRecipeResponse> = /*@_
  */
 export type ExportRecipeRequest = Message<"tator.orchestrator.v1.ExportRecipeRequest"> & {
   /**
-   * Id.
+   * A recipe id ([A-Za-z0-9._-]).
    *
    * @generated from field: string id = 1;
    */
@@ -3982,7 +3995,8 @@ export const ExportRecipeRequestSchema: GenMessage<ExportRecipeRequest> = /*@__P
  */
 export type ExportRecipeResponse = Message<"tator.orchestrator.v1.ExportRecipeResponse"> & {
   /**
-   * Zip archive.
+   * A zip with a manifest (file sizes and SHA-256), the recipe and its glossary
+   * as JSON, as ExportRecipe writes it.
    *
    * @generated from field: bytes archive = 1;
    */

@@ -24,7 +24,7 @@ export const file_tator_qwen_v1_qwen: GenFile = /*@__PURE__*/
  */
 export type LabelHint = Message<"tator.qwen.v1.LabelHint"> & {
   /**
-   * Label.
+   * Label of the hinted detection, as the caller's labelmap spells it.
    *
    * @generated from field: string label = 1;
    */
@@ -59,7 +59,8 @@ export const LabelHintSchema: GenMessage<LabelHint> = /*@__PURE__*/
  */
 export type CaptionRequest = Message<"tator.qwen.v1.CaptionRequest"> & {
   /**
-   * The image.
+   * The image: its sha256, with the bytes unless this service already holds it
+   * (IMAGE_NOT_CACHED otherwise).
    *
    * @generated from field: tator.common.v1.ImageRef image = 1;
    */
@@ -129,7 +130,7 @@ export const CaptionRequestSchema: GenMessage<CaptionRequest> = /*@__PURE__*/
  */
 export type WindowCaption = Message<"tator.qwen.v1.WindowCaption"> & {
   /**
-   * The window.
+   * The window in full-image pixels, as planned from the request.
    *
    * @generated from field: tator.common.v1.Window window = 1;
    */
@@ -151,7 +152,7 @@ export type WindowCaption = Message<"tator.qwen.v1.WindowCaption"> & {
   degenerateReason: string;
 
   /**
-   * Tokens generated.
+   * Tokens the model generated for this window.
    *
    * @generated from field: int32 generated_tokens = 4;
    */
@@ -216,7 +217,8 @@ export type CaptionResponse = Message<"tator.qwen.v1.CaptionResponse"> & {
   generatedTokens: number;
 
   /**
-   * Timing.
+   * Where the call's time went: milliseconds per stage (queue and compute) and
+   * the wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 7;
    */
@@ -318,7 +320,7 @@ export const ExpandSynonymsRequestSchema: GenMessage<ExpandSynonymsRequest> = /*
  */
 export type LabelTerms = Message<"tator.qwen.v1.LabelTerms"> & {
   /**
-   * The label.
+   * A requested label, as the request spelled it.
    *
    * @generated from field: string label = 1;
    */
@@ -381,7 +383,8 @@ export type ExpandSynonymsResponse = Message<"tator.qwen.v1.ExpandSynonymsRespon
   droppedByCap: number;
 
   /**
-   * Timing.
+   * Where the call's time went: milliseconds per stage (queue and compute) and
+   * the wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 6;
    */

@@ -115,7 +115,8 @@ export const SegmentStatsSchema: GenMessage<SegmentStats> = /*@__PURE__*/
  */
 export type SegmentTextRequest = Message<"tator.sam3.v1.SegmentTextRequest"> & {
   /**
-   * The image.
+   * The image: its sha256, with the bytes unless this service already holds it
+   * (IMAGE_NOT_CACHED otherwise).
    *
    * @generated from field: tator.common.v1.ImageRef image = 1;
    */
@@ -206,7 +207,8 @@ export type SegmentTextResponse = Message<"tator.sam3.v1.SegmentTextResponse"> &
   stats?: SegmentStats | undefined;
 
   /**
-   * Timing.
+   * Where the call's time went: milliseconds per stage (queue and compute) and
+   * the wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 3;
    */
@@ -280,7 +282,8 @@ export const ExemplarSetSchema: GenMessage<ExemplarSet> = /*@__PURE__*/
  */
 export type SegmentExemplarsRequest = Message<"tator.sam3.v1.SegmentExemplarsRequest"> & {
   /**
-   * The image.
+   * The image: its sha256, with the bytes unless this service already holds it
+   * (IMAGE_NOT_CACHED otherwise).
    *
    * @generated from field: tator.common.v1.ImageRef image = 1;
    */
@@ -364,7 +367,8 @@ export type SegmentExemplarsResponse = Message<"tator.sam3.v1.SegmentExemplarsRe
   stats?: SegmentStats | undefined;
 
   /**
-   * Timing.
+   * Where the call's time went: milliseconds per stage (queue and compute) and
+   * the wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 3;
    */
