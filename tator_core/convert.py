@@ -98,8 +98,9 @@ def model_status(m: common_pb2.ModelInfo) -> ModelStatus:
     """ModelInfo -> ModelStatus (the inverse of `model_info_pb`, for a client of a model service)."""
     trained = (TrainingRecord(m.trained_on.description, frozenset(m.trained_on.image_sha256))
                if m.HasField("trained_on") else None)
-    return ModelStatus(id=m.id, family=m.family, version=m.version, device=m.device,
-                       state=common_pb2.ModelState.Name(m.state).removeprefix("MODEL_STATE_"), reason=m.reason,
+    known = m.state in common_pb2.ModelState.values()  # a newer service may report a state this one lacks
+    state = common_pb2.ModelState.Name(m.state).removeprefix("MODEL_STATE_") if known else f"STATE_{int(m.state)}"
+    return ModelStatus(id=m.id, family=m.family, version=m.version, device=m.device, state=state, reason=m.reason,
                        is_default=m.is_default, loaded=m.loaded, labelmap=list(m.labelmap), extra=dict(m.extra),
                        trained_on=trained)
 

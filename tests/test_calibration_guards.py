@@ -168,3 +168,15 @@ def test_classifier_disabled_and_too_few_images_are_invalid_arguments(ds, tmp_pa
     with pytest.raises(TatorError) as exc:
         check_guards(_models(), small, pb.CalibrationConfig())
     assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_model_state_this_version_does_not_know_is_named_not_a_crash(ds) -> None:
+    """A newer model service may report a ModelState this orchestrator lacks: the detector counts as not
+    loaded, and the refusal names the number it got."""
+    models = _models()
+    _model(models, "yolo-a").state = 42  # type: ignore[assignment]  # an enum value from a newer contract
+    _model(models, "yolo-a").loaded = False
+    with pytest.raises(TatorError) as exc:
+        check_guards(models, ds, pb.CalibrationConfig())
+    assert (exc.value.code, exc.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "MODEL_MISSING")
+    assert "yolo-a" in exc.value.message and "STATE_42" in exc.value.message
