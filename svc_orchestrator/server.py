@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from svc_orchestrator.app import Orchestrator
-from svc_orchestrator.convert import dataset_pb, glossary_pb, image_bytes_pb, image_page_pb, list_models
+from svc_orchestrator.convert import dataset_pb, glossary_pb, image_bytes_pb, image_page_pb, list_models, page_models
 from svc_orchestrator.convert.jobs import job_pb
 from svc_orchestrator.settings import OrchestratorSettings
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -49,7 +49,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         return image_bytes_pb(image)
 
     async def ListModels(self, request, context):
-        return await list_models(self.app.clients)
+        return page_models(await list_models(self.app.clients), request.page_size, request.page_token)
 
     async def ListGlossaries(self, request, context):
         page, token = page_by_key(self.app.glossaries.list(), lambda g: g.name, request.page_size,

@@ -90,6 +90,17 @@ async def test_catalogs_list_datasets_and_models(orch: ServiceClient):
     assert set(by_service) == set(MODEL_SERVICES)
     for s in by_service.values():
         assert s.health == pb.SERVICE_HEALTH_SERVING and s.models and all(m.version for m in s.models if m.state == 4), s
+    # Two models a page: the pages together hold every (service, model) once, in the same order.
+    paged, token = [], ""
+    while True:
+        page = await orch.call("ListModels", pb.ListModelsRequest(page_size=2, page_token=token))
+        assert sum(len(s.models) for s in page.services) <= 2
+        paged += [(s.service, m.id) for s in page.services for m in s.models]
+        token = page.next_page_token
+        if not token:
+            break
+    assert not models.next_page_token  # the default page (50) holds the test stack's models
+    assert paged == [(s.service, m.id) for s in models.services for m in s.models]
 
 
 async def test_list_models_reports_a_down_service_as_unreachable():

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from svc_orchestrator.catalogs import GlossaryLibrary, normalize_glossary_text
+from svc_orchestrator.convert import page_models
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
 from svc_orchestrator.prepass.config import DEFAULTS, merge, resolve
@@ -20,6 +21,7 @@ from tator_core.enums import source_value
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.labels import glossary_hash
+from tator_core.paging import encode_token
 
 LABELS = ["circle", "square", "triangle"]
 
@@ -309,3 +311,32 @@ def test_a_stage_without_a_model_is_a_typed_warning_naming_stage_and_field():
     [w] = plan.warnings
     assert (w.stage, w.warning.code, w.warning.subject) == (pb.PREPASS_STAGE_SAM3_TEXT, "no_model", "sam3")
     assert "no sam3 model" in w.warning.message
+
+
+def test_list_models_pages_count_models_in_service_order_and_keep_each_services_health() -> None:
+    def svc(name: str, health: int, *ids: str) -> pb.ServiceModels:
+        return pb.ServiceModels(service=name, address=f"{name}:1", health=health,
+                                models=[common_pb2.ModelInfo(id=i) for i in ids])
+
+    every = pb.ListModelsResponse(services=[
+        svc("detector", pb.SERVICE_HEALTH_SERVING, "yolo-b", "yolo-a", "rfdetr"),
+        svc("sam3", pb.SERVICE_HEALTH_UNREACHABLE),
+        svc("qwen", pb.SERVICE_HEALTH_SERVING, "qwen-tiny")])
+    pages, token = [], ""
+    while True:
+        page = page_models(every, 2, token)
+        pages.append([(s.service, s.health, [m.id for m in s.models]) for s in page.services])
+        token = page.next_page_token
+        if not token:
+            break
+    S, U = pb.SERVICE_HEALTH_SERVING, pb.SERVICE_HEALTH_UNREACHABLE
+    # by id within a service; a service split over two pages shows on both with its health; one without
+    # models takes one place, so an unreachable service is still listed
+    assert pages == [[("detector", S, ["rfdetr", "yolo-a"])],
+                     [("detector", S, ["yolo-b"]), ("sam3", U, [])],
+                     [("qwen", S, ["qwen-tiny"])]]
+    assert [(s.service, len(s.models)) for s in page_models(every, 0, "").services] == \
+        [("detector", 3), ("sam3", 0), ("qwen", 1)]  # 0: the default page of 50
+    with pytest.raises(errors.TatorError) as err:
+        page_models(every, 2, encode_token({"list": "glossaries"}, "x"))
+    assert err.value.metadata["field"] == "page_token"

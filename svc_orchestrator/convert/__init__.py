@@ -12,7 +12,9 @@ from svc_orchestrator.catalogs import Glossary
 from svc_orchestrator.clients import ServiceClients, ServiceState
 from svc_orchestrator.datasets import Dataset
 from tator_core.convert import box_pb
+from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+from tator_core.paging import page_by_key
 
 
 def dataset_pb(ds: Dataset) -> pb.Dataset:
@@ -60,3 +62,21 @@ def list_models_pb(states: Iterable[ServiceState]) -> pb.ListModelsResponse:
 async def list_models(clients: ServiceClients) -> pb.ListModelsResponse:
     """The models of every service, each asked afresh, as the RPC's answer."""
     return list_models_pb((await clients.states(fresh=True)).values())
+
+
+def page_models(every: pb.ListModelsResponse, size: int, token: str) -> pb.ListModelsResponse:
+    """One page of every service's models (AIP-158): models counted one by one in service order, then
+    by id; a service without models takes one place, so its health shows. A service whose models run
+    past the page's end is listed again, with the rest, on the next page."""
+    places: list[tuple[int, pb.ServiceModels, common_pb2.ModelInfo | None]] = []
+    for i, s in enumerate(every.services):
+        places += [(i, s, m) for m in s.models] if s.models else [(i, s, None)]
+    page, next_token = page_by_key(places, lambda p: f"{p[0]:04d}/{p[2].id if p[2] is not None else ''}",
+                                   size, token, {"list": "models"})
+    out = pb.ListModelsResponse(next_page_token=next_token)
+    for _, s, m in page:
+        if not out.services or out.services[-1].service != s.service:
+            out.services.add(service=s.service, address=s.address, health=s.health)
+        if m is not None:
+            out.services[-1].models.append(m)
+    return out

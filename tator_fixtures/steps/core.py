@@ -132,16 +132,26 @@ async def list_datasets(ctx: StepContext) -> dict:
 
 @step("core.orchestrator.list_models", tier=0, service="orchestrator", deadline_s=DEADLINE_S)
 async def orchestrator_models(ctx: StepContext) -> dict:
-    reply = await _call(ctx, "orchestrator", "ListModels", "ListModelsRequest")
-    seen = {}
-    for entry in reply.services:
+    pb2, pb2_grpc = _modules("orchestrator")
+    entries, token = [], ""
+    async with aio_channel(ctx.addresses["orchestrator"]) as channel:
+        stub = pb2_grpc.OrchestratorServiceStub(channel)
+        while True:  # every page (a service can span two; its models are joined below)
+            reply = await stub.ListModels(pb2.ListModelsRequest(page_size=1000, page_token=token),
+                                          timeout=ctx.deadline_s, metadata=call_metadata())
+            entries += reply.services
+            token = reply.next_page_token
+            if not token:
+                break
+    seen: dict[str, dict[str, str]] = {}
+    for entry in entries:
         if entry.service not in MODEL_SERVICES or not entry.address:
             raise AssertionError(f"service entry {entry.service!r}: unknown service or empty address")
         if entry.health not in (1, 2, 3):  # ServiceHealth SERVING, NOT_SERVING, UNREACHABLE; never UNSPECIFIED
             raise AssertionError(f"service {entry.service}: health {entry.health!r}")
         for info in entry.models:
             check_model(info, f"orchestrator/{entry.service}", MODEL_SERVICES[entry.service][1])
-        seen[entry.service] = {m.id: m.family for m in entry.models}
+        seen.setdefault(entry.service, {}).update({m.id: m.family for m in entry.models})
     missing = set(MODEL_SERVICES) - set(seen)
     if missing:
         raise AssertionError(f"ListModels lacks services {sorted(missing)}")

@@ -1,12 +1,23 @@
 import { ModelState } from "../gen/tator/common/v1/common_pb";
-import { ServiceHealth } from "../gen/tator/orchestrator/v1/orchestrator_pb";
+import { ServiceHealth, type ServiceModels } from "../gen/tator/orchestrator/v1/orchestrator_pb";
 import { type Ctx, h } from "../ui";
 
 export async function renderServices(ctx: Ctx, el: HTMLElement): Promise<void> {
   el.append(h("h1", {}, "Services"));
-  const res = await ctx.call(ctx.api.listModels({}));
-  if (!res) return;
-  const rows = res.services.map((svc) => h("tr", { "data-service": svc.service },
+  // Every page; a service whose models span two pages comes back on both, so its models are joined.
+  const services: ServiceModels[] = [];
+  let pageToken = "";
+  do {
+    const res = await ctx.call(ctx.api.listModels({ pageSize: 1000, pageToken }));
+    if (!res) return;
+    for (const svc of res.services) {
+      const last = services[services.length - 1];
+      if (last && last.service === svc.service) last.models.push(...svc.models);
+      else services.push(svc);
+    }
+    pageToken = res.nextPageToken;
+  } while (pageToken);
+  const rows = services.map((svc) => h("tr", { "data-service": svc.service },
     h("td", {}, svc.service),
     h("td", {}, svc.address),
     h("td", { class: svc.health === ServiceHealth.SERVING ? "ok" : "bad" }, ServiceHealth[svc.health] ?? "UNSPECIFIED"),

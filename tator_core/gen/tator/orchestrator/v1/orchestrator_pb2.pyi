@@ -307,14 +307,20 @@ class ServiceModels(_message.Message):
     def __init__(self, service: _Optional[str] = ..., address: _Optional[str] = ..., health: _Optional[_Union[ServiceHealth, str]] = ..., models: _Optional[_Iterable[_Union[_common_pb2.ModelInfo, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("services",)
+    __slots__ = ("services", "next_page_token")
     SERVICES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     services: _containers.RepeatedCompositeFieldContainer[ServiceModels]
-    def __init__(self, services: _Optional[_Iterable[_Union[ServiceModels, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceModels, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Glossary(_message.Message):
     __slots__ = ("name", "text", "hash", "terms")
