@@ -1,21 +1,22 @@
 """Boxes, tiles, windows and class-aware merging.
 
-Boxes are (x1, y1, x2, y2) pixel tuples unless a name says otherwise. IoU and
-NMS go through torchvision.ops; clustering (which keeps every member, for
-provenance and weighted box fusion) is a greedy pass over a torchvision IoU
-matrix.
+Boxes are (x1, y1, x2, y2) pixel tuples unless a name says otherwise. IoU goes
+through torchvision.ops. Every dedupe (NMS, clustering that keeps every member for
+provenance and weighted box fusion, the calibration's evaluation) is one greedy
+walk, `greedy_groups`, with the caller's overlap rule.
 """
 
 from __future__ import annotations
 
 import math
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
+import numpy as np
 import torch
-from torchvision.ops import batched_nms, box_iou
+from torchvision.ops import box_iou
 
 XYXY = tuple[float, float, float, float]
 
@@ -191,6 +192,89 @@ class Scored:
     ref: Any = None
 
 
+#: Rule cells computed at once by greedy_groups: bounds its memory (a few MB) whatever the item count.
+GROUP_BLOCK_CELLS = 1 << 18
+
+
+def greedy_groups(order: Sequence[int] | np.ndarray,
+                  absorbs: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[list[int]]:
+    """The one greedy dedupe behind NMS, clustering and the calibration's evaluation.
+
+    Walk `order` (best first). An item that no earlier group took starts a group and takes every
+    later, still free item it absorbs. So the heads are greedy NMS under the caller's overlap rule,
+    and every other item joins the first head that overlaps it. Each caller brings its own rule as
+    `absorbs(heads, items)`, a bool matrix (row per head, column per item): its IoU source,
+    threshold, >= or >, same label or not. Groups come in walk order, head first, members in walk
+    order.
+
+    The rule is asked for a block of the next items against all items still free (at most
+    GROUP_BLOCK_CELLS cells), so memory stays bounded and numpy runs per block, Python per item.
+    """
+    rest = np.asarray(order, dtype=np.intp)
+    groups: list[list[int]] = []
+    while len(rest):
+        n_rows = max(1, min(len(rest), GROUP_BLOCK_CELLS // len(rest)))
+        # The walk runs in plain Python over the block's hits: per-item numpy calls would cost
+        # more than the whole rule on the small sets that dominate (a few boxes per image).
+        takes: list[list[int]] = [[] for _ in range(n_rows)]
+        for k, col in zip(*(a.tolist() for a in np.nonzero(absorbs(rest[:n_rows], rest)))):
+            if col > k:  # a head takes only later items (the rule may say yes to itself)
+                takes[k].append(col)
+        ids, free = rest.tolist(), [True] * len(rest)
+        for k in range(n_rows):
+            if not free[k]:
+                continue
+            group = [ids[k]]
+            for col in takes[k]:
+                if free[col]:
+                    free[col] = False
+                    group.append(ids[col])
+            groups.append(group)
+        rest = rest[n_rows:][np.array(free[n_rows:], dtype=bool)]
+    return groups
+
+
+def _score_order(scores: np.ndarray) -> np.ndarray:
+    """Indexes by score descending; equal scores by index (a stable sort, so runs are repeatable)."""
+    return np.argsort(-scores, kind="stable")
+
+
+class _Boxes:
+    """Float32 boxes and their areas, for IoUs computed as torchvision's box_iou does (the same
+    float32 operations in the same order, so the same values) in plain numpy blocks."""
+
+    def __init__(self, items: Sequence[Scored]):
+        self.b = np.array([it.box for it in items], dtype=np.float32).reshape(-1, 4)
+        self.area = (self.b[:, 2] - self.b[:, 0]) * (self.b[:, 3] - self.b[:, 1])
+
+    def iou(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """IoU of boxes `rows` with boxes `cols`, widened to float64: thresholds such as 0.7 are not
+        float32 values, and comparing in float32 would round them."""
+        r, c = self.b[rows][:, None, :], self.b[cols][None, :, :]
+        w = np.maximum(np.minimum(r[..., 2], c[..., 2]) - np.maximum(r[..., 0], c[..., 0]), np.float32(0))
+        h = np.maximum(np.minimum(r[..., 3], c[..., 3]) - np.maximum(r[..., 1], c[..., 1]), np.float32(0))
+        inter = w * h
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 of empty boxes is NaN: never a match
+            iou: np.ndarray = (inter / (self.area[rows][:, None] + self.area[cols][None, :] - inter))
+        return iou.astype(np.float64)
+
+
+def _label_ids(items: Sequence[Scored]) -> np.ndarray:
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(it.label, len(ids)) for it in items], dtype=np.intp)
+
+
+def _groups_per_label(order: np.ndarray, labels: np.ndarray,
+                      absorbs: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[list[int]]:
+    """greedy_groups for a rule that never crosses labels: one walk per label (smaller blocks),
+    groups put back in the walk order of their heads, which is what one walk over all gives."""
+    pos = np.empty(len(order), dtype=np.intp)
+    pos[order] = np.arange(len(order))
+    groups = [g for lab in np.unique(labels) for g in greedy_groups(order[labels[order] == lab], absorbs)]
+    groups.sort(key=lambda g: pos[g[0]])
+    return groups
+
+
 def greedy_clusters(items: Sequence[Scored], iou_thr: float, *, class_aware: bool = True,
                     cross_class_iou: float | None = None) -> list[list[int]]:
     """Group items: by score, each joins the first kept cluster it overlaps.
@@ -199,33 +283,26 @@ def greedy_clusters(items: Sequence[Scored], iou_thr: float, *, class_aware: boo
     >= iou_thr (same label) or >= cross_class_iou (other label, when given).
     iou_thr <= 0 disables merging. Returns index lists, representative first.
     """
-    order = sorted(range(len(items)), key=lambda i: -items[i].score)
+    order = _score_order(np.array([it.score for it in items], dtype=np.float64))
     if iou_thr <= 0:
-        return [[i] for i in order]
-    ious = iou_matrix([it.box for it in items], [it.box for it in items])
-    clusters: list[list[int]] = []
-    for i in order:
-        for cl in clusters:
-            rep = cl[0]
-            same = items[rep].label == items[i].label or not class_aware
-            thr = iou_thr if same else cross_class_iou
-            if thr is not None and float(ious[rep, i]) >= thr:
-                cl.append(i)
-                break
-        else:
-            clusters.append([i])
-    return clusters
+        return [[int(i)] for i in order]
+    boxes, labels = _Boxes(items), _label_ids(items)
+    if class_aware and cross_class_iou is None:
+        return _groups_per_label(order, labels, lambda heads, rest: boxes.iou(heads, rest) >= iou_thr)
+    if not class_aware:
+        return greedy_groups(order, lambda heads, rest: boxes.iou(heads, rest) >= iou_thr)
+    cross = math.inf if cross_class_iou is None else cross_class_iou
+    return greedy_groups(order, lambda heads, rest: boxes.iou(heads, rest) >= np.where(
+        labels[heads][:, None] == labels[rest][None, :], iou_thr, cross))
 
 
 def nms_keep(items: Sequence[Scored], iou_thr: float) -> list[int]:
-    """Class-aware NMS through torchvision; returns kept indexes by score."""
-    if not items:
-        return []
-    boxes = torch.tensor([it.box for it in items], dtype=torch.float32)
-    scores = torch.tensor([it.score for it in items], dtype=torch.float32)
-    labels = {lab: k for k, lab in enumerate(sorted({it.label for it in items}))}
-    idxs = torch.tensor([labels[it.label] for it in items])
-    return [int(i) for i in batched_nms(boxes, scores, idxs, iou_thr)]
+    """Class-aware NMS: kept indexes by score; an item goes when its IoU with a kept one of its
+    label is > iou_thr (torchvision's rule, on float32 boxes and scores)."""
+    boxes = _Boxes(items)
+    order = _score_order(np.array([it.score for it in items], dtype=np.float32))
+    groups = _groups_per_label(order, _label_ids(items), lambda heads, rest: boxes.iou(heads, rest) > iou_thr)
+    return [g[0] for g in groups]
 
 
 def fused_box(members: Sequence[Scored]) -> XYXY:
@@ -239,7 +316,7 @@ def merge(items: Sequence[Scored], iou_thr: float = 0.5, method: str = "nms",
           max_det: int | None = None) -> list[tuple[Scored, list[int]]]:
     """Class-aware merge of overlapping boxes.
 
-    method "nms": torchvision batched NMS, the kept box as is;
+    method "nms": greedy NMS (an item goes when its IoU with a kept one is > iou_thr), the kept box as is;
     method "wbf": greedy clusters, box = score-weighted mean, score = max.
     Returns (merged item, member indexes) by descending score.
     """

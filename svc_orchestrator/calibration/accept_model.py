@@ -168,7 +168,7 @@ def apply(accept: AcceptModel, result: ImagePrepass, *, embeddings=None, kind: s
     ok = accept_mask(labels, probs, accept.thresholds[kind])
     table = build_table([(result.image_name or "image",
                           [(c.label, c.box, 0.0, ()) for c in cands], [])])
-    kept = set(dedupe_frame(table.frames[0], table.labels, ok, probs, accept.dedupe_iou))
+    kept = set(dedupe_frame(table.frames[0], ok, probs, accept.dedupe_iou))
     return [(float(p), i in kept) for i, p in enumerate(probs)]
 
 

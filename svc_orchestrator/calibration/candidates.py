@@ -28,6 +28,7 @@ class ImageFrame:
     gt_boxes: np.ndarray             # (m, 4)
     cc: np.ndarray                   # (n, n) candidate-candidate IoU
     cg: np.ndarray                   # (n, m) candidate-GT IoU
+    same: np.ndarray                 # (n, n) True where two candidates have the same label (for dedupe)
 
 
 @dataclass
@@ -88,11 +89,12 @@ def build_table(per_image: Sequence[tuple[str, Sequence[tuple[str, XYXY, float, 
             index.append(pos)
         rows = np.arange(start, len(labels))
         cb = [boxes[i] for i in rows]
+        cl = np.asarray(labels[start:], dtype=object)
         gb: list[XYXY] = [(float(g[1][0]), float(g[1][1]), float(g[1][2]), float(g[1][3])) for g in gts]
         frames.append(ImageFrame(
             name=name, rows=rows, gt_labels=[g[0] for g in gts], gt_boxes=_as_boxes(gb),
             cc=iou_matrix(cb, cb).numpy().astype(np.float64),
-            cg=iou_matrix(cb, gb).numpy().astype(np.float64)))
+            cg=iou_matrix(cb, gb).numpy().astype(np.float64), same=cl[:, None] == cl[None, :]))
         names.append(name)
     return CandidateTable(images=names, image_index=np.asarray(index, dtype=np.int64), labels=labels,
                           boxes=_as_boxes(boxes), scores=np.asarray(scores, dtype=np.float64),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from svc_orchestrator.calibration.candidates import CandidateTable, ImageFrame, build_table
-from tator_core.geometry import XYXY
+from tator_core.geometry import XYXY, greedy_groups
 
 BACKGROUND = "__background__"
 MISSED = "__missed__"
@@ -99,19 +99,19 @@ def _order(rank: np.ndarray, local: np.ndarray) -> np.ndarray:
     return local[np.lexsort((local, -rank[local]))] if len(local) else local
 
 
-def dedupe_frame(frame: ImageFrame, labels: Sequence[str], accept: np.ndarray, rank: np.ndarray,
-                 dedupe_iou: float) -> list[int]:
+def dedupe_frame(frame: ImageFrame, accept: np.ndarray, rank: np.ndarray, dedupe_iou: float) -> list[int]:
     """Local indexes of the accepted candidates that survive dedupe, in rank order."""
     local = np.flatnonzero(accept[frame.rows])
     order = _order(rank[frame.rows], local)
-    if dedupe_iou <= 0:
+    if dedupe_iou <= 0 or len(order) < 2:
         return [int(i) for i in order]
-    kept: list[int] = []
-    for i in order:
-        lab = labels[frame.rows[i]]
-        if all(labels[frame.rows[k]] != lab or frame.cc[i, k] < dedupe_iou for k in kept):
-            kept.append(int(i))
-    return kept
+
+    def absorbs(heads: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        cells = np.ix_(heads, rest)
+        # "not below" rather than ">=": a NaN IoU (two empty boxes) counts as a duplicate
+        return ~(frame.cc[cells] < dedupe_iou) & frame.same[cells]
+
+    return [g[0] for g in greedy_groups(order, absorbs)]
 
 
 def evaluate(table: CandidateTable, frames: Iterable[ImageFrame], accept: np.ndarray, rank: np.ndarray, *,
@@ -137,7 +137,7 @@ def evaluate(table: CandidateTable, frames: Iterable[ImageFrame], accept: np.nda
         n_images += 1
         mine: dict[str, Counts] = {}
         by_image.append((frame.name, mine))
-        kept = dedupe_frame(frame, table.labels, accept, rank, dedupe_iou)
+        kept = dedupe_frame(frame, accept, rank, dedupe_iou)
         if only is not None:
             kept = [i for i in kept if table.labels[frame.rows[i]] in only]
         n_preds += len(kept)
