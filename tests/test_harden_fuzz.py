@@ -4,7 +4,8 @@ Requests for every method of every service come from the proto descriptors (test
 and go to the in-process stack of real services over real gRPC, with the stack's admin token
 (auth is on, as under `tator up`). Whatever a request holds, the answer is a status a caller can act
 on: never UNKNOWN or INTERNAL. Afterwards every service is still SERVING and the process's memory
-grew by a bounded amount. TATOR_FUZZ_EXAMPLES sets the request count (`make fuzz` runs a long one);
+grew by a bounded amount. TATOR_FUZZ_EXAMPLES sets the request count (`make fuzz` runs a long one;
+TATOR_FUZZ_LOG=FILE logs each request's status, time and peak memory);
 the default is a quick profile for the everyday suite (marked `stack`: it builds and loads the tiny
 models, as the other stack tests do; TATOR_TEST_MODELS_DIR reuses a built set).
 
@@ -26,16 +27,19 @@ never saw the call. glibc kept most of it afterwards (RSS after each such call +
 field over its contract's max_items is refused without its items being read, `max_request_items` bounds
 a request's items in all, and only the first violation is listed past FULL_REPORT_ITEMS items
 (tests/test_harden_request_items.py); the same requests answer INVALID_ARGUMENT in 0.1-0.3 s with
-under 120 MB of growth (their wire bytes, parsed message and the client's own copy). A rerun of
-`make fuzz` with the fix: 3000 requests (INVALID_ARGUMENT 2511, NOT_FOUND 399, OK 82,
-FAILED_PRECONDITION 8), peak growth 70 MB against the bound's ~1077 MB.
+under 120 MB of growth each (their wire bytes, parsed message and the client's own copy). `make fuzz`
+with the fix: 3000 requests (INVALID_ARGUMENT 2502, NOT_FOUND 395, OK 84, FAILED_PRECONDITION 15,
+RESOURCE_EXHAUSTED 3, DEADLINE_EXCEEDED 1), peak growth 507 MB against the bound's ~1077 MB; runs of
+the RPC part with the request log peaked 430-580 MB, the largest single requests +70-120 MB.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import resource
+import time
 import zipfile
 from pathlib import Path
 
@@ -170,6 +174,26 @@ async def call(channel: grpc.aio.Channel, service_full: str, method, request, to
     return grpc.StatusCode.OK, ""
 
 
+def _brief(request) -> str:
+    """The request for a failure message: whole when small; a 1.5-million-prompt request printed whole
+    would cost more memory than the call it reports."""
+    if request.ByteSize() <= 20_000:
+        return repr(request)[:2000]
+    sizes = {fd.name: len(v) if fd.is_repeated else "set" for fd, v in request.ListFields()}
+    return f"{type(request).__name__} of {request.ByteSize()} bytes, fields {sizes}"
+
+
+# TATOR_FUZZ_LOG=FILE writes one JSON line per request: method, status, size, seconds, and the process's
+# RSS before the call and its peak during it (VmHWM reset first), so a memory finding names its request.
+LOG = os.environ.get("TATOR_FUZZ_LOG")
+
+
+def _log(**fields) -> None:
+    assert LOG is not None
+    with open(LOG, "a") as f:
+        f.write(json.dumps(fields) + "\n")
+
+
 def requests():
     return st.sampled_from(METHODS).flatmap(
         lambda nm: st.tuples(st.just(nm), message(nm[1].input_type)))
@@ -183,10 +207,17 @@ def requests():
 async def test_rpc_fuzz_never_unknown_or_internal(live, picked):
     stack, channels, tokens = live
     (service, method), request = picked
+    logged = LOG is not None and reset_peak()
+    before, started = (_status_mb("VmRSS"), time.perf_counter()) if logged else (0.0, 0.0)
     code, said = await call(channels[service], method.containing_service.full_name, method, request,
                             tokens.admin[0])
+    if logged:  # VmHWM was reset for this call: keep the fuzz's own peak
+        MEM["peak_mb"] = max(MEM.get("peak_mb", 0.0), _status_mb("VmHWM"))
+        _log(service=service, method=method.name, code=code.name, bytes=request.ByteSize(),
+             seconds=round(time.perf_counter() - started, 3), rss_before_mb=round(before),
+             peak_growth_mb=round(_status_mb("VmHWM") - before), rss_after_mb=round(_status_mb("VmRSS")))
     SEEN[code.name] = SEEN.get(code.name, 0) + 1
-    assert code not in BAD, f"{service}.{method.name} answered {code.name} to {request!r}"[:2000]
+    assert code not in BAD, f"{service}.{method.name} answered {code.name} to {_brief(request)}"
     # No error may name a path of the stack's home or its models.
     for root in (stack.home, stack.registry.parent):
         assert str(root) not in said, f"{service}.{method.name}: server path in {said!r}"
@@ -198,7 +229,8 @@ async def test_after_the_fuzz_every_service_serves(live):
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     stack, channels, _ = live
-    grew = _status_mb("VmHWM") - MEM["start_mb"] if "start_mb" in MEM else float("nan")
+    peak = max(_status_mb("VmHWM"), MEM.get("peak_mb", 0.0))
+    grew = peak - MEM["start_mb"] if "start_mb" in MEM else float("nan")
     print(f"fuzz: {sum(SEEN.values())} requests, codes {dict(sorted(SEEN.items()))}, max RSS {rss_mb():.0f} MB, "
           f"peak growth during the fuzz {grew:.0f} MB")
     assert sum(SEEN.values()) >= EXAMPLES
