@@ -2,7 +2,9 @@
 (`python benchmarks/load.py --write-ghz`; tests fail when a committed file differs), and
 benchmarks/load.py drives the same files, so the two cannot drift.
 
-Every inference RPC, and the read RPCs the web UI issues on each page. `gpu_p95_ms` is the
+Every inference RPC, every read RPC, the model services' shared ListModels, and the idempotent writes
+(PutGlossary / PutRecipe of one fixed name). The RPCs left out, each with its reason, are in
+NOT_LOAD_TESTED; a test checks that the two together name every RPC in protos/. `gpu_p95_ms` is the
 p95 latency each call must hold on one GPU per model service (H200-class, the real models,
 the concurrency below, image already cached by sha); the device check
 (scripts/device_check.sh) measures the model calls that decide it.
@@ -84,6 +86,61 @@ CALLS: dict[str, dict] = {
     "list_jobs": dict(call="tator.orchestrator.v1.OrchestratorService.ListJobs", data={"page_size": 50}),
     "list_glossaries": dict(call="tator.orchestrator.v1.OrchestratorService.ListGlossaries", data={}),
     "list_recipes": dict(call="tator.orchestrator.v1.OrchestratorService.ListRecipes", data={}),
+    "get_glossary": dict(call="tator.orchestrator.v1.OrchestratorService.GetGlossary", data={"name": "ghz-load"},
+                         notes=["put_glossary writes the glossary named ghz-load; before it every call answers "
+                                "NOT_FOUND."]),
+    "get_recipe": dict(call="tator.orchestrator.v1.OrchestratorService.GetRecipe", data={"id": "ghz-load"},
+                       notes=["put_recipe writes the recipe ghz-load; before it every call answers NOT_FOUND."]),
+    "export_recipe": dict(call="tator.orchestrator.v1.OrchestratorService.ExportRecipe", data={"id": "ghz-load"},
+                          notes=["A zip of the recipe and its glossary, built per call. put_recipe writes the "
+                                 "recipe ghz-load; before it every call answers NOT_FOUND."]),
+    "get_job": dict(call="tator.orchestrator.v1.OrchestratorService.GetJob", data={"job_id": "replace-with-a-job-id"},
+                    notes=["Replace job_id with an id from list_jobs (`tator jobs`): as written every call answers "
+                           "NOT_FOUND. The web UI polls it while a job runs."]),
+    "get_calibration_report": dict(
+        call="tator.orchestrator.v1.OrchestratorService.GetCalibrationReport",
+        data={"job_id": "replace-with-a-calibration-job-id"}, gpu_p95_ms=60,
+        notes=["Replace job_id with the id of a finished calibration (`tator calibrate`): as written every call "
+               "answers NOT_FOUND. The report (curves, per-class thresholds) is read from the job's folder."]),
+    # --- writes that leave the store as they found it: one fixed name, overwritten per call -------------
+    "put_glossary": dict(
+        call="tator.orchestrator.v1.OrchestratorService.PutGlossary", data={"name": "ghz-load", "text": GLOSSARY},
+        total=500, concurrency=4, notes=["Every call overwrites the glossary ghz-load (an atomic store write). "
+                                         "Needs the admin role when the stack checks tokens."]),
+    "put_recipe": dict(
+        call="tator.orchestrator.v1.OrchestratorService.PutRecipe",
+        data={"recipe": {"id": "ghz-load", "name": "ghz load", "config": {"detector_conf": 0.25},
+                         "glossary": GLOSSARY}},
+        total=500, concurrency=4, notes=["Every call overwrites the recipe ghz-load (one atomic write). "
+                                         "Needs the admin role when the stack checks tokens."]),
+    # --- the model services' shared management surface (the orchestrator's ListModels fans out to these) ---
+    **{f"{service}_list_models": dict(
+        call="tator.common.v1.ModelManagementService.ListModels", service=service, data={"page_size": 50},
+        notes=[f"The {service} service's models and their state, answered from memory (no model call)."])
+       for service in ("detector", "sam3", "qwen", "classifier")},
+}
+#: RPCs with no config, and why. With CALLS they name every RPC of protos/ (tests check it).
+NOT_LOAD_TESTED: dict[str, str] = {
+    **{f"tator.orchestrator.v1.OrchestratorService.{m}": why for m, why in {
+        "StartPrepassJob": "each call starts a job over a whole dataset (minutes of model work): a ghz run would "
+                           "queue thousands of jobs; the prepass config measures the per-image work a job runs",
+        "StartCalibration": "each call starts a calibration over a dataset (a prepass of every image, then the "
+                            "fits); benchmarks/calibration.py measures one",
+        "CancelJob": "the first call ends the job; every later one measures a refusal",
+        "DeleteGlossary": "the first call deletes; every later one answers NOT_FOUND",
+        "DeleteRecipe": "the first call deletes; every later one answers NOT_FOUND",
+        "ImportRecipe": "its data is a zip archive that ExportRecipe makes, which a ghz config cannot hold as a "
+                        "template; put_recipe measures the same store write",
+        "WatchJob": "a server stream that lasts as long as its job: its load is a count of open streams "
+                    "(bounded by the server's stream budget), not a latency",
+    }.items()},
+    **{f"tator.common.v1.ModelManagementService.{m}": why for m, why in {
+        "LoadModel": "an operator action that moves model weights onto the device, not traffic",
+        "UnloadModel": "an operator action: after the first call the model is down and inference on it refused",
+        "SetDefaultModel": "an operator action that rewrites the model registry file",
+    }.items()},
+    "tator.classifier.v1.ClassifierService.TrainHead": "a server stream of one training run (minutes) that "
+                                                       "writes a head: an operator action, not traffic",
 }
 #: Defaults of the UI reads: many small calls at the concurrency of a few open browser tabs.
 READ_DEFAULTS = dict(total=2000, concurrency=16, timeout="10s", gpu_p95_ms=25)
@@ -115,13 +172,14 @@ def render(name: str) -> dict:
     """The ghz config of one table row."""
     row = CALLS[name]
     shape = {**READ_DEFAULTS, **row}
-    service = row["call"].split(".")[1]
+    # the package names the service, except the model management every model service serves
+    service = row.get("service") or row["call"].split(".")[1]
     has_image = SHA in repr(row["data"])
     notes = [n.format(name=name) for n in COMMON_NOTES + (IMAGE_NOTES if has_image else [])] + row.get("notes", [])
     return {
         "_notes": notes,
         "_gpu_p95_ms": shape["gpu_p95_ms"],
-        "name": f"tator {row['call'].split('.', 3)[3]}",
+        "name": f"tator {row['service'] + ' ' if 'service' in row else ''}{row['call'].split('.', 3)[3]}",
         "protoset": "build/ghz/tator.protoset",
         "call": row["call"],
         "host": f"127.0.0.1:{PORTS[service]}",
