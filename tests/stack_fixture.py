@@ -9,20 +9,29 @@ port, which is how the tests kill a model service in the middle of a job.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
+import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from tator_core.client import ServiceClient
+from tator_core.errors import RemoteError, parse_rpc_error
 from tator_core.server import RunningServer, start_server
 
 MODEL_SERVICES = ("detector", "sam3", "qwen", "classifier")
 _SETTINGS = {"detector": "DetectorSettings", "sam3": "Sam3Settings", "qwen": "QwenSettings",
              "classifier": "ClassifierSettings"}
 SYNTH_IMAGES = 8
+# Prepass thresholds low enough that the random tiny RF-DETR and SAM3 produce detections and exemplars,
+# so every source shows up whether or not the trained YOLO fixture is present.
+RICH = dict(detector_conf=0.02, similarity_min_exemplar_score=0.0, similarity_score=0.05)
 
 
 def build_models(models_dir: Path, head_dataset: Path) -> Path:
@@ -180,3 +189,24 @@ def rpc_counts(services: tuple[str, ...] = MODEL_SERVICES) -> dict[tuple[str, st
 
 def images_decoded(service: str) -> float:
     return REGISTRY.get_sample_value("tator_images_decoded_total", {"service": service}) or 0.0
+
+
+@contextlib.asynccontextmanager
+async def orchestrator_client(stack: Stack) -> AsyncIterator[ServiceClient]:
+    """A client of the stack's orchestrator with a timeout long enough for a whole prepass on CPU."""
+    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc
+
+    client = ServiceClient(stack.orchestrator.address, orchestrator_pb2_grpc.OrchestratorServiceStub, timeout_s=300)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def expect_error(call: Awaitable[Any], code: grpc.StatusCode, reason: str) -> RemoteError:
+    """Await an RPC that must fail with `code` and the ErrorInfo `reason`; returns the parsed error."""
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await call
+    err = parse_rpc_error(exc.value)
+    assert (err.code, err.reason) == (code, reason), err
+    return err

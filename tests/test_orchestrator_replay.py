@@ -16,21 +16,24 @@ import shutil
 import grpc
 import pytest
 import pytest_asyncio
-from stack_fixture import Stack, build_models, make_datasets, rpc_counts, start_stack
+from stack_fixture import (
+    RICH,
+    Stack,
+    build_models,
+    expect_error,
+    make_datasets,
+    orchestrator_client,
+    rpc_counts,
+    start_stack,
+)
 
 from tator_core.client import ServiceClient, image_ref
-from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.common.v1 import models_pb2, models_pb2_grpc
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from tator_core.registry import add_entry
 from tator_fixtures import YOLO_FIXTURE
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.stack]
-
-# Low thresholds so the tiny random models produce candidates from every stage.
-RICH = dict(detector_conf=0.02, similarity_min_exemplar_score=0.0, similarity_score=0.05)
-
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory, stack_models) -> Stack:
@@ -48,17 +51,8 @@ async def stack(tmp_path_factory, stack_models) -> Stack:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def orch(stack: Stack) -> ServiceClient:
-    client = ServiceClient(stack.orchestrator.address, pb_grpc.OrchestratorServiceStub, timeout_s=300)
-    yield client
-    await client.close()
-
-
-async def expect_error(coro, code: grpc.StatusCode, reason: str):
-    with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await coro
-    err = parse_rpc_error(exc.value)
-    assert (err.code, err.reason) == (code, reason), err
-    return err
+    async with orchestrator_client(stack) as client:
+        yield client
 
 
 def dataset_image(stack: Stack, i: int) -> str:

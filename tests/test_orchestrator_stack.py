@@ -18,21 +18,25 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
-from stack_fixture import MODEL_SERVICES, Stack, images_decoded, rpc_counts, start_stack
+from stack_fixture import (
+    MODEL_SERVICES,
+    RICH,
+    Stack,
+    expect_error,
+    images_decoded,
+    orchestrator_client,
+    rpc_counts,
+    start_stack,
+)
 
 from svc_orchestrator.clients import ServiceClients
 from tator_core.client import ServiceClient, image_ref
 from tator_core.enums import short_name, source_name
-from tator_core.errors import parse_rpc_error
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.stack]
 
 MODEL_METHODS = {"Detect", "SegmentText", "SegmentExemplars", "Classify", "Caption", "ExpandSynonyms", "Embed"}
-# Thresholds low enough that the random tiny RF-DETR and SAM3 produce detections and exemplars, so
-# every source shows up whether or not the trained YOLO fixture is present.
-RICH = dict(detector_conf=0.02, similarity_min_exemplar_score=0.0, similarity_score=0.05)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -45,9 +49,8 @@ async def stack(tmp_path_factory, stack_models) -> Stack:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def orch(stack: Stack) -> ServiceClient:
-    client = ServiceClient(stack.orchestrator.address, pb_grpc.OrchestratorServiceStub, timeout_s=300)
-    yield client
-    await client.close()
+    async with orchestrator_client(stack) as client:
+        yield client
 
 
 def stage_name(value: int) -> str:
@@ -66,14 +69,6 @@ def scene_png(seed: int, index: int = 0) -> bytes:
 
 def model_calls() -> dict:
     return {k: v for k, v in rpc_counts().items() if k[1] in MODEL_METHODS}
-
-
-async def expect_error(coro, code: grpc.StatusCode, reason: str):
-    with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await coro
-    err = parse_rpc_error(exc.value)
-    assert (err.code, err.reason) == (code, reason), err
-    return err
 
 
 # --- catalogs --------------------------------------------------------------------------------------
