@@ -9,6 +9,7 @@ were current; such bytes parse without error and silently lose the field."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
@@ -16,9 +17,10 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor
 PIPELINE_VERSION = "1"
 
 
-def schema_fingerprint(root: Descriptor) -> str:
-    """SHA-256 over the descriptors of `root` and of every message and enum its fields reach (options
-    included, comments not: a comment-only edit keeps the fingerprint)."""
+def schema_fingerprint(root: Any) -> str:
+    """SHA-256 over the descriptors of `root` (a message class's DESCRIPTOR) and of every message and enum
+    its fields reach (options included, comments not: a comment-only edit keeps the fingerprint). `root` is
+    typed Any because the generated stubs type DESCRIPTOR as the pure-Python or the upb descriptor class."""
     parts: dict[str, bytes] = {}
     todo: list[Descriptor | EnumDescriptor] = [root]
     while todo:
