@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from tator_core.datasets import read_yolo_labels
+from tator_core.geometry import XYXY
 from tator_fixtures import LABELMAP
 from tator_fixtures.synth import GLOSSARY, image_name, render_scene, save_png, yolo_lines
 from tator_fixtures.train_yolo import YOLO_ENTRY
@@ -54,6 +56,18 @@ class FuzzPack:
     def label_path(self, image: Path) -> Path:
         """Ground truth of one of `images`."""
         return self.dir / "labels" / f"{image.stem}.txt"
+
+    def ground_truth(self, image: Path, width: int, height: int) -> list[tuple[str, XYXY]]:
+        """(label, pixel box) of one of `images`, read by the services' own YOLO reader so a request
+        built from it carries what a dataset read by a service would. None when it has no label file;
+        a line the reader cannot use refuses the pack (its files are pinned, so that is an edit)."""
+        path = self.label_path(image)
+        if not path.is_file():
+            return []
+        boxes, skipped = read_yolo_labels(path, width, height, len(self.labelmap))
+        if skipped:
+            raise FuzzPackError(path.relative_to(self.dir).as_posix(), f"{skipped} unusable label line(s)")
+        return [(self.labelmap[cls], box) for cls, box in boxes]
 
 
 def sha256_file(path: Path) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tator_core.datasets import read_yolo_labels
 from tator_core.offline import enforce_offline
 from tator_fixtures import LABELMAP
 from tator_fixtures.synth import is_large
@@ -114,10 +115,9 @@ def evaluate(weights: Path, data: Path, *, split: str = "test", imgsz: int = FIX
         with Image.open(image_path) as im:
             image = im.convert("RGB")
         w, h = image.size
-        gt = np.loadtxt(data / split / "labels" / f"{image_path.stem}.txt", ndmin=2).reshape(-1, 5)
-        gt_cls = gt[:, 0].astype(int)
-        gt_xyxy = np.stack([(gt[:, 1] - gt[:, 3] / 2) * w, (gt[:, 2] - gt[:, 4] / 2) * h,
-                            (gt[:, 1] + gt[:, 3] / 2) * w, (gt[:, 2] + gt[:, 4] / 2) * h], axis=1)
+        gt, _ = read_yolo_labels(data / split / "labels" / f"{image_path.stem}.txt", w, h, len(LABELMAP))
+        gt_cls = np.array([c for c, _ in gt], dtype=int)
+        gt_xyxy = np.array([b for _, b in gt], dtype=np.float64).reshape(-1, 4)
         n_gt += len(gt)
         boxes = model.predict(image, imgsz=imgsz, conf=conf, device="cpu", verbose=False)[0].boxes
         order = np.argsort(-boxes.conf.numpy())

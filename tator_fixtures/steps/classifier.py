@@ -19,18 +19,6 @@ BATCH_SIZES = (4, 8, 32)
 BAD_BOXES = {"degenerate_box": (12.0, 12.0, 12.0, 30.0), "outside_image": (1e5, 1e5, 1e5 + 20, 1e5 + 20)}
 
 
-def _gt_boxes(label_file: Path, width: int, height: int, labelmap: list[str]) -> list[tuple[str, tuple]]:
-    out = []
-    if label_file.is_file():
-        for line in label_file.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 5:
-                c, cx, cy, w, h = int(parts[0]), *(float(v) for v in parts[1:])
-                out.append((labelmap[c], ((cx - w / 2) * width, (cy - h / 2) * height,
-                                          (cx + w / 2) * width, (cy + h / 2) * height)))
-    return out
-
-
 def _random_boxes(ctx: StepContext, width: int, height: int, n: int) -> list[tuple]:
     boxes = []
     for _ in range(n):
@@ -86,7 +74,7 @@ async def classify_batch(ctx: StepContext) -> dict:
     from tator_core.gen.tator.classifier.v1 import classifier_pb2 as pb
 
     path, data, width, height = _pick_image(ctx)
-    gt = _gt_boxes(ctx.fuzz_pack.dir / "labels" / f"{path.stem}.txt", width, height, ctx.fuzz_pack.labelmap)
+    gt = ctx.fuzz_pack.ground_truth(path, width, height)
     boxes = [b for _, b in gt] + _random_boxes(ctx, width, height, ctx.rng.randint(8, 24)) + list(BAD_BOXES.values())
     batch = ctx.rng.choice(BATCH_SIZES)
     request = pb.ClassifyRequest(image=image_ref(data, with_bytes=False), batch_size=batch,

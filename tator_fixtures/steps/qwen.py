@@ -32,13 +32,8 @@ class _Qwen(StepImage):
         from tator_core.convert import box_pb
         from tator_core.gen.tator.qwen.v1 import qwen_pb2
 
-        out = []
-        for line in self.ctx.fuzz_pack.label_path(self.path).read_text().splitlines():
-            cls, cx, cy, w, h = (float(v) for v in line.split())
-            x1, y1 = (cx - w / 2) * self.width, (cy - h / 2) * self.height
-            out.append(qwen_pb2.LabelHint(label=self.ctx.fuzz_pack.labelmap[int(cls)], score=1.0, box=box_pb(
-                (x1, y1, x1 + w * self.width, y1 + h * self.height))))
-        return out
+        return [qwen_pb2.LabelHint(label=label, score=1.0, box=box_pb(box))
+                for label, box in self.ctx.fuzz_pack.ground_truth(self.path, self.width, self.height)]
 
     async def caption(self, windows: Any = None) -> Any:
         from tator_core.client import image_ref

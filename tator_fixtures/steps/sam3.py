@@ -45,16 +45,11 @@ class _Sam3(StepImage):
     def exemplars(self) -> dict[str, list[tuple[float, float, float, float]]]:
         """Ground-truth boxes of the drawn image (YOLO txt), at most two per label."""
         out: dict[str, list[tuple[float, float, float, float]]] = {}
-        labels = self.path.parent.parent / "labels" / f"{self.path.stem}.txt"
-        for line in labels.read_text().splitlines():
-            cls, cx, cy, w, h = line.split()
-            label = self.ctx.fuzz_pack.labelmap[int(cls)]
-            x1, y1 = (float(cx) - float(w) / 2) * self.width, (float(cy) - float(h) / 2) * self.height
-            box = (x1, y1, x1 + float(w) * self.width, y1 + float(h) * self.height)
+        for label, box in self.ctx.fuzz_pack.ground_truth(self.path, self.width, self.height):
             if len(out.setdefault(label, [])) < 2:
                 out[label].append(box)
         if not out:
-            raise AssertionError(f"{labels} holds no box to use as an exemplar")
+            raise AssertionError(f"{self.ctx.fuzz_pack.label_path(self.path)} holds no box to use as an exemplar")
         return out
 
     async def text(self, windows) -> Any:
