@@ -9,7 +9,9 @@ with protovalidate plus the door check of `tator_core.text` (control
 characters, undefined enum numbers) as INVALID_ARGUMENT with
 google.rpc.BadRequest field paths, maps `TatorError` to its status, and maps
 anything unexpected to INTERNAL carrying the request id — the traceback goes
-to the log, never to the client.
+to the log, never to the client. At log level DEBUG it writes one access line
+per RPC (service, method, status, milliseconds, the deadline it came with);
+like every line logged while serving, it carries the request id.
 """
 
 from __future__ import annotations
@@ -146,8 +148,7 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
                 stream, request_deserializer=deserializer, response_serializer=handler.response_serializer)
         return handler
 
-    def _enter(self, rid: str, kind: str) -> errors.TatorError | None:
-        request_id_var.set(rid)
+    def _enter(self, kind: str) -> errors.TatorError | None:
         limit = self.limits[kind]
         if self.active[kind] >= limit:
             what = "requests" if kind == "unary" else "streams"
@@ -191,11 +192,12 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
         """Limit, validate, map failures to statuses and record metrics around one RPC body."""
         start = time.perf_counter()
         code = "OK"
+        request_id_var.set(rid)  # every log line of this RPC, its refusal included, names it
         context.set_trailing_metadata((("x-request-id", rid),))
         remaining = context.time_remaining()
         deadline_var.set(time.monotonic() + remaining if remaining is not None else None)
         # An unauthenticated caller is refused before it takes a slot or costs a validation.
-        refused = denied or self._enter(rid, kind)
+        refused = denied or self._enter(kind)
         try:
             if refused is not None:
                 raise refused
@@ -219,4 +221,9 @@ class TatorServerInterceptor(grpc.aio.ServerInterceptor):
             code = mapped.code.name if mapped is not None else "INTERNAL"
             await self._fail(context, method, rid, exc)
         finally:
-            self._record(method, code, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self._record(method, code, seconds)
+            if log.isEnabledFor(logging.DEBUG):  # the access line: one per RPC at log level DEBUG
+                log.debug("rpc", extra={"fields": {
+                    "rpc_service": self.service, "method": method, "code": code, "ms": round(seconds * 1000, 3),
+                    "deadline_s": None if remaining is None else round(remaining, 3)}})

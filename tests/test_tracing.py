@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from stack_fixture import RICH as STACK_RICH
 from stack_fixture import Stack, start_stack
 
 from tator_core import tracing
@@ -37,8 +38,8 @@ EXPORTER = InMemorySpanExporter()
 SERVICES = {"orchestrator": "tator.orchestrator.v1.OrchestratorService",
             "detector": "tator.detector.v1.DetectorService", "sam3": "tator.sam3.v1.Sam3Service",
             "qwen": "tator.qwen.v1.QwenService", "classifier": "tator.classifier.v1.ClassifierService"}
-# Low thresholds so the random tiny models yield detections and exemplars (as in the stack tests).
-RICH = dict(detector_conf=0.02, similarity_min_exemplar_score=0.0, similarity_score=0.05, enable_caption=True)
+# The stack tests' low thresholds, and the caption stage too: every model service serves the prepass.
+RICH = {**STACK_RICH, "enable_caption": True}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -131,6 +132,62 @@ async def test_prepass_is_one_connected_trace_across_all_services(stack: Stack) 
     # The image went to the detector once, with its bytes.
     assert stages["prepass.detectors"].attributes["tator.image_bytes_sent"] == len(data)
 
+
+
+CALLER_S = 90.0  # the caller's deadline: less than the orchestrator's default stage timeout (120 s)
+
+
+class _AccessLines(logging.Handler):
+    """The interceptor's access lines (logger tator.rpc at DEBUG), formatted as the services write them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter("stack"))
+        self.lines: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio(loop_scope="module")
+async def test_one_request_id_and_the_callers_deadline_in_every_services_log_line(stack: Stack) -> None:
+    """The caller's x-request-id is on the access line of every RPC the Prepass made, in all five services,
+    and each model service got the caller's deadline less the orchestrator's margin; an overlong id is
+    replaced by one short id that again reaches every service, and is written nowhere."""
+    rpc_log = logging.getLogger("tator.rpc")
+    handler, level = _AccessLines(), rpc_log.level
+    rpc_log.addHandler(handler)
+    rpc_log.setLevel(logging.DEBUG)
+    client = ServiceClient(stack.orchestrator.address, pb_grpc.OrchestratorServiceStub, timeout_s=300)
+    rid, overlong = f"audit-{id(handler):x}", "x" * 500
+    try:
+        for seed, request_id in ((5153, rid), (5154, overlong)):
+            req = pb.PrepassRequest(image=image_ref(scene_png(seed)), dataset_id="synth",
+                                    config=pb.PrepassConfig(**RICH))
+            res = (await client.call("Prepass", req, request_id=request_id, timeout_s=CALLER_S)).result
+            assert not res.cache_hit and res.candidates
+    finally:
+        await client.close()
+        rpc_log.removeHandler(handler)
+        rpc_log.setLevel(level)
+    prepasses = [line for line in handler.lines
+                 if line["rpc_service"] == "orchestrator" and line["method"] == "Prepass"]
+    assert [p["request_id"] == rid for p in prepasses] == [True, False]
+    replaced = prepasses[1]["request_id"]
+    assert 0 < len(replaced) <= 64 and not any(overlong in json.dumps(line) for line in handler.lines)
+    for request_id, prepass in zip((rid, replaced), prepasses):
+        # grpc encodes a timeout in the header rounded up to about three digits: 90 s arrives as ~90.1 s
+        assert prepass["code"] == "OK" and CALLER_S - 1 < prepass["deadline_s"] <= CALLER_S + 0.2
+        served = [line for line in handler.lines if line["request_id"] == request_id]
+        assert {line["rpc_service"] for line in served} == {"orchestrator", "detector", "sam3", "qwen", "classifier"}
+        downstream = [line for line in served if line["rpc_service"] != "orchestrator"]
+        assert {line["method"] for line in downstream} >= {"Detect", "SegmentText", "Classify", "Caption"}
+        # the caller's deadline, less the time already spent and the 0.25 s margin (rounded up by at most
+        # 0.1 s on the wire): below the caller's, and below the 120 s stage timeout the orchestrator would
+        # have given the calls on its own
+        assert all(0 < line["deadline_s"] < min(prepass["deadline_s"] - 0.1, CALLER_S) for line in downstream), \
+            downstream
 
 def test_log_lines_carry_the_trace_id() -> None:
     formatter = JsonFormatter("svc_test")
