@@ -31,6 +31,10 @@ under 120 MB of growth each (their wire bytes, parsed message and the client's o
 with the fix: 3000 requests (INVALID_ARGUMENT 2502, NOT_FOUND 395, OK 84, FAILED_PRECONDITION 15,
 RESOURCE_EXHAUSTED 3, DEADLINE_EXCEEDED 1), peak growth 507 MB against the bound's ~1077 MB; runs of
 the RPC part with the request log peaked 430-580 MB, the largest single requests +70-120 MB.
+One `make fuzz` run was OOM-killed at 18 GB inside one request that never reached a service: the
+strategies repeated a 5,000-character prompt 5,000 times and that label 300 times, a 7.5 GB message
+built and serialised in this process (10 such labels measured: +300 MB built, +480 MB sized). Repeated
+fields are now cut to MAX_REPEATED_BYTES (tests/rpc_strategies.py), still above the message limit.
 """
 
 from __future__ import annotations
@@ -242,6 +246,20 @@ async def test_after_the_fuzz_every_service_serves(live):
     if "start_mb" not in MEM:
         pytest.skip("this kernel offers no peak-RSS reset (/proc/self/clear_refs): growth not measured")
     assert grew < GROWTH_BOUND_MB, f"grew {grew:.0f} MB during the fuzz; the budgets allow {GROWTH_BOUND_MB:.0f} MB"
+
+
+def test_generated_requests_stay_near_the_message_limit():
+    """A field repeated thousands of times over a large element is cut to MAX_REPEATED_BYTES: the
+    worst SegmentText (300 labels x 5,000 prompts of 5,000 characters) was a 7.5 GB request built in
+    this process before any call."""
+    from rpc_strategies import MAX_REPEATED_BYTES, _copies
+
+    label = sam3_pb2.LabelPrompts(label="x", prompts=_copies("A" * 5000, 5000))
+    request = sam3_pb2.SegmentTextRequest(labels=_copies(label, 300))
+    assert len(label.prompts) == 5000  # 25 MB: every copy
+    assert len(request.labels) == MAX_REPEATED_BYTES // label.ByteSize() == 3  # not 300
+    assert MAX_REPEATED_BYTES > request.ByteSize() > 64 << 20  # still over the services' message limit
+    assert len(_copies("a", 5000)) == 5000  # small elements keep every copy
 
 
 # --- the pure parsers --------------------------------------------------------------------------
