@@ -180,7 +180,9 @@ def read_archive(archive: bytes) -> dict[str, bytes]:
         try:
             with zf.open(info) as fh:
                 data = fh.read(MAX_ENTRY_BYTES + 1)
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error) as exc:
+        # ValueError: offsets that place a member before the archive's first byte (a negative seek).
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, ValueError,
+                zlib.error) as exc:
             raise _bad(info.filename, f"cannot be read: {exc}") from exc
         if len(data) > MAX_ENTRY_BYTES:
             raise _bad(info.filename, f"inflates past the per-member cap of {MAX_ENTRY_BYTES}")

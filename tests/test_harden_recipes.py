@@ -66,3 +66,16 @@ def test_glossary_object_is_kept_as_glossary_text(tmp_path):
     assert "{" not in recipe.glossary and "'" not in recipe.glossary
     recipe, _ = store.import_archive(archive({**BASE, "id": "r2", "glossary": ["circle: disc"]}))
     assert "[" not in recipe.glossary and "disc" in recipe.glossary
+
+
+def test_a_member_placed_before_the_archive_start_is_archive_invalid(tmp_path):
+    """The end record claims the central directory lies further on than it does, so zipfile places
+    every member before byte 0 (a negative seek, ValueError): found by the long fuzz run."""
+    data = bytearray(archive(BASE))
+    end = data.rindex(b"PK\x05\x06")
+    claimed = int.from_bytes(data[end + 16:end + 20], "little") + 100_000
+    data[end + 16:end + 20] = claimed.to_bytes(4, "little")
+    with pytest.raises(errors.TatorError) as ei:
+        RecipeStore(tmp_path).import_archive(bytes(data))
+    assert (ei.value.code, ei.value.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "ARCHIVE_INVALID")
+    assert ei.value.metadata["member"] == "recipe.json"
