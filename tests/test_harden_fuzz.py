@@ -27,10 +27,11 @@ never saw the call. glibc kept most of it afterwards (RSS after each such call +
 field over its contract's max_items is refused without its items being read, `max_request_items` bounds
 a request's items in all, and only the first violation is listed past FULL_REPORT_ITEMS items
 (tests/test_harden_request_items.py); the same requests answer INVALID_ARGUMENT in 0.1-0.3 s with
-under 120 MB of growth each (their wire bytes, parsed message and the client's own copy). `make fuzz`
-with the fix: 3000 requests (INVALID_ARGUMENT 2502, NOT_FOUND 395, OK 84, FAILED_PRECONDITION 15,
-RESOURCE_EXHAUSTED 3, DEADLINE_EXCEEDED 1), peak growth 507 MB against the bound's ~1077 MB; runs of
-the RPC part with the request log peaked 430-580 MB, the largest single requests +70-120 MB.
+under 120 MB of growth each (their wire bytes, parsed message and the client's own copy).
+`make fuzz` with both fixes (this one and the one below): 3000 requests (INVALID_ARGUMENT 2473,
+NOT_FOUND 428, OK 91, FAILED_PRECONDITION 8), peak growth 588 MB against the bound's ~1077 MB. Earlier
+random runs peaked at 507 MB (door fix alone) and 696 MB (with the cut below), and 430-580 MB in the
+request logs of two runs of the RPC part; the largest single requests grew +70-120 MB.
 One `make fuzz` run was OOM-killed at 18 GB inside one request that never reached a service: the
 strategies repeated a 5,000-character prompt 5,000 times and that label 300 times, a 7.5 GB message
 built and serialised in this process (10 such labels measured: +300 MB built, +480 MB sized). Repeated
