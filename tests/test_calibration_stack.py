@@ -141,6 +141,17 @@ async def test_prepass_with_the_calibration_scores_candidates_and_refuses_other_
         await client.call("Prepass", req)
     err = parse_rpc_error(exc.value)
     assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CALIBRATION_VERSION_MISMATCH"), err
+    # the same models with another detector threshold: other candidates than the accept model was fitted on,
+    # refused by the config hash the orchestrator computed from the request
+    other = prepass_config()
+    other.detector_conf = 0.3
+    req = pb.PrepassRequest(dataset_image=image, dataset_id=CAL_DATASET, config=other, calibration_id=job.id)
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await client.call("Prepass", req)
+    err = parse_rpc_error(exc.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CALIBRATION_VERSION_MISMATCH"), err
+    assert "config hash" in err.message
+    assert err.metadata["trained_config_hash"] == report.prepass_config_hash != err.metadata["result_config_hash"]
 
 
 async def test_live_guards_fail_fast(cal_stack) -> None:
