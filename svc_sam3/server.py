@@ -74,10 +74,12 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
         await self.models.acquire(mid)
         return self.models.entry(mid)
 
-    async def _on_device(self, fn, plan):
-        work = asyncio.get_running_loop().run_in_executor(self.models.executor, fn, plan, time.perf_counter())
+    async def _on_device(self, fn, plan, model_id: str):
+        # Through the repository, so unloading the model fails this call at once while it still waits
+        # for the device thread (UNAVAILABLE naming the model) instead of after the work ahead of it.
         try:
-            return await work
+            result, _ = await self.models.run(fn, plan, time.perf_counter(), model_id=model_id)
+            return result
         except asyncio.CancelledError:
             # The caller went away: the device thread stops before its next window instead of running the
             # rest of the grid for nobody (a call still queued for the device never starts).
@@ -91,7 +93,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
         plan = segment.plan_text(entry, image, [(lp.label, list(lp.prompts)) for lp in request.labels],
                                  request.windows if request.HasField("windows") else None,
                                  _options(request, segment.TEXT_SCORE), self.settings.max_prompt_runs)
-        result = await self._on_device(self.engine.run_text, plan)
+        result = await self._on_device(self.engine.run_text, plan, entry.id)
         return _response(sam3_pb2.SegmentTextResponse, result, started)
 
     async def SegmentExemplars(self, request: sam3_pb2.SegmentExemplarsRequest, context) -> sam3_pb2.SegmentExemplarsResponse:
@@ -102,7 +104,7 @@ class Sam3Servicer(sam3_pb2_grpc.Sam3ServiceServicer):
                                          s.text) for s in request.exemplars]
         plan = segment.plan_exemplars(entry, image, queries, request.windows if request.HasField("windows") else None,
                                       _options(request, segment.SIMILARITY_SCORE), self.settings.max_prompt_runs)
-        result = await self._on_device(self.engine.run_exemplars, plan)
+        result = await self._on_device(self.engine.run_exemplars, plan, entry.id)
         return _response(sam3_pb2.SegmentExemplarsResponse, result, started)
 
 

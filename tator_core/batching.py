@@ -6,6 +6,9 @@ bounded: a full queue answers RESOURCE_EXHAUSTED at once instead of letting
 latency grow without limit. `max_delay_ms=0` disables waiting (each batch is
 whatever is already queued, usually one item). `close()` drains what is
 queued and fails anything left, so no caller waits forever on an unloaded model.
+
+`DeviceCalls` is the same promise for calls that go to the device thread one by one instead of in
+batches: `refuse_waiting()` fails at once every call the thread has not started.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from tator_core import errors
 from tator_core.metrics import BATCH_SIZE, MODEL_COMPUTE_MS, QUEUE_DEPTH, QUEUE_MS
@@ -192,3 +196,60 @@ class MicroBatcher(Generic[T, R]):
                 entry[1].set_exception(self._gone())
         if self._owns_executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(eq=False)
+class _DeviceCall:
+    """One call handed to the device thread. `started` (set there) and `refused` (set on the event
+    loop) exclude each other under the lock: a call either runs or is refused, never both."""
+
+    work: asyncio.Future[Any] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    started: bool = False
+    refused: errors.TatorError | None = None
+
+
+class DeviceCalls:
+    """The calls on one model that wait for (or run on) the device thread."""
+
+    def __init__(self) -> None:
+        self._calls: set[_DeviceCall] = set()
+
+    async def run(self, executor: concurrent.futures.Executor, fn: Callable[[], T]) -> T:
+        """fn() on the executor's thread; refuse_waiting() before the thread starts it fails this call
+        with that error at once and fn never runs. The caller's own cancellation stays a cancellation."""
+        call = _DeviceCall()
+
+        def on_thread() -> T:
+            with call.lock:
+                if call.refused is not None:  # its caller has had the answer already
+                    raise call.refused
+                call.started = True
+            return fn()
+
+        work: asyncio.Future[T] = asyncio.get_running_loop().run_in_executor(executor, on_thread)
+        call.work = work
+        self._calls.add(call)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if call.refused is not None and not (task is not None and task.cancelling()):
+                raise call.refused from None  # refuse_waiting() cancelled the work, not the caller
+            raise
+        finally:
+            self._calls.discard(call)
+
+    def refuse_waiting(self, error: Callable[[], errors.TatorError]) -> int:
+        """Fail every call the thread has not started, each with its own error() (the interceptor stamps
+        each caller's request id on it); returns how many. A call already running finishes."""
+        refused = 0
+        for call in list(self._calls):
+            with call.lock:
+                if call.started:
+                    continue
+                call.refused = error()
+            if call.work is not None:
+                call.work.cancel()  # the thread skips it; its caller wakes now with the refusal
+            refused += 1
+        return refused

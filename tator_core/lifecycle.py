@@ -11,8 +11,9 @@ Rules every service gets from here:
   and is not retried until the weights change on disk;
 - a model taken down with UnloadModel stays down: using it answers FAILED_PRECONDITION naming the
   model until LoadModel brings it back (no silent reload behind the operator's back);
-- unloading fails that model's queued calls at once with UNAVAILABLE naming the model; a batch
-  already on the device finishes.
+- unloading fails that model's queued calls at once with UNAVAILABLE naming the model, those in its
+  micro-batcher and those `run` handed to the device thread alike; a batch already on the device
+  finishes.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import yaml
 
 from tator_core import errors
 from tator_core import registry as registry_mod
-from tator_core.batching import MicroBatcher, device_executor
+from tator_core.batching import DeviceCalls, MicroBatcher, device_executor
 from tator_core.convert import ModelStatus
 from tator_core.metrics import MODEL_COMPUTE_MS, QUEUE_MS
 from tator_core.registry import ModelEntry, Registry
@@ -91,6 +92,7 @@ class _Slot(Generic[B]):
     failed_files: tuple[tuple[str, int, int], ...] = ()
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     batcher: MicroBatcher[Any, Any] | None = None
+    device_calls: DeviceCalls = field(default_factory=DeviceCalls)  # run() calls of this model
 
 
 @dataclass(frozen=True)
@@ -309,10 +311,14 @@ class ModelRepository(Generic[B]):
             slot.held_down = True
             backend, slot.backend = slot.backend, None
             batcher, slot.batcher = slot.batcher, None
-            if batcher is not None:
-                await batcher.abort(errors.unavailable(
+            def refusal() -> errors.TatorError:
+                return errors.unavailable(
                     "MODEL_UNLOADED", f"{self.service} model {model_id} was unloaded while this call waited",
-                    model_id=model_id))
+                    model_id=model_id)
+
+            slot.device_calls.refuse_waiting(refusal)
+            if batcher is not None:
+                await batcher.abort(refusal())
             if backend is None:
                 return
             await asyncio.get_running_loop().run_in_executor(self.executor, self._release_sync, backend)
@@ -347,7 +353,8 @@ class ModelRepository(Generic[B]):
         return slot.batcher
 
     async def run(self, fn: Callable[..., T], *args: Any, model_id: str = "", **kwargs: Any) -> tuple[T, RunStats]:
-        """Run fn on the device thread (model calls never overlap there)."""
+        """Run fn on the device thread (model calls never overlap there). With the model_id of one of
+        this repository's models, unloading that model before fn starts fails the call at once."""
         enqueued = time.perf_counter()
         started: list[float] = []
 
@@ -355,7 +362,11 @@ class ModelRepository(Generic[B]):
             started.append(time.perf_counter())
             return fn(*args, **kwargs)
 
-        result = await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        slot = self._slots.get(model_id) if model_id else None
+        if slot is not None:
+            result = await slot.device_calls.run(self.executor, call)
+        else:
+            result = await asyncio.get_running_loop().run_in_executor(self.executor, call)
         stats = RunStats((started[0] - enqueued) * 1000, (time.perf_counter() - started[0]) * 1000)
         QUEUE_MS.labels(self.service).observe(stats.queue_ms)
         if model_id:

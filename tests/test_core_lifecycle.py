@@ -175,6 +175,42 @@ async def test_unload_fails_queued_calls_at_once_and_lets_the_running_batch_fini
     await repo.close()
 
 
+
+async def test_unload_fails_calls_waiting_for_the_device_thread_at_once(reg_path: Path) -> None:
+    """Calls that go to the device thread one by one (ModelRepository.run, as SAM3 and Qwen call their
+    models): on unload, those the thread has not started fail at once, UNAVAILABLE naming the model, and
+    never run; the running one finishes; a caller that cancels its own call still sees a cancellation."""
+    backend = LinearBackend()
+    repo = _repo(reg_path, backend)
+    model = await repo.acquire("m1")
+    ran: list[int] = []
+
+    def forward(i: int) -> list[list[float]]:
+        ran.append(i)
+        return backend.forward(model, [[float(i), 0, 0, 0]])
+
+    backend.gate.clear()
+    backend.in_forward.clear()  # set by the warm-up
+    calls = [asyncio.create_task(repo.run(forward, i, model_id="m1")) for i in range(4)]
+    await asyncio.to_thread(backend.in_forward.wait, 5)  # call 0 holds the device thread
+    gone = asyncio.create_task(repo.run(forward, 9, model_id="m1"))
+    await asyncio.sleep(0)
+    gone.cancel()
+    unloading = asyncio.create_task(repo.unload("m1"))
+    out = await asyncio.wait_for(asyncio.gather(*calls[1:], return_exceptions=True), 2)  # device still held
+    assert all(isinstance(o, errors.TatorError) and (o.code, o.reason) == (grpc.StatusCode.UNAVAILABLE, "MODEL_UNLOADED")
+               and "m1" in o.message and o.metadata["model_id"] == "m1" for o in out), out
+    assert len({id(o) for o in out}) == 3  # one error per caller: the interceptor stamps each one's request id
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert not calls[0].done() and not unloading.done()
+    backend.gate.set()
+    result, stats = await asyncio.wait_for(calls[0], 5)
+    assert len(result[0]) == 2 and stats.compute_ms > 0
+    await asyncio.wait_for(unloading, 5)
+    assert ran == [0] and model.released  # the refused calls never touched the model
+    await repo.close()
+
 async def test_set_default_is_persisted_in_the_registry(reg_path: Path) -> None:
     repo = _repo(reg_path, LinearBackend())
     assert repo.resolve("", "yolo") == "m1"

@@ -413,3 +413,41 @@ async def test_model_management_unload_stays_unloaded_until_load(svc):
         assert (await call(svc, "SegmentText", text_request(data, GLOSSARY), data)).stats.prompt_runs
     finally:
         await manage.close()
+
+
+async def test_unload_fails_calls_waiting_for_the_device_at_once_naming_the_model(svc):
+    """Calls queued behind a running one on SAM3's device thread fail with UNAVAILABLE MODEL_UNLOADED
+    naming the model when it is unloaded (they do not run on it afterwards); LoadModel brings it back."""
+    import asyncio
+
+    from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+    from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
+    from tator_core.metrics import IN_FLIGHT
+
+    data = scene(21)
+    request = text_request(data, GLOSSARY, windows=grid(2, 2))  # 8 prompts x 5 contexts, under the cap
+    await call(svc, "SegmentText", request, data)  # the image is cached: the calls below send only its hash
+    manage = ServiceClient(svc.address, mpbg.ModelManagementServiceStub, timeout_s=120)
+    # No retry of UNAVAILABLE (the shared client would ask again and then hear FAILED_PRECONDITION).
+    channel = grpc.aio.insecure_channel(svc.address, options=[("grpc.enable_retries", 0)])
+    try:
+        stub = pbg.Sam3ServiceStub(channel)
+        calls = [asyncio.ensure_future(stub.SegmentText(request, timeout=120)) for _ in range(8)]
+        in_flight = IN_FLIGHT.labels("sam3")
+        for _ in range(1000):  # the service runs in this process: wait until calls wait behind the device
+            if in_flight._value.get() >= 4:
+                break
+            await asyncio.sleep(0.01)
+        assert in_flight._value.get() >= 4, "no calls waiting for the device"
+        await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id="sam3-tiny"))
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 120)
+        refused = [parse_rpc_error(o) for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+        unavailable = [e for e in refused if e.code == grpc.StatusCode.UNAVAILABLE]
+        assert unavailable, [e.code for e in refused]
+        assert all(e.reason == "MODEL_UNLOADED" and "sam3-tiny" in e.message for e in refused), refused
+        # a call not yet queued when the unload came was refused by name as unloaded, nothing else
+        assert {e.code for e in refused} <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION}
+    finally:
+        await channel.close()
+        await manage.call("LoadModel", mpb.LoadModelRequest(model_id="sam3-tiny"))
+        await manage.close()
