@@ -44,11 +44,14 @@ class ClassifierModels:
 
     async def unload(self, model_id: str) -> None:
         if self._is_backbone(model_id):
+            # first, or the release would wait behind the calls queued on the device thread
+            self.runtime.refuse_waiting(model_id)
             await self.runtime.backbones.unload(model_id)
             return
         slot = self.runtime.head_slot(model_id)
         assert slot is not None
         slot.held_down, slot.head = True, None
+        self.runtime.refuse_waiting(model_id)
 
     async def set_default(self, model_id: str) -> None:
         """Backbones: the shared default of CLIP and DINOv3. Heads: only a registry head can be the

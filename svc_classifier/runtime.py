@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from svc_classifier.training import (
     train_head,
 )
 from tator_core import errors
+from tator_core.batching import DeviceCalls
 from tator_core.convert import ModelStatus
 from tator_core.hashing import path_version
 from tator_core.lifecycle import ModelRepository
@@ -98,6 +99,7 @@ class ClassifierRuntime:
         self.backbones: ModelRepository[Any] = ModelRepository(self.registry, self.device, family,
                                                                service="classifier", families=BACKBONE_FAMILIES)
         self.executor = self.backbones.executor
+        self.device_calls = DeviceCalls()  # Classify / Embed calls, tagged with the models they use
         self.heads_dir = settings.resolved_heads_dir()
         self._heads: dict[str, HeadSlot] = {}
         self._lock = threading.RLock()
@@ -202,15 +204,31 @@ class ClassifierRuntime:
 
     # --- device thread -------------------------------------------------------
 
-    async def on_device(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
-        """Run fn on the device thread; returns (result, ms it waited for the thread)."""
+    async def on_device(self, fn: Callable[..., Any], *args: Any, model_ids: Iterable[str] = (),
+                        **kwargs: Any) -> tuple[Any, float]:
+        """Run fn on the device thread; returns (result, ms it waited for the thread). Unloading one of
+        `model_ids` before the thread starts fn fails the call at once (refuse_waiting)."""
         submitted = time.perf_counter()
 
         def run() -> tuple[Any, float]:
             waited = (time.perf_counter() - submitted) * 1000
             return fn(*args, **kwargs), waited
 
-        return await asyncio.get_running_loop().run_in_executor(self.executor, run)
+        return await self.device_calls.run(self.executor, run, tags=frozenset(i for i in model_ids if i))
+
+    def call_models(self, head_id: str = "") -> tuple[str, ...]:
+        """The head a Classify call resolves to and, when already known, its backbone."""
+        head_id = head_id or self.default_head_id
+        slot = self._heads.get(head_id)
+        if slot is None:
+            return (head_id,)
+        return head_id, slot.head.backbone_id if slot.head is not None else slot.backbone_hint
+
+    def refuse_waiting(self, model_id: str) -> None:
+        """Fail the calls on `model_id` still waiting for the device thread: UNAVAILABLE naming it."""
+        self.device_calls.refuse_waiting(lambda: errors.unavailable(
+            "MODEL_UNLOADED", f"classifier model {model_id} was unloaded while this call waited",
+            model_id=model_id), tag=model_id)
 
     # --- training ------------------------------------------------------------
 

@@ -66,7 +66,7 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
             return plain.classify(head, backbone.model, image, _boxes(request), backbone_id=backbone.id,
                                   padding=padding, batch_size=batch, want_embeddings=request.want_embeddings)
 
-        res, queue_ms = await self.runtime.on_device(run)
+        res, queue_ms = await self.runtime.on_device(run, model_ids=self.runtime.call_models(request.head_id))
         return pb.ClassifyResponse(
             classes=res.classes, background=res.background, head_id=res.head_id, backbone_id=res.backbone_id,
             batch_size_used=res.batch_size_used, timing=_timing(res.stages, queue_ms, started),
@@ -88,7 +88,8 @@ class ClassifierServicer(pb_grpc.ClassifierServiceServicer):
                               normalize=request.normalize)
             return res, backbone.id, backbone.version
 
-        (res, bb_id, bb_version), queue_ms = await self.runtime.on_device(run)
+        (res, bb_id, bb_version), queue_ms = await self.runtime.on_device(
+            run, model_ids=(request.backbone_id or self.runtime.default_backbone_id,))
         return pb.EmbedResponse(
             embeddings=[pb.Embedding(index=e.index, ok=e.ok, error=e.error, values=e.values) for e in res.items],
             dim=res.dim, backbone_id=bb_id, backbone_version=bb_version,

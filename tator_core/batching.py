@@ -204,21 +204,24 @@ class _DeviceCall:
     loop) exclude each other under the lock: a call either runs or is refused, never both."""
 
     work: asyncio.Future[Any] | None = None
+    tags: frozenset[str] = frozenset()  # the models it uses, where one DeviceCalls serves several
     lock: threading.Lock = field(default_factory=threading.Lock)
     started: bool = False
     refused: errors.TatorError | None = None
 
 
 class DeviceCalls:
-    """The calls on one model that wait for (or run on) the device thread."""
+    """The calls that wait for (or run on) the device thread: of one model, or tagged with the models
+    each uses."""
 
     def __init__(self) -> None:
         self._calls: set[_DeviceCall] = set()
 
-    async def run(self, executor: concurrent.futures.Executor, fn: Callable[[], T]) -> T:
+    async def run(self, executor: concurrent.futures.Executor, fn: Callable[[], T],
+                  tags: frozenset[str] = frozenset()) -> T:
         """fn() on the executor's thread; refuse_waiting() before the thread starts it fails this call
         with that error at once and fn never runs. The caller's own cancellation stays a cancellation."""
-        call = _DeviceCall()
+        call = _DeviceCall(tags=tags)
 
         def on_thread() -> T:
             with call.lock:
@@ -240,11 +243,14 @@ class DeviceCalls:
         finally:
             self._calls.discard(call)
 
-    def refuse_waiting(self, error: Callable[[], errors.TatorError]) -> int:
-        """Fail every call the thread has not started, each with its own error() (the interceptor stamps
-        each caller's request id on it); returns how many. A call already running finishes."""
+    def refuse_waiting(self, error: Callable[[], errors.TatorError], tag: str | None = None) -> int:
+        """Fail every call the thread has not started (with `tag`: those tagged with it), each with its
+        own error() (the interceptor stamps each caller's request id on it); returns how many. A call
+        already running finishes."""
         refused = 0
         for call in list(self._calls):
+            if tag is not None and tag not in call.tags:
+                continue
             with call.lock:
                 if call.started:
                     continue

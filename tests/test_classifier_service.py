@@ -625,3 +625,45 @@ async def test_model_management_surface(world, tmp_path):
             await manage.close()
             await client.close()
             await running.stop()
+
+
+async def test_unload_fails_calls_waiting_for_the_device_at_once_naming_the_model(world, tmp_path):
+    """Classify calls queued behind a running one on the device thread fail with UNAVAILABLE
+    MODEL_UNLOADED naming the head when it is unloaded, instead of running into it on the thread."""
+    from svc_classifier import tiny
+    from svc_classifier.server import build_spec
+    from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+    from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
+    from tator_core.metrics import IN_FLIGHT
+
+    settings = settings_for(world, heads_dir=tmp_path / "heads")
+    running = await start_server(build_spec(settings), settings)
+    await asyncio.wait_for(running.ready.wait(), 120)
+    client = ServiceClient(running.address, pbg.ClassifierServiceStub, timeout_s=120)
+    manage = ServiceClient(running.address, mpbg.ModelManagementServiceStub, timeout_s=120)
+    # No retry of UNAVAILABLE (the shared client would ask again and then hear FAILED_PRECONDITION).
+    channel = grpc.aio.insecure_channel(running.address, options=[("grpc.enable_retries", 0)])
+    try:
+        path, data = val_image(world)
+        boxes = random_boxes(256, *Image.open(path).size)
+        await classify(client, data, boxes)  # the image is cached: the calls below send only its hash
+        stub = pbg.ClassifierServiceStub(channel)
+        req = pb.ClassifyRequest(image=image_ref(data, with_bytes=False), boxes=boxes_pb(boxes))
+        calls = [asyncio.ensure_future(stub.Classify(req, timeout=120)) for _ in range(12)]
+        in_flight = IN_FLIGHT.labels("classifier")
+        for _ in range(1000):  # the service runs in this process: wait until calls wait behind the device
+            if in_flight._value.get() >= 4:
+                break
+            await asyncio.sleep(0.005)
+        assert in_flight._value.get() >= 4, "no calls waiting for the device"
+        await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id=tiny.HEAD_ID))
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 120)
+        refused = [parse_rpc_error(o) for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+        assert any(e.code == grpc.StatusCode.UNAVAILABLE for e in refused), [e.code for e in refused]
+        assert all(e.reason == "MODEL_UNLOADED" and tiny.HEAD_ID in e.message for e in refused), refused
+        assert {e.code for e in refused} <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION}
+    finally:
+        await channel.close()
+        await manage.close()
+        await client.close()
+        await running.stop()
