@@ -368,3 +368,38 @@ async def test_model_management_pages_and_keeps_an_unloaded_model_down(svc):
         assert again.caption or again.degenerate_reason  # it ran: a caption, or the reason there is none
     finally:
         await manage.close()
+
+
+async def test_unload_fails_calls_waiting_for_the_device_at_once_naming_the_model(svc):
+    """Captions queued behind a running one on Qwen's device thread fail with UNAVAILABLE MODEL_UNLOADED
+    naming the model when it is unloaded (they do not run on it afterwards); LoadModel brings it back."""
+    from tator_core.gen.tator.common.v1 import models_pb2 as mpb
+    from tator_core.gen.tator.common.v1 import models_pb2_grpc as mpbg
+    from tator_core.metrics import IN_FLIGHT
+
+    data = scene(23)
+    request = caption_req(data, model_id="qwen3-tiny", generation=gen(48))
+    manage = ServiceClient(svc.address, mpbg.ModelManagementServiceStub, timeout_s=300)
+    await manage.call("LoadModel", mpb.LoadModelRequest(model_id="qwen3-tiny"))
+    await svc.call("Caption", request, image_data=data)  # the image is cached: the calls below send only its hash
+    # No retry of UNAVAILABLE (the shared client would ask again and then hear FAILED_PRECONDITION).
+    channel = grpc.aio.insecure_channel(svc.address, options=[("grpc.enable_retries", 0)])
+    try:
+        stub = pbg.QwenServiceStub(channel)
+        calls = [asyncio.ensure_future(stub.Caption(request, timeout=300)) for _ in range(6)]
+        in_flight = IN_FLIGHT.labels("qwen")
+        for _ in range(1000):  # the service runs in this process: wait until calls wait behind the device
+            if in_flight._value.get() >= 4:
+                break
+            await asyncio.sleep(0.01)
+        assert in_flight._value.get() >= 4, "no calls waiting for the device"
+        await manage.call("UnloadModel", mpb.UnloadModelRequest(model_id="qwen3-tiny"))
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 300)
+        refused = [parse_rpc_error(o) for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+        assert any(e.code == grpc.StatusCode.UNAVAILABLE for e in refused), [e.code for e in refused]
+        assert all(e.reason == "MODEL_UNLOADED" and "qwen3-tiny" in e.message for e in refused), refused
+        assert {e.code for e in refused} <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION}
+    finally:
+        await channel.close()
+        await manage.call("LoadModel", mpb.LoadModelRequest(model_id="qwen3-tiny"))
+        await manage.close()
