@@ -113,6 +113,7 @@ async def run(args: argparse.Namespace) -> dict:
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
     from tator_core.images import decode_image, sha256_hex
+    from tator_core.timestamps import milliseconds
     from tator_fixtures import YOLO_FIXTURE
 
     home = Path(tempfile.mkdtemp(prefix="tator-bench-prepass-"))
@@ -159,7 +160,7 @@ async def run(args: argparse.Namespace) -> dict:
             totals[mode] += time.perf_counter() - t
             candidates[mode] += len(result.candidates)
             for s in result.stages:
-                stage_ms[mode][short_name(pb.PrepassStage, s.stage)] += s.ms
+                stage_ms[mode][short_name(pb.PrepassStage, s.stage)] += milliseconds(s.duration)
                 bytes_sent[mode] += s.image_bytes_sent
     n = len(images)
     t = time.perf_counter()

@@ -19,6 +19,7 @@ from tator_core.images import ImageStore
 from tator_core.registry import Registry
 from tator_core.server import ServiceSpec
 from tator_core.settings import resolve_device
+from tator_core.timestamps import duration_ms
 
 log = logging.getLogger("tator.detector")
 FULL_NAME = "tator.detector.v1.DetectorService"
@@ -60,7 +61,7 @@ def response_pb(result: DetectResult, decode_ms: float, total_ms: float) -> dete
         detections=[detection_pb(d) for d in result.detections],
         runs=[detector_pb2.ModelRun(model_id=r.model_id, source=source_value(r.source), kind=_PASS_ENUMS[r.pass_], tiles=r.tiles,
                                     raw_detections=r.raw_detections, kept_detections=r.kept_detections,
-                                    compute_ms=r.compute_ms, batch_size=r.batch_size, tile_size=r.tile_size)
+                                    compute=duration_ms(r.compute_ms), batch_size=r.batch_size, tile_size=r.tile_size)
               for r in result.runs],
         merge=detector_pb2.MergeSettings(method=_MERGE_ENUMS[p.merge_method], iou=p.merge_iou),
         conf=p.conf, iou=p.iou, max_det=p.max_det,

@@ -76,7 +76,7 @@ class JobSummary:
         self.primary: Counter[str] = Counter()
         self.atom_sources: Counter[str] = Counter()
         self.classes: Counter[str] = Counter()
-        self.stage_ms: dict[int, float] = defaultdict(float)
+        self.stage_ns: dict[int, int] = defaultdict(int)
         self.stage_bytes: Counter[int] = Counter()
         self.stage_sent: Counter[int] = Counter()
         self.stage_received: Counter[int] = Counter()
@@ -94,7 +94,7 @@ class JobSummary:
             self.classes[c.label] += 1
         self.atom_sources.update(source_name(a.detection.source) for a in result.atoms)
         for s in result.stages:  # a cache hit's own cost, not the original run's
-            self.stage_ms[s.stage] += s.ms
+            self.stage_ns[s.stage] += s.duration.ToNanoseconds()
             self.stage_bytes[s.stage] += s.image_bytes_sent
             self.stage_sent[s.stage] += s.bytes_sent
             self.stage_received[s.stage] += s.bytes_received
@@ -109,10 +109,10 @@ class JobSummary:
             atoms_by_source=counts(self.atom_sources), candidates_by_class=counts(self.classes),
             warnings=self.warnings, config_hash=self.ctx.config_hash, glossary_hash=self.ctx.glossary_hash,
             labelmap_hash=self.ctx.labelmap_hash)
-        for stage, ms in self.stage_ms.items():
+        for stage, ns in self.stage_ns.items():
             st = out.stages.add(stage=stage, image_bytes_sent=self.stage_bytes[stage],
                                 bytes_sent=self.stage_sent[stage], bytes_received=self.stage_received[stage])
-            st.duration.FromNanoseconds(int(round(ms * 1e6)))
+            st.duration.FromNanoseconds(ns)
         return pb.JobResult(prepass=out)
 
 

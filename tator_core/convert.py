@@ -15,6 +15,7 @@ from typing import SupportsFloat
 from tator_core.errors import scrub_paths
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.registry import TrainingRecord, training_pb
+from tator_core.timestamps import duration_ms
 
 Corners = tuple[float, float, float, float]
 
@@ -44,7 +45,8 @@ def window_pb(name: str, box: Sequence[SupportsFloat]) -> common_pb2.Window:
 @dataclass
 class StageTime:
     """One stage of a call: milliseconds of compute, milliseconds waiting in a queue, and the
-    batch it ran in (0: not batched). The field names are those of the StageTiming message."""
+    batch it ran in (0: not batched). The domain keeps float milliseconds; `timing_pb` turns them
+    into the StageTiming message's Durations."""
 
     stage: str
     compute_ms: float = 0.0
@@ -55,10 +57,10 @@ class StageTime:
 def timing_pb(stages: Iterable[StageTime], total_ms: float, queue_ms: float = 0.0) -> common_pb2.Timing:
     """Stages in execution order plus the call's wall time; `queue_ms` is time the call waited
     before its first stage (a batcher's queue), reported on that first stage."""
-    out = common_pb2.Timing(total_ms=total_ms)
+    out = common_pb2.Timing(total=duration_ms(total_ms))
     for i, s in enumerate(stages):
-        out.stages.add(stage=s.stage, compute_ms=s.compute_ms, batch_size=s.batch_size,
-                       queue_ms=s.queue_ms + (queue_ms if i == 0 else 0.0))
+        out.stages.add(stage=s.stage, compute=duration_ms(s.compute_ms), batch_size=s.batch_size,
+                       queue=duration_ms(s.queue_ms + (queue_ms if i == 0 else 0.0)))
     return out
 
 

@@ -1,4 +1,5 @@
-"""google.protobuf Timestamp / Duration from and to the float seconds the domain code keeps."""
+"""google.protobuf Timestamp / Duration from and to the float seconds (or, for measured stage times,
+milliseconds) the domain code keeps."""
 
 from __future__ import annotations
 
@@ -28,3 +29,15 @@ def duration(seconds: float) -> Duration:
 
 def seconds(d: Duration) -> float:
     return d.seconds + d.nanos / 1e9
+
+
+def duration_ms(ms: float) -> Duration:
+    """A Duration for a measured time in milliseconds (rounded to the nanosecond)."""
+    out = Duration()
+    out.FromNanoseconds(int(round(ms * 1e6)))
+    return out
+
+
+def milliseconds(d: Duration) -> float:
+    """Milliseconds of a Duration (0.0 when unset)."""
+    return d.seconds * 1e3 + d.nanos / 1e6

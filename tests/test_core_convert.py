@@ -3,6 +3,7 @@ and the one-line text of a prompt and a warning."""
 
 import numpy as np
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from tator_core.convert import (
     ModelStatus,
@@ -19,6 +20,7 @@ from tator_core.convert import (
 )
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.registry import TrainingRecord
+from tator_core.timestamps import duration_ms, milliseconds
 
 
 def test_box_round_trip_takes_numpy_scalars_and_ints() -> None:
@@ -37,9 +39,18 @@ def test_call_queue_time_lands_on_the_first_stage_only() -> None:
     stages = [StageTime("decode", 2.0, batch_size=1), StageTime("model:y", 5.0, batch_size=4, queue_ms=1.0),
               StageTime("head", 0.5)]
     t = timing_pb(stages, total_ms=9.0, queue_ms=3.0)
-    assert t.total_ms == 9.0
-    assert [(s.stage, s.compute_ms, s.queue_ms, s.batch_size) for s in t.stages] == [
-        ("decode", 2.0, 3.0, 1), ("model:y", 5.0, 1.0, 4), ("head", 0.5, 0.0, 0)]
+    assert (t.total.seconds, t.total.nanos) == (0, 9_000_000)
+    assert [(s.stage, s.compute.ToNanoseconds(), s.queue.ToNanoseconds(), s.batch_size) for s in t.stages] == [
+        ("decode", 2_000_000, 3_000_000, 1), ("model:y", 5_000_000, 1_000_000, 4), ("head", 500_000, 0, 0)]
+
+
+def test_millisecond_durations_round_to_the_nanosecond_and_read_back() -> None:
+    # Seconds and nanos split at 1 s; sub-nanosecond parts round; an unset Duration reads 0 ms.
+    d = duration_ms(1234.5678914)
+    assert (d.seconds, d.nanos) == (1, 234_567_891)
+    assert milliseconds(d) == pytest.approx(1234.567891, abs=1e-9)
+    assert milliseconds(duration_ms(0.0000006)) == pytest.approx(0.000001)
+    assert milliseconds(Duration()) == 0.0
 
 
 @pytest.mark.parametrize("state", ["MISSING", "AVAILABLE", "LOADING", "READY", "FAILED"])

@@ -179,7 +179,7 @@ async def test_second_call_is_a_cache_hit_with_identical_output(stack: Stack, or
     [hit] = second.stages
     assert (stage_name(hit.stage), hit.ran, hit.cache_hits, hit.calls, hit.bytes_sent, hit.bytes_received) == \
         ("cache", True, 1, 0, 0, 0)
-    assert 0 < hit.ms < sum(s.ms for s in first.stages)
+    assert 0 < hit.duration.ToNanoseconds() < sum(s.duration.ToNanoseconds() for s in first.stages)
     assert list(second.original_cost.stages) == list(first.stages)
     assert second.run_id == first.run_id  # the hit names the run that computed what it returns
     assert sum(s.bytes_sent for s in second.original_cost.stages) > 0
@@ -226,6 +226,34 @@ async def test_glossary_change_misses_the_cache_and_meta_records_it(stack: Stack
     assert meta["versions"] == dict(alt.model_versions) and meta["config_hash"] == alt.config_hash
 
 
+async def test_qwen_synonym_warnings_come_with_the_prepass_that_called(stack: Stack, orch: ServiceClient):
+    # A glossary of its own (no other test warms the synonym cache with it): square and triangle have no terms.
+    g = (await orch.call("PutGlossary", pb.PutGlossaryRequest(name="circle only", text='{"circle": ["disc"]}'))).glossary
+    items = stack.app.datasets.get("synth").items()
+    first, later = [(await orch.call("Prepass", pb.PrepassRequest(
+        dataset_id="synth", dataset_image=item.name, glossary_name=g.name))).result for item in items[2:4]]
+    # What Qwen itself says to the request the orchestrator sends (the prepass defaults: 10 terms, seed 0).
+    clients = ServiceClients({s: stack.addresses()[s] for s in MODEL_SERVICES})
+    try:
+        direct, _ = await clients.qwen.expand_synonyms(["square", "triangle"], g.text, max_terms=10,
+                                                       model_id="qwen-tiny", seed=0)
+    finally:
+        await clients.close()
+    assert direct.warnings, "the random tiny Qwen gives no usable terms, and says so"
+
+    def synonym_notes(res: pb.PrepassResult) -> list:
+        return [(w.warning.code, w.warning.subject, w.warning.message) for w in res.warnings
+                if w.stage == pb.PREPASS_STAGE_SYNONYMS]
+
+    stages = {stage_name(s.stage): s for s in first.stages}
+    assert (stages["synonyms"].calls, stages["synonyms"].cache_hits) == (1, 0)
+    assert synonym_notes(first) == [(w.code, w.subject, w.message) for w in direct.warnings]
+    # the next image of the same labels and glossary takes the terms from the synonym cache, without the notes
+    stages = {stage_name(s.stage): s for s in later.stages}
+    assert (stages["synonyms"].calls, stages["synonyms"].cache_hits) == (0, 1)
+    assert not later.cache_hit and synonym_notes(later) == []
+
+
 @pytest.mark.parametrize("windowed", [False, True])
 async def test_caption_stage_runs_when_enabled(orch: ServiceClient, windowed: bool):
     cfg = pb.PrepassConfig(enable_caption=True, caption_windowed=windowed, caption_max_tokens=8,
@@ -237,6 +265,10 @@ async def test_caption_stage_runs_when_enabled(orch: ServiceClient, windowed: bo
     # the random tiny Qwen writes noise: the service either returns text or says why it refused it
     assert res.caption.caption or res.caption.degenerate_reason
     assert bool(res.caption.windows) == windowed
+    # Qwen's Caption warnings come along with the caption stage: 8 tokens never finish the random model's text
+    notes = [w.warning for w in res.warnings if w.stage == pb.PREPASS_STAGE_CAPTION]
+    assert {w.code for w in notes} <= {"windows_ignored_in_full_mode", "repetition_cut", "max_new_tokens_reached"}
+    assert "max_new_tokens_reached" in {w.code for w in notes} and all(w.message for w in notes)
 
 
 async def test_prepass_errors_have_their_statuses(orch: ServiceClient):
@@ -332,7 +364,7 @@ async def test_prepass_job_progress_summary_and_cancel(stack: Stack, orch: Servi
     totals = {stage_name(s.stage): s for s in summary.stages}
     # (the detector may hold these images from earlier tests: then only the sha went, image_bytes_sent 0)
     assert totals["detectors"].bytes_sent > totals["detectors"].image_bytes_sent >= 0
-    assert totals["detectors"].bytes_received > 0
+    assert totals["detectors"].bytes_received > 0 and totals["detectors"].duration.ToNanoseconds() > 0
     assert sum(c.count for c in summary.candidates_by_class) == summary.candidates
     assert (await orch.call("GetJob", pb.GetJobRequest(job_id=job.id))).job.state == pb.JOB_STATE_SUCCEEDED
     assert job.id in [j.id for j in (await orch.call("ListJobs", pb.ListJobsRequest(page_size=5))).jobs]
@@ -343,6 +375,7 @@ async def test_prepass_job_progress_summary_and_cancel(stack: Stack, orch: Servi
     assert final.result.prepass.cache_hits == 4
     assert [(stage_name(s.stage), s.bytes_sent, s.bytes_received) for s in final.result.prepass.stages] == \
         [("cache", 0, 0)]
+    assert final.result.prepass.stages[0].duration.ToNanoseconds() > 0  # the four lookups took some time
     # cancel takes effect within one image
     job = (await orch.call("StartPrepassJob", pb.StartPrepassJobRequest(dataset_id="synth", refresh=True))).job
     seen = 0

@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from svc_orchestrator.clients import CallStats, RemoteCallError, ServiceClients
+from svc_orchestrator.convert.prepass import stage_report_pb
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.config import ResolvedConfig
 from svc_orchestrator.prepass.context import PrepassContext
@@ -38,10 +39,10 @@ from svc_orchestrator.prepass.provenance import (
     to_candidate,
     usable,
 )
+from svc_orchestrator.prepass.reports import StageReports
 from tator_core import tracing
 from tator_core.cache import BoundedLRU
 from tator_core.convert import box_xyxy
-from tator_core.enums import from_short
 from tator_core.gen.tator.common.v1 import common_pb2
 from tator_core.gen.tator.detector.v1 import detector_pb2
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
@@ -50,7 +51,6 @@ from tator_core.hashing import stable_hash
 from tator_core.labels import natural_label
 from tator_core.version import PIPELINE_VERSION
 
-STAGES = ("synonyms", "detectors", "sam3_text", "dedupe", "sam3_similarity", "dedupe2", "classifier", "caption")
 LABELS_PER_CALL = 64       # SegmentText / SegmentExemplars accept at most 64 labels per call
 BOXES_PER_CALL = 4096      # Classify accepts at most 4096 boxes per call
 CAPTION_HINTS = 160        # the top 160 detections are offered to the captioner as hints
@@ -77,34 +77,6 @@ class SynonymCache(BoundedLRU[str, dict[str, list[str]]]):
 
     def __init__(self, max_items: int = 64) -> None:
         super().__init__(max_items)
-
-
-@dataclass
-class _Reports:
-    by_stage: dict[str, pb.StageReport] = field(default_factory=lambda: {
-        s: pb.StageReport(stage=from_short(pb.PrepassStage, s)) for s in STAGES})
-    tiles: list = field(default_factory=list)  # (model, pass, tile side, tiles) per detector pass: the tile plan
-
-    def record(self, stage: str, stats: CallStats, *, detections: int = 0, cache_hits: int = 0,
-               ms: float | None = None, note: str = "") -> None:
-        rep = self.by_stage[stage]
-        rep.ran = True
-        rep.calls += stats.calls
-        rep.image_bytes_sent += stats.image_bytes_sent
-        rep.bytes_sent += stats.bytes_sent
-        rep.bytes_received += stats.bytes_received
-        rep.ms += stats.ms if ms is None else ms
-        rep.detections += detections
-        rep.cache_hits += cache_hits
-        if note:
-            rep.note = f"{rep.note}; {note}" if rep.note else note
-        # Called inside the stage's span (tracing.traced): what it sent goes on the trace.
-        tracing.annotate(image_bytes_sent=rep.image_bytes_sent, bytes_sent=rep.bytes_sent, calls=rep.calls,
-                         detections=rep.detections)
-
-    def skip(self, stage: str, note: str) -> None:
-        self.by_stage[stage].note = note
-        tracing.annotate(skipped=note)
 
 
 def _timeout(cfg: ResolvedConfig) -> float | None:
@@ -156,7 +128,7 @@ async def _split_on_fanout(stage: str, units: dict[str, list], call: Callable[[d
 
 # --- stages -------------------------------------------------------------------------------------
 
-async def _synonyms(clients: ServiceClients, inp: FlowInput, reports: _Reports, cache: SynonymCache,
+async def _synonyms(clients: ServiceClients, inp: FlowInput, reports: StageReports, log: list, cache: SynonymCache,
                     terms: dict[str, list[str]]) -> dict[str, list[str]]:
     cfg, plan = inp.ctx.config, inp.plan
     missing = prompts.labels_needing_expansion(inp.ctx.labelmap, terms)
@@ -179,11 +151,14 @@ async def _synonyms(clients: ServiceClients, inp: FlowInput, reports: _Reports, 
     wanted = set(missing)
     out = {lt.label: list(lt.terms)[:cfg.sam3_text_synonym_budget] for lt in resp.labels if lt.label in wanted}
     cache.put(key, out)
+    # Qwen's notes go on the result of the prepass that made the call. A synonym-cache hit (a later image of
+    # the same labels, glossary and model) repeats none: the cache keeps the terms, not the notes about them.
+    log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_SYNONYMS, warning=w) for w in resp.warnings)
     reports.record("synonyms", stats, note=f"{len(missing)} labels expanded")
     return out
 
 
-async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports, log: list) -> list:
+async def _detectors(clients: ServiceClients, inp: FlowInput, reports: StageReports, log: list) -> list:
     cfg, plan = inp.ctx.config, inp.plan
     if not plan.detector_ids:
         reports.skip("detectors", "disabled" if not cfg.detectors_on else "no detector model")
@@ -205,7 +180,7 @@ async def _detectors(clients: ServiceClients, inp: FlowInput, reports: _Reports,
     return out
 
 
-async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports, log: list,
+async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: StageReports, log: list,
                      prompt_map: dict[str, list[tuple[str, prompts.Origin]]]) -> list:
     cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_sam3_text or not plan.sam3_id:
@@ -238,7 +213,7 @@ async def _sam3_text(clients: ServiceClients, inp: FlowInput, reports: _Reports,
     return out
 
 
-async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports, log: list,
+async def _similarity(clients: ServiceClients, inp: FlowInput, reports: StageReports, log: list,
                       clusters: list[Cluster]) -> list:
     cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_sam3_similarity or not plan.sam3_id:
@@ -272,7 +247,7 @@ async def _similarity(clients: ServiceClients, inp: FlowInput, reports: _Reports
     return out
 
 
-async def _classify(clients: ServiceClients, inp: FlowInput, reports: _Reports,
+async def _classify(clients: ServiceClients, inp: FlowInput, reports: StageReports,
                     result: pb.PrepassResult) -> None:
     cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_classifier or not plan.head_id:
@@ -304,7 +279,8 @@ async def _classify(clients: ServiceClients, inp: FlowInput, reports: _Reports,
                    note=f"{errors_n} boxes not scored" if errors_n else "")
 
 
-async def _caption(clients: ServiceClients, inp: FlowInput, reports: _Reports, result: pb.PrepassResult) -> None:
+async def _caption(clients: ServiceClients, inp: FlowInput, reports: StageReports, log: list,
+                   result: pb.PrepassResult) -> None:
     cfg, plan = inp.ctx.config, inp.plan
     if not cfg.enable_caption or not plan.qwen_id:
         reports.skip("caption", "disabled" if not cfg.enable_caption else "no Qwen model")
@@ -320,6 +296,7 @@ async def _caption(clients: ServiceClients, inp: FlowInput, reports: _Reports, r
     result.caption.degenerate_reason = resp.degenerate_reason
     for w in resp.windows:
         result.caption.windows.add(window=w.window, caption=w.caption)
+    log.extend(pb.PrepassWarning(stage=pb.PREPASS_STAGE_CAPTION, warning=w) for w in resp.warnings)
     reports.record("caption", stats, note=resp.degenerate_reason and f"degenerate: {resp.degenerate_reason}")
 
 
@@ -337,14 +314,15 @@ async def _both(a: Coroutine[Any, Any, Any], b: Coroutine[Any, Any, Any]) -> tup
 
 async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: SynonymCache | None = None) -> pb.PrepassResult:
     cfg = inp.ctx.config
-    reports = _Reports()
+    reports = StageReports()
     notes: list[pb.PrepassWarning] = list(inp.plan.warnings)
-    synonyms = synonyms or SynonymCache()
+    # Not `synonyms or ...`: an empty cache is falsy (it has a length), and the shared one must fill up.
+    synonyms = synonyms if synonyms is not None else SynonymCache()
     terms = inp.ctx.terms
 
     async def text_branch() -> tuple[list, dict]:
         expansions = await tracing.traced("prepass.synonyms", _synonyms(
-            clients, inp, reports, synonyms, terms)) if cfg.enable_sam3_text else {}
+            clients, inp, reports, notes, synonyms, terms)) if cfg.enable_sam3_text else {}
         prompt_map = prompts.build_prompts(inp.ctx.labelmap, terms, expansions, cfg.sam3_text_synonym_budget)
         return await tracing.traced("prepass.sam3_text", _sam3_text(clients, inp, reports, notes, prompt_map)), \
             prompt_map
@@ -386,8 +364,8 @@ async def run_prepass(clients: ServiceClients, inp: FlowInput, synonyms: Synonym
         if cfg.enable_sam3_text and items:
             result.prompts[label].prompts.extend(pb.PromptOrigin(kind=o, text=t) for t, o in items)
     await _both(tracing.traced("prepass.classifier", _classify(clients, inp, reports, result)),
-                tracing.traced("prepass.caption", _caption(clients, inp, reports, result)))
-    result.stages.extend(reports.by_stage[s] for s in STAGES)
+                tracing.traced("prepass.caption", _caption(clients, inp, reports, notes, result)))
+    result.stages.extend(stage_report_pb(row) for row in reports.in_order())
     result.warnings.extend(notes)
     result.run_id = stable_hash({"image": inp.image.sha256, "dataset": inp.ctx.dataset.id,
                                  "config": inp.ctx.config.canonical(), "tiles": reports.tiles,

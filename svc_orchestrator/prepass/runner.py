@@ -23,6 +23,7 @@ from tator_core import errors, tracing
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import decode_image, sha256_hex
 from tator_core.labels import glossary_hash
+from tator_core.timestamps import duration_ms
 
 
 def _as_hit(stored: pb.PrepassResult, name: str, ms: float) -> pb.PrepassResult:
@@ -32,7 +33,8 @@ def _as_hit(stored: pb.PrepassResult, name: str, ms: float) -> pb.PrepassResult:
     stored.image_name = name
     stored.original_cost.stages.extend(stored.stages)
     del stored.stages[:]
-    stored.stages.add(stage=pb.PREPASS_STAGE_CACHE, ran=True, ms=ms, cache_hits=1, note="answered from the prepass cache")
+    stored.stages.add(stage=pb.PREPASS_STAGE_CACHE, ran=True, duration=duration_ms(ms), cache_hits=1,
+                      note="answered from the prepass cache")
     return stored
 
 

@@ -88,6 +88,8 @@ def classify_cmd(
     address: Annotated[str | None, typer.Option(help="classifier address (default from config/stack.yaml)")] = None,
 ) -> None:
     """Score boxes of an image: full probability vector per box."""
+    from tator_core.timestamps import milliseconds
+
     boxes = [parse_box(b) for b in box]
     resp = asyncio.run(_classify(address or default_address(), image.read_bytes(), boxes, head, padding,
                                  batch_size, embeddings))
@@ -95,7 +97,7 @@ def classify_cmd(
         typer.echo(json.dumps(_classify_dict(resp), indent=2))
         return
     table = Table(title=f"{image.name}: head {resp.head_id} on {resp.backbone_id} "
-                        f"(batch {resp.batch_size_used}, {resp.timing.total_ms:.0f} ms)")
+                        f"(batch {resp.batch_size_used}, {milliseconds(resp.timing.total):.0f} ms)")
     for col in ("#", "box", "label", "score", "margin", "probabilities"):
         table.add_column(col)
     for r, b in zip(resp.results, boxes):

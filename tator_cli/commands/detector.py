@@ -46,6 +46,7 @@ def _print_tables(resp) -> None:
     from tator_core.convert import warning_text
     from tator_core.enums import source_name
     from tator_core.gen.tator.detector.v1 import detector_pb2
+    from tator_core.timestamps import milliseconds
 
     out = Console()
     table = Table(title=f"{len(resp.detections)} detections")
@@ -62,7 +63,7 @@ def _print_tables(resp) -> None:
     for r in resp.runs:
         runs.add_row(r.model_id, source_name(r.source), detector_pb2.PassKind.Name(r.kind).removeprefix("PASS_KIND_").lower(),
                      str(r.tiles), str(r.raw_detections),
-                     str(r.kept_detections), f"{r.compute_ms:.1f}", str(r.batch_size))
+                     str(r.kept_detections), f"{milliseconds(r.compute):.1f}", str(r.batch_size))
     out.print(runs)
     for w in resp.warnings:
         console.print(f"[yellow]warning:[/] {warning_text(w)}")

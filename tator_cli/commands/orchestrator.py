@@ -53,6 +53,8 @@ def print_job_summary(console: Console, job: Any) -> dict:
     """Per-source counts and stage timings of a finished prepass job; returns the summary as a dict."""
     from google.protobuf.json_format import MessageToDict
 
+    from tator_core.timestamps import milliseconds
+
     s = job.result.prepass
     console.print(f"[bold]{s.images} images[/], {s.cache_hits} cache hits, "
                   f"{s.candidates} candidates from {s.atoms} raw detections")
@@ -60,7 +62,7 @@ def print_job_summary(console: Console, job: Any) -> dict:
     console.print(count_table({c.key: c.count for c in s.atoms_by_source}, "raw detections per source"))
     console.print(count_table({c.key: c.count for c in s.candidates_by_class}, "candidates per class", key="class"))
     if s.stages:
-        console.print(stage_table({_stage(st.stage): st.duration.ToNanoseconds() / 1e6 for st in s.stages},
+        console.print(stage_table({_stage(st.stage): milliseconds(st.duration) for st in s.stages},
                                   "stage timings (images that ran, total)"))
     return MessageToDict(s, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
@@ -68,6 +70,7 @@ def print_job_summary(console: Console, job: Any) -> dict:
 def print_result(console: Console, result: Any, limit: int = 30) -> None:
     from tator_core.convert import warning_text
     from tator_core.enums import source_name
+    from tator_core.timestamps import milliseconds
 
     table = Table(title=f"{result.image_name or result.image_sha256[:12]}: {len(result.candidates)} candidates"
                         f"{' (cache hit)' if result.cache_hit else ''}")
@@ -81,7 +84,7 @@ def print_result(console: Console, result: Any, limit: int = 30) -> None:
         table.add_row(str(c.index), c.label, f"{c.score:.3f}", f"{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}",
                       ",".join(source_name(s) for s in c.sources), clf, *accept)
     console.print(table)
-    console.print(stage_table({_stage(s.stage): s.ms for s in result.stages if s.ran}))
+    console.print(stage_table({_stage(s.stage): milliseconds(s.duration) for s in result.stages if s.ran}))
     for w in result.warnings:
         console.print(f"[yellow]warning ({_stage(w.stage)}):[/] {warning_text(w.warning)}")
 

@@ -102,6 +102,7 @@ def _print_caption(response: Any) -> None:
     from rich.table import Table
 
     from tator_core.convert import warning_text
+    from tator_core.timestamps import milliseconds
 
     console = Console()
     if response.windows:
@@ -121,7 +122,7 @@ def _print_caption(response: Any) -> None:
                          ("warnings", [warning_text(w) for w in response.warnings])):
         if items:
             console.print(f"{label}: {', '.join(items)}")
-    console.print(f"tokens: {response.generated_tokens}  total: {response.timing.total_ms:.0f} ms")
+    console.print(f"tokens: {response.generated_tokens}  total: {milliseconds(response.timing.total):.0f} ms")
 
 
 def synonyms(

@@ -28,6 +28,7 @@ def _box(c: Any) -> str:
 def print_replay(console: Console, out: Any) -> None:
     from tator_core.enums import short_name
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+    from tator_core.timestamps import milliseconds
 
     verdict = "[green]identical[/]" if out.identical else f"[red]differs[/] ({out.difference_count} differences)"
     console.print(f"[bold]replay of {out.run_id}[/]: {verdict}")
@@ -49,7 +50,7 @@ def print_replay(console: Console, out: Any) -> None:
                           _box(s) if s else "", f"{s.score:.6f}" if s else "", _box(r) if r else "",
                           f"{r.score:.6f}" if r else "", ", ".join(d.fields))
         console.print(table)
-    console.print(stage_table({short_name(pb.PrepassStage, s.stage): s.ms for s in out.stages if s.ran},
+    console.print(stage_table({short_name(pb.PrepassStage, s.stage): milliseconds(s.duration) for s in out.stages if s.ran},
                               "replay stage timings"))
 
 

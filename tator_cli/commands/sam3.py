@@ -98,6 +98,7 @@ def _print(resp) -> None:
     from rich.table import Table
 
     from tator_core.convert import prompt_text, warning_text
+    from tator_core.timestamps import milliseconds
 
     table = Table(title=f"{len(resp.detections)} detections")
     for col in ("label", "score", "x1", "y1", "x2", "y2", "prompt", "window", "mask px"):
@@ -112,7 +113,7 @@ def _print(resp) -> None:
     console.print(f"contexts {s.contexts}, prompt runs {s.prompt_runs}, raw detections {s.raw_detections}; "
                   f"vision embeddings computed {s.vision_embeddings_computed} / cached {s.vision_embeddings_cached}; "
                   f"text embeddings computed {s.text_embeddings_computed} / cached {s.text_embeddings_cached}; "
-                  f"{resp.timing.total_ms:.0f} ms")
+                  f"{milliseconds(resp.timing.total):.0f} ms")
     for w in resp.warnings:
         console.print(f"[yellow]warning:[/] {warning_text(w)}")
 

@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from tator_core.enums import short_name, source_name
+from tator_core.timestamps import milliseconds
 from tator_fixtures.regress import StepContext, step
 from tator_fixtures.synth import split_images
 
@@ -83,7 +84,7 @@ async def prepass_benchmark_10(ctx: StepContext) -> dict:
         for name in names:
             result = (await client.call("Prepass", pb.PrepassRequest(
                 dataset_id=DATASET, dataset_image=name, config=_config(pb), refresh=True))).result
-            stage_ms.update({short_name(pb.PrepassStage, s.stage): s.ms for s in result.stages})
+            stage_ms.update({short_name(pb.PrepassStage, s.stage): milliseconds(s.duration) for s in result.stages})
     finally:
         await client.close()
     wall = time.perf_counter() - started

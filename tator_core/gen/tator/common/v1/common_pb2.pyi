@@ -1,4 +1,7 @@
+import datetime
+
 from tator_core.gen.buf.validate import validate_pb2 as _validate_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -271,24 +274,24 @@ class TrainingData(_message.Message):
     def __init__(self, description: _Optional[str] = ..., images: _Optional[int] = ..., list_sha256: _Optional[str] = ..., image_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StageTiming(_message.Message):
-    __slots__ = ("stage", "queue_ms", "compute_ms", "batch_size")
+    __slots__ = ("stage", "queue", "compute", "batch_size")
     STAGE_FIELD_NUMBER: _ClassVar[int]
-    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
-    COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     stage: str
-    queue_ms: float
-    compute_ms: float
+    queue: _duration_pb2.Duration
+    compute: _duration_pb2.Duration
     batch_size: int
-    def __init__(self, stage: _Optional[str] = ..., queue_ms: _Optional[float] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, stage: _Optional[str] = ..., queue: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., compute: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class Timing(_message.Message):
-    __slots__ = ("stages", "total_ms")
+    __slots__ = ("stages", "total")
     STAGES_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     stages: _containers.RepeatedCompositeFieldContainer[StageTiming]
-    total_ms: float
-    def __init__(self, stages: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., total_ms: _Optional[float] = ...) -> None: ...
+    total: _duration_pb2.Duration
+    def __init__(self, stages: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., total: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GenerationSettings(_message.Message):
     __slots__ = ("max_new_tokens", "do_sample", "temperature", "top_p", "seed")

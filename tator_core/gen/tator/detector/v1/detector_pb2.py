@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from tator_core.gen.buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from tator_core.gen.tator.common.v1 import common_pb2 as tator_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tator/detector/v1/detector.proto\x12\x11tator.detector.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1ctator/common/v1/common.proto\"j\n\rMergeSettings\x12.\n\x06method\x18\x01 \x01(\x0e\x32\x1e.tator.detector.v1.MergeMethod\x12!\n\x03iou\x18\x02 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00H\x00\x88\x01\x01\x42\x06\n\x04_iou\"\x9f\x03\n\rDetectRequest\x12\x30\n\x05image\x18\x01 \x01(\x0b\x32\x19.tator.common.v1.ImageRefB\x06\xbaH\x03\xc8\x01\x01\x12$\n\tmodel_ids\x18\x02 \x03(\tB\x11\xbaH\x0e\x92\x01\x0b\x10\x08\"\x07r\x05\x10\x01\x18\x80\x01\x12+\n\x04mode\x18\x03 \x01(\x0e\x32\x1d.tator.detector.v1.DetectMode\x12,\n\ttile_plan\x18\x04 \x01(\x0b\x32\x19.tator.common.v1.TilePlan\x12\"\n\x04\x63onf\x18\x05 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00H\x00\x88\x01\x01\x12!\n\x03iou\x18\x06 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00H\x01\x88\x01\x01\x12 \n\x07max_det\x18\x07 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90N(\x01H\x02\x88\x01\x01\x12$\n\x11\x65xpected_labelmap\x18\x08 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\x90N\x12/\n\x05merge\x18\t \x01(\x0b\x32 .tator.detector.v1.MergeSettingsB\x07\n\x05_confB\x06\n\x04_iouB\n\n\x08_max_det\"\x86\x02\n\x08ModelRun\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x30\n\x06source\x18\x0b \x01(\x0e\x32 .tator.common.v1.DetectionSource\x12)\n\x04kind\x18\t \x01(\x0e\x32\x1b.tator.detector.v1.PassKind\x12\r\n\x05tiles\x18\x04 \x01(\x05\x12\x16\n\x0eraw_detections\x18\x05 \x01(\x05\x12\x17\n\x0fkept_detections\x18\x06 \x01(\x05\x12\x12\n\ncompute_ms\x18\x07 \x01(\x01\x12\x12\n\nbatch_size\x18\x08 \x01(\x05\x12\x11\n\ttile_size\x18\n \x01(\x05J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x04pass\"\xfe\x02\n\x0e\x44\x65tectResponse\x12.\n\ndetections\x18\x01 \x03(\x0b\x32\x1a.tator.common.v1.Detection\x12)\n\x04runs\x18\x02 \x03(\x0b\x32\x1b.tator.detector.v1.ModelRun\x12/\n\x05merge\x18\x03 \x01(\x0b\x32 .tator.detector.v1.MergeSettings\x12\x0c\n\x04\x63onf\x18\x04 \x01(\x02\x12\x0b\n\x03iou\x18\x05 \x01(\x02\x12\x0f\n\x07max_det\x18\x06 \x01(\x05\x12,\n\ttile_plan\x18\x07 \x01(\x0b\x32\x19.tator.common.v1.TilePlan\x12+\n\x04mode\x18\x08 \x01(\x0e\x32\x1d.tator.detector.v1.DetectMode\x12\'\n\x06timing\x18\t \x01(\x0b\x32\x17.tator.common.v1.Timing\x12*\n\x08warnings\x18\x0b \x03(\x0b\x32\x18.tator.common.v1.WarningJ\x04\x08\n\x10\x0b*l\n\nDetectMode\x12\x1b\n\x17\x44\x45TECT_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44\x45TECT_MODE_FULL\x10\x01\x12\x15\n\x11\x44\x45TECT_MODE_TILED\x10\x02\x12\x14\n\x10\x44\x45TECT_MODE_BOTH\x10\x03*W\n\x0bMergeMethod\x12\x1c\n\x18MERGE_METHOD_UNSPECIFIED\x10\x00\x12\x14\n\x10MERGE_METHOD_NMS\x10\x01\x12\x14\n\x10MERGE_METHOD_WBF\x10\x02*N\n\x08PassKind\x12\x19\n\x15PASS_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0ePASS_KIND_FULL\x10\x01\x12\x13\n\x0fPASS_KIND_TILED\x10\x02\x32`\n\x0f\x44\x65tectorService\x12M\n\x06\x44\x65tect\x12 .tator.detector.v1.DetectRequest\x1a!.tator.detector.v1.DetectResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tator/detector/v1/detector.proto\x12\x11tator.detector.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1ctator/common/v1/common.proto\"j\n\rMergeSettings\x12.\n\x06method\x18\x01 \x01(\x0e\x32\x1e.tator.detector.v1.MergeMethod\x12!\n\x03iou\x18\x02 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00H\x00\x88\x01\x01\x42\x06\n\x04_iou\"\x9f\x03\n\rDetectRequest\x12\x30\n\x05image\x18\x01 \x01(\x0b\x32\x19.tator.common.v1.ImageRefB\x06\xbaH\x03\xc8\x01\x01\x12$\n\tmodel_ids\x18\x02 \x03(\tB\x11\xbaH\x0e\x92\x01\x0b\x10\x08\"\x07r\x05\x10\x01\x18\x80\x01\x12+\n\x04mode\x18\x03 \x01(\x0e\x32\x1d.tator.detector.v1.DetectMode\x12,\n\ttile_plan\x18\x04 \x01(\x0b\x32\x19.tator.common.v1.TilePlan\x12\"\n\x04\x63onf\x18\x05 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00H\x00\x88\x01\x01\x12!\n\x03iou\x18\x06 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\x80?-\x00\x00\x00\x00H\x01\x88\x01\x01\x12 \n\x07max_det\x18\x07 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90N(\x01H\x02\x88\x01\x01\x12$\n\x11\x65xpected_labelmap\x18\x08 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\x90N\x12/\n\x05merge\x18\t \x01(\x0b\x32 .tator.detector.v1.MergeSettingsB\x07\n\x05_confB\x06\n\x04_iouB\n\n\x08_max_det\"\xb0\x02\n\x08ModelRun\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x30\n\x06source\x18\x0b \x01(\x0e\x32 .tator.common.v1.DetectionSource\x12)\n\x04kind\x18\t \x01(\x0e\x32\x1b.tator.detector.v1.PassKind\x12\r\n\x05tiles\x18\x04 \x01(\x05\x12\x16\n\x0eraw_detections\x18\x05 \x01(\x05\x12\x17\n\x0fkept_detections\x18\x06 \x01(\x05\x12*\n\x07\x63ompute\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nbatch_size\x18\x08 \x01(\x05\x12\x11\n\ttile_size\x18\n \x01(\x05J\x04\x08\x02\x10\x03J\x04\x08\x07\x10\x08J\x04\x08\x03\x10\x04R\ncompute_msR\x04pass\"\xfe\x02\n\x0e\x44\x65tectResponse\x12.\n\ndetections\x18\x01 \x03(\x0b\x32\x1a.tator.common.v1.Detection\x12)\n\x04runs\x18\x02 \x03(\x0b\x32\x1b.tator.detector.v1.ModelRun\x12/\n\x05merge\x18\x03 \x01(\x0b\x32 .tator.detector.v1.MergeSettings\x12\x0c\n\x04\x63onf\x18\x04 \x01(\x02\x12\x0b\n\x03iou\x18\x05 \x01(\x02\x12\x0f\n\x07max_det\x18\x06 \x01(\x05\x12,\n\ttile_plan\x18\x07 \x01(\x0b\x32\x19.tator.common.v1.TilePlan\x12+\n\x04mode\x18\x08 \x01(\x0e\x32\x1d.tator.detector.v1.DetectMode\x12\'\n\x06timing\x18\t \x01(\x0b\x32\x17.tator.common.v1.Timing\x12*\n\x08warnings\x18\x0b \x03(\x0b\x32\x18.tator.common.v1.WarningJ\x04\x08\n\x10\x0b*l\n\nDetectMode\x12\x1b\n\x17\x44\x45TECT_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x44\x45TECT_MODE_FULL\x10\x01\x12\x15\n\x11\x44\x45TECT_MODE_TILED\x10\x02\x12\x14\n\x10\x44\x45TECT_MODE_BOTH\x10\x03*W\n\x0bMergeMethod\x12\x1c\n\x18MERGE_METHOD_UNSPECIFIED\x10\x00\x12\x14\n\x10MERGE_METHOD_NMS\x10\x01\x12\x14\n\x10MERGE_METHOD_WBF\x10\x02*N\n\x08PassKind\x12\x19\n\x15PASS_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0ePASS_KIND_FULL\x10\x01\x12\x13\n\x0fPASS_KIND_TILED\x10\x02\x32`\n\x0f\x44\x65tectorService\x12M\n\x06\x44\x65tect\x12 .tator.detector.v1.DetectRequest\x1a!.tator.detector.v1.DetectResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,20 +48,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DETECTREQUEST'].fields_by_name['max_det']._serialized_options = b'\272H\007\032\005\030\220N(\001'
   _globals['_DETECTREQUEST'].fields_by_name['expected_labelmap']._loaded_options = None
   _globals['_DETECTREQUEST'].fields_by_name['expected_labelmap']._serialized_options = b'\272H\006\222\001\003\020\220N'
-  _globals['_DETECTMODE']._serialized_start=1290
-  _globals['_DETECTMODE']._serialized_end=1398
-  _globals['_MERGEMETHOD']._serialized_start=1400
-  _globals['_MERGEMETHOD']._serialized_end=1487
-  _globals['_PASSKIND']._serialized_start=1489
-  _globals['_PASSKIND']._serialized_end=1567
-  _globals['_MERGESETTINGS']._serialized_start=114
-  _globals['_MERGESETTINGS']._serialized_end=220
-  _globals['_DETECTREQUEST']._serialized_start=223
-  _globals['_DETECTREQUEST']._serialized_end=638
-  _globals['_MODELRUN']._serialized_start=641
-  _globals['_MODELRUN']._serialized_end=903
-  _globals['_DETECTRESPONSE']._serialized_start=906
-  _globals['_DETECTRESPONSE']._serialized_end=1288
-  _globals['_DETECTORSERVICE']._serialized_start=1569
-  _globals['_DETECTORSERVICE']._serialized_end=1665
+  _globals['_DETECTMODE']._serialized_start=1364
+  _globals['_DETECTMODE']._serialized_end=1472
+  _globals['_MERGEMETHOD']._serialized_start=1474
+  _globals['_MERGEMETHOD']._serialized_end=1561
+  _globals['_PASSKIND']._serialized_start=1563
+  _globals['_PASSKIND']._serialized_end=1641
+  _globals['_MERGESETTINGS']._serialized_start=146
+  _globals['_MERGESETTINGS']._serialized_end=252
+  _globals['_DETECTREQUEST']._serialized_start=255
+  _globals['_DETECTREQUEST']._serialized_end=670
+  _globals['_MODELRUN']._serialized_start=673
+  _globals['_MODELRUN']._serialized_end=977
+  _globals['_DETECTRESPONSE']._serialized_start=980
+  _globals['_DETECTRESPONSE']._serialized_end=1362
+  _globals['_DETECTORSERVICE']._serialized_start=1643
+  _globals['_DETECTORSERVICE']._serialized_end=1739
 # @@protoc_insertion_point(module_scope)

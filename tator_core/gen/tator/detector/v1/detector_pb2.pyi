@@ -1,4 +1,7 @@
+import datetime
+
 from tator_core.gen.buf.validate import validate_pb2 as _validate_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from tator_core.gen.tator.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -69,14 +72,14 @@ class DetectRequest(_message.Message):
     def __init__(self, image: _Optional[_Union[_common_pb2.ImageRef, _Mapping]] = ..., model_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[DetectMode, str]] = ..., tile_plan: _Optional[_Union[_common_pb2.TilePlan, _Mapping]] = ..., conf: _Optional[float] = ..., iou: _Optional[float] = ..., max_det: _Optional[int] = ..., expected_labelmap: _Optional[_Iterable[str]] = ..., merge: _Optional[_Union[MergeSettings, _Mapping]] = ...) -> None: ...
 
 class ModelRun(_message.Message):
-    __slots__ = ("model_id", "source", "kind", "tiles", "raw_detections", "kept_detections", "compute_ms", "batch_size", "tile_size")
+    __slots__ = ("model_id", "source", "kind", "tiles", "raw_detections", "kept_detections", "compute", "batch_size", "tile_size")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TILES_FIELD_NUMBER: _ClassVar[int]
     RAW_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     KEPT_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
-    COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
@@ -85,10 +88,10 @@ class ModelRun(_message.Message):
     tiles: int
     raw_detections: int
     kept_detections: int
-    compute_ms: float
+    compute: _duration_pb2.Duration
     batch_size: int
     tile_size: int
-    def __init__(self, model_id: _Optional[str] = ..., source: _Optional[_Union[_common_pb2.DetectionSource, str]] = ..., kind: _Optional[_Union[PassKind, str]] = ..., tiles: _Optional[int] = ..., raw_detections: _Optional[int] = ..., kept_detections: _Optional[int] = ..., compute_ms: _Optional[float] = ..., batch_size: _Optional[int] = ..., tile_size: _Optional[int] = ...) -> None: ...
+    def __init__(self, model_id: _Optional[str] = ..., source: _Optional[_Union[_common_pb2.DetectionSource, str]] = ..., kind: _Optional[_Union[PassKind, str]] = ..., tiles: _Optional[int] = ..., raw_detections: _Optional[int] = ..., kept_detections: _Optional[int] = ..., compute: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., batch_size: _Optional[int] = ..., tile_size: _Optional[int] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
     __slots__ = ("detections", "runs", "merge", "conf", "iou", "max_det", "tile_plan", "mode", "timing", "warnings")

@@ -550,9 +550,9 @@ class SourceScore(_message.Message):
     def __init__(self, source: _Optional[_Union[_common_pb2.DetectionSource, str]] = ..., score: _Optional[float] = ...) -> None: ...
 
 class StageReport(_message.Message):
-    __slots__ = ("stage", "ms", "image_bytes_sent", "cache_hits", "calls", "ran", "detections", "note", "bytes_sent", "bytes_received")
+    __slots__ = ("stage", "duration", "image_bytes_sent", "cache_hits", "calls", "ran", "detections", "note", "bytes_sent", "bytes_received")
     STAGE_FIELD_NUMBER: _ClassVar[int]
-    MS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
     IMAGE_BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
@@ -562,7 +562,7 @@ class StageReport(_message.Message):
     BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
     BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     stage: PrepassStage
-    ms: float
+    duration: _duration_pb2.Duration
     image_bytes_sent: int
     cache_hits: int
     calls: int
@@ -571,7 +571,7 @@ class StageReport(_message.Message):
     note: str
     bytes_sent: int
     bytes_received: int
-    def __init__(self, stage: _Optional[_Union[PrepassStage, str]] = ..., ms: _Optional[float] = ..., image_bytes_sent: _Optional[int] = ..., cache_hits: _Optional[int] = ..., calls: _Optional[int] = ..., ran: _Optional[bool] = ..., detections: _Optional[int] = ..., note: _Optional[str] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
+    def __init__(self, stage: _Optional[_Union[PrepassStage, str]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., image_bytes_sent: _Optional[int] = ..., cache_hits: _Optional[int] = ..., calls: _Optional[int] = ..., ran: _Optional[bool] = ..., detections: _Optional[int] = ..., note: _Optional[str] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
 
 class PrepassCost(_message.Message):
     __slots__ = ("stages",)

@@ -208,8 +208,8 @@ export type ClassifyResponse = Message<"tator.classifier.v1.ClassifyResponse"> &
   batchSizeUsed: number;
 
   /**
-   * Where the call's time went: milliseconds per stage (queue and compute) and
-   * the wall-clock total.
+   * Where the call's time went: queue and compute time per stage and the
+   * wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 7;
    */
@@ -359,8 +359,8 @@ export type EmbedResponse = Message<"tator.classifier.v1.EmbedResponse"> & {
   backboneVersion: string;
 
   /**
-   * Where the call's time went: milliseconds per stage (queue and compute) and
-   * the wall-clock total.
+   * Where the call's time went: queue and compute time per stage and the
+   * wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 5;
    */

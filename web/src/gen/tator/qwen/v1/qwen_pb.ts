@@ -217,8 +217,8 @@ export type CaptionResponse = Message<"tator.qwen.v1.CaptionResponse"> & {
   generatedTokens: number;
 
   /**
-   * Where the call's time went: milliseconds per stage (queue and compute) and
-   * the wall-clock total.
+   * Where the call's time went: queue and compute time per stage and the
+   * wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 7;
    */
@@ -383,8 +383,8 @@ export type ExpandSynonymsResponse = Message<"tator.qwen.v1.ExpandSynonymsRespon
   droppedByCap: number;
 
   /**
-   * Where the call's time went: milliseconds per stage (queue and compute) and
-   * the wall-clock total.
+   * Where the call's time went: queue and compute time per stage and the
+   * wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 6;
    */

@@ -207,8 +207,8 @@ export type SegmentTextResponse = Message<"tator.sam3.v1.SegmentTextResponse"> &
   stats?: SegmentStats | undefined;
 
   /**
-   * Where the call's time went: milliseconds per stage (queue and compute) and
-   * the wall-clock total.
+   * Where the call's time went: queue and compute time per stage and the
+   * wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 3;
    */
@@ -367,8 +367,8 @@ export type SegmentExemplarsResponse = Message<"tator.sam3.v1.SegmentExemplarsRe
   stats?: SegmentStats | undefined;
 
   /**
-   * Where the call's time went: milliseconds per stage (queue and compute) and
-   * the wall-clock total.
+   * Where the call's time went: queue and compute time per stage and the
+   * wall-clock total.
    *
    * @generated from field: tator.common.v1.Timing timing = 3;
    */
