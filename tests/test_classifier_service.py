@@ -373,7 +373,8 @@ async def test_trained_head_records_its_training_images_and_the_leakage_check_se
     naming that head, and one on a dataset drawn with another seed passes."""
     from svc_classifier.runtime import ClassifierRuntime
     from svc_orchestrator.calibration import leakage
-    from svc_orchestrator.calibration.flow import plan_split, resolve
+    from svc_orchestrator.calibration.flow import plan_split
+    from svc_orchestrator.convert.calibration import calibration_request, service_models
     from svc_orchestrator.datasets import load_dataset
     from tator_core.errors import TatorError
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as opb
@@ -390,17 +391,19 @@ async def test_trained_head_records_its_training_images_and_the_leakage_check_se
     assert restarted.head_info("t-leak").trained_on.image_sha256 == frozenset(rec.image_sha256)
     await restarted.close()
 
-    listed = await client.call("ListModels", pb.ListModelsRequest())
-    models = opb.ListModelsResponse(services=[opb.ServiceModels(service="classifier", models=list(listed.models))])
+    listed = await client.list_models()  # tator.common.v1.ModelManagementService, every page
+    models = service_models(opb.ListModelsResponse(services=[opb.ServiceModels(service="classifier",
+                                                                               models=list(listed))]))
     config = opb.CalibrationConfig(prepass=opb.PrepassConfig(classifier_id="t-leak", enable_yolo=False,
                                                              enable_rfdetr=False, enable_sam3_text=False,
                                                              enable_sam3_similarity=False))
-    used = leakage.used_models(models, config.prepass)
+    request = calibration_request(config)
+    used = leakage.used_models(models, request.prepass)
     assert [m.id for m in used] == ["t-leak"]
 
     def found_in(root: Path) -> dict:
         ds = load_dataset(root)
-        _, split = plan_split(ds, resolve(config))
+        _, split = plan_split(ds, request.settings)
         return leakage.overlap(ds, split, used)
 
     same = found_in(world.data)    # the calibration re-splits all images: its test split holds fitted ones
