@@ -21,20 +21,17 @@ import re
 import time
 import zipfile
 import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 from svc_orchestrator.catalogs import normalize_glossary_text
-from svc_orchestrator.prepass.config import resolve
+from svc_orchestrator.prepass.config import ConfigDocError, checked_config_doc
 from tator_core import errors
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.hashing import atomic_write_text
 from tator_core.labels import glossary_hash, normalize_glossary
 from tator_core.text import bad_char
-from tator_core.timestamps import timestamp, unix_seconds
-from tator_core.validation import validation_error
 
 SCHEMA_VERSION = 1
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -45,6 +42,27 @@ MAX_TIMESTAMP = 1e11  # seconds: year ~5000; larger values are not times
 MANIFEST, META, GLOSSARY = "manifest.json", "recipe.json", "glossary.json"
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _S_IFMT, _S_IFLNK = 0o170000, 0o120000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named prepass config plus glossary. `config` is the PrepassConfig as its JSON document (proto
+    field names, set fields only), parsed, validated and resolved before a recipe holds it; the times
+    are unix seconds (0: unset)."""
+
+    id: str = ""
+    name: str = ""
+    description: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    glossary: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    schema_version: int = 0
+
+
+def _now() -> float:
+    """Now, at the nanosecond precision the API's timestamps carry."""
+    return time.time_ns() / 1e9
 
 
 def _bad(member: str, message: str) -> errors.TatorError:
@@ -59,14 +77,9 @@ def check_id(recipe_id: str, fld: str = "id") -> str:
     return recipe_id
 
 
-def _config_dict(config: pb.PrepassConfig) -> dict:
-    return json_format.MessageToDict(config, preserving_proto_field_name=True)
-
-
-def recipe_doc(r: pb.Recipe) -> dict:
-    return {"id": r.id, "name": r.name, "description": r.description, "config": _config_dict(r.config),
-            "glossary": r.glossary, "created_at": unix_seconds(r.create_time),
-            "updated_at": unix_seconds(r.update_time),
+def recipe_doc(r: Recipe) -> dict:
+    return {"id": r.id, "name": r.name, "description": r.description, "config": dict(r.config),
+            "glossary": r.glossary, "created_at": r.created_at, "updated_at": r.updated_at,
             "schema_version": r.schema_version}
 
 
@@ -106,7 +119,7 @@ def _number(doc: dict, key: str, member: str) -> float:
     return float(value)
 
 
-def recipe_from_doc(doc: object, member: str = META) -> pb.Recipe:
+def recipe_from_doc(doc: object, member: str = META) -> Recipe:
     if not isinstance(doc, dict):
         raise _bad(member, "not a JSON object")
     raw_config = doc.get("config")
@@ -116,22 +129,13 @@ def recipe_from_doc(doc: object, member: str = META) -> pb.Recipe:
     if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= SCHEMA_VERSION:
         raise _bad(member, f"schema_version must be an integer from 0 to {SCHEMA_VERSION}, not {version!r}"[:200])
     try:
-        config = json_format.ParseDict(raw_config or {}, pb.PrepassConfig())
-    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        raise _bad(member, f"config does not parse: {str(exc)[:200]}") from exc
-    invalid = validation_error(config)
-    if invalid is not None:
-        raise _bad(member, f"config is invalid: {invalid.message}")
-    resolve(config)
-    out = pb.Recipe(id=_text(doc, "id", member), name=_text(doc, "name", member),
-                    description=_text(doc, "description", member), glossary=_glossary(doc, member),
-                    schema_version=version or SCHEMA_VERSION)
-    out.config.CopyFrom(config)
-    for fld, key in (("create_time", "created_at"), ("update_time", "updated_at")):
-        value = _number(doc, key, member)  # the file keeps unix seconds; the API a Timestamp
-        if value:
-            getattr(out, fld).CopyFrom(timestamp(value))
-    return out
+        config = checked_config_doc(raw_config or {})
+    except ConfigDocError as exc:
+        raise _bad(member, f"config {exc}") from exc
+    return Recipe(id=_text(doc, "id", member), name=_text(doc, "name", member),
+                  description=_text(doc, "description", member), config=config, glossary=_glossary(doc, member),
+                  created_at=_number(doc, "created_at", member), updated_at=_number(doc, "updated_at", member),
+                  schema_version=version or SCHEMA_VERSION)
 
 
 def _member_name(info: zipfile.ZipInfo) -> str:
@@ -246,7 +250,7 @@ class RecipeStore:
         self.root.mkdir(parents=True, exist_ok=True)
         return self.root / f"{check_id(recipe_id)}.json"
 
-    def _load(self, path: Path) -> pb.Recipe | None:
+    def _load(self, path: Path) -> Recipe | None:
         if path.is_symlink() or not path.is_file():
             return None
         try:
@@ -255,21 +259,20 @@ class RecipeStore:
             return None
 
     # Storage: files under `root` (one replica); `shared_docs.StoreRecipes` keeps them in the store.
-    def _get(self, recipe_id: str) -> pb.Recipe | None:
+    def _get(self, recipe_id: str) -> Recipe | None:
         return self._load(self._path(recipe_id))
 
-    def _all(self) -> list[pb.Recipe]:
+    def _all(self) -> list[Recipe]:
         self._path("probe")  # creates and checks the directory
         return [r for r in (self._load(p) for p in sorted(self.root.glob("*.json"))) if r is not None]
 
-    def _save(self, recipe: pb.Recipe) -> pb.Recipe:
+    def _save(self, recipe: Recipe) -> Recipe:
         atomic_write_text(self._path(recipe.id), json.dumps(recipe_doc(recipe), indent=2, sort_keys=True))
         return recipe
 
-    def _save_new(self, recipe: pb.Recipe, base: str) -> pb.Recipe:
+    def _save_new(self, recipe: Recipe, base: str) -> Recipe:
         """Save under `base`, or `base-2`, `base-3`… when taken: never replaces another recipe."""
-        recipe.id = free_id(base, self.exists)
-        return self._save(recipe)
+        return self._save(replace(recipe, id=free_id(base, self.exists)))
 
     def _remove(self, recipe_id: str) -> bool:
         path = self._path(recipe_id)
@@ -278,10 +281,10 @@ class RecipeStore:
         path.unlink()
         return True
 
-    def list(self) -> list[pb.Recipe]:
+    def list(self) -> list[Recipe]:
         return sorted(self._all(), key=lambda r: r.id)
 
-    def get(self, recipe_id: str) -> pb.Recipe:
+    def get(self, recipe_id: str) -> Recipe:
         recipe = self._get(recipe_id)
         if recipe is None:
             raise errors.not_found("NOT_FOUND", f"no recipe {recipe_id!r}", recipe_id=recipe_id)
@@ -290,30 +293,27 @@ class RecipeStore:
     def exists(self, recipe_id: str) -> bool:
         return self._get(recipe_id) is not None
 
-    def put(self, recipe: pb.Recipe) -> pb.Recipe:
+    def put(self, recipe: Recipe) -> Recipe:
         """Create or replace; an empty id derives one from the name (never replacing another recipe)."""
-        out = pb.Recipe()
-        out.CopyFrom(recipe)
-        resolve(out.config, fld="recipe.config")
-        out.glossary = normalize_glossary_text(out.glossary)
-        now = timestamp()
+        # A request's config passed protovalidate at the door; here only the cross-field rules remain.
+        config = checked_config_doc(recipe.config, fld="recipe.config", validate=False)
+        out = replace(recipe, config=config, glossary=normalize_glossary_text(recipe.glossary))
+        now = _now()
         if out.id:
             check_id(out.id, "recipe.id")
             previous = self._get(out.id)
-            out.create_time.CopyFrom(previous.create_time if previous else now)
+            created = previous.created_at if previous else now
         else:
             slug = re.sub(r"[^A-Za-z0-9._-]+", "-", out.name).strip("-.")
             if not slug:
                 raise errors.invalid_argument("recipe.name", "a recipe needs an id or a name with letters or digits")
-            out.create_time.CopyFrom(now)
-        out.update_time.CopyFrom(now)
-        out.schema_version = SCHEMA_VERSION
+            created = now
+        out = replace(out, created_at=created, updated_at=now, schema_version=SCHEMA_VERSION)
         if out.id:
-            out.name = out.name or out.id
-            return self._save(out)
+            return self._save(replace(out, name=out.name or out.id))
         base = slug[:120]
-        out.name = out.name or base  # the name an id-less recipe gets is its slug, as before
-        return self._save_new(out, base)
+        # the name an id-less recipe gets is its slug, as before
+        return self._save_new(replace(out, name=out.name or base), base)
 
     def delete(self, recipe_id: str) -> None:
         check_id(recipe_id)
@@ -334,18 +334,16 @@ class RecipeStore:
                 zf.writestr(name, data)
         return buf.getvalue(), f"{recipe.id}.recipe.zip"
 
-    def import_archive(self, archive: bytes) -> tuple[pb.Recipe, str]:
+    def import_archive(self, archive: bytes) -> tuple[Recipe, str]:
         files = read_archive(archive)
         check_manifest(files)
         recipe = recipe_from_doc(_json(files, META))
         if not ID_RE.match(recipe.id) or set(recipe.id) <= {"."}:
             raise _bad(META, f"recipe id {recipe.id!r} must match [A-Za-z0-9._-]{{1,128}}")
         wanted = recipe.id
-        recipe.glossary = normalize_glossary_text(recipe.glossary)
-        recipe.update_time.CopyFrom(timestamp())
-        if not recipe.HasField("create_time"):
-            recipe.create_time.CopyFrom(recipe.update_time)
-        recipe.schema_version = SCHEMA_VERSION
+        now = _now()
+        recipe = replace(recipe, glossary=normalize_glossary_text(recipe.glossary), updated_at=now,
+                         created_at=recipe.created_at or now, schema_version=SCHEMA_VERSION)
         saved = self._save_new(recipe, wanted[:120])
         notice = f"a recipe {wanted!r} exists; imported as {saved.id!r}" if saved.id != wanted else ""
         return saved, notice

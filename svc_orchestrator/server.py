@@ -7,6 +7,7 @@ import asyncio
 from svc_orchestrator.app import Orchestrator
 from svc_orchestrator.convert import dataset_pb, glossary_pb, image_bytes_pb, image_page_pb, list_models, page_models
 from svc_orchestrator.convert.jobs import job_pb
+from svc_orchestrator.convert.recipes import recipe_from_pb, recipe_pb
 from svc_orchestrator.settings import OrchestratorSettings
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -101,13 +102,13 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     async def ListRecipes(self, request, context):
         page, token = page_by_key(self.app.recipes.list(), lambda r: r.id, request.page_size, request.page_token,
                                   {"list": "recipes"})
-        return pb.ListRecipesResponse(recipes=page, next_page_token=token)
+        return pb.ListRecipesResponse(recipes=[recipe_pb(r) for r in page], next_page_token=token)
 
     async def GetRecipe(self, request, context):
-        return pb.GetRecipeResponse(recipe=self.app.recipes.get(request.id))
+        return pb.GetRecipeResponse(recipe=recipe_pb(self.app.recipes.get(request.id)))
 
     async def PutRecipe(self, request, context):
-        return pb.PutRecipeResponse(recipe=self.app.recipes.put(request.recipe))
+        return pb.PutRecipeResponse(recipe=recipe_pb(self.app.recipes.put(recipe_from_pb(request.recipe))))
 
     async def DeleteRecipe(self, request, context):
         self.app.recipes.delete(request.id)
@@ -115,7 +116,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
 
     async def ImportRecipe(self, request, context):
         recipe, notice = await asyncio.to_thread(self.app.recipes.import_archive, request.archive)
-        return pb.ImportRecipeResponse(recipe=recipe, notice=notice)
+        return pb.ImportRecipeResponse(recipe=recipe_pb(recipe), notice=notice)
 
     async def ExportRecipe(self, request, context):
         archive, filename = self.app.recipes.export(request.id)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from svc_orchestrator.catalogs import GlossaryLibrary
-from svc_orchestrator.recipes import RecipeStore, free_id, recipe_doc, recipe_from_doc
+from svc_orchestrator.recipes import Recipe, RecipeStore, free_id, recipe_doc, recipe_from_doc
 from svc_orchestrator.store import Store
 from tator_core import errors
-from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 log = logging.getLogger("tator.orchestrator.shared_docs")
 GLOSSARY, RECIPE, IMPORTED = "glossary", "recipe", "imported-files"
@@ -61,7 +61,7 @@ class StoreRecipes(RecipeStore):
         self.store = store
 
     @staticmethod
-    def _parse(text: str | None, name: str) -> pb.Recipe | None:
+    def _parse(text: str | None, name: str) -> Recipe | None:
         if text is None:
             return None
         try:
@@ -69,25 +69,24 @@ class StoreRecipes(RecipeStore):
         except (ValueError, errors.TatorError):
             return None
 
-    def _get(self, recipe_id: str) -> pb.Recipe | None:
+    def _get(self, recipe_id: str) -> Recipe | None:
         return self._parse(self.store.doc_get(RECIPE, recipe_id), recipe_id)
 
-    def _all(self) -> list[pb.Recipe]:
+    def _all(self) -> list[Recipe]:
         return [r for r in (self._parse(text, name) for name, text in self.store.doc_list(RECIPE)) if r is not None]
 
-    def _save(self, recipe: pb.Recipe) -> pb.Recipe:
+    def _save(self, recipe: Recipe) -> Recipe:
         self.store.doc_put(RECIPE, recipe.id, _dumps(recipe_doc(recipe)), time.time())
         return recipe
 
-    def _save_new(self, recipe: pb.Recipe, base: str) -> pb.Recipe:
+    def _save_new(self, recipe: Recipe, base: str) -> Recipe:
         # The insert is the check: another replica taking the id in between makes it fail, and the
         # next free id is tried.
         def taken(candidate: str) -> bool:
-            recipe.id = candidate
-            return not self.store.doc_add(RECIPE, candidate, _dumps(recipe_doc(recipe)), time.time())
+            doc = recipe_doc(replace(recipe, id=candidate))
+            return not self.store.doc_add(RECIPE, candidate, _dumps(doc), time.time())
 
-        recipe.id = free_id(base, taken)
-        return recipe
+        return replace(recipe, id=free_id(base, taken))
 
     def _remove(self, recipe_id: str) -> bool:
         return self.store.doc_delete(RECIPE, recipe_id)

@@ -286,12 +286,11 @@ def test_image_decode_only_refuses_with_invalid_argument(data):
 def _recipe_zip() -> bytes:
     import tempfile
 
-    from svc_orchestrator.recipes import RecipeStore
-    from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
+    from svc_orchestrator.recipes import Recipe, RecipeStore
 
     with tempfile.TemporaryDirectory() as d:
         store = RecipeStore(Path(d))
-        saved = store.put(pb.Recipe(name="fuzz", glossary="circle: disc"))
+        saved = store.put(Recipe(name="fuzz", glossary="circle: disc"))
         return store.export(saved.id)[0]
 
 

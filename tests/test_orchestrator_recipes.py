@@ -9,6 +9,7 @@ import zipfile
 
 import grpc
 import pytest
+from recipe_messages import MessageRecipes
 
 from svc_orchestrator.recipes import MAX_ENTRY_BYTES, RecipeStore, read_archive
 from tator_core import errors
@@ -17,7 +18,7 @@ from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
 @pytest.fixture()
 def store(tmp_path):
-    return RecipeStore(tmp_path / "recipes")
+    return MessageRecipes(RecipeStore(tmp_path / "recipes"))
 
 
 def _recipe(**kw) -> pb.Recipe:
@@ -58,7 +59,7 @@ def test_export_import_round_trip_renames_on_collision(store, tmp_path):
     assert filename == "Windowed-lane.recipe.zip"
     names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
     assert set(names) == {"manifest.json", "recipe.json", "glossary.json"}
-    other = RecipeStore(tmp_path / "other")
+    other = MessageRecipes(RecipeStore(tmp_path / "other"))
     imported, notice = other.import_archive(archive)
     assert imported.id == saved.id and notice == ""
     assert imported.config == saved.config and imported.glossary == saved.glossary

@@ -8,6 +8,7 @@ import threading
 
 import grpc
 import pytest
+from recipe_messages import MessageRecipes
 
 from svc_orchestrator.catalogs import GlossaryLibrary
 from svc_orchestrator.recipes import RecipeStore
@@ -60,7 +61,7 @@ def test_glossaries_follow_the_library_rules_and_are_shared(stores):
 
 
 def test_recipes_follow_the_store_rules_and_new_ids_never_collide(stores):
-    a, b = StoreRecipes(stores[0]), StoreRecipes(stores[1])
+    a, b = MessageRecipes(StoreRecipes(stores[0])), MessageRecipes(StoreRecipes(stores[1]))
     saved = a.put(_recipe())
     assert saved.id == "Windowed-lane" and saved.glossary == "circle: disc" and saved.create_time.seconds > 0
     assert b.get(saved.id) == saved
@@ -98,11 +99,11 @@ def test_files_of_an_old_state_dir_are_imported_once(stores, tmp_path):
     files = GlossaryLibrary(state / "glossaries")
     files.put("shapes", "circle: disc")
     files.put("taken", "circle: from the file")
-    old_recipes = RecipeStore(state / "recipes")
+    old_recipes = MessageRecipes(RecipeStore(state / "recipes"))
     old = old_recipes.put(_recipe(name="lane"))
     (state / "glossaries" / "junk.json").write_text("not a glossary")
     store = stores[0]
-    glossaries, recipes = StoreGlossaries(store), StoreRecipes(store)
+    glossaries, recipes = StoreGlossaries(store), MessageRecipes(StoreRecipes(store))
     glossaries.put("taken", "circle: already in the store")  # another replica got here first
     assert import_files(store, state, "r1") == {"glossary": 1, "recipe": 1}
     assert glossaries.text("shapes") == "circle: disc"
@@ -136,7 +137,7 @@ async def test_the_orchestrator_keeps_them_in_its_store(store_url, tmp_path):
     try:
         assert app.glossaries.text("from a file") == "circle: disc"
         app.glossaries.put("new", "square: box")
-        app.recipes.put(_recipe())
+        MessageRecipes(app.recipes).put(_recipe())
     finally:
         await app.close()
     store = open_store(store_url, tmp_path)

@@ -233,3 +233,38 @@ def merge(base: pb.PrepassConfig, override: pb.PrepassConfig) -> pb.PrepassConfi
             setattr(out, name, getattr(override, name))
     return out
 
+
+
+class ConfigDocError(ValueError):
+    """A config document that does not parse into PrepassConfig or fails its validation."""
+
+
+def config_from_doc(doc: Mapping[str, Any]) -> pb.PrepassConfig:
+    """A PrepassConfig from its JSON document (proto or JSON field names)."""
+    from google.protobuf import json_format
+
+    try:
+        return json_format.ParseDict(dict(doc), pb.PrepassConfig())
+    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise ConfigDocError(f"does not parse: {str(exc)[:200]}") from exc
+
+
+def config_doc(cfg: pb.PrepassConfig) -> dict[str, Any]:
+    """A PrepassConfig as the JSON document recipes keep (proto field names, set fields only)."""
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(cfg, preserving_proto_field_name=True)
+
+
+def checked_config_doc(doc: Mapping[str, Any], *, fld: str = "config", validate: bool = True) -> dict[str, Any]:
+    """A config document parsed, validated (protovalidate, when `validate`; a request's config was already
+    checked at the door) and resolved, in its normal form. ConfigDocError when it does not parse or
+    validate; resolve's INVALID_ARGUMENT, naming `fld`, when a cross-field rule fails."""
+    from tator_core.validation import validation_error
+
+    cfg = config_from_doc(doc)
+    invalid = validation_error(cfg) if validate else None
+    if invalid is not None:
+        raise ConfigDocError(f"is invalid: {invalid.message}")
+    resolve(cfg, fld=fld)
+    return config_doc(cfg)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from svc_orchestrator.clients import ServiceClients
 from svc_orchestrator.datasets import DatasetCatalog, ImageItem
 from svc_orchestrator.prepass import prompts
 from svc_orchestrator.prepass.cache import CacheMeta, PrepassCache
-from svc_orchestrator.prepass.config import ServiceCaps, merge, resolve
+from svc_orchestrator.prepass.config import ServiceCaps, config_from_doc, merge, resolve
 from svc_orchestrator.prepass.context import PrepassContext
 from svc_orchestrator.prepass.flow import FlowInput, ImageInput, SynonymCache, run_prepass
 from svc_orchestrator.prepass.plan import ModelPlan, needed_services, resolve_plan
@@ -24,6 +25,9 @@ from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 from tator_core.images import decode_image, sha256_hex
 from tator_core.labels import glossary_hash
 from tator_core.timestamps import duration_ms
+
+if TYPE_CHECKING:  # recipes imports the prepass config, which this package holds
+    from svc_orchestrator.recipes import Recipe
 
 
 def _as_hit(stored: pb.PrepassResult, name: str, ms: float) -> pb.PrepassResult:
@@ -40,7 +44,7 @@ def _as_hit(stored: pb.PrepassResult, name: str, ms: float) -> pb.PrepassResult:
 
 class PrepassRunner:
     def __init__(self, clients: ServiceClients, cache: PrepassCache, datasets: DatasetCatalog, *,
-                 glossary_lookup: Callable[[str], str], recipe_lookup: Callable[[str], pb.Recipe],
+                 glossary_lookup: Callable[[str], str], recipe_lookup: Callable[[str], Recipe],
                  max_image_pixels: int = 50_000_000, caps: ServiceCaps | None = None) -> None:
         self.clients = clients
         self.cache = cache
@@ -58,7 +62,7 @@ class PrepassRunner:
         glossary_text = dataset.glossary_text
         if recipe_id:
             recipe = self.recipe_lookup(recipe_id)
-            cfg_pb = merge(recipe.config, cfg_pb)
+            cfg_pb = merge(config_from_doc(recipe.config), cfg_pb)
             if recipe.glossary:
                 glossary_text = recipe.glossary
         if glossary_name:
