@@ -1,6 +1,6 @@
-"""Model management of the classifier (tator.common.v1.ModelManagementService): backbones through
-the shared model lifecycle, heads through the runtime, behind one id space (the registry's ids and
-the ids of heads trained here)."""
+"""Model management of the classifier (tator.common.v1.ModelManagementService): backbones and heads
+through the shared model lifecycle, each kind in its own repository, behind one id space (the registry's ids
+and the ids of heads trained here)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import asyncio
 
 from svc_classifier.runtime import ClassifierRuntime
 from tator_core import errors
-from tator_core import registry as registry_mod
 from tator_core.convert import ModelStatus
 
 
@@ -21,7 +20,7 @@ class ClassifierModels:
     def _is_backbone(self, model_id: str) -> bool:
         if model_id in self.runtime.backbones.ids():
             return True
-        if self.runtime.head_slot(model_id) is None:
+        if not self.runtime.is_head(model_id):
             raise errors.not_found("MODEL_NOT_FOUND", f"no classifier model {model_id!r} (backbone or head)",
                                    model_id=model_id)
         return False
@@ -35,12 +34,8 @@ class ClassifierModels:
         return self.runtime.head_info(model_id)
 
     async def load(self, model_id: str, *, warm: bool = True) -> object:
-        if self._is_backbone(model_id):
-            return await self.runtime.backbones.load(model_id, warm=warm)
-        slot = self.runtime.head_slot(model_id)
-        assert slot is not None  # _is_backbone raised NOT_FOUND otherwise
-        slot.held_down = False
-        return await asyncio.to_thread(self.runtime.head, model_id)
+        repo = self.runtime.backbones if self._is_backbone(model_id) else self.runtime.heads
+        return await repo.load(model_id, warm=warm)
 
     async def unload(self, model_id: str) -> None:
         if self._is_backbone(model_id):
@@ -48,9 +43,7 @@ class ClassifierModels:
             self.runtime.refuse_waiting(model_id)
             await self.runtime.backbones.unload(model_id)
             return
-        slot = self.runtime.head_slot(model_id)
-        assert slot is not None
-        slot.held_down, slot.head = True, None
+        await self.runtime.heads.unload(model_id)  # held down first, so a refused call cannot reload it
         self.runtime.refuse_waiting(model_id)
 
     async def set_default(self, model_id: str) -> None:
@@ -59,14 +52,8 @@ class ClassifierModels:
         if self._is_backbone(model_id):
             await self.runtime.backbones.set_default(model_id)
             return
-        slot = self.runtime.head_slot(model_id)
-        assert slot is not None
-        if slot.source != "registry":
+        if not self.runtime.in_registry_file(model_id):
             raise errors.failed_precondition(
                 "MODEL_REQUIRED", f"head {model_id} was trained by this service and is not in the model registry; "
                 "register it there first so the default survives a restart", model_id=model_id)
-        registry = self.runtime.registry
-        if registry.source is not None:
-            await asyncio.to_thread(registry_mod.set_default, registry.source, model_id)
-        registry.mark_default(model_id)
-        self.runtime.default_head_id = model_id
+        await self.runtime.heads.set_default(model_id)

@@ -1,15 +1,18 @@
 """The models a classifier process holds, and the one thread that runs them.
 
-Backbones (families clip, dinov3) and heads come from the model registry;
-heads trained here are written under the heads dir and registered at once
-(and found again there after a restart). A head is only ever paired with the
-backbone it was trained on: same registry id, same weights version hash, same
-pooling and width, else FAILED_PRECONDITION HEAD_BACKBONE_MISMATCH.
+Backbones (families clip, dinov3) and heads come from the model registry and
+live in the shared model lifecycle (tator_core.lifecycle), each kind in its own
+repository: backbones on the device, heads (numpy) on the CPU. Heads trained
+here are written under the heads dir and adopted by the heads' repository at
+once (and found again there after a restart). A head is only ever paired with
+the backbone it was trained on: same registry id, same weights version hash,
+same pooling and width, else FAILED_PRECONDITION HEAD_BACKBONE_MISMATCH.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import threading
@@ -20,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from svc_classifier.embedding import CROP_FAILURES, OOM_SHRINKS, embed_batched
-from svc_classifier.family import BackboneFamily
-from svc_classifier.heads import META_FILE, Head, HeadError, load_head
+from svc_classifier.family import BackboneFamily, HeadFamily
+from svc_classifier.heads import META_FILE, Head
 from svc_classifier.settings import ClassifierSettings
 from svc_classifier.training import (
     Progress,
@@ -35,12 +38,11 @@ from tator_core.batching import DeviceCalls
 from tator_core.convert import ModelStatus
 from tator_core.hashing import path_version
 from tator_core.lifecycle import ModelRepository
-from tator_core.registry import ModelEntry, Registry, TrainingRecord
+from tator_core.registry import ModelEntry, Registry
 
 log = logging.getLogger("tator.classifier.runtime")
 
 BACKBONE_FAMILIES = ("clip", "dinov3")
-READY, AVAILABLE, MISSING, FAILED = "READY", "AVAILABLE", "MISSING", "FAILED"
 HEAD_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
@@ -58,18 +60,6 @@ class LoadedBackbone:
     @property
     def pooling(self) -> str:
         return str(getattr(self.model, "pooling", ""))
-
-
-@dataclass
-class HeadSlot:
-    id: str
-    path: Path
-    source: str                   # registry | trained
-    backbone_hint: str = ""       # the registry entry's options.backbone
-    head: Head | None = None
-    trained_on: TrainingRecord | None = None  # the registry entry's record (a trained head carries its own)
-    error: str = ""
-    held_down: bool = False       # unloaded by UnloadModel: not loaded on use until LoadModel
 
 
 class WrappedBackbones(BackboneFamily):
@@ -94,21 +84,17 @@ class ClassifierRuntime:
             import torch
 
             torch.set_num_threads(settings.cpu_threads)
-        # Backbones live in the shared model lifecycle; heads are small files handled here.
         family = BackboneFamily() if wrap_backbone is None else WrappedBackbones(wrap_backbone)
         self.backbones: ModelRepository[Any] = ModelRepository(self.registry, self.device, family,
                                                                service="classifier", families=BACKBONE_FAMILIES)
         self.executor = self.backbones.executor
         self.device_calls = DeviceCalls()  # Classify / Embed calls, tagged with the models they use
+        self.heads: ModelRepository[Head] = ModelRepository(self.registry, "cpu", HeadFamily(),
+                                                            service="classifier", families=("head",))
         self.heads_dir = settings.resolved_heads_dir()
-        self._heads: dict[str, HeadSlot] = {}
-        self._lock = threading.RLock()
+        self._trained: set[str] = set()  # heads trained here (under heads_dir), not in the registry file
+        self._lock = threading.RLock()  # heads load from the device thread and from listing threads
         self._trainings = 0
-        for entry in self.registry.family("head"):
-            self._heads[entry.id] = HeadSlot(entry.id, entry.path, "registry", str(entry.options.get("backbone", "")),
-                                              trained_on=entry.trained_on)
-        default = self.registry.default("head")
-        self.default_head_id = default.id if default else ""
         self._scan_heads_dir()
 
     # --- lookup --------------------------------------------------------------
@@ -118,10 +104,14 @@ class ClassifierRuntime:
             return
         for meta in sorted(self.heads_dir.glob(f"*/{META_FILE}")):
             hid = meta.parent.name
-            if hid not in self._heads:
-                self._heads[hid] = HeadSlot(hid, meta.parent, "trained")
-        if not self.default_head_id and self._heads:
-            self.default_head_id = next(iter(self._heads))
+            if hid not in self.heads.ids():
+                self.heads.adopt(ModelEntry(hid, "head", meta.parent))
+                self._trained.add(hid)
+
+    @property
+    def default_head_id(self) -> str:
+        """The registry's default head, else its first, else the first head trained here."""
+        return self.heads.default_id("head") or ""
 
     def backbone_entries(self) -> list[ModelEntry]:
         return [e for fam in BACKBONE_FAMILIES for e in self.registry.family(fam)]
@@ -157,31 +147,12 @@ class ClassifierRuntime:
             raise errors.failed_precondition("MODEL_REQUIRED", "no classifier head: add one to the registry "
                                              "or train one with TrainHead")
         with self._lock:
-            slot = self._heads.get(head_id)
-            if slot is None:
-                raise errors.not_found("MODEL_NOT_FOUND", f"no head {head_id!r}", model_id=head_id)
-            if slot.head is not None:
-                return slot.head
-            if slot.held_down:
-                raise errors.failed_precondition("MODEL_UNLOADED", f"head {head_id} is unloaded; LoadModel "
-                                                 "loads it again", model_id=head_id)
-            if not slot.path.exists():
-                raise errors.failed_precondition("MODEL_MISSING", f"head {head_id}: weights not found at "
-                                                 f"{slot.path}", model_id=head_id, path=str(slot.path))
-            try:
-                slot.head = load_head(slot.path, head_id)
-            except HeadError as exc:
-                slot.error = str(exc)
-                raise errors.failed_precondition("MODEL_LOAD_FAILED", f"head {head_id}: {exc}",
-                                                 model_id=head_id) from exc
-            slot.head.version = path_version(slot.path)
-            slot.error = ""
-            return slot.head
+            return self.heads.load_here(head_id)
 
     def pair(self, head_id: str = "") -> tuple[Head, LoadedBackbone]:
         """The head and the backbone it was trained on, or HEAD_BACKBONE_MISMATCH saying why not."""
         head = self.head(head_id)
-        hint = self._heads[head.id].backbone_hint
+        hint = str(self.heads.entry(head.id).options.get("backbone", ""))
 
         def mismatch(why: str) -> errors.TatorError:
             return errors.failed_precondition("HEAD_BACKBONE_MISMATCH", f"head {head.id}: {why}",
@@ -219,10 +190,11 @@ class ClassifierRuntime:
     def call_models(self, head_id: str = "") -> tuple[str, ...]:
         """The head a Classify call resolves to and, when already known, its backbone."""
         head_id = head_id or self.default_head_id
-        slot = self._heads.get(head_id)
-        if slot is None:
+        if head_id not in self.heads.ids():
             return (head_id,)
-        return head_id, slot.head.backbone_id if slot.head is not None else slot.backbone_hint
+        if self.heads.is_loaded(head_id):
+            return head_id, self.heads.loaded(head_id).backbone_id
+        return head_id, str(self.heads.entry(head_id).options.get("backbone", ""))
 
     def refuse_waiting(self, model_id: str) -> None:
         """Fail the calls on `model_id` still waiting for the device thread: UNAVAILABLE naming it."""
@@ -237,17 +209,18 @@ class ClassifierRuntime:
             # the id names a directory under heads_dir: "..", ".x" or a separator must never get there
             raise errors.invalid_argument("head_id", f"{head_id!r} is not a usable head id ([A-Za-z0-9_-] first, "
                                           "then also '.')")
-        slot = self._heads.get(head_id)
-        if slot is not None and slot.source == "registry":
+        if head_id in self.heads.ids() and head_id not in self._trained:
             raise errors.invalid_argument("head_id", f"{head_id!r} is a registry model; pick another id")
 
     def register_trained(self, head: Head, make_default: bool) -> Path:
         directory = head.save(self.heads_dir / head.id)
         head.version = path_version(directory)
         with self._lock:
-            self._heads[head.id] = HeadSlot(head.id, directory, "trained", head=head, trained_on=head.trained_on)
-            if make_default or not self.default_head_id:
-                self.default_head_id = head.id
+            first = not self.default_head_id
+            self.heads.adopt(ModelEntry(head.id, "head", directory, trained_on=head.trained_on), loaded=head)
+            self._trained.add(head.id)
+            if make_default or first:
+                self.registry.mark_default(head.id)
         log.info("head registered", extra={"fields": {"head": head.id, "val_accuracy": head.val_accuracy,
                                                       "default": self.default_head_id == head.id}})
         return directory
@@ -306,33 +279,31 @@ class ClassifierRuntime:
     def model_infos(self) -> list[ModelStatus]:
         """The state of every backbone and head (heads are small: listing loads them); hashes unloaded
         weights, so call it off the event loop."""
-        with self._lock:
-            slots = list(self._heads)
-        return self.backbones.statuses() + [self.head_info(h) for h in slots]
+        self.heads.adopt_new_entries()
+        return self.backbones.statuses() + [self.head_info(h) for h in self.heads.ids()]
 
-    def head_slot(self, head_id: str) -> HeadSlot | None:
-        return self._heads.get(head_id)
+    def in_registry_file(self, head_id: str) -> bool:
+        return head_id not in self._trained
+
+    def is_head(self, model_id: str) -> bool:
+        if model_id not in self.heads.ids():
+            self.heads.adopt_new_entries()  # a head `tator models add` registered since
+        return model_id in self.heads.ids()
 
     def head_info(self, head_id: str) -> ModelStatus:
-        slot = self._heads[head_id]
+        """The lifecycle's status of a head, loading it first (heads are small), plus where it came
+        from; a head that fails to load is listed FAILED with the reason."""
         try:
-            head = self.head(head_id)
+            head: Head | None = self.head(head_id)
         except errors.TatorError:
             head = None
-        exists = slot.path.exists()
-        extra = {"source": slot.source, **({"backbone": slot.backbone_hint} if slot.backbone_hint else {})}
-        if head is not None:
-            extra.update(backbone=head.backbone_id, backbone_version=head.backbone_version, head_type=head.head_type,
-                         normalize=str(head.normalize).lower(), context_padding=str(head.context_padding),
-                         val_accuracy="" if head.val_accuracy is None else f"{head.val_accuracy:.4f}")
-        version = head.version if head else path_version(slot.path) if exists else ""
-        state = READY if head else FAILED if slot.error else AVAILABLE if exists else MISSING
-        reason = slot.error or ("" if exists else f"weights not found at {slot.path}") or (
-            "unloaded; LoadModel loads it again" if slot.held_down else "")
-        return ModelStatus(id=slot.id, family="head", version=version, device="cpu", state=state,
-                           is_default=slot.id == self.default_head_id, loaded=head is not None,
-                           labelmap=list(head.classes) if head else [], reason=reason, extra=extra,
-                           trained_on=slot.trained_on or (head.trained_on if head else None))
+        status = self.heads.status(head_id)
+        hint = str(self.heads.entry(head_id).options.get("backbone", ""))
+        source = "trained" if head_id in self._trained else "registry"
+        extra = {"source": source, **({"backbone": hint} if hint else {}), **status.extra}
+        trained_on = status.trained_on or (head.trained_on if head is not None else None)
+        return dataclasses.replace(status, extra=extra, trained_on=trained_on)
 
     async def close(self) -> None:
         await self.backbones.close()
+        await self.heads.close()

@@ -150,6 +150,13 @@ class ModelRepository(Generic[B]):
             log.info("model added to the registry", extra={"fields": {"model_id": entry.id}})
         return [e.id for e in added]
 
+    def adopt(self, entry: ModelEntry, loaded: B | None = None) -> None:
+        """Know a model the registry file does not list (one the service made itself, such as a
+        trained head), in memory: from now on it loads, lists, unloads and can be the default like
+        the others. `loaded` puts it up already loaded. An entry of the same id is replaced."""
+        self.registry.entries[entry.id] = entry
+        self._slots[entry.id] = _Slot(entry, backend=loaded)
+
     def _slot(self, model_id: str) -> _Slot[B]:
         slot = self._slots.get(model_id)
         if slot is None and self.adopt_new_entries():
