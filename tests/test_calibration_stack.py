@@ -152,6 +152,16 @@ async def test_prepass_with_the_calibration_scores_candidates_and_refuses_other_
     assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CALIBRATION_VERSION_MISMATCH"), err
     assert "config hash" in err.message
     assert err.metadata["trained_config_hash"] == report.prepass_config_hash != err.metadata["result_config_hash"]
+    # the calibration's config with another glossary: other prompts than it was fitted on
+    await client.call("PutGlossary", pb.PutGlossaryRequest(name="other-terms", text="circle: hoop\nsquare: tile"))
+    req = pb.PrepassRequest(dataset_image=image, dataset_id=CAL_DATASET, config=prepass_config(),
+                            calibration_id=job.id, glossary_name="other-terms")
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await client.call("Prepass", req)
+    err = parse_rpc_error(exc.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CALIBRATION_VERSION_MISMATCH"), err
+    assert "glossary hash" in err.message
+    assert err.metadata["trained_glossary_hash"] == report.glossary_hash != err.metadata["result_glossary_hash"]
 
 
 async def test_live_guards_fail_fast(cal_stack) -> None:
