@@ -4,7 +4,7 @@ A write that finds no space is RESOURCE_EXHAUSTED / STORE_FULL (a job fails with
 answers it), the transaction leaves nothing behind (no meta row without its entry, no torn row), the
 file passes SQLite's integrity check, and the store works again once there is space. Two ways to run
 out: SQLite's own page limit (SQLITE_FULL, the code SQLite returns for ENOSPC, always available) and a
-real tmpfs of 256 KiB (ENOSPC from the kernel; only where this process may mount, e.g. as root). On
+real 1 MiB tmpfs (ENOSPC from the kernel; only where this process may mount, e.g. as root). On
 PostgreSQL, the server itself raises its disk_full error inside a transaction.
 """
 
@@ -104,19 +104,14 @@ def _tmpfs(tmp_path: Path, size: str):
 
 
 @pytest.fixture
-def tiny_volume(tmp_path):
-    yield from _tmpfs(tmp_path, "256k")
-
-
-@pytest.fixture
 def small_volume(tmp_path):
     # Room for SQLite's write-ahead log to grow (it is checkpointed only every ~4 MiB), the reserve and
     # a few jobs: a job run after the filler is gone must fit.
     yield from _tmpfs(tmp_path, "1m")
 
 
-def test_a_full_tmpfs_under_the_store_is_store_full_with_no_partial_rows(tiny_volume: Path):
-    store = SqliteStore(tiny_volume / "orchestrator.sqlite")
+def test_a_full_tmpfs_under_the_store_is_store_full_with_no_partial_rows(small_volume: Path):
+    store = SqliteStore(small_volume / "orchestrator.sqlite")
     cache = PrepassCache(store)
     job = job_from_pb(pb.Job(id="j1", kind=pb.JOB_KIND_PREPASS, state=pb.JOB_STATE_RUNNING, total=3))
     store.insert_job(job, owner="r1", lease_until=time.time() + 60, units=[["a"], ["b"], ["c"]])
@@ -124,14 +119,13 @@ def test_a_full_tmpfs_under_the_store_is_store_full_with_no_partial_rows(tiny_vo
     exc = _fill_until_full(cache, 8_000)
     assert exc.__cause__ is not None  # the kernel's ENOSPC, seen by SQLite as SQLITE_FULL
     _assert_full_and_clean(store, exc, before)
-    # The job that hit it can still record why it failed (a small update fits in the freed pages),
-    # so it does not sit RUNNING until its lease runs out.
-    failed = store.update_job("j1", {"state": pb.JOB_STATE_FAILED, "error": str(exc), "updated_at": time.time()},
-                              only_active=True)
+    # The job that hit it can still record why it failed (record_end gives back the store's reserve if
+    # the freed pages do not hold the update), so it does not sit RUNNING until its lease runs out.
+    failed = store.record_end("j1", {"state": pb.JOB_STATE_FAILED, "error": str(exc), "updated_at": time.time()})
     assert failed is not None and failed.state == pb.JOB_STATE_FAILED and "STORE_FULL" in failed.error
     store.close()
     # A fresh process (a restart) opens the file and reads every committed row.
-    reopened = SqliteStore(tiny_volume / "orchestrator.sqlite")
+    reopened = SqliteStore(small_volume / "orchestrator.sqlite")
     assert _integrity(reopened) == "ok" and _counts(reopened)[0] == _counts(reopened)[1]
     reopened.close()
 
