@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -14,6 +15,17 @@ if TYPE_CHECKING:  # grpc is imported where a command calls, so the CLI starts f
     import grpc
 
 err_console = Console(stderr=True)
+
+# Width for tables written to a pipe or a log: rich falls back to 80 columns there and elides cells
+# (a metric with its interval would read "0.957 [0.9…"), so a report in CI logs would lose its numbers.
+PIPE_WIDTH = 200
+
+
+def stdout_console() -> Console:
+    """Console for reports on stdout: the terminal's width, or PIPE_WIDTH when not a terminal
+    (COLUMNS, when set, still wins, as rich reads it)."""
+    console = Console()
+    return console if console.is_terminal or "COLUMNS" in os.environ else Console(width=PIPE_WIDTH)
 
 
 def fail_rpc(exc: grpc.RpcError, console: Console, exit_code: int = 1) -> NoReturn:

@@ -167,3 +167,20 @@ async def test_prepass_with_a_calibration_runs_its_prepass_config_and_prints_the
     assert res.exit_code == 0 and "accept" not in res.output and not fake.prepasses[-1].calibration_id
     res = await _cli("prepass", "--dataset", "synth", "--calibration", "job-1", "--address", address)
     assert res.exit_code == 2 and "one IMAGE" in res.output
+
+
+def test_report_in_a_pipe_keeps_every_interval_whole(capsys, monkeypatch) -> None:
+    """Written to a pipe (CI logs, `| tee`), the table is not cut to 80 columns: no interval is elided."""
+    from tator_cli.commands.calibration import print_report
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    report = pb.CalibrationReport()
+    report.CopyFrom(REPORT)
+    for r in report.results:
+        for name, (lo, hi) in {"precision": (0.9251, 0.9999), "recall": (0.9031, 0.9899), "f1": (0.9221, 0.9861)}.items():
+            ci = getattr(r.overall, f"{name}_ci")
+            ci.lower, ci.upper = lo, hi
+    print_report(report)
+    out = capsys.readouterr().out
+    assert out.count("[0.925-1.000]") == 3 and out.count("[0.922-0.986]") == 3, out
+    assert "…" not in out, out

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tator_cli.output import fail_rpc
+from tator_cli.output import fail_rpc, stdout_console
 
 if TYPE_CHECKING:  # the CLI imports the stubs inside each command, so it starts fast
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2
@@ -70,7 +70,7 @@ def print_report(report, out: Console | None = None) -> None:
     from tator_core.enums import source_name
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
 
-    out = out or Console()
+    out = out or stdout_console()
     for warning in report.warnings:
         out.print(f"[bold red]WARNING[/] {warning}")
     sizes = ", ".join(f"{k} {report.split_images[k]}" for k in ("train", "val", "test") if k in report.split_images)

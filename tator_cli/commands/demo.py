@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from tator_cli.commands.orchestrator import print_job_summary, print_result, watch_with_progress
+from tator_cli.output import stdout_console
 
 #: One colour per source; a candidate is drawn in its primary source's colour.
 SOURCE_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -70,13 +71,12 @@ def pick_image(summary_results: list[Any]) -> Any:
 async def run_demo(address: str, dataset: str, out_dir: Path, data_root: Path, *, max_images: int = 0,
                    overlay_candidates: int = 8, config: Any = None) -> dict:
     """Prepass job with a progress bar, its summary, and the overlay of the most telling image."""
-    from rich.console import Console
 
     from tator_core.client import ServiceClient
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2 as pb
     from tator_core.gen.tator.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 
-    console = Console()
+    console = stdout_console()
     client = ServiceClient(address, pb_grpc.OrchestratorServiceStub, timeout_s=600)
     try:
         job = (await client.call("StartPrepassJob", pb.StartPrepassJobRequest(
